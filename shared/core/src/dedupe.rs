@@ -1,0 +1,119 @@
+//! Dedupe keys: one per bank transaction, unique per workspace in `sepay_webhook_events`.
+
+use crate::money::Amount;
+use crate::payload::SepayPayload;
+use sepay_crypto::sha256_hex;
+
+const ID_PREFIX: &str = "sepay:";
+const EVENTLESS_PREFIX: &str = "sepay-noid:";
+const RAW_PREFIX: &str = "raw:";
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DedupeKey(String);
+
+impl DedupeKey {
+    /// `sepay:<id>` when SePay sent an id; otherwise a hash of the fields that identify a bank
+    /// transaction (referenceCode, transferType, amount, accountNumber, transactionDate).
+    pub fn for_payload(payload: &SepayPayload) -> Self {
+        if let Some(id) = payload.sepay_id() {
+            return Self(format!("{ID_PREFIX}{id}"));
+        }
+        let amount = match Amount::from_json(payload.get("transferAmount")) {
+            Ok(a) => a.magnitude().to_string(),
+            Err(_) => payload.get("transferAmount").map(|v| v.to_string()).unwrap_or_default(),
+        };
+        let transfer_type = payload.text("transferType").unwrap_or_default().to_ascii_lowercase();
+        let parts = [
+            payload.text("referenceCode").unwrap_or_default(),
+            transfer_type,
+            amount,
+            payload.text("accountNumber").unwrap_or_default(),
+            payload.text("transactionDate").unwrap_or_default(),
+        ];
+        // \u{1f} (unit separator) cannot be confused with field content
+        Self(format!("{EVENTLESS_PREFIX}{}", sha256_hex(parts.join("\u{1f}").as_bytes())))
+    }
+
+    /// A body that is not a JSON object is identified by its bytes.
+    pub fn for_raw_body(body: &[u8]) -> Self {
+        Self(format!("{RAW_PREFIX}{}", sha256_hex(body)))
+    }
+
+    /// The key for SePay transaction `id`, as reconciliation and webhooks both build it.
+    pub fn for_sepay_id(id: i64) -> Self {
+        Self(format!("{ID_PREFIX}{id}"))
+    }
+
+    /// True for payloads without a SePay id: these get the short duplicate window.
+    pub fn is_eventless(&self) -> bool {
+        self.0.starts_with(EVENTLESS_PREFIX)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::Delivery;
+    use serde_json::json;
+
+    fn payload(v: serde_json::Value) -> SepayPayload {
+        match Delivery::parse(v.to_string().as_bytes()) {
+            Delivery::Object(p) => p,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn base() -> serde_json::Value {
+        json!({"referenceCode": "FT123", "transferType": "in", "transferAmount": 1000,
+               "accountNumber": "0071000888888", "transactionDate": "2024-01-01 10:00:00"})
+    }
+
+    #[test]
+    fn id_keys() {
+        assert_eq!(DedupeKey::for_payload(&payload(json!({"id": 92704}))).as_str(), "sepay:92704");
+        assert_eq!(DedupeKey::for_payload(&payload(json!({"id": "92704"}))).as_str(), "sepay:92704");
+        assert_eq!(DedupeKey::for_sepay_id(92704).as_str(), "sepay:92704");
+        assert!(!DedupeKey::for_sepay_id(1).is_eventless());
+    }
+
+    #[test]
+    fn eventless_keys_are_stable_over_formatting_and_distinct_over_fields() {
+        let k = DedupeKey::for_payload(&payload(base()));
+        assert!(k.is_eventless());
+        // the same transaction written differently keys the same
+        let mut same = base();
+        same["transferAmount"] = json!("1000.00");
+        same["transferType"] = json!("IN");
+        same["content"] = json!("other content is not part of the key");
+        assert_eq!(DedupeKey::for_payload(&payload(same)), k);
+        // each identifying field changes the key
+        for (field, value) in [
+            ("referenceCode", json!("FT124")),
+            ("transferType", json!("out")),
+            ("transferAmount", json!(1001)),
+            ("accountNumber", json!("0071000888889")),
+            ("transactionDate", json!("2024-01-01 10:00:01")),
+        ] {
+            let mut other = base();
+            other[field] = value;
+            assert_ne!(DedupeKey::for_payload(&payload(other)), k, "{field}");
+        }
+        // a non-positive id does not count as an id
+        let mut zero = base();
+        zero["id"] = json!(0);
+        assert_eq!(DedupeKey::for_payload(&payload(zero)), k);
+    }
+
+    #[test]
+    fn raw_keys() {
+        let k = DedupeKey::for_raw_body(b"not json");
+        assert!(k.as_str().starts_with("raw:"));
+        assert_eq!(k, DedupeKey::for_raw_body(b"not json"));
+        assert_ne!(k, DedupeKey::for_raw_body(b"not json!"));
+        assert!(!k.is_eventless());
+    }
+}

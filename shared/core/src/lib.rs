@@ -1,0 +1,17 @@
+//! The pure domain core: everything that decides, nothing that does IO.
+//!
+//! Parse, don't validate: the IO edges turn raw input into these types once, at the boundary,
+//! and everything inside takes the types.
+
+pub mod dedupe;
+pub mod money;
+pub mod payload;
+pub mod retry;
+pub mod status;
+pub mod vn_time;
+
+pub use dedupe::DedupeKey;
+pub use money::{Amount, AmountError, Direction};
+pub use payload::{Delivery, NormalizedTransaction, PayloadError, SepayPayload};
+pub use retry::{RepeatDecision, RetryPolicy};
+pub use status::{EventSource, EventStatus, FailureReason};

@@ -1,0 +1,92 @@
+//! Event statuses, sources and failure reasons, with their stored spellings.
+
+use std::fmt;
+
+macro_rules! stored_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+stored_enum!(
+    /// `sepay_webhook_events.status`
+    EventStatus {
+        Received => "received",
+        Processed => "processed",
+        Failed => "failed",
+        Duplicate => "duplicate",
+    }
+);
+
+stored_enum!(
+    /// `sepay_webhook_events.source`
+    EventSource {
+        Webhook => "webhook",
+        Reconciliation => "reconciliation",
+        Replay => "replay",
+    }
+);
+
+stored_enum!(
+    /// `sepay_webhook_events.failure_reason`: a stable code; the detail goes beside it.
+    FailureReason {
+        InvalidPayload => "invalid_payload",
+        InvalidAmount => "invalid_amount",
+        InvalidTransferType => "invalid_transfer_type",
+        InvalidTransactionDate => "invalid_transaction_date",
+        MissingAccountNumber => "missing_account_number",
+        WalletNotLinked => "wallet_not_linked",
+        ProcessingError => "processing_error",
+    }
+);
+
+impl FailureReason {
+    /// Whether trying the same event again, unchanged, can succeed: a missing link can be
+    /// added and a database error can pass; a malformed payload stays malformed.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Self::WalletNotLinked | Self::ProcessingError)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_spellings_round_trip() {
+        for s in EventStatus::ALL {
+            assert_eq!(EventStatus::parse(s.as_str()), Some(*s));
+        }
+        for s in EventSource::ALL {
+            assert_eq!(EventSource::parse(s.as_str()), Some(*s));
+        }
+        for r in FailureReason::ALL {
+            assert_eq!(FailureReason::parse(r.as_str()), Some(*r));
+        }
+        assert_eq!(EventStatus::parse("PROCESSED"), None);
+    }
+
+    #[test]
+    fn only_fixable_failures_are_retryable() {
+        let retryable: Vec<_> = FailureReason::ALL.iter().filter(|r| r.is_retryable()).collect();
+        assert_eq!(retryable, [&FailureReason::WalletNotLinked, &FailureReason::ProcessingError]);
+    }
+}
