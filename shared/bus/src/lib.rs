@@ -1,1 +1,283 @@
+//! The bus contract on NATS JetStream: stream and subject names, the message envelope,
+//! idempotent publication (`Nats-Msg-Id`), durable pull consumers and W3C `traceparent` headers.
+//!
+//! Messages carry ids, never secrets or payloads: the row in Postgres is the record.
 
+mod trace;
+
+use async_nats::jetstream::{self, consumer, stream};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use uuid::Uuid;
+
+pub use async_nats::jetstream::Message;
+pub use async_nats::jetstream::consumer::PullConsumer;
+pub use trace::{continue_trace, inject_trace};
+
+pub type BusResult<T> = Result<T, BusError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error(
+        "cannot reach NATS at {url} ({reason}); start it, e.g. `start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server`"
+    )]
+    Connect { url: String, reason: String },
+    #[error("JetStream {op} failed: {reason}")]
+    JetStream { op: &'static str, reason: String },
+    #[error("publish of {subject} was not acknowledged: {reason}")]
+    Publish { subject: String, reason: String },
+    #[error("bad message: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+fn js_err(op: &'static str) -> impl FnOnce(&dyn std::fmt::Display) -> BusError {
+    move |e| BusError::JetStream { op, reason: e.to_string() }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct NatsConfig {
+    /// NATS server with JetStream enabled.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// Prefix for every stream, subject and consumer name (isolates tests and tenants on one server).
+    #[arg(long, env = "BUS_PREFIX", default_value = "")]
+    pub bus_prefix: String,
+    /// How long a publish waits for JetStream's acknowledgement.
+    #[arg(long, env = "NATS_PUBLISH_TIMEOUT_MS", default_value_t = 2000)]
+    pub nats_publish_timeout_ms: u64,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            nats_url: "nats://127.0.0.1:4222".into(),
+            bus_prefix: String::new(),
+            nats_publish_timeout_ms: 2000,
+        }
+    }
+}
+
+/// Names of the design's streams, subjects and consumers, under an optional prefix.
+#[derive(Debug, Clone, Default)]
+pub struct BusNames {
+    prefix: String,
+}
+
+impl BusNames {
+    pub fn new(prefix: &str) -> Self {
+        Self { prefix: prefix.to_owned() }
+    }
+    fn stream(&self, name: &str) -> String {
+        if self.prefix.is_empty() { name.to_owned() } else { format!("{}_{name}", self.prefix) }
+    }
+    fn subject(&self, name: &str) -> String {
+        if self.prefix.is_empty() { name.to_owned() } else { format!("{}.{name}", self.prefix) }
+    }
+    pub fn events_stream(&self) -> String {
+        self.stream("SEPAY_EVENTS")
+    }
+    pub fn events_received(&self) -> String {
+        self.subject("sepay.events.received")
+    }
+    pub fn control_stream(&self) -> String {
+        self.stream("SEPAY_CONTROL")
+    }
+    pub fn control_subject(&self, subject: ControlSubject) -> String {
+        self.subject(subject.as_str())
+    }
+    /// A durable consumer name (consumer names may not contain dots).
+    pub fn durable(&self, service: &str) -> String {
+        self.stream(service)
+    }
+}
+
+/// Subjects of the SEPAY_CONTROL stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlSubject {
+    ConnectionConnected,
+    ConnectionDisconnected,
+    SyncRequested,
+    ReconcileRequested,
+    EndpointRotateRequested,
+}
+
+impl ControlSubject {
+    pub const ALL: [ControlSubject; 5] = [
+        Self::ConnectionConnected,
+        Self::ConnectionDisconnected,
+        Self::SyncRequested,
+        Self::ReconcileRequested,
+        Self::EndpointRotateRequested,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConnectionConnected => "sepay.connection.connected",
+            Self::ConnectionDisconnected => "sepay.connection.disconnected",
+            Self::SyncRequested => "sepay.sync.requested",
+            Self::ReconcileRequested => "sepay.reconcile.requested",
+            Self::EndpointRotateRequested => "sepay.endpoint.rotate.requested",
+        }
+    }
+}
+
+/// `sepay.events.received`: an event row is open for processing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventReceived {
+    pub event_id: i64,
+    pub ws_id: Uuid,
+    /// The row's processing attempt; with the id it makes the message id.
+    pub attempt: i32,
+}
+
+impl EventReceived {
+    /// Publishing the same attempt twice (ingress and relay racing) is dropped by JetStream.
+    pub fn message_id(&self) -> String {
+        format!("sepay-event-{}-{}", self.event_id, self.attempt)
+    }
+}
+
+/// Settings of a durable pull consumer.
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    pub ack_wait: Duration,
+    pub max_deliver: i64,
+    pub max_ack_pending: i64,
+    /// Redelivery delays after an ack timeout; must be shorter than `max_deliver`.
+    pub backoff: Vec<Duration>,
+}
+
+#[derive(Clone)]
+pub struct Bus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    names: BusNames,
+    publish_timeout: Duration,
+}
+
+impl Bus {
+    pub async fn connect(config: &NatsConfig) -> BusResult<Self> {
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(3))
+            // keep reconnecting forever: the relay covers what is missed meanwhile
+            .max_reconnects(None)
+            .connect(&config.nats_url)
+            .await
+            .map_err(|e| BusError::Connect { url: config.nats_url.clone(), reason: e.to_string() })?;
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(Duration::from_millis(config.nats_publish_timeout_ms));
+        Ok(Self {
+            client,
+            js,
+            names: BusNames::new(&config.bus_prefix),
+            publish_timeout: Duration::from_millis(config.nats_publish_timeout_ms),
+        })
+    }
+
+    pub fn names(&self) -> &BusNames {
+        &self.names
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Creates SEPAY_EVENTS if missing (limits retention: consumers never race for messages).
+    pub async fn ensure_events_stream(&self) -> BusResult<stream::Stream> {
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: self.names.events_stream(),
+                subjects: vec![self.names.events_received()],
+                retention: stream::RetentionPolicy::Limits,
+                storage: stream::StorageType::File,
+                max_age: Duration::from_secs(7 * 24 * 3600),
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| js_err("create stream")(&e))
+    }
+
+    /// Creates SEPAY_CONTROL if missing.
+    pub async fn ensure_control_stream(&self) -> BusResult<stream::Stream> {
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: self.names.control_stream(),
+                subjects: ControlSubject::ALL.iter().map(|s| self.names.control_subject(*s)).collect(),
+                retention: stream::RetentionPolicy::Limits,
+                storage: stream::StorageType::File,
+                max_age: Duration::from_secs(7 * 24 * 3600),
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| js_err("create stream")(&e))
+    }
+
+    /// Publishes an event for processing and waits for JetStream's ack. Returns whether
+    /// JetStream saw it as a duplicate of an earlier publication.
+    pub async fn publish_event_received(&self, event: &EventReceived) -> BusResult<bool> {
+        let subject = self.names.events_received();
+        self.publish(subject, &event.message_id(), serde_json::to_vec(event)?).await
+    }
+
+    /// Publishes a control message (JSON) with the given message id.
+    pub async fn publish_control<T: Serialize>(&self, subject: ControlSubject, msg_id: &str, body: &T) -> BusResult<bool> {
+        let subject = self.names.control_subject(subject);
+        self.publish(subject, msg_id, serde_json::to_vec(body)?).await
+    }
+
+    async fn publish(&self, subject: String, msg_id: &str, body: Vec<u8>) -> BusResult<bool> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
+        inject_trace(&mut headers);
+        let failed = |reason: String| BusError::Publish { subject: subject.clone(), reason };
+        let ack = tokio::time::timeout(self.publish_timeout, async {
+            self.js
+                .publish_with_headers(subject.clone(), headers, body.into())
+                .await
+                .map_err(|e| failed(e.to_string()))?
+                .await
+                .map_err(|e| failed(e.to_string()))
+        })
+        .await
+        .map_err(|_| failed("timed out".into()))??;
+        Ok(ack.duplicate)
+    }
+
+    /// The durable pull consumer of `service` on SEPAY_EVENTS, created if missing.
+    pub async fn events_consumer(&self, service: &str, settings: &ConsumerSettings) -> BusResult<PullConsumer> {
+        let stream = self.ensure_events_stream().await?;
+        let durable = self.names.durable(service);
+        stream
+            .get_or_create_consumer(
+                &durable,
+                consumer::pull::Config {
+                    durable_name: Some(durable.clone()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: settings.ack_wait,
+                    max_deliver: settings.max_deliver,
+                    max_ack_pending: settings.max_ack_pending,
+                    backoff: settings.backoff.clone(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| js_err("create consumer")(&e))
+    }
+
+    /// Messages pending for a durable consumer (not yet delivered plus delivered and unacked).
+    pub async fn consumer_lag(&self, service: &str) -> BusResult<u64> {
+        let mut stream = self
+            .js
+            .get_stream(self.names.events_stream())
+            .await
+            .map_err(|e| js_err("get stream")(&e))?;
+        let _ = stream.info().await;
+        let mut consumer: PullConsumer = stream
+            .get_consumer(&self.names.durable(service))
+            .await
+            .map_err(|e| js_err("get consumer")(&e))?;
+        let info = consumer.info().await.map_err(|e| js_err("consumer info")(&e))?;
+        Ok(info.num_pending + info.num_ack_pending as u64)
+    }
+}

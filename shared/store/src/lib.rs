@@ -1,1 +1,13 @@
+//! Postgres access: the only crate with SQL. Every function takes a pool (or a transaction) and
+//! returns typed rows; the decisions it applies come from `sepay-core`.
 
+mod connect;
+mod error;
+pub mod endpoints;
+pub mod events;
+pub mod ledger;
+pub mod workspaces;
+
+pub use connect::{DbConfig, connect, migrate};
+pub use error::{StoreError, StoreResult};
+pub use sqlx::PgPool;

@@ -1,1 +1,87 @@
+//! Logs and traces for every service: JSON (or text) logs on stderr through `tracing`, and
+//! OpenTelemetry spans, exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+//!
+//! Spans always get real trace ids (an SDK provider is installed even without an exporter), so
+//! the W3C `traceparent` the bus puts into NATS headers ties ingress and processor together.
 
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Keeps the tracer provider alive; dropping it flushes pending spans.
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            let _ = provider.shutdown();
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+impl LogFormat {
+    /// `LOG_FORMAT=json|text`, else the given default.
+    pub fn from_env_or(default: LogFormat) -> Self {
+        match std::env::var("LOG_FORMAT").ok().as_deref() {
+            Some("json") => Self::Json,
+            Some("text") => Self::Text,
+            _ => default,
+        }
+    }
+}
+
+/// Installs logging and tracing for the process. Safe to call more than once (tests, `sepayctl
+/// up`): later calls leave the first subscriber in place.
+pub fn init(service_name: &str, format: LogFormat) -> TelemetryGuard {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let service_name = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| service_name.to_owned());
+    let mut builder = SdkTracerProvider::builder()
+        .with_resource(Resource::builder().with_service_name(service_name.clone()).build());
+    let mut export_error = None;
+    if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
+        // the exporter reads OTEL_EXPORTER_OTLP_* itself (endpoint, headers, timeout)
+        match opentelemetry_otlp::SpanExporter::builder().with_http().build() {
+            Ok(exporter) => builder = builder.with_batch_exporter(exporter),
+            Err(err) => export_error = Some(err.to_string()),
+        }
+    }
+    let provider = builder.build();
+    let tracer = provider.tracer("sepay");
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().compact().with_writer(std::io::stderr).boxed(),
+    };
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .try_init()
+        .is_ok();
+    if let Some(err) = export_error {
+        tracing::warn!(error = %err, "OTLP exporter not started; traces stay local");
+    }
+    if installed {
+        opentelemetry::global::set_tracer_provider(provider.clone());
+        TelemetryGuard { provider: Some(provider) }
+    } else {
+        TelemetryGuard { provider: None }
+    }
+}

@@ -1,0 +1,93 @@
+use crate::error::{StoreError, StoreResult};
+use sqlx::migrate::MigrateDatabase;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DbConfig {
+    /// Postgres URL; the database is created if missing.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/sepay")]
+    pub database_url: String,
+    /// Connections in the pool.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 10)]
+    pub db_max_connections: u32,
+    /// How long a request waits for a connection before the service answers 503.
+    #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = 2000)]
+    pub db_acquire_timeout_ms: u64,
+}
+
+impl Default for DbConfig {
+    fn default() -> Self {
+        Self {
+            database_url: "postgres://postgres@127.0.0.1:5432/sepay".into(),
+            db_max_connections: 10,
+            db_acquire_timeout_ms: 2000,
+        }
+    }
+}
+
+impl DbConfig {
+    /// The URL without its password, for messages.
+    pub fn redacted_url(&self) -> String {
+        match PgConnectOptions::from_str(&self.database_url) {
+            Ok(o) => format!(
+                "postgres://{}@{}:{}/{}",
+                o.get_username(),
+                o.get_host(),
+                o.get_port(),
+                o.get_database().unwrap_or("")
+            ),
+            Err(_) => "<unparseable DATABASE_URL>".into(),
+        }
+    }
+
+    /// A pool that does not connect until first used (requests then get 503 while Postgres is down).
+    pub fn lazy_pool(&self) -> StoreResult<PgPool> {
+        let options = PgConnectOptions::from_str(&self.database_url).map_err(StoreError::Db)?;
+        Ok(self.pool_options().connect_lazy_with(options))
+    }
+
+    fn pool_options(&self) -> PgPoolOptions {
+        PgPoolOptions::new()
+            .max_connections(self.db_max_connections)
+            .acquire_timeout(Duration::from_millis(self.db_acquire_timeout_ms))
+    }
+}
+
+/// Creates the database if missing, connects and applies the migrations (idempotent; sqlx
+/// serialises concurrent migrators with an advisory lock).
+pub async fn connect(config: &DbConfig) -> StoreResult<PgPool> {
+    let unreachable = |err: sqlx::Error| {
+        StoreError::Unavailable(sqlx::Error::Configuration(
+            format!(
+                "cannot reach Postgres at {} ({err}); start it, e.g. `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`",
+                config.redacted_url()
+            )
+            .into(),
+        ))
+    };
+    if !Postgres::database_exists(&config.database_url).await.map_err(unreachable)? {
+        Postgres::create_database(&config.database_url)
+            .await
+            .or_else(|err| match &err {
+                // another service created it first
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("42P04") => Ok(()),
+                _ => Err(err),
+            })
+            .map_err(unreachable)?;
+    }
+    let pool = config.pool_options().connect(&config.database_url).await.map_err(unreachable)?;
+    migrate(&pool).await?;
+    Ok(pool)
+}
+
+pub async fn migrate(pool: &PgPool) -> StoreResult<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .map_err(|e| StoreError::Db(sqlx::Error::Migrate(Box::new(e))))
+}

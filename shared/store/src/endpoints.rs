@@ -1,0 +1,167 @@
+//! Webhook endpoints: hashed URL tokens and API keys, never the secrets themselves.
+
+use crate::error::{StoreError, StoreResult};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{AssertSqlSafe, PgPool};
+use uuid::Uuid;
+
+/// What the ingress needs to authenticate a delivery.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EndpointAuth {
+    pub id: Uuid,
+    pub ws_id: Uuid,
+    pub api_key_hash: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Endpoint {
+    pub id: Uuid,
+    pub ws_id: Uuid,
+    pub wallet_id: Option<Uuid>,
+    pub label: String,
+    pub token_prefix: String,
+    pub sepay_webhook_id: Option<i64>,
+    pub bank_account_id: Option<String>,
+    pub status: String,
+    pub grace_until: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+const ENDPOINT_COLUMNS: &str = "id, ws_id, wallet_id, label, token_prefix, sepay_webhook_id, bank_account_id, \
+     status, grace_until, last_used_at, created_at";
+
+/// Hashes of a new token and key; the caller shows the secrets once and drops them.
+pub struct NewEndpoint<'a> {
+    pub ws_id: Uuid,
+    pub wallet_id: Option<Uuid>,
+    pub label: &'a str,
+    pub token_hash: &'a [u8],
+    pub token_prefix: &'a str,
+    pub api_key_hash: &'a [u8],
+    pub sepay_webhook_id: Option<i64>,
+    pub bank_account_id: Option<&'a str>,
+}
+
+/// The endpoint a URL token opens: active, or rotating and still inside its grace period.
+pub async fn find_by_token_hash(pool: &PgPool, token_hash: &[u8]) -> StoreResult<Option<EndpointAuth>> {
+    Ok(sqlx::query_as(
+        "select id, ws_id, api_key_hash from sepay_webhook_endpoints
+         where token_hash = $1
+           and (status = 'active' or (status = 'rotating' and grace_until > now()))",
+    )
+    .bind(token_hash)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub async fn create(pool: &PgPool, new: &NewEndpoint<'_>) -> StoreResult<Endpoint> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
+        "insert into sepay_webhook_endpoints
+           (ws_id, wallet_id, label, token_hash, token_prefix, api_key_hash, sepay_webhook_id, bank_account_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)
+         returning {ENDPOINT_COLUMNS}"
+    )))
+    .bind(new.ws_id)
+    .bind(new.wallet_id)
+    .bind(new.label)
+    .bind(new.token_hash)
+    .bind(new.token_prefix)
+    .bind(new.api_key_hash)
+    .bind(new.sepay_webhook_id)
+    .bind(new.bank_account_id)
+    .fetch_one(pool)
+    .await?)
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> StoreResult<Endpoint> {
+    sqlx::query_as(AssertSqlSafe(format!("select {ENDPOINT_COLUMNS} from sepay_webhook_endpoints where id = $1")))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound("endpoint"))
+}
+
+pub async fn list(pool: &PgPool, ws_id: Option<Uuid>) -> StoreResult<Vec<Endpoint>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
+        "select {ENDPOINT_COLUMNS} from sepay_webhook_endpoints
+         where $1::uuid is null or ws_id = $1 order by created_at"
+    )))
+    .bind(ws_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub async fn revoke(pool: &PgPool, id: Uuid) -> StoreResult<Endpoint> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        "update sepay_webhook_endpoints set status = 'revoked', grace_until = null, updated_at = now()
+         where id = $1 returning {ENDPOINT_COLUMNS}"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(StoreError::NotFound("endpoint"))
+}
+
+/// Replaces an endpoint's secrets without a delivery gap: a new endpoint takes over its wallet,
+/// SePay webhook and bank account; the old one keeps working until `grace_until`.
+pub async fn rotate(
+    pool: &PgPool,
+    old_id: Uuid,
+    grace: std::time::Duration,
+    token_hash: &[u8],
+    token_prefix: &str,
+    api_key_hash: &[u8],
+) -> StoreResult<Endpoint> {
+    let mut tx = pool.begin().await?;
+    let old: Endpoint = sqlx::query_as(AssertSqlSafe(format!(
+        "update sepay_webhook_endpoints
+            set status = 'rotating', grace_until = now() + make_interval(secs => $2), updated_at = now()
+          where id = $1 and status = 'active'
+          returning {ENDPOINT_COLUMNS}"
+    )))
+    .bind(old_id)
+    .bind(grace.as_secs_f64())
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(StoreError::NotFound("active endpoint"))?;
+    let new: Endpoint = sqlx::query_as(AssertSqlSafe(format!(
+        "insert into sepay_webhook_endpoints
+           (ws_id, wallet_id, label, token_hash, token_prefix, api_key_hash, sepay_webhook_id, bank_account_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)
+         returning {ENDPOINT_COLUMNS}"
+    )))
+    .bind(old.ws_id)
+    .bind(old.wallet_id)
+    .bind(&old.label)
+    .bind(token_hash)
+    .bind(token_prefix)
+    .bind(api_key_hash)
+    .bind(old.sepay_webhook_id)
+    .bind(&old.bank_account_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(new)
+}
+
+/// Ends the grace period of rotated endpoints whose time is up.
+pub async fn expire_rotations(pool: &PgPool) -> StoreResult<u64> {
+    Ok(sqlx::query(
+        "update sepay_webhook_endpoints set status = 'revoked', updated_at = now()
+         where status = 'rotating' and grace_until <= now()",
+    )
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+pub async fn wallet_of(pool: &PgPool, endpoint_id: Uuid) -> StoreResult<Option<Uuid>> {
+    let row: Option<(Option<Uuid>,)> =
+        sqlx::query_as("select wallet_id from sepay_webhook_endpoints where id = $1")
+            .bind(endpoint_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.and_then(|(w,)| w))
+}

@@ -1,0 +1,329 @@
+//! `sepay_webhook_events`: the record of every delivery and its processing state.
+
+use crate::error::{StoreError, StoreResult};
+use chrono::{DateTime, Utc};
+use sepay_core::retry::{ExistingEvent, RepeatDecision, RetryPolicy};
+use sepay_core::{DedupeKey, EventSource, EventStatus, FailureReason};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{AssertSqlSafe, PgPool};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// What one event's publication carries: enough for the processor to find the row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct EventRef {
+    pub id: i64,
+    pub ws_id: Uuid,
+    /// The processing attempt this publication belongs to (part of the bus message id).
+    pub attempts: i32,
+}
+
+/// A delivery to record. `payload` for JSON objects; `raw_body` for anything else.
+pub struct NewEvent<'a> {
+    pub ws_id: Uuid,
+    pub endpoint_id: Option<Uuid>,
+    pub source: EventSource,
+    pub sepay_transaction_id: Option<i64>,
+    pub dedupe_key: &'a DedupeKey,
+    pub body: EventBody<'a>,
+}
+
+pub enum EventBody<'a> {
+    Json(&'a Value),
+    /// Not a JSON object: stored verbatim and failed at once as `invalid_payload`.
+    Invalid(&'a str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// A new event, open for processing: publish it.
+    New(EventRef),
+    /// A repeat that reopened the event: publish it again.
+    Reopened(EventRef),
+    /// A repeat of an event being processed now.
+    InFlight(EventRef),
+    /// A repeat of an event already booked (or a known duplicate).
+    Duplicate(EventRef),
+    /// A body that is not a JSON object, stored (once) as failed.
+    Invalid(EventRef),
+}
+
+impl Recorded {
+    pub fn event(&self) -> EventRef {
+        match *self {
+            Self::New(e) | Self::Reopened(e) | Self::InFlight(e) | Self::Duplicate(e) | Self::Invalid(e) => e,
+        }
+    }
+    /// Whether the event must now be published for processing.
+    pub fn needs_publish(&self) -> bool {
+        matches!(self, Self::New(_) | Self::Reopened(_))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ExistingRow {
+    id: i64,
+    ws_id: Uuid,
+    attempts: i32,
+    status: String,
+    opened_age_secs: f64,
+    since_last_delivery_secs: f64,
+    has_transaction: bool,
+    is_raw: bool,
+}
+
+/// Records a delivery exactly once per (workspace, dedupe key) and applies the repeat rules of
+/// `RetryPolicy` to a delivery that collides with an existing row, in one transaction.
+pub async fn record_delivery(pool: &PgPool, new: &NewEvent<'_>, policy: &RetryPolicy) -> StoreResult<Recorded> {
+    let (payload, raw_body, status, reason) = match new.body {
+        EventBody::Json(v) => (Some(v), None, EventStatus::Received, None),
+        EventBody::Invalid(raw) => (
+            None,
+            Some(raw),
+            EventStatus::Failed,
+            Some(FailureReason::InvalidPayload.as_str()),
+        ),
+    };
+    let mut tx = pool.begin().await?;
+    if let Some(endpoint_id) = new.endpoint_id {
+        // last-use is informational: write it at most once a minute per endpoint
+        sqlx::query(
+            "update sepay_webhook_endpoints set last_used_at = now()
+             where id = $1 and (last_used_at is null or last_used_at < now() - interval '1 minute')",
+        )
+        .bind(endpoint_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let inserted: Option<EventRef> = sqlx::query_as(
+        "insert into sepay_webhook_events
+           (ws_id, endpoint_id, source, sepay_transaction_id, dedupe_key, payload, raw_body, status,
+            failure_reason, failure_detail)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+                 case when $9::text is null then null else 'the body is not a JSON object' end)
+         on conflict (ws_id, dedupe_key) do nothing
+         returning id, ws_id, attempts",
+    )
+    .bind(new.ws_id)
+    .bind(new.endpoint_id)
+    .bind(new.source.as_str())
+    .bind(new.sepay_transaction_id)
+    .bind(new.dedupe_key.as_str())
+    .bind(payload)
+    .bind(raw_body)
+    .bind(status.as_str())
+    .bind(reason)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(event) = inserted {
+        tx.commit().await?;
+        return Ok(match new.body {
+            EventBody::Json(_) => Recorded::New(event),
+            EventBody::Invalid(_) => Recorded::Invalid(event),
+        });
+    }
+
+    // A repeat: lock the canonical row and decide.
+    let row: ExistingRow = sqlx::query_as(
+        "select id, ws_id, attempts, status,
+                extract(epoch from now() - opened_at)::float8 as opened_age_secs,
+                extract(epoch from now() - last_received_at)::float8 as since_last_delivery_secs,
+                created_transaction_id is not null as has_transaction,
+                payload is null as is_raw
+           from sepay_webhook_events where ws_id = $1 and dedupe_key = $2 for update",
+    )
+    .bind(new.ws_id)
+    .bind(new.dedupe_key.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    let mut event = EventRef { id: row.id, ws_id: row.ws_id, attempts: row.attempts };
+    let decision = if row.is_raw {
+        None
+    } else {
+        let status = EventStatus::parse(&row.status)
+            .ok_or(StoreError::Rejected { message: format!("unknown event status {}", row.status) })?;
+        Some(policy.decide_repeat(&ExistingEvent {
+            status,
+            opened_age: secs(row.opened_age_secs),
+            since_last_delivery: secs(row.since_last_delivery_secs),
+            has_transaction: row.has_transaction,
+            eventless: new.dedupe_key.is_eventless(),
+        }))
+    };
+    if decision == Some(RepeatDecision::Reopen) {
+        event.attempts = sqlx::query_scalar(
+            "update sepay_webhook_events
+                set status = 'received', attempts = attempts + 1, delivery_count = delivery_count + 1,
+                    last_received_at = now(), opened_at = now(), published_at = null,
+                    failure_reason = null, failure_detail = null
+              where id = $1 returning attempts",
+        )
+        .bind(row.id)
+        .fetch_one(&mut *tx)
+        .await?;
+    } else {
+        sqlx::query(
+            "update sepay_webhook_events
+                set delivery_count = delivery_count + 1, last_received_at = now() where id = $1",
+        )
+        .bind(row.id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(match decision {
+        None => Recorded::Invalid(event),
+        Some(RepeatDecision::Reopen) => Recorded::Reopened(event),
+        Some(RepeatDecision::InFlight) => Recorded::InFlight(event),
+        Some(RepeatDecision::Duplicate) => Recorded::Duplicate(event),
+    })
+}
+
+fn secs(value: f64) -> Duration {
+    Duration::try_from_secs_f64(value.max(0.0)).unwrap_or(Duration::MAX)
+}
+
+/// Notes that the publication of attempt `attempts` reached the bus.
+pub async fn mark_published(pool: &PgPool, event: &EventRef) -> StoreResult<()> {
+    sqlx::query(
+        "update sepay_webhook_events set published_at = now()
+         where id = $1 and attempts = $2 and published_at is null",
+    )
+    .bind(event.id)
+    .bind(event.attempts)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Reopens `received` rows that have sat unbooked past the stale TTL (a worker died, a message
+/// was lost): they get a new attempt and become unpublished, so the relay drives them again.
+pub async fn reopen_stale(pool: &PgPool, stale_after: Duration, limit: i64) -> StoreResult<u64> {
+    Ok(sqlx::query(
+        "update sepay_webhook_events set attempts = attempts + 1, opened_at = now(), published_at = null
+          where id in (select id from sepay_webhook_events
+                        where status = 'received' and created_transaction_id is null
+                          and opened_at < now() - make_interval(secs => $1)
+                        order by opened_at limit $2
+                        for update skip locked)",
+    )
+    .bind(stale_after.as_secs_f64())
+    .bind(limit)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// `received` rows never published (a publish failed, or the process died before it), older
+/// than `min_age` so the ingress's own publish is not raced.
+pub async fn unpublished(pool: &PgPool, min_age: Duration, limit: i64) -> StoreResult<Vec<EventRef>> {
+    Ok(sqlx::query_as(
+        "select id, ws_id, attempts from sepay_webhook_events
+          where status = 'received' and published_at is null
+            and opened_at < now() - make_interval(secs => $1)
+          order by opened_at limit $2",
+    )
+    .bind(min_age.as_secs_f64())
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Rows waiting for the relay: never published, or received and not yet booked.
+pub async fn relay_backlog(pool: &PgPool) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "select count(*) from sepay_webhook_events where status = 'received' and published_at is null",
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
+/// One event as the processor and the CLI see it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Event {
+    pub id: i64,
+    pub ws_id: Uuid,
+    pub endpoint_id: Option<Uuid>,
+    pub source: String,
+    pub sepay_transaction_id: Option<i64>,
+    pub dedupe_key: String,
+    pub payload: Option<Value>,
+    pub raw_body: Option<String>,
+    pub status: String,
+    pub failure_reason: Option<String>,
+    pub failure_detail: Option<String>,
+    pub attempts: i32,
+    pub delivery_count: i32,
+    pub received_at: DateTime<Utc>,
+    pub last_received_at: DateTime<Utc>,
+    pub published_at: Option<DateTime<Utc>>,
+    pub processed_at: Option<DateTime<Utc>>,
+    pub wallet_id: Option<Uuid>,
+    pub created_transaction_id: Option<Uuid>,
+}
+
+const EVENT_COLUMNS: &str = "id, ws_id, endpoint_id, source, sepay_transaction_id, dedupe_key, payload, raw_body, \
+     status, failure_reason, failure_detail, attempts, delivery_count, received_at, last_received_at, \
+     published_at, processed_at, wallet_id, created_transaction_id";
+
+pub async fn get(pool: &PgPool, id: i64) -> StoreResult<Event> {
+    sqlx::query_as(AssertSqlSafe(format!("select {EVENT_COLUMNS} from sepay_webhook_events where id = $1")))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound("event"))
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct EventFilter {
+    pub ws_id: Option<Uuid>,
+    pub status: Option<EventStatus>,
+    pub limit: i64,
+}
+
+/// Newest first.
+pub async fn list(pool: &PgPool, filter: &EventFilter) -> StoreResult<Vec<Event>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
+        "select {EVENT_COLUMNS} from sepay_webhook_events
+          where ($1::uuid is null or ws_id = $1) and ($2::text is null or status = $2)
+          order by id desc limit $3"
+    )))
+    .bind(filter.ws_id)
+    .bind(filter.status.map(|s| s.as_str()))
+    .bind(filter.limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Marks an open event failed; a row already booked is left alone.
+pub async fn mark_failed(pool: &PgPool, id: i64, reason: FailureReason, detail: &str) -> StoreResult<()> {
+    sqlx::query(
+        "update sepay_webhook_events set status = 'failed', failure_reason = $2, failure_detail = $3
+          where id = $1 and status in ('received', 'failed')",
+    )
+    .bind(id)
+    .bind(reason.as_str())
+    .bind(detail)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Reopens `failed` events with a JSON payload for another processing attempt. `ids` empty means
+/// every failed event of `ws_id` (or of every workspace).
+pub async fn reopen_failed(pool: &PgPool, ws_id: Option<Uuid>, ids: &[i64]) -> StoreResult<Vec<EventRef>> {
+    Ok(sqlx::query_as(
+        "update sepay_webhook_events
+            set status = 'received', attempts = attempts + 1, opened_at = now(), published_at = null,
+                failure_reason = null, failure_detail = null
+          where status = 'failed' and payload is not null
+            and ($1::uuid is null or ws_id = $1)
+            and (cardinality($2::bigint[]) = 0 or id = any($2))
+          returning id, ws_id, attempts",
+    )
+    .bind(ws_id)
+    .bind(ids)
+    .fetch_all(pool)
+    .await?)
+}

@@ -1,0 +1,149 @@
+//! Booking: the one transaction that turns an event into a `wallet_transactions` row.
+
+use crate::error::StoreResult;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// The category to book under: chosen by a classifier, or the workspace's fallback.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CategoryChoice {
+    Existing(Uuid),
+    /// Created on first use through `ensure_fallback_category`.
+    Fallback { name: String, is_expense: bool },
+}
+
+pub struct Booking<'a> {
+    pub event_id: i64,
+    pub ws_id: Uuid,
+    pub wallet_id: Uuid,
+    pub amount: Decimal,
+    pub description: &'a str,
+    pub taken_at: DateTime<Utc>,
+    pub source: &'a str,
+    pub external_ref: &'a str,
+    pub category: &'a CategoryChoice,
+    pub classified_by: &'a str,
+    pub confidence: Option<f32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Booked {
+    /// A new wallet transaction.
+    Created(Uuid),
+    /// The event was already processed (a redelivery): nothing written.
+    AlreadyProcessed,
+    /// Another event had booked the same bank transaction: this one is marked `duplicate`.
+    DuplicateOf(Uuid),
+}
+
+/// Locks the event, inserts the transaction and marks the event processed, all or nothing.
+pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
+    let mut tx = pool.begin().await?;
+    let status: Option<String> =
+        sqlx::query_scalar("select status from sepay_webhook_events where id = $1 for update")
+            .bind(b.event_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if matches!(status.as_deref(), None | Some("processed" | "duplicate")) {
+        return Ok(Booked::AlreadyProcessed);
+    }
+    let category_id: Uuid = match b.category {
+        CategoryChoice::Existing(id) => *id,
+        CategoryChoice::Fallback { name, is_expense } => {
+            sqlx::query_scalar("select ensure_fallback_category($1, $2, $3)")
+                .bind(b.ws_id)
+                .bind(name)
+                .bind(is_expense)
+                .fetch_one(&mut *tx)
+                .await?
+        }
+    };
+    let created: Option<Uuid> = sqlx::query_scalar(
+        "insert into wallet_transactions
+           (ws_id, wallet_id, amount, description, category_id, taken_at, source, external_ref,
+            classified_by, classification_confidence)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         on conflict (ws_id, external_ref) do nothing
+         returning id",
+    )
+    .bind(b.ws_id)
+    .bind(b.wallet_id)
+    .bind(b.amount)
+    .bind(b.description)
+    .bind(category_id)
+    .bind(b.taken_at)
+    .bind(b.source)
+    .bind(b.external_ref)
+    .bind(b.classified_by)
+    .bind(b.confidence)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (outcome, status, tx_id) = match created {
+        Some(id) => (Booked::Created(id), "processed", id),
+        None => {
+            let existing: Uuid = sqlx::query_scalar(
+                "select id from wallet_transactions where ws_id = $1 and external_ref = $2",
+            )
+            .bind(b.ws_id)
+            .bind(b.external_ref)
+            .fetch_one(&mut *tx)
+            .await?;
+            (Booked::DuplicateOf(existing), "duplicate", existing)
+        }
+    };
+    sqlx::query(
+        "update sepay_webhook_events
+            set status = $2, created_transaction_id = $3, wallet_id = $4, processed_at = now(),
+                failure_reason = null, failure_detail = null
+          where id = $1",
+    )
+    .bind(b.event_id)
+    .bind(status)
+    .bind(tx_id)
+    .bind(b.wallet_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+pub async fn ensure_fallback_category(pool: &PgPool, ws_id: Uuid, name: &str, is_expense: bool) -> StoreResult<Uuid> {
+    Ok(sqlx::query_scalar("select ensure_fallback_category($1, $2, $3)")
+        .bind(ws_id)
+        .bind(name)
+        .bind(is_expense)
+        .fetch_one(pool)
+        .await?)
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct WalletTransaction {
+    pub id: Uuid,
+    pub ws_id: Uuid,
+    pub wallet_id: Uuid,
+    pub amount: Decimal,
+    pub description: String,
+    pub category_id: Option<Uuid>,
+    pub category_name: Option<String>,
+    pub taken_at: DateTime<Utc>,
+    pub source: String,
+    pub external_ref: String,
+    pub classified_by: Option<String>,
+}
+
+/// Newest first.
+pub async fn list_transactions(pool: &PgPool, ws_id: Uuid, limit: i64) -> StoreResult<Vec<WalletTransaction>> {
+    Ok(sqlx::query_as(
+        "select t.id, t.ws_id, t.wallet_id, t.amount, t.description, t.category_id, c.name as category_name,
+                t.taken_at, t.source, t.external_ref, t.classified_by
+           from wallet_transactions t left join transaction_categories c on c.id = t.category_id
+          where t.ws_id = $1 order by t.created_at desc limit $2",
+    )
+    .bind(ws_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}

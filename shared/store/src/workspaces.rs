@@ -1,0 +1,106 @@
+//! Workspaces, wallets and the account → wallet links.
+
+use crate::error::{StoreError, StoreResult};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Workspace {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Wallet {
+    pub id: Uuid,
+    pub ws_id: Uuid,
+    pub name: String,
+    pub currency: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct WalletLink {
+    pub id: Uuid,
+    pub ws_id: Uuid,
+    pub wallet_id: Option<Uuid>,
+    pub account_number: String,
+    pub sub_account: Option<String>,
+    pub active: bool,
+}
+
+pub async fn create_workspace(pool: &PgPool, name: &str) -> StoreResult<Workspace> {
+    Ok(sqlx::query_as("insert into workspaces (name) values ($1) returning id, name, created_at")
+        .bind(name)
+        .fetch_one(pool)
+        .await?)
+}
+
+pub async fn create_wallet(pool: &PgPool, ws_id: Uuid, name: &str, currency: &str) -> StoreResult<Wallet> {
+    Ok(sqlx::query_as(
+        "insert into wallets (ws_id, name, currency) values ($1, $2, $3)
+         returning id, ws_id, name, currency, created_at",
+    )
+    .bind(ws_id)
+    .bind(name)
+    .bind(currency)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Maps an account number (+ sub account) to a wallet; re-linking moves the mapping.
+pub async fn link_account(
+    pool: &PgPool,
+    ws_id: Uuid,
+    account_number: &str,
+    sub_account: Option<&str>,
+    wallet_id: Uuid,
+) -> StoreResult<WalletLink> {
+    Ok(sqlx::query_as(
+        "insert into sepay_wallet_links (ws_id, account_number, sub_account, wallet_id)
+         values ($1, $2, $3, $4)
+         on conflict (ws_id, account_number, (coalesce(sub_account, '')))
+         do update set wallet_id = excluded.wallet_id, active = true, updated_at = now()
+         returning id, ws_id, wallet_id, account_number, sub_account, active",
+    )
+    .bind(ws_id)
+    .bind(account_number)
+    .bind(sub_account)
+    .bind(wallet_id)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// The wallet a transaction on (account, sub account) books into: the exact link first, else
+/// the account's own link (a virtual sub account books into its main account's wallet).
+pub async fn linked_wallet(
+    pool: &PgPool,
+    ws_id: Uuid,
+    account_number: &str,
+    sub_account: Option<&str>,
+) -> StoreResult<Option<Uuid>> {
+    let wallet: Option<(Option<Uuid>,)> = sqlx::query_as(
+        "select wallet_id from sepay_wallet_links
+         where ws_id = $1 and account_number = $2 and active and wallet_id is not null
+           and (sub_account is null or sub_account = $3)
+         order by (sub_account is not distinct from $3) desc
+         limit 1",
+    )
+    .bind(ws_id)
+    .bind(account_number)
+    .bind(sub_account)
+    .fetch_optional(pool)
+    .await?;
+    Ok(wallet.and_then(|(w,)| w))
+}
+
+pub async fn get_workspace(pool: &PgPool, ws_id: Uuid) -> StoreResult<Workspace> {
+    sqlx::query_as("select id, name, created_at from workspaces where id = $1")
+        .bind(ws_id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound("workspace"))
+}
