@@ -1,1 +1,110 @@
+//! `sepay-processor`: a durable JetStream pull consumer that books each event exactly once.
+//!
+//! Per message: load the event, normalize, resolve the wallet, classify (bounded in time, outside
+//! any transaction), then in ONE transaction lock the event, insert the wallet transaction and
+//! mark the event processed; ack after the commit. Redeliveries of processed events are acked
+//! without effect; failures mark the row `failed` with a reason and are retried with backoff.
 
+pub mod classify;
+mod health;
+mod worker;
+
+use sepay_bus::{Bus, ConsumerSettings};
+use sepay_store::PgPool;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub use classify::{Classification, Classifier, FallbackOnly};
+
+/// The durable consumer's name on SEPAY_EVENTS.
+pub const CONSUMER: &str = "sepay-processor";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProcessorConfig {
+    /// Address of /healthz and /readyz.
+    #[arg(long, env = "PROCESSOR_ADDR", default_value = "127.0.0.1:8081")]
+    pub processor_addr: SocketAddr,
+    /// Messages processed at once by this replica.
+    #[arg(long, env = "PROCESSOR_CONCURRENCY", default_value_t = 16)]
+    pub processor_concurrency: usize,
+    /// Deliveries of one message before JetStream gives up (the row stays `failed`, replayable).
+    #[arg(long, env = "PROCESSOR_MAX_DELIVER", default_value_t = 8)]
+    pub processor_max_deliver: i64,
+    /// Seconds JetStream waits for an ack before redelivering.
+    #[arg(long, env = "PROCESSOR_ACK_WAIT_SECS", default_value_t = 30)]
+    pub processor_ack_wait_secs: u64,
+    /// Unacked messages across all replicas (≥ replicas × concurrency).
+    #[arg(long, env = "PROCESSOR_MAX_ACK_PENDING", default_value_t = 1000)]
+    pub processor_max_ack_pending: i64,
+    /// Time budget of the whole classification chain; booking never waits longer.
+    #[arg(long, env = "CLASSIFY_TIMEOUT_MS", default_value_t = 4000)]
+    pub classify_timeout_ms: u64,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        Self {
+            processor_addr: ([127, 0, 0, 1], 8081).into(),
+            processor_concurrency: 16,
+            processor_max_deliver: 8,
+            processor_ack_wait_secs: 30,
+            processor_max_ack_pending: 1000,
+            classify_timeout_ms: 4000,
+        }
+    }
+}
+
+impl ProcessorConfig {
+    fn consumer_settings(&self) -> ConsumerSettings {
+        let ack_wait = Duration::from_secs(self.processor_ack_wait_secs);
+        ConsumerSettings {
+            ack_wait,
+            max_deliver: self.processor_max_deliver,
+            max_ack_pending: self.processor_max_ack_pending,
+            // after an ack timeout (a worker died mid-message): retry soon, then back off;
+            // JetStream wants fewer backoff steps than deliveries
+            backoff: [1u64, 5, 30, 60]
+                .into_iter()
+                .take((self.processor_max_deliver - 1).max(0) as usize)
+                .map(Duration::from_secs)
+                .collect(),
+        }
+    }
+}
+
+/// Consumes until `shutdown` is cancelled; in-flight messages finish first.
+pub async fn run(
+    config: ProcessorConfig,
+    db: PgPool,
+    bus: Bus,
+    classifier: Arc<dyn Classifier>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.processor_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.processor_addr))?;
+    let health = tokio::spawn(health::serve(listener, db.clone(), bus.clone(), shutdown.clone()));
+    consume(config, db, bus, classifier, shutdown).await?;
+    health.await??;
+    Ok(())
+}
+
+/// The consumer loop alone, without the health server (tests run several on one consumer).
+pub async fn consume(
+    config: ProcessorConfig,
+    db: PgPool,
+    bus: Bus,
+    classifier: Arc<dyn Classifier>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let worker = Arc::new(worker::Worker {
+        db,
+        classifier,
+        classify_budget: Duration::from_millis(config.classify_timeout_ms),
+        max_deliver: config.processor_max_deliver,
+    });
+    tracing::info!(concurrency = config.processor_concurrency, "sepay-processor consuming");
+    worker::consume_loop(worker, bus, config.consumer_settings(), config.processor_concurrency, shutdown).await
+}

@@ -3,6 +3,7 @@
 //! Parse, don't validate: the IO edges turn raw input into these types once, at the boundary,
 //! and everything inside takes the types.
 
+pub mod auth;
 pub mod dedupe;
 pub mod money;
 pub mod payload;

@@ -11,3 +11,8 @@ pub mod workspaces;
 pub use connect::{DbConfig, connect, migrate};
 pub use error::{StoreError, StoreResult};
 pub use sqlx::PgPool;
+
+/// True when Postgres answers a trivial query.
+pub async fn ping(pool: &PgPool) -> bool {
+    sqlx::query("select 1").execute(pool).await.is_ok()
+}

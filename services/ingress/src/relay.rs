@@ -1,0 +1,65 @@
+//! The relay: publishes what the request path could not. It re-drives rows whose publication
+//! failed or never happened, and `received` rows left unbooked past the stale TTL (a crashed
+//! worker, a lost message) — SePay's own retries would only be answered "in flight".
+
+use crate::IngressConfig;
+use sepay_bus::{Bus, EventReceived};
+use sepay_store::PgPool;
+use sepay_store::events;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub struct RelayConfig {
+    interval: Duration,
+    min_age: Duration,
+    stale_after: Duration,
+    batch: i64,
+}
+
+impl From<&IngressConfig> for RelayConfig {
+    fn from(c: &IngressConfig) -> Self {
+        Self {
+            interval: Duration::from_millis(c.relay_interval_ms),
+            min_age: Duration::from_millis(c.relay_min_age_ms),
+            stale_after: Duration::from_secs(c.stale_event_ttl_secs),
+            batch: c.relay_batch,
+        }
+    }
+}
+
+pub async fn run(config: RelayConfig, db: PgPool, bus: Bus, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(config.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        if !bus.is_connected() {
+            continue;
+        }
+        match pass(&config, &db, &bus).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(published = n, "relay published events"),
+            Err(err) => tracing::warn!(error = %err, "relay pass failed"),
+        }
+    }
+}
+
+/// One pass; returns how many events it published.
+async fn pass(config: &RelayConfig, db: &PgPool, bus: &Bus) -> anyhow::Result<usize> {
+    let reopened = events::reopen_stale(db, config.stale_after, config.batch).await?;
+    if reopened > 0 {
+        tracing::warn!(reopened, "stale received events re-driven");
+    }
+    sepay_store::endpoints::expire_rotations(db).await?;
+    let pending = events::unpublished(db, config.min_age, config.batch).await?;
+    let mut published = 0;
+    for event in pending {
+        let message = EventReceived { event_id: event.id, ws_id: event.ws_id, attempt: event.attempts };
+        bus.publish_event_received(&message).await?;
+        events::mark_published(db, &event).await?;
+        published += 1;
+    }
+    Ok(published)
+}

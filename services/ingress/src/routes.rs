@@ -1,0 +1,143 @@
+use crate::error::IngressError;
+use crate::{AppState, MAX_BODY_BYTES};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use sepay_bus::EventReceived;
+use sepay_core::auth::parse_api_key;
+use sepay_core::{DedupeKey, Delivery, EventSource};
+use sepay_crypto::{WEBHOOK_TOKEN_PREFIX, sha256, verify_secret};
+use sepay_store::events::{self, EventBody, NewEvent, Recorded};
+use serde_json::json;
+use std::sync::Arc;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/api/v1/webhooks/sepay/{token}", post(receive))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(ready))
+        .with_state(state)
+}
+
+/// One SePay delivery. The span names the route, never the token in the path.
+#[tracing::instrument(
+    name = "POST /api/v1/webhooks/sepay/{token}",
+    skip_all,
+    fields(otel.kind = "server", http.request.method = "POST", http.route = "/api/v1/webhooks/sepay/{token}",
+           ws_id, event_id, outcome)
+)]
+async fn receive(
+    State(app): State<Arc<AppState>>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, IngressError> {
+    // A token of the wrong shape cannot exist: refuse it without a database round trip.
+    if !token.starts_with(WEBHOOK_TOKEN_PREFIX) || token.len() > 128 {
+        return Err(IngressError::UnknownToken);
+    }
+    let endpoint = sepay_store::endpoints::find_by_token_hash(&app.db, &sha256(token.as_bytes()))
+        .await?
+        .ok_or(IngressError::UnknownToken)?;
+    let key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_api_key)
+        .ok_or(IngressError::WrongKey)?;
+    if !verify_secret(key, &endpoint.api_key_hash) {
+        return Err(IngressError::WrongKey);
+    }
+    let span = tracing::Span::current();
+    span.record("ws_id", tracing::field::display(endpoint.ws_id));
+
+    let declared_len = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared_len.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(IngressError::TooLarge);
+    }
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|err| {
+        if std::error::Error::source(&err)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+        {
+            IngressError::TooLarge
+        } else {
+            IngressError::BadBody(err.to_string())
+        }
+    })?;
+
+    let delivery = Delivery::parse(&bytes);
+    let (dedupe_key, sepay_id) = match &delivery {
+        Delivery::Object(p) => (DedupeKey::for_payload(p), p.sepay_id()),
+        Delivery::NotAnObject { .. } => (DedupeKey::for_raw_body(&bytes), None),
+    };
+    let value;
+    let body = match &delivery {
+        Delivery::Object(p) => {
+            value = serde_json::Value::Object(p.0.clone());
+            EventBody::Json(&value)
+        }
+        Delivery::NotAnObject { raw } => EventBody::Invalid(raw),
+    };
+    let recorded = events::record_delivery(
+        &app.db,
+        &NewEvent {
+            ws_id: endpoint.ws_id,
+            endpoint_id: Some(endpoint.id),
+            source: EventSource::Webhook,
+            sepay_transaction_id: sepay_id,
+            dedupe_key: &dedupe_key,
+            body,
+        },
+        &app.policy,
+    )
+    .await?;
+    let event = recorded.event();
+    span.record("event_id", event.id);
+    if recorded.needs_publish() {
+        publish(&app, &event).await;
+    }
+    let (outcome, answer) = match recorded {
+        Recorded::New(_) => ("new", json!({"success": true})),
+        Recorded::Reopened(_) => ("reopened", json!({"success": true})),
+        Recorded::InFlight(_) => ("in_flight", json!({"success": true})),
+        Recorded::Duplicate(_) => ("duplicate", json!({"success": true, "duplicate": true})),
+        Recorded::Invalid(e) => {
+            span.record("outcome", "invalid_payload");
+            return Err(IngressError::NotAnObject { event_id: e.id });
+        }
+    };
+    span.record("outcome", outcome);
+    tracing::info!(outcome, "delivery accepted");
+    Ok((StatusCode::OK, Json(answer)).into_response())
+}
+
+/// Publishes after the commit. A failure is logged, not returned: the row is safe and the relay
+/// publishes it once NATS answers again.
+pub(crate) async fn publish(app: &AppState, event: &events::EventRef) {
+    if !app.bus.is_connected() {
+        tracing::warn!(event_id = event.id, "NATS disconnected; the relay will publish");
+        return;
+    }
+    let message = EventReceived { event_id: event.id, ws_id: event.ws_id, attempt: event.attempts };
+    match app.bus.publish_event_received(&message).await {
+        Ok(_) => {
+            if let Err(err) = events::mark_published(&app.db, event).await {
+                tracing::warn!(event_id = event.id, error = ?err, "published but not marked; the relay may publish again");
+            }
+        }
+        Err(err) => tracing::warn!(event_id = event.id, error = %err, "publish failed; the relay will retry"),
+    }
+}
+
+async fn ready(State(app): State<Arc<AppState>>) -> Response {
+    let db = sepay_store::ping(&app.db).await;
+    let nats = app.bus.is_connected();
+    let status = if db && nats { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(json!({"postgres": db, "nats": nats}))).into_response()
+}

@@ -1,0 +1,248 @@
+use crate::classify::{Classifier, FALLBACK_DECIDER, FALLBACK_EXPENSE, FALLBACK_INCOME};
+use async_nats::jetstream::AckKind;
+use futures::StreamExt;
+use sepay_bus::{Bus, ConsumerSettings, EventReceived, Message};
+use sepay_core::retry::processing_backoff;
+use sepay_core::{Delivery, EventStatus, FailureReason, NormalizedTransaction};
+use sepay_store::ledger::{self, Booked, Booking, CategoryChoice};
+use sepay_store::{PgPool, StoreError, events};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+pub struct Worker {
+    pub db: PgPool,
+    pub classifier: Arc<dyn Classifier>,
+    pub classify_budget: Duration,
+    pub max_deliver: i64,
+}
+
+/// What to tell JetStream about a message.
+#[derive(Debug, PartialEq)]
+enum Settle {
+    Ack,
+    Retry(Duration),
+    /// A message that can never be processed (undecodable, or its row is gone).
+    Term,
+}
+
+pub async fn consume_loop(
+    worker: Arc<Worker>,
+    bus: Bus,
+    settings: ConsumerSettings,
+    concurrency: usize,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    while !shutdown.is_cancelled() {
+        let messages = match bus.events_consumer(crate::CONSUMER, &settings).await {
+            Ok(consumer) => consumer.messages().await.map_err(|e| e.to_string()),
+            Err(err) => Err(err.to_string()),
+        };
+        let messages = match messages {
+            Ok(m) => m,
+            Err(err) => {
+                tracing::warn!(error = %err, "consumer not ready; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        messages
+            .take_until(shutdown.cancelled())
+            .for_each_concurrent(concurrency, |item| {
+                let worker = worker.clone();
+                async move {
+                    match item {
+                        Ok(message) => worker.handle(message).await,
+                        Err(err) => tracing::warn!(error = %err, "consumer stream error"),
+                    }
+                }
+            })
+            .await;
+        // the stream ended (server restart, missed heartbeats) or shutdown: re-attach unless stopping
+    }
+    tracing::info!("sepay-processor stopped");
+    Ok(())
+}
+
+impl Worker {
+    async fn handle(&self, message: Message) {
+        let delivered = message.info().map(|i| i.delivered as u64).unwrap_or(1);
+        let span = tracing::info_span!(
+            "sepay.events.received process",
+            otel.kind = "consumer",
+            messaging.system = "nats",
+            messaging.operation.type = "process",
+            messaging.destination.name = %message.subject,
+            event_id = tracing::field::Empty,
+            delivered,
+            outcome = tracing::field::Empty,
+        );
+        sepay_bus::continue_trace(&span, message.headers.as_ref());
+        let settle = async {
+            match serde_json::from_slice::<EventReceived>(&message.payload) {
+                Ok(envelope) => {
+                    tracing::Span::current().record("event_id", envelope.event_id);
+                    self.process(&envelope, delivered).await
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "undecodable message");
+                    Settle::Term
+                }
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        let result = match settle {
+            Settle::Ack => message.double_ack().await,
+            Settle::Retry(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
+            Settle::Term => message.ack_with(AckKind::Term).await,
+        };
+        if let Err(err) = result {
+            // JetStream redelivers; processing is idempotent
+            span.in_scope(|| tracing::warn!(error = %err, "ack not confirmed"));
+        }
+    }
+
+    async fn process(&self, envelope: &EventReceived, delivered: u64) -> Settle {
+        match self.try_process(envelope).await {
+            Ok(outcome) => {
+                tracing::Span::current().record("outcome", outcome);
+                tracing::info!(outcome, "event settled");
+                Settle::Ack
+            }
+            Err(Failure::Gone) => Settle::Term,
+            Err(Failure::Event(reason, detail)) => {
+                tracing::Span::current().record("outcome", reason.as_str());
+                tracing::warn!(reason = reason.as_str(), detail = %detail, "event failed");
+                if let Err(err) = events::mark_failed(&self.db, envelope.event_id, reason, &detail).await {
+                    tracing::warn!(error = ?err, "could not record the failure");
+                    return Settle::Retry(processing_backoff(delivered));
+                }
+                self.retry_or_ack(reason.is_retryable(), delivered)
+            }
+            Err(Failure::Store(err)) => {
+                tracing::warn!(error = ?err, "processing error");
+                let detail = format!("{err}");
+                let _ = events::mark_failed(&self.db, envelope.event_id, FailureReason::ProcessingError, &detail).await;
+                Settle::Retry(processing_backoff(delivered))
+            }
+        }
+    }
+
+    /// Retryable failures go back to JetStream with backoff until the delivery bound; then the
+    /// row stays `failed` (a SePay retry or `sepayctl events replay` reopens it).
+    fn retry_or_ack(&self, retryable: bool, delivered: u64) -> Settle {
+        if retryable && (delivered as i64) < self.max_deliver {
+            Settle::Retry(processing_backoff(delivered))
+        } else {
+            Settle::Ack
+        }
+    }
+
+    async fn try_process(&self, envelope: &EventReceived) -> Result<&'static str, Failure> {
+        let event = match events::get(&self.db, envelope.event_id).await {
+            Ok(e) => e,
+            Err(StoreError::NotFound(_)) => return Err(Failure::Gone),
+            Err(err) => return Err(Failure::Store(err)),
+        };
+        match EventStatus::parse(&event.status) {
+            Some(EventStatus::Processed | EventStatus::Duplicate) => return Ok("already_processed"),
+            Some(EventStatus::Received | EventStatus::Failed) => {}
+            None => return Err(Failure::Gone),
+        }
+        let Some(payload) = event.payload else {
+            return Err(Failure::Event(FailureReason::InvalidPayload, "the body is not a JSON object".into()));
+        };
+        let payload = match Delivery::parse(payload.to_string().as_bytes()) {
+            Delivery::Object(p) => p,
+            Delivery::NotAnObject { .. } => {
+                return Err(Failure::Event(FailureReason::InvalidPayload, "the payload is not a JSON object".into()));
+            }
+        };
+        let tx = payload.normalize().map_err(|e| Failure::Event(e.reason(), e.to_string()))?;
+        let wallet_id = self.resolve_wallet(event.ws_id, event.endpoint_id, &tx).await?;
+        let (category, decided_by, confidence) = self.classify(event.ws_id, &tx).await;
+        let booked = ledger::book(
+            &self.db,
+            &Booking {
+                event_id: event.id,
+                ws_id: event.ws_id,
+                wallet_id,
+                amount: tx.signed_amount,
+                description: &tx.description,
+                taken_at: tx.taken_at,
+                source: "sepay",
+                external_ref: &event.dedupe_key,
+                category: &category,
+                classified_by: &decided_by,
+                confidence,
+            },
+        )
+        .await?;
+        Ok(match booked {
+            Booked::Created(_) => "booked",
+            Booked::AlreadyProcessed => "already_processed",
+            Booked::DuplicateOf(_) => "duplicate",
+        })
+    }
+
+    /// The endpoint's wallet if set, else the link for (account, sub account).
+    async fn resolve_wallet(
+        &self,
+        ws_id: uuid::Uuid,
+        endpoint_id: Option<uuid::Uuid>,
+        tx: &NormalizedTransaction,
+    ) -> Result<uuid::Uuid, Failure> {
+        if let Some(endpoint_id) = endpoint_id
+            && let Some(wallet) = sepay_store::endpoints::wallet_of(&self.db, endpoint_id).await?
+        {
+            return Ok(wallet);
+        }
+        sepay_store::workspaces::linked_wallet(&self.db, ws_id, &tx.account_number, tx.sub_account.as_deref())
+            .await?
+            .ok_or_else(|| {
+                Failure::Event(
+                    FailureReason::WalletNotLinked,
+                    format!(
+                        "no wallet linked to account {}{}",
+                        tx.account_number,
+                        tx.sub_account.as_deref().map(|s| format!(" / {s}")).unwrap_or_default()
+                    ),
+                )
+            })
+    }
+
+    /// The classifier's choice within the time budget, else the fallback category.
+    async fn classify(&self, ws_id: uuid::Uuid, tx: &NormalizedTransaction) -> (CategoryChoice, String, Option<f32>) {
+        match tokio::time::timeout(self.classify_budget, self.classifier.classify(ws_id, tx)).await {
+            Ok(Ok(Some(c))) => return (CategoryChoice::Existing(c.category_id), c.decided_by, c.confidence),
+            Ok(Ok(None)) => {}
+            Ok(Err(err)) => tracing::warn!(error = %err, "classifier failed; using the fallback category"),
+            Err(_) => tracing::warn!(budget_ms = self.classify_budget.as_millis() as u64, "classifier timed out; using the fallback category"),
+        }
+        let name = if tx.direction.is_expense() { FALLBACK_EXPENSE } else { FALLBACK_INCOME };
+        (
+            CategoryChoice::Fallback { name: name.to_owned(), is_expense: tx.direction.is_expense() },
+            FALLBACK_DECIDER.to_owned(),
+            None,
+        )
+    }
+}
+
+enum Failure {
+    /// The event cannot be booked as it is; recorded on the row.
+    Event(FailureReason, String),
+    /// Postgres trouble: retry.
+    Store(StoreError),
+    /// The row does not exist.
+    Gone,
+}
+
+impl From<StoreError> for Failure {
+    fn from(err: StoreError) -> Self {
+        Self::Store(err)
+    }
+}
