@@ -1,1 +1,160 @@
-fn main() {}
+//! `sepayctl`: the operator CLI. Every command takes `--json` for scripting; `up` runs every
+//! service in one process.
+
+mod commands;
+mod output;
+mod up;
+
+use clap::{Parser, Subcommand};
+use sepay_bus::NatsConfig;
+use sepay_store::DbConfig;
+use std::process::ExitCode;
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(name = "sepayctl", version, about = "Operate the SePay integration")]
+pub struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(flatten)]
+    pub db: DbConfig,
+    #[command(flatten)]
+    pub nats: NatsConfig,
+    /// Base URL SePay reaches the ingress at (webhook URLs are built from it).
+    #[arg(long, env = "PUBLIC_BASE_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    pub public_base_url: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create the database if missing and apply migrations.
+    Migrate,
+    /// Workspaces.
+    #[command(subcommand)]
+    Workspace(WorkspaceCmd),
+    /// Wallets.
+    #[command(subcommand)]
+    Wallet(WalletCmd),
+    /// Map a bank account number (+ sub account) to a wallet.
+    LinkAccount {
+        #[arg(long)]
+        ws: Uuid,
+        #[arg(long)]
+        account_number: String,
+        #[arg(long)]
+        sub_account: Option<String>,
+        #[arg(long)]
+        wallet: Uuid,
+    },
+    /// Webhook endpoints (URL token + API key).
+    #[command(subcommand)]
+    Endpoint(EndpointCmd),
+    /// Received webhook events.
+    #[command(subcommand)]
+    Events(EventsCmd),
+    /// Booked wallet transactions.
+    #[command(subcommand)]
+    Transactions(TransactionsCmd),
+    /// Run every service in this process.
+    Up(up::UpArgs),
+}
+
+#[derive(Subcommand)]
+pub enum WorkspaceCmd {
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum WalletCmd {
+    Create {
+        #[arg(long)]
+        ws: Uuid,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "VND")]
+        currency: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum EndpointCmd {
+    /// Create a manual endpoint; prints the webhook URL, token and API key once.
+    Create {
+        #[arg(long)]
+        ws: Uuid,
+        /// Book every delivery of this endpoint into this wallet (else by account link).
+        #[arg(long)]
+        wallet: Option<Uuid>,
+        #[arg(long, default_value = "manual")]
+        label: String,
+    },
+    List {
+        #[arg(long)]
+        ws: Option<Uuid>,
+    },
+    /// New token and key; the old ones keep working for the grace period.
+    Rotate {
+        id: Uuid,
+        /// Hours the old token stays valid (SePay retries for up to 5 hours).
+        #[arg(long, default_value_t = 6)]
+        grace_hours: u64,
+    },
+    Revoke {
+        id: Uuid,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum EventsCmd {
+    List {
+        #[arg(long)]
+        ws: Option<Uuid>,
+        /// received | processed | failed | duplicate
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    Show {
+        id: i64,
+    },
+    /// Re-drive failed events (all failed ones of --ws, or the given ids).
+    Replay {
+        ids: Vec<i64>,
+        #[arg(long)]
+        ws: Option<Uuid>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TransactionsCmd {
+    List {
+        #[arg(long)]
+        ws: Uuid,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    let result = match cli.command {
+        Command::Up(ref args) => up::run(&cli, args).await,
+        _ => commands::run(&cli).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            output::error(json, &err);
+            ExitCode::FAILURE
+        }
+    }
+}

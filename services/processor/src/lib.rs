@@ -85,6 +85,18 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(config.processor_addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.processor_addr))?;
+    serve(listener, config, db, bus, classifier, shutdown).await
+}
+
+/// Like [`run`] with the health listener already bound (port 0 in tests and `sepayctl up`).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: ProcessorConfig,
+    db: PgPool,
+    bus: Bus,
+    classifier: Arc<dyn Classifier>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let health = tokio::spawn(health::serve(listener, db.clone(), bus.clone(), shutdown.clone()));
     consume(config, db, bus, classifier, shutdown).await?;
     health.await??;

@@ -59,7 +59,7 @@ pub fn init(service_name: &str, format: LogFormat) -> TelemetryGuard {
     }
     let provider = builder.build();
     let tracer = provider.tracer("sepay");
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,opentelemetry=warn,opentelemetry_sdk=warn"));
     let fmt = match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
