@@ -265,6 +265,13 @@ impl Bus {
             .map_err(|e| js_err("create consumer")(&e))
     }
 
+    /// Messages held by SEPAY_EVENTS (tests and diagnostics).
+    pub async fn events_stream_len(&self) -> BusResult<u64> {
+        let mut stream = self.ensure_events_stream().await?;
+        let info = stream.info().await.map_err(|e| js_err("stream info")(&e))?;
+        Ok(info.state.messages)
+    }
+
     /// Messages pending for a durable consumer (not yet delivered plus delivered and unacked).
     pub async fn consumer_lag(&self, service: &str) -> BusResult<u64> {
         let mut stream = self

@@ -1,1 +1,232 @@
+//! Test helpers over the real Postgres and NATS: a fresh database per test, a unique bus prefix
+//! per test, a private nats-server that a test may stop and start, and SePay-shaped deliveries.
 
+use sepay_bus::{Bus, NatsConfig};
+use sepay_store::{DbConfig, PgPool};
+use serde_json::{Value, json};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use uuid::Uuid;
+
+/// Postgres server the tests create their databases on.
+pub fn admin_database_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// A database of its own, migrated, named `sepay_test_<unix seconds>_<random>`. Databases of
+/// runs older than an hour are dropped when a new one is made.
+pub struct TestDb {
+    pub pool: PgPool,
+    pub config: DbConfig,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let admin = admin_database_url();
+        let admin_pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("tests need Postgres at {admin}: {e}"));
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let stale: Vec<(String,)> = sqlx::query_as(
+            "select datname from pg_database where datname ~ '^sepay_test_[0-9]+_' \
+             and split_part(datname, '_', 3)::bigint < $1",
+        )
+        .bind((now - 3600) as i64)
+        .fetch_all(&admin_pool)
+        .await
+        .unwrap_or_default();
+        for (name,) in stale {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("drop database if exists \"{name}\" with (force)")))
+                .execute(&admin_pool)
+                .await;
+        }
+        let name = format!("sepay_test_{now}_{}", Uuid::new_v4().simple());
+        let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin.clone());
+        let config = DbConfig {
+            database_url: format!("{base}/{name}"),
+            db_max_connections: 20,
+            db_acquire_timeout_ms: 5000,
+        };
+        let pool = sepay_store::connect(&config).await.expect("test database");
+        Self { pool, config }
+    }
+}
+
+/// A bus whose stream, subjects and consumers carry a prefix no other test uses.
+pub async fn test_bus(nats_url: &str) -> (Bus, NatsConfig) {
+    let config = NatsConfig {
+        nats_url: nats_url.to_owned(),
+        bus_prefix: format!("t{}", &Uuid::new_v4().simple().to_string()[..12]),
+        nats_publish_timeout_ms: 2000,
+    };
+    let bus = Bus::connect(&config).await.expect("tests need NATS with JetStream");
+    (bus, config)
+}
+
+/// A nats-server of the test's own (real NATS, own port and store), so a test can stop and
+/// restart it without disturbing others.
+pub struct PrivateNats {
+    port: u16,
+    store: PathBuf,
+    child: Option<Child>,
+}
+
+impl PrivateNats {
+    pub fn start() -> Self {
+        let port = free_port();
+        let store = std::env::temp_dir().join(format!("sepay-nats-{}", Uuid::new_v4().simple()));
+        let mut nats = Self { port, store, child: None };
+        nats.resume();
+        nats
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and store.
+    pub fn resume(&mut self) {
+        let binary = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "/usr/sbin/nats-server".into());
+        let child = Command::new(&binary)
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(&self.store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A workspace with a wallet linked to `ACCOUNT` and a manual endpoint.
+pub struct Seeded {
+    pub ws_id: Uuid,
+    pub wallet_id: Uuid,
+    pub endpoint_id: Uuid,
+    pub token: String,
+    pub api_key: String,
+}
+
+pub const ACCOUNT: &str = "0071000888888";
+
+impl Seeded {
+    pub async fn new(db: &PgPool) -> Self {
+        Self::with_link(db, true).await
+    }
+
+    pub async fn with_link(db: &PgPool, link: bool) -> Self {
+        use sepay_store::{endpoints, workspaces};
+        let ws = workspaces::create_workspace(db, "Test").await.unwrap();
+        let wallet = workspaces::create_wallet(db, ws.id, "VCB 8888", "VND").await.unwrap();
+        if link {
+            workspaces::link_account(db, ws.id, ACCOUNT, None, wallet.id).await.unwrap();
+        }
+        let token = sepay_crypto::generate_webhook_token();
+        let key = sepay_crypto::generate_api_key();
+        let endpoint = endpoints::create(
+            db,
+            &endpoints::NewEndpoint {
+                ws_id: ws.id,
+                wallet_id: None,
+                label: "test",
+                token_hash: &token.sha256(),
+                token_prefix: &token.display_prefix(),
+                api_key_hash: &key.sha256(),
+                sepay_webhook_id: None,
+                bank_account_id: None,
+            },
+        )
+        .await
+        .unwrap();
+        Self {
+            ws_id: ws.id,
+            wallet_id: wallet.id,
+            endpoint_id: endpoint.id,
+            token: token.expose().to_owned(),
+            api_key: key.expose().to_owned(),
+        }
+    }
+
+    pub fn path(&self) -> String {
+        format!("/api/v1/webhooks/sepay/{}", self.token)
+    }
+
+    pub fn authorization(&self) -> String {
+        format!("Apikey {}", self.api_key)
+    }
+}
+
+/// A delivery in SePay's documented shape (seed 004).
+pub fn delivery(id: i64, transfer_type: &str, amount: Value) -> Value {
+    json!({
+        "id": id,
+        "gateway": "Vietcombank",
+        "transactionDate": "2023-03-25 14:02:37",
+        "accountNumber": ACCOUNT,
+        "code": null,
+        "content": format!("payment {id}"),
+        "transferType": transfer_type,
+        "transferAmount": amount,
+        "accumulated": 19077000,
+        "subAccount": null,
+        "referenceCode": format!("MBVCB.{id}"),
+        "description": ""
+    })
+}
+
+/// Polls `check` every 20 ms until it returns `Some` or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Counts rows of `table` (a fixed table name from the test).
+pub async fn count(db: &PgPool, table: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select count(*) from {table}")))
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
