@@ -12,22 +12,43 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
     let db = sepay_store::connect(&cli.db).await?;
     let json = cli.json;
     match &cli.command {
-        Command::Migrate => print(json, &json!({"migrated": true, "database": cli.db.redacted_url()}), || {
-            format!("migrations applied to {}", cli.db.redacted_url())
-        }),
+        Command::Migrate => print(
+            json,
+            &json!({"migrated": true, "database": cli.db.redacted_url()}),
+            || format!("migrations applied to {}", cli.db.redacted_url()),
+        ),
         Command::Workspace(WorkspaceCmd::Create { name }) => {
             let ws = workspaces::create_workspace(&db, name).await?;
             print(json, &ws, || format!("workspace {} ({})", ws.id, ws.name));
         }
         Command::Wallet(WalletCmd::Create { ws, name, currency }) => {
             let wallet = workspaces::create_wallet(&db, *ws, name, currency).await?;
-            print(json, &wallet, || format!("wallet {} ({}, {})", wallet.id, wallet.name, wallet.currency));
+            print(json, &wallet, || {
+                format!(
+                    "wallet {} ({}, {})",
+                    wallet.id, wallet.name, wallet.currency
+                )
+            });
         }
-        Command::LinkAccount { ws, account_number, sub_account, wallet } => {
-            let link = workspaces::link_account(&db, *ws, account_number, sub_account.as_deref(), *wallet).await?;
+        Command::LinkAccount {
+            ws,
+            account_number,
+            sub_account,
+            wallet,
+        } => {
+            let link =
+                workspaces::link_account(&db, *ws, account_number, sub_account.as_deref(), *wallet)
+                    .await?;
             print(json, &link, || {
-                format!("account {}{} → wallet {}", link.account_number,
-                    link.sub_account.as_deref().map(|s| format!("/{s}")).unwrap_or_default(), wallet)
+                format!(
+                    "account {}{} → wallet {}",
+                    link.account_number,
+                    link.sub_account
+                        .as_deref()
+                        .map(|s| format!("/{s}"))
+                        .unwrap_or_default(),
+                    wallet
+                )
             });
         }
         Command::Endpoint(cmd) => endpoint(cli, &db, cmd).await?,
@@ -36,8 +57,16 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
             let rows = ledger::list_transactions(&db, *ws, *limit).await?;
             print(json, &rows, || {
                 rows.iter()
-                    .map(|t| format!("{}  {:>16}  {}  {}  [{}]", t.taken_at.format("%Y-%m-%d %H:%M:%S"), t.amount,
-                        t.category_name.as_deref().unwrap_or("-"), t.description, t.external_ref))
+                    .map(|t| {
+                        format!(
+                            "{}  {:>16}  {}  {}  [{}]",
+                            t.taken_at.format("%Y-%m-%d %H:%M:%S"),
+                            t.amount,
+                            t.category_name.as_deref().unwrap_or("-"),
+                            t.description,
+                            t.external_ref
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             });
@@ -90,7 +119,10 @@ pub async fn create_endpoint(
 }
 
 pub fn webhook_url(public_base_url: &str, token: &str) -> String {
-    format!("{}/api/v1/webhooks/sepay/{token}", public_base_url.trim_end_matches('/'))
+    format!(
+        "{}/api/v1/webhooks/sepay/{token}",
+        public_base_url.trim_end_matches('/')
+    )
 }
 
 fn created_text(c: &CreatedEndpoint) -> String {
@@ -111,8 +143,18 @@ async fn endpoint(cli: &Cli, db: &PgPool, cmd: &EndpointCmd) -> anyhow::Result<(
             let rows = endpoints::list(db, *ws).await?;
             print(json, &rows, || {
                 rows.iter()
-                    .map(|e| format!("{}  {:<8}  {}…  {}  last used {}", e.id, e.status, e.token_prefix, e.label,
-                        e.last_used_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into())))
+                    .map(|e| {
+                        format!(
+                            "{}  {:<8}  {}…  {}  last used {}",
+                            e.id,
+                            e.status,
+                            e.token_prefix,
+                            e.label,
+                            e.last_used_at
+                                .map(|t| t.to_rfc3339())
+                                .unwrap_or_else(|| "never".into())
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             });
@@ -124,16 +166,32 @@ async fn endpoint(cli: &Cli, db: &PgPool, cmd: &EndpointCmd) -> anyhow::Result<(
                 let bus = Bus::connect(&cli.nats).await?;
                 bus.ensure_control_stream().await?;
                 let body = json!({"endpoint_id": old.id, "ws_id": old.ws_id});
-                bus.publish_control(ControlSubject::EndpointRotateRequested, &format!("rotate-{}-{}", old.id, chrono::Utc::now().timestamp()), &body).await?;
+                bus.publish_control(
+                    ControlSubject::EndpointRotateRequested,
+                    &format!("rotate-{}-{}", old.id, chrono::Utc::now().timestamp()),
+                    &body,
+                )
+                .await?;
                 print(json, &json!({"rotation_requested": old.id}), || {
-                    format!("rotation of SePay-provisioned endpoint {} requested (the provisioner updates SePay)", old.id)
+                    format!(
+                        "rotation of SePay-provisioned endpoint {} requested (the provisioner updates SePay)",
+                        old.id
+                    )
                 });
                 return Ok(());
             }
             let token = sepay_crypto::generate_webhook_token();
             let key = sepay_crypto::generate_api_key();
             let grace = Duration::from_secs(grace_hours * 3600);
-            let endpoint = endpoints::rotate(db, *id, grace, &token.sha256(), &token.display_prefix(), &key.sha256()).await?;
+            let endpoint = endpoints::rotate(
+                db,
+                *id,
+                grace,
+                &token.sha256(),
+                &token.display_prefix(),
+                &key.sha256(),
+            )
+            .await?;
             let created = CreatedEndpoint {
                 endpoint,
                 webhook_url: webhook_url(&cli.public_base_url, token.expose()),
@@ -142,7 +200,10 @@ async fn endpoint(cli: &Cli, db: &PgPool, cmd: &EndpointCmd) -> anyhow::Result<(
                 authorization_header: format!("Apikey {}", key.expose()),
             };
             print(json, &created, || {
-                format!("{}\n  the old token keeps working for {grace_hours} h", created_text(&created))
+                format!(
+                    "{}\n  the old token keeps working for {grace_hours} h",
+                    created_text(&created)
+                )
             });
         }
         EndpointCmd::Revoke { id } => {
@@ -163,23 +224,44 @@ async fn events_cmd(cli: &Cli, db: &PgPool, cmd: &EventsCmd) -> anyhow::Result<(
                 })?),
                 None => None,
             };
-            let rows = events::list(db, &EventFilter { ws_id: *ws, status, limit: *limit }).await?;
+            let rows = events::list(
+                db,
+                &EventFilter {
+                    ws_id: *ws,
+                    status,
+                    limit: *limit,
+                },
+            )
+            .await?;
             print(json, &rows, || {
                 if rows.is_empty() {
                     return "no events".into();
                 }
                 rows.iter()
-                    .map(|e| format!("{:>8}  {}  {:<9}  {:<28}  deliveries {}  attempts {}{}",
-                        e.id, e.received_at.format("%Y-%m-%d %H:%M:%S"), e.status, e.dedupe_key.chars().take(28).collect::<String>(),
-                        e.delivery_count, e.attempts,
-                        e.failure_reason.as_deref().map(|r| format!("  reason {r}")).unwrap_or_default()))
+                    .map(|e| {
+                        format!(
+                            "{:>8}  {}  {:<9}  {:<28}  deliveries {}  attempts {}{}",
+                            e.id,
+                            e.received_at.format("%Y-%m-%d %H:%M:%S"),
+                            e.status,
+                            e.dedupe_key.chars().take(28).collect::<String>(),
+                            e.delivery_count,
+                            e.attempts,
+                            e.failure_reason
+                                .as_deref()
+                                .map(|r| format!("  reason {r}"))
+                                .unwrap_or_default()
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             });
         }
         EventsCmd::Show { id } => {
             let e = events::get(db, *id).await?;
-            print(json, &e, || serde_json::to_string_pretty(&e).unwrap_or_default());
+            print(json, &e, || {
+                serde_json::to_string_pretty(&e).unwrap_or_default()
+            });
         }
         EventsCmd::Replay { ids, ws } => {
             if ids.is_empty() && ws.is_none() {
@@ -194,15 +276,21 @@ async fn events_cmd(cli: &Cli, db: &PgPool, cmd: &EventsCmd) -> anyhow::Result<(
                 published += 1;
             }
             let ids: Vec<i64> = reopened.iter().map(|e| e.id).collect();
-            print(json, &json!({"replayed": ids}), || format!("{published} failed event(s) re-driven: {ids:?}"));
+            print(json, &json!({"replayed": ids}), || {
+                format!("{published} failed event(s) re-driven: {ids:?}")
+            });
         }
     }
     Ok(())
 }
 
 async fn publish(db: &PgPool, bus: &Bus, event: &EventRef) -> anyhow::Result<()> {
-    bus.publish_event_received(&EventReceived { event_id: event.id, ws_id: event.ws_id, attempt: event.attempts })
-        .await?;
+    bus.publish_event_received(&EventReceived {
+        event_id: event.id,
+        ws_id: event.ws_id,
+        attempt: event.attempts,
+    })
+    .await?;
     events::mark_published(db, event).await?;
     Ok(())
 }

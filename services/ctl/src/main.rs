@@ -22,7 +22,12 @@ pub struct Cli {
     #[command(flatten)]
     pub nats: NatsConfig,
     /// Base URL SePay reaches the ingress at (webhook URLs are built from it).
-    #[arg(long, env = "PUBLIC_BASE_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "PUBLIC_BASE_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     pub public_base_url: String,
     #[command(subcommand)]
     pub command: Command,

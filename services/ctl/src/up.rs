@@ -26,16 +26,29 @@ pub struct UpArgs {
 }
 
 pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
-    let _telemetry = sepay_telemetry::init("sepayctl-up", sepay_telemetry::LogFormat::from_env_or(sepay_telemetry::LogFormat::Text));
+    let _telemetry = sepay_telemetry::init(
+        "sepayctl-up",
+        sepay_telemetry::LogFormat::from_env_or(sepay_telemetry::LogFormat::Text),
+    );
     let shutdown = sepay_telemetry::shutdown_on_signals();
     let db = sepay_store::connect(&cli.db).await?;
     let bus = sepay_bus::Bus::connect(&cli.nats).await?;
     let ingress_listener = TcpListener::bind(args.ingress.ingress_addr)
         .await
-        .with_context(|| format!("cannot listen on {} (INGRESS_ADDR)", args.ingress.ingress_addr))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (INGRESS_ADDR)",
+                args.ingress.ingress_addr
+            )
+        })?;
     let processor_listener = TcpListener::bind(args.processor.processor_addr)
         .await
-        .with_context(|| format!("cannot listen on {} (PROCESSOR_ADDR)", args.processor.processor_addr))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (PROCESSOR_ADDR)",
+                args.processor.processor_addr
+            )
+        })?;
     let ingress_url = format!("http://{}", ingress_listener.local_addr()?);
     let processor_url = format!("http://{}", processor_listener.local_addr()?);
 
@@ -123,8 +136,19 @@ async fn demo(cli: &Cli, db: &PgPool, ingress_url: &str) -> anyhow::Result<()> {
             break t;
         }
         if started.elapsed() > Duration::from_secs(10) {
-            let recent = events::list(db, &events::EventFilter { ws_id: Some(ws.id), status: None, limit: 1 }).await?;
-            anyhow::bail!("the demo delivery was not booked within 10 s; its event: {:?}", recent.first());
+            let recent = events::list(
+                db,
+                &events::EventFilter {
+                    ws_id: Some(ws.id),
+                    status: None,
+                    limit: 1,
+                },
+            )
+            .await?;
+            anyhow::bail!(
+                "the demo delivery was not booked within 10 s; its event: {:?}",
+                recent.first()
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };

@@ -39,7 +39,11 @@ impl IngressError {
 
 impl From<sepay_store::StoreError> for IngressError {
     fn from(err: sepay_store::StoreError) -> Self {
-        if err.is_unavailable() { Self::Unavailable } else { Self::Internal(anyhow::anyhow!("{err:?}")) }
+        if err.is_unavailable() {
+            Self::Unavailable
+        } else {
+            Self::Internal(anyhow::anyhow!("{err:?}"))
+        }
     }
 }
 

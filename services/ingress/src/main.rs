@@ -1,7 +1,7 @@
 use clap::Parser;
+use sepay_bus::NatsConfig;
 use sepay_ingress::IngressConfig;
 use sepay_store::DbConfig;
-use sepay_bus::NatsConfig;
 
 /// sepay-ingress: receives SePay webhook deliveries.
 #[derive(Parser)]
@@ -18,7 +18,10 @@ struct Cli {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let _telemetry = sepay_telemetry::init("sepay-ingress", sepay_telemetry::LogFormat::from_env_or(sepay_telemetry::LogFormat::Json));
+    let _telemetry = sepay_telemetry::init(
+        "sepay-ingress",
+        sepay_telemetry::LogFormat::from_env_or(sepay_telemetry::LogFormat::Json),
+    );
     let shutdown = sepay_telemetry::shutdown_on_signals();
     let result = async {
         let db = sepay_store::connect(&cli.db).await?;

@@ -56,7 +56,11 @@ async fn pass(config: &RelayConfig, db: &PgPool, bus: &Bus) -> anyhow::Result<us
     let pending = events::unpublished(db, config.min_age, config.batch).await?;
     let mut published = 0;
     for event in pending {
-        let message = EventReceived { event_id: event.id, ws_id: event.ws_id, attempt: event.attempts };
+        let message = EventReceived {
+            event_id: event.id,
+            ws_id: event.ws_id,
+            attempt: event.attempts,
+        };
         bus.publish_event_received(&message).await?;
         events::mark_published(db, &event).await?;
         published += 1;

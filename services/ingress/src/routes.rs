@@ -1,12 +1,12 @@
 use crate::error::IngressError;
 use crate::{AppState, MAX_BODY_BYTES};
 use axum::Json;
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use sepay_bus::EventReceived;
 use sepay_core::auth::parse_api_key;
 use sepay_core::{DedupeKey, Delivery, EventSource};
@@ -61,15 +61,17 @@ async fn receive(
     if declared_len.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(IngressError::TooLarge);
     }
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|err| {
-        if std::error::Error::source(&err)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-        {
-            IngressError::TooLarge
-        } else {
-            IngressError::BadBody(err.to_string())
-        }
-    })?;
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|err| {
+            if std::error::Error::source(&err)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            {
+                IngressError::TooLarge
+            } else {
+                IngressError::BadBody(err.to_string())
+            }
+        })?;
 
     let delivery = Delivery::parse(&bytes);
     let (dedupe_key, sepay_id) = match &delivery {
@@ -121,23 +123,36 @@ async fn receive(
 /// publishes it once NATS answers again.
 pub(crate) async fn publish(app: &AppState, event: &events::EventRef) {
     if !app.bus.is_connected() {
-        tracing::warn!(event_id = event.id, "NATS disconnected; the relay will publish");
+        tracing::warn!(
+            event_id = event.id,
+            "NATS disconnected; the relay will publish"
+        );
         return;
     }
-    let message = EventReceived { event_id: event.id, ws_id: event.ws_id, attempt: event.attempts };
+    let message = EventReceived {
+        event_id: event.id,
+        ws_id: event.ws_id,
+        attempt: event.attempts,
+    };
     match app.bus.publish_event_received(&message).await {
         Ok(_) => {
             if let Err(err) = events::mark_published(&app.db, event).await {
                 tracing::warn!(event_id = event.id, error = ?err, "published but not marked; the relay may publish again");
             }
         }
-        Err(err) => tracing::warn!(event_id = event.id, error = %err, "publish failed; the relay will retry"),
+        Err(err) => {
+            tracing::warn!(event_id = event.id, error = %err, "publish failed; the relay will retry")
+        }
     }
 }
 
 async fn ready(State(app): State<Arc<AppState>>) -> Response {
     let db = sepay_store::ping(&app.db).await;
     let nats = app.bus.is_connected();
-    let status = if db && nats { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if db && nats {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(json!({"postgres": db, "nats": nats}))).into_response()
 }

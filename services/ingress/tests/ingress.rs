@@ -19,13 +19,36 @@ impl Ingress {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
-        let config = IngressConfig { relay_interval_ms: 100, relay_min_age_ms: 200, ..Default::default() };
-        tokio::spawn(sepay_ingress::serve(listener, config, db, bus, shutdown.clone()));
-        Self { url, shutdown, http: reqwest::Client::new() }
+        let config = IngressConfig {
+            relay_interval_ms: 100,
+            relay_min_age_ms: 200,
+            ..Default::default()
+        };
+        tokio::spawn(sepay_ingress::serve(
+            listener,
+            config,
+            db,
+            bus,
+            shutdown.clone(),
+        ));
+        Self {
+            url,
+            shutdown,
+            http: reqwest::Client::new(),
+        }
     }
 
-    async fn post(&self, path: &str, auth: Option<&str>, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
-        let mut req = self.http.post(format!("{}{path}", self.url)).header("content-type", "application/json").body(body);
+    async fn post(
+        &self,
+        path: &str,
+        auth: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/json")
+            .body(body);
         if let Some(auth) = auth {
             req = req.header("authorization", auth);
         }
@@ -36,7 +59,8 @@ impl Ingress {
     }
 
     async fn deliver(&self, seed: &Seeded, body: &Value) -> (StatusCode, Value) {
-        self.post(&seed.path(), Some(&seed.authorization()), body.to_string()).await
+        self.post(&seed.path(), Some(&seed.authorization()), body.to_string())
+            .await
     }
 }
 
@@ -54,7 +78,11 @@ async fn setup() -> (TestDb, sepay_bus::Bus, Seeded, Ingress) {
     (db, bus, seed, ingress)
 }
 
-async fn event_row(db: &PgPool, ws: uuid::Uuid, key: &str) -> (String, i32, i32, Option<String>, bool) {
+async fn event_row(
+    db: &PgPool,
+    ws: uuid::Uuid,
+    key: &str,
+) -> (String, i32, i32, Option<String>, bool) {
     sqlx::query_as(
         "select status, attempts, delivery_count, failure_reason, published_at is not null
            from sepay_webhook_events where ws_id = $1 and dedupe_key = $2",
@@ -69,10 +97,16 @@ async fn event_row(db: &PgPool, ws: uuid::Uuid, key: &str) -> (String, i32, i32,
 #[tokio::test]
 async fn a_delivery_is_stored_published_and_acknowledged() {
     let (db, bus, seed, ingress) = setup().await;
-    let (status, body) = ingress.deliver(&seed, &delivery(92704, "in", json!(2277000))).await;
+    let (status, body) = ingress
+        .deliver(&seed, &delivery(92704, "in", json!(2277000)))
+        .await;
     assert_eq!((status, body), (StatusCode::OK, json!({"success": true})));
-    let (status, attempts, deliveries, reason, published) = event_row(&db.pool, seed.ws_id, "sepay:92704").await;
-    assert_eq!((status.as_str(), attempts, deliveries, reason, published), ("received", 1, 1, None, true));
+    let (status, attempts, deliveries, reason, published) =
+        event_row(&db.pool, seed.ws_id, "sepay:92704").await;
+    assert_eq!(
+        (status.as_str(), attempts, deliveries, reason, published),
+        ("received", 1, 1, None, true)
+    );
     assert_eq!(bus.events_stream_len().await.unwrap(), 1);
     let last_used: Option<chrono::DateTime<chrono::Utc>> =
         sqlx::query_scalar("select last_used_at from sepay_webhook_endpoints where id = $1")
@@ -87,13 +121,23 @@ async fn a_delivery_is_stored_published_and_acknowledged() {
 async fn unknown_tokens_and_wrong_keys_get_401_and_write_nothing() {
     let (db, _bus, seed, ingress) = setup().await;
     let revoked = Seeded::new(&db.pool).await;
-    sepay_store::endpoints::revoke(&db.pool, revoked.endpoint_id).await.unwrap();
+    sepay_store::endpoints::revoke(&db.pool, revoked.endpoint_id)
+        .await
+        .unwrap();
     let body = delivery(1, "in", json!(1000)).to_string();
     let good_auth = seed.authorization();
     let other_key = format!("Apikey {}", revoked.api_key);
     let cases: Vec<(String, Option<&str>, &str)> = vec![
-        ("/api/v1/webhooks/sepay/spwh_unknown0000000000000000000000000000000000".into(), Some(&good_auth), "unknown token"),
-        ("/api/v1/webhooks/sepay/not-a-token".into(), Some(&good_auth), "malformed token"),
+        (
+            "/api/v1/webhooks/sepay/spwh_unknown0000000000000000000000000000000000".into(),
+            Some(&good_auth),
+            "unknown token",
+        ),
+        (
+            "/api/v1/webhooks/sepay/not-a-token".into(),
+            Some(&good_auth),
+            "malformed token",
+        ),
         (revoked.path(), Some(&other_key), "revoked endpoint"),
         (seed.path(), None, "no Authorization header"),
         (seed.path(), Some("Apikey spak_wrong"), "wrong key"),
@@ -110,7 +154,10 @@ async fn unknown_tokens_and_wrong_keys_get_401_and_write_nothing() {
     assert_eq!(count(&db.pool, "sepay_webhook_events").await, 0);
     // the Bearer scheme with the right key is accepted
     let bearer = format!("Bearer {}", seed.api_key);
-    assert_eq!(ingress.post(&seed.path(), Some(&bearer), body).await.0, StatusCode::OK);
+    assert_eq!(
+        ingress.post(&seed.path(), Some(&bearer), body).await.0,
+        StatusCode::OK
+    );
     assert_eq!(count(&db.pool, "sepay_webhook_events").await, 1);
 }
 
@@ -125,15 +172,29 @@ async fn bodies_over_64_kib_get_413_and_64_kib_is_accepted() {
         assert_eq!(s.len(), size);
         s
     };
-    let (status, answer) = ingress.post(&seed.path(), Some(&seed.authorization()), padded(64 * 1024 + 1)).await;
+    let (status, answer) = ingress
+        .post(
+            &seed.path(),
+            Some(&seed.authorization()),
+            padded(64 * 1024 + 1),
+        )
+        .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(answer["error"]["code"], json!("payload_too_large"));
     // a streamed body without Content-Length is cut at the limit too
     let stream = futures::stream::iter(vec![Ok::<_, std::io::Error>(padded(64 * 1024 + 10))]);
-    let (status, _) = ingress.post(&seed.path(), Some(&seed.authorization()), reqwest::Body::wrap_stream(stream)).await;
+    let (status, _) = ingress
+        .post(
+            &seed.path(),
+            Some(&seed.authorization()),
+            reqwest::Body::wrap_stream(stream),
+        )
+        .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(count(&db.pool, "sepay_webhook_events").await, 0);
-    let (status, _) = ingress.post(&seed.path(), Some(&seed.authorization()), padded(64 * 1024)).await;
+    let (status, _) = ingress
+        .post(&seed.path(), Some(&seed.authorization()), padded(64 * 1024))
+        .await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -142,7 +203,9 @@ async fn a_body_that_is_not_a_json_object_is_kept_failed_and_answered_400_once_s
     let (db, bus, seed, ingress) = setup().await;
     for body in ["not json", "[1,2,3]", "\"text\""] {
         for round in 1..=2 {
-            let (status, answer) = ingress.post(&seed.path(), Some(&seed.authorization()), body).await;
+            let (status, answer) = ingress
+                .post(&seed.path(), Some(&seed.authorization()), body)
+                .await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{body} round {round}");
             assert_eq!(answer["error"]["code"], json!("invalid_payload"));
         }
@@ -156,7 +219,10 @@ async fn a_body_that_is_not_a_json_object_is_kept_failed_and_answered_400_once_s
     .unwrap();
     assert_eq!(rows.len(), 3);
     for (status, reason, raw, deliveries) in &rows {
-        assert_eq!((status.as_str(), reason.as_deref(), deliveries), ("failed", Some("invalid_payload"), &2));
+        assert_eq!(
+            (status.as_str(), reason.as_deref(), deliveries),
+            ("failed", Some("invalid_payload"), &2)
+        );
         assert!(raw.is_some());
     }
     assert_eq!(rows[0].2.as_deref(), Some("not json"));
@@ -171,37 +237,58 @@ async fn repeat_deliveries_follow_the_retry_rules() {
         let db = db.pool.clone();
         let ws = seed.ws_id;
         async move {
-            sqlx::query(sqlx::AssertSqlSafe(format!("update sepay_webhook_events set {sql} where ws_id = $1 and dedupe_key = $2")))
-                .bind(ws)
-                .bind(format!("sepay:{id}"))
-                .execute(&db)
-                .await
-                .unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "update sepay_webhook_events set {sql} where ws_id = $1 and dedupe_key = $2"
+            )))
+            .bind(ws)
+            .bind(format!("sepay:{id}"))
+            .execute(&db)
+            .await
+            .unwrap();
         }
     };
     for id in 1..=4 {
-        assert_eq!(ingress.deliver(&seed, &delivery(id, "in", json!(1000))).await.0, StatusCode::OK);
+        assert_eq!(
+            ingress
+                .deliver(&seed, &delivery(id, "in", json!(1000)))
+                .await
+                .0,
+            StatusCode::OK
+        );
     }
     set(1, "status = 'processed'").await;
     set(2, "status = 'failed', failure_reason = 'wallet_not_linked'").await;
     set(3, "opened_at = now() - interval '10 minutes'").await; // stale received
     // 4 stays a fresh received row
     let expectations = [
-        (1, json!({"success": true, "duplicate": true}), "processed", 1),
+        (
+            1,
+            json!({"success": true, "duplicate": true}),
+            "processed",
+            1,
+        ),
         (2, json!({"success": true}), "received", 2),
         (3, json!({"success": true}), "received", 2),
         (4, json!({"success": true}), "received", 1),
     ];
     for (id, answer, status, attempts) in expectations {
-        let (code, body) = ingress.deliver(&seed, &delivery(id, "in", json!(1000))).await;
+        let (code, body) = ingress
+            .deliver(&seed, &delivery(id, "in", json!(1000)))
+            .await;
         assert_eq!((code, body), (StatusCode::OK, answer), "event {id}");
         let row = event_row(&db.pool, seed.ws_id, &format!("sepay:{id}")).await;
-        assert_eq!((row.0.as_str(), row.1, row.2, row.3), (status, attempts, 2, None), "event {id}");
+        assert_eq!(
+            (row.0.as_str(), row.1, row.2, row.3),
+            (status, attempts, 2, None),
+            "event {id}"
+        );
     }
     // 4 first publications + 2 reopened publications
     assert_eq!(bus.events_stream_len().await.unwrap(), 6);
     set(4, "status = 'duplicate'").await;
-    let (_, body) = ingress.deliver(&seed, &delivery(4, "in", json!(1000))).await;
+    let (_, body) = ingress
+        .deliver(&seed, &delivery(4, "in", json!(1000)))
+        .await;
     assert_eq!(body, json!({"success": true, "duplicate": true}));
 }
 
@@ -210,16 +297,28 @@ async fn eventless_repeats_inside_two_minutes_are_duplicates_and_later_ones_reco
     let (db, _bus, seed, ingress) = setup().await;
     let mut payload = delivery(1, "in", json!(5000));
     payload.as_object_mut().unwrap().remove("id");
-    assert_eq!(ingress.deliver(&seed, &payload).await.1, json!({"success": true}));
-    sqlx::query("update sepay_webhook_events set status = 'failed'").execute(&db.pool).await.unwrap();
+    assert_eq!(
+        ingress.deliver(&seed, &payload).await.1,
+        json!({"success": true})
+    );
+    sqlx::query("update sepay_webhook_events set status = 'failed'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
     // inside the window: a duplicate even though the row failed
-    assert_eq!(ingress.deliver(&seed, &payload).await.1, json!({"success": true, "duplicate": true}));
+    assert_eq!(
+        ingress.deliver(&seed, &payload).await.1,
+        json!({"success": true, "duplicate": true})
+    );
     // later: the unique key finds the canonical row and the retry rules reopen it
     sqlx::query("update sepay_webhook_events set last_received_at = now() - interval '3 minutes'")
         .execute(&db.pool)
         .await
         .unwrap();
-    assert_eq!(ingress.deliver(&seed, &payload).await.1, json!({"success": true}));
+    assert_eq!(
+        ingress.deliver(&seed, &payload).await.1,
+        json!({"success": true})
+    );
     let (status, attempts, deliveries): (String, i32, i32) =
         sqlx::query_as("select status, attempts, delivery_count from sepay_webhook_events")
             .fetch_one(&db.pool)
@@ -248,28 +347,58 @@ async fn eight_concurrent_copies_of_a_delivery_make_one_row() {
 async fn postgres_unreachable_is_answered_503() {
     let (bus, _) = test_bus(&sepay_testkit::nats_url()).await;
     let config = sepay_store::DbConfig {
-        database_url: format!("postgres://postgres@127.0.0.1:{}/none", sepay_testkit::free_port()),
+        database_url: format!(
+            "postgres://postgres@127.0.0.1:{}/none",
+            sepay_testkit::free_port()
+        ),
         db_max_connections: 2,
         db_acquire_timeout_ms: 500,
     };
     let ingress = Ingress::start(config.lazy_pool().unwrap(), bus).await;
     let path = "/api/v1/webhooks/sepay/spwh_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-    let (status, answer) = ingress.post(path, Some("Apikey spak_x"), delivery(1, "in", json!(1)).to_string()).await;
+    let (status, answer) = ingress
+        .post(
+            path,
+            Some("Apikey spak_x"),
+            delivery(1, "in", json!(1)).to_string(),
+        )
+        .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer["error"]["code"], json!("unavailable"));
-    let ready = ingress.http.get(format!("{}/readyz", ingress.url)).send().await.unwrap();
+    let ready = ingress
+        .http
+        .get(format!("{}/readyz", ingress.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(ready.json::<Value>().await.unwrap()["postgres"], json!(false));
+    assert_eq!(
+        ready.json::<Value>().await.unwrap()["postgres"],
+        json!(false)
+    );
 }
 
 #[tokio::test]
 async fn health_and_readiness() {
     let (_db, _bus, _seed, ingress) = setup().await;
-    let health = ingress.http.get(format!("{}/healthz", ingress.url)).send().await.unwrap();
+    let health = ingress
+        .http
+        .get(format!("{}/healthz", ingress.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
-    let ready = ingress.http.get(format!("{}/readyz", ingress.url)).send().await.unwrap();
+    let ready = ingress
+        .http
+        .get(format!("{}/readyz", ingress.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
-    assert_eq!(ready.json::<Value>().await.unwrap(), json!({"postgres": true, "nats": true}));
+    assert_eq!(
+        ready.json::<Value>().await.unwrap(),
+        json!({"postgres": true, "nats": true})
+    );
 }
 
 #[tokio::test]
@@ -277,26 +406,50 @@ async fn a_rotated_token_works_until_its_grace_ends() {
     let (db, _bus, seed, ingress) = setup().await;
     let token = sepay_crypto::generate_webhook_token();
     let key = sepay_crypto::generate_api_key();
-    sepay_store::endpoints::rotate(&db.pool, seed.endpoint_id, Duration::from_secs(3600), &token.sha256(), &token.display_prefix(), &key.sha256())
-        .await
-        .unwrap();
-    assert_eq!(ingress.deliver(&seed, &delivery(1, "in", json!(1))).await.0, StatusCode::OK);
+    sepay_store::endpoints::rotate(
+        &db.pool,
+        seed.endpoint_id,
+        Duration::from_secs(3600),
+        &token.sha256(),
+        &token.display_prefix(),
+        &key.sha256(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ingress.deliver(&seed, &delivery(1, "in", json!(1))).await.0,
+        StatusCode::OK
+    );
     let new_path = format!("/api/v1/webhooks/sepay/{}", token.expose());
     let new_auth = format!("Apikey {}", key.expose());
-    assert_eq!(ingress.post(&new_path, Some(&new_auth), delivery(2, "in", json!(1)).to_string()).await.0, StatusCode::OK);
+    assert_eq!(
+        ingress
+            .post(
+                &new_path,
+                Some(&new_auth),
+                delivery(2, "in", json!(1)).to_string()
+            )
+            .await
+            .0,
+        StatusCode::OK
+    );
     sqlx::query("update sepay_webhook_endpoints set grace_until = now() - interval '1 second' where id = $1")
         .bind(seed.endpoint_id)
         .execute(&db.pool)
         .await
         .unwrap();
-    assert_eq!(ingress.deliver(&seed, &delivery(3, "in", json!(1))).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        ingress.deliver(&seed, &delivery(3, "in", json!(1))).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     // the relay's pass turns the expired rotation into a revocation
     let revoked = eventually(Duration::from_secs(5), || async {
-        let status: String = sqlx::query_scalar("select status from sepay_webhook_endpoints where id = $1")
-            .bind(seed.endpoint_id)
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+        let status: String =
+            sqlx::query_scalar("select status from sepay_webhook_endpoints where id = $1")
+                .bind(seed.endpoint_id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
         (status == "revoked").then_some(())
     })
     .await;

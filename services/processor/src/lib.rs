@@ -97,7 +97,12 @@ pub async fn serve(
     classifier: Arc<dyn Classifier>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let health = tokio::spawn(health::serve(listener, db.clone(), bus.clone(), shutdown.clone()));
+    let health = tokio::spawn(health::serve(
+        listener,
+        db.clone(),
+        bus.clone(),
+        shutdown.clone(),
+    ));
     consume(config, db, bus, classifier, shutdown).await?;
     health.await??;
     Ok(())
@@ -117,6 +122,16 @@ pub async fn consume(
         classify_budget: Duration::from_millis(config.classify_timeout_ms),
         max_deliver: config.processor_max_deliver,
     });
-    tracing::info!(concurrency = config.processor_concurrency, "sepay-processor consuming");
-    worker::consume_loop(worker, bus, config.consumer_settings(), config.processor_concurrency, shutdown).await
+    tracing::info!(
+        concurrency = config.processor_concurrency,
+        "sepay-processor consuming"
+    );
+    worker::consume_loop(
+        worker,
+        bus,
+        config.consumer_settings(),
+        config.processor_concurrency,
+        shutdown,
+    )
+    .await
 }

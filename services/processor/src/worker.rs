@@ -117,7 +117,9 @@ impl Worker {
             Err(Failure::Event(reason, detail)) => {
                 tracing::Span::current().record("outcome", reason.as_str());
                 tracing::warn!(reason = reason.as_str(), detail = %detail, "event failed");
-                if let Err(err) = events::mark_failed(&self.db, envelope.event_id, reason, &detail).await {
+                if let Err(err) =
+                    events::mark_failed(&self.db, envelope.event_id, reason, &detail).await
+                {
                     tracing::warn!(error = ?err, "could not record the failure");
                     return Settle::Retry(processing_backoff(delivered));
                 }
@@ -126,7 +128,13 @@ impl Worker {
             Err(Failure::Store(err)) => {
                 tracing::warn!(error = ?err, "processing error");
                 let detail = format!("{err}");
-                let _ = events::mark_failed(&self.db, envelope.event_id, FailureReason::ProcessingError, &detail).await;
+                let _ = events::mark_failed(
+                    &self.db,
+                    envelope.event_id,
+                    FailureReason::ProcessingError,
+                    &detail,
+                )
+                .await;
                 Settle::Retry(processing_backoff(delivered))
             }
         }
@@ -149,21 +157,33 @@ impl Worker {
             Err(err) => return Err(Failure::Store(err)),
         };
         match EventStatus::parse(&event.status) {
-            Some(EventStatus::Processed | EventStatus::Duplicate) => return Ok("already_processed"),
+            Some(EventStatus::Processed | EventStatus::Duplicate) => {
+                return Ok("already_processed");
+            }
             Some(EventStatus::Received | EventStatus::Failed) => {}
             None => return Err(Failure::Gone),
         }
         let Some(payload) = event.payload else {
-            return Err(Failure::Event(FailureReason::InvalidPayload, "the body is not a JSON object".into()));
+            return Err(Failure::Event(
+                FailureReason::InvalidPayload,
+                "the body is not a JSON object".into(),
+            ));
         };
         let payload = match Delivery::parse(payload.to_string().as_bytes()) {
             Delivery::Object(p) => p,
             Delivery::NotAnObject { .. } => {
-                return Err(Failure::Event(FailureReason::InvalidPayload, "the payload is not a JSON object".into()));
+                return Err(Failure::Event(
+                    FailureReason::InvalidPayload,
+                    "the payload is not a JSON object".into(),
+                ));
             }
         };
-        let tx = payload.normalize().map_err(|e| Failure::Event(e.reason(), e.to_string()))?;
-        let wallet_id = self.resolve_wallet(event.ws_id, event.endpoint_id, &tx).await?;
+        let tx = payload
+            .normalize()
+            .map_err(|e| Failure::Event(e.reason(), e.to_string()))?;
+        let wallet_id = self
+            .resolve_wallet(event.ws_id, event.endpoint_id, &tx)
+            .await?;
         let (category, decided_by, confidence) = self.classify(event.ws_id, &tx).await;
         let booked = ledger::book(
             &self.db,
@@ -201,31 +221,62 @@ impl Worker {
         {
             return Ok(wallet);
         }
-        sepay_store::workspaces::linked_wallet(&self.db, ws_id, &tx.account_number, tx.sub_account.as_deref())
-            .await?
-            .ok_or_else(|| {
-                Failure::Event(
-                    FailureReason::WalletNotLinked,
-                    format!(
-                        "no wallet linked to account {}{}",
-                        tx.account_number,
-                        tx.sub_account.as_deref().map(|s| format!(" / {s}")).unwrap_or_default()
-                    ),
-                )
-            })
+        sepay_store::workspaces::linked_wallet(
+            &self.db,
+            ws_id,
+            &tx.account_number,
+            tx.sub_account.as_deref(),
+        )
+        .await?
+        .ok_or_else(|| {
+            Failure::Event(
+                FailureReason::WalletNotLinked,
+                format!(
+                    "no wallet linked to account {}{}",
+                    tx.account_number,
+                    tx.sub_account
+                        .as_deref()
+                        .map(|s| format!(" / {s}"))
+                        .unwrap_or_default()
+                ),
+            )
+        })
     }
 
     /// The classifier's choice within the time budget, else the fallback category.
-    async fn classify(&self, ws_id: uuid::Uuid, tx: &NormalizedTransaction) -> (CategoryChoice, String, Option<f32>) {
-        match tokio::time::timeout(self.classify_budget, self.classifier.classify(ws_id, tx)).await {
-            Ok(Ok(Some(c))) => return (CategoryChoice::Existing(c.category_id), c.decided_by, c.confidence),
+    async fn classify(
+        &self,
+        ws_id: uuid::Uuid,
+        tx: &NormalizedTransaction,
+    ) -> (CategoryChoice, String, Option<f32>) {
+        match tokio::time::timeout(self.classify_budget, self.classifier.classify(ws_id, tx)).await
+        {
+            Ok(Ok(Some(c))) => {
+                return (
+                    CategoryChoice::Existing(c.category_id),
+                    c.decided_by,
+                    c.confidence,
+                );
+            }
             Ok(Ok(None)) => {}
-            Ok(Err(err)) => tracing::warn!(error = %err, "classifier failed; using the fallback category"),
-            Err(_) => tracing::warn!(budget_ms = self.classify_budget.as_millis() as u64, "classifier timed out; using the fallback category"),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "classifier failed; using the fallback category")
+            }
+            Err(_) => tracing::warn!(
+                budget_ms = self.classify_budget.as_millis() as u64,
+                "classifier timed out; using the fallback category"
+            ),
         }
-        let name = if tx.direction.is_expense() { FALLBACK_EXPENSE } else { FALLBACK_INCOME };
+        let name = if tx.direction.is_expense() {
+            FALLBACK_EXPENSE
+        } else {
+            FALLBACK_INCOME
+        };
         (
-            CategoryChoice::Fallback { name: name.to_owned(), is_expense: tx.direction.is_expense() },
+            CategoryChoice::Fallback {
+                name: name.to_owned(),
+                is_expense: tx.direction.is_expense(),
+            },
             FALLBACK_DECIDER.to_owned(),
             None,
         )

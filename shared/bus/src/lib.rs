@@ -31,7 +31,10 @@ pub enum BusError {
 }
 
 fn js_err(op: &'static str) -> impl FnOnce(&dyn std::fmt::Display) -> BusError {
-    move |e| BusError::JetStream { op, reason: e.to_string() }
+    move |e| BusError::JetStream {
+        op,
+        reason: e.to_string(),
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -65,13 +68,23 @@ pub struct BusNames {
 
 impl BusNames {
     pub fn new(prefix: &str) -> Self {
-        Self { prefix: prefix.to_owned() }
+        Self {
+            prefix: prefix.to_owned(),
+        }
     }
     fn stream(&self, name: &str) -> String {
-        if self.prefix.is_empty() { name.to_owned() } else { format!("{}_{name}", self.prefix) }
+        if self.prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}_{name}", self.prefix)
+        }
     }
     fn subject(&self, name: &str) -> String {
-        if self.prefix.is_empty() { name.to_owned() } else { format!("{}.{name}", self.prefix) }
+        if self.prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
     }
     pub fn events_stream(&self) -> String {
         self.stream("SEPAY_EVENTS")
@@ -162,7 +175,10 @@ impl Bus {
             .max_reconnects(None)
             .connect(&config.nats_url)
             .await
-            .map_err(|e| BusError::Connect { url: config.nats_url.clone(), reason: e.to_string() })?;
+            .map_err(|e| BusError::Connect {
+                url: config.nats_url.clone(),
+                reason: e.to_string(),
+            })?;
         let mut js = jetstream::new(client.clone());
         js.set_timeout(Duration::from_millis(config.nats_publish_timeout_ms));
         Ok(Self {
@@ -202,7 +218,10 @@ impl Bus {
         self.js
             .get_or_create_stream(stream::Config {
                 name: self.names.control_stream(),
-                subjects: ControlSubject::ALL.iter().map(|s| self.names.control_subject(*s)).collect(),
+                subjects: ControlSubject::ALL
+                    .iter()
+                    .map(|s| self.names.control_subject(*s))
+                    .collect(),
                 retention: stream::RetentionPolicy::Limits,
                 storage: stream::StorageType::File,
                 max_age: Duration::from_secs(7 * 24 * 3600),
@@ -217,20 +236,30 @@ impl Bus {
     /// JetStream saw it as a duplicate of an earlier publication.
     pub async fn publish_event_received(&self, event: &EventReceived) -> BusResult<bool> {
         let subject = self.names.events_received();
-        self.publish(subject, &event.message_id(), serde_json::to_vec(event)?).await
+        self.publish(subject, &event.message_id(), serde_json::to_vec(event)?)
+            .await
     }
 
     /// Publishes a control message (JSON) with the given message id.
-    pub async fn publish_control<T: Serialize>(&self, subject: ControlSubject, msg_id: &str, body: &T) -> BusResult<bool> {
+    pub async fn publish_control<T: Serialize>(
+        &self,
+        subject: ControlSubject,
+        msg_id: &str,
+        body: &T,
+    ) -> BusResult<bool> {
         let subject = self.names.control_subject(subject);
-        self.publish(subject, msg_id, serde_json::to_vec(body)?).await
+        self.publish(subject, msg_id, serde_json::to_vec(body)?)
+            .await
     }
 
     async fn publish(&self, subject: String, msg_id: &str, body: Vec<u8>) -> BusResult<bool> {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
         inject_trace(&mut headers);
-        let failed = |reason: String| BusError::Publish { subject: subject.clone(), reason };
+        let failed = |reason: String| BusError::Publish {
+            subject: subject.clone(),
+            reason,
+        };
         let ack = tokio::time::timeout(self.publish_timeout, async {
             self.js
                 .publish_with_headers(subject.clone(), headers, body.into())
@@ -245,7 +274,11 @@ impl Bus {
     }
 
     /// The durable pull consumer of `service` on SEPAY_EVENTS, created if missing.
-    pub async fn events_consumer(&self, service: &str, settings: &ConsumerSettings) -> BusResult<PullConsumer> {
+    pub async fn events_consumer(
+        &self,
+        service: &str,
+        settings: &ConsumerSettings,
+    ) -> BusResult<PullConsumer> {
         let stream = self.ensure_events_stream().await?;
         let durable = self.names.durable(service);
         stream
@@ -284,7 +317,10 @@ impl Bus {
             .get_consumer(&self.names.durable(service))
             .await
             .map_err(|e| js_err("get consumer")(&e))?;
-        let info = consumer.info().await.map_err(|e| js_err("consumer info")(&e))?;
+        let info = consumer
+            .info()
+            .await
+            .map_err(|e| js_err("consumer info")(&e))?;
         Ok(info.num_pending + info.num_ack_pending as u64)
     }
 }

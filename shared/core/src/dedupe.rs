@@ -20,9 +20,15 @@ impl DedupeKey {
         }
         let amount = match Amount::from_json(payload.get("transferAmount")) {
             Ok(a) => a.magnitude().to_string(),
-            Err(_) => payload.get("transferAmount").map(|v| v.to_string()).unwrap_or_default(),
+            Err(_) => payload
+                .get("transferAmount")
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
         };
-        let transfer_type = payload.text("transferType").unwrap_or_default().to_ascii_lowercase();
+        let transfer_type = payload
+            .text("transferType")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let parts = [
             payload.text("referenceCode").unwrap_or_default(),
             transfer_type,
@@ -31,7 +37,10 @@ impl DedupeKey {
             payload.text("transactionDate").unwrap_or_default(),
         ];
         // \u{1f} (unit separator) cannot be confused with field content
-        Self(format!("{EVENTLESS_PREFIX}{}", sha256_hex(parts.join("\u{1f}").as_bytes())))
+        Self(format!(
+            "{EVENTLESS_PREFIX}{}",
+            sha256_hex(parts.join("\u{1f}").as_bytes())
+        ))
     }
 
     /// A body that is not a JSON object is identified by its bytes.
@@ -74,8 +83,14 @@ mod tests {
 
     #[test]
     fn id_keys() {
-        assert_eq!(DedupeKey::for_payload(&payload(json!({"id": 92704}))).as_str(), "sepay:92704");
-        assert_eq!(DedupeKey::for_payload(&payload(json!({"id": "92704"}))).as_str(), "sepay:92704");
+        assert_eq!(
+            DedupeKey::for_payload(&payload(json!({"id": 92704}))).as_str(),
+            "sepay:92704"
+        );
+        assert_eq!(
+            DedupeKey::for_payload(&payload(json!({"id": "92704"}))).as_str(),
+            "sepay:92704"
+        );
         assert_eq!(DedupeKey::for_sepay_id(92704).as_str(), "sepay:92704");
         assert!(!DedupeKey::for_sepay_id(1).is_eventless());
     }

@@ -173,8 +173,20 @@ mod tests {
 
     #[test]
     fn bodies_that_are_not_objects_are_kept_raw() {
-        for body in [&b"not json"[..], b"[1,2]", b"\"str\"", b"42", b"null", b"", b"{", b"\xff\xfe"] {
-            assert!(matches!(Delivery::parse(body), Delivery::NotAnObject { .. }), "{body:?}");
+        for body in [
+            &b"not json"[..],
+            b"[1,2]",
+            b"\"str\"",
+            b"42",
+            b"null",
+            b"",
+            b"{",
+            b"\xff\xfe",
+        ] {
+            assert!(
+                matches!(Delivery::parse(body), Delivery::NotAnObject { .. }),
+                "{body:?}"
+            );
         }
         assert!(matches!(Delivery::parse(b"{}"), Delivery::Object(_)));
     }
@@ -198,14 +210,35 @@ mod tests {
             (with("transferType", json!("out")), Ok("-2277000")),
             (with("transferAmount", json!(-2277000)), Ok("2277000")),
             (with("transferAmount", json!("150000.50")), Ok("150000.5")),
-            (with("transferAmount", json!("abc")), Err(FailureReason::InvalidAmount)),
-            (with("transferAmount", json!(null)), Err(FailureReason::InvalidAmount)),
+            (
+                with("transferAmount", json!("abc")),
+                Err(FailureReason::InvalidAmount),
+            ),
+            (
+                with("transferAmount", json!(null)),
+                Err(FailureReason::InvalidAmount),
+            ),
             (without("transferAmount"), Err(FailureReason::InvalidAmount)),
-            (with("transferType", json!("sideways")), Err(FailureReason::InvalidTransferType)),
-            (without("transferType"), Err(FailureReason::InvalidTransferType)),
-            (with("transactionDate", json!("25/03/2023")), Err(FailureReason::InvalidTransactionDate)),
-            (with("transactionDate", json!(12345)), Err(FailureReason::InvalidTransactionDate)),
-            (with("accountNumber", json!("  ")), Err(FailureReason::MissingAccountNumber)),
+            (
+                with("transferType", json!("sideways")),
+                Err(FailureReason::InvalidTransferType),
+            ),
+            (
+                without("transferType"),
+                Err(FailureReason::InvalidTransferType),
+            ),
+            (
+                with("transactionDate", json!("25/03/2023")),
+                Err(FailureReason::InvalidTransactionDate),
+            ),
+            (
+                with("transactionDate", json!(12345)),
+                Err(FailureReason::InvalidTransactionDate),
+            ),
+            (
+                with("accountNumber", json!("  ")),
+                Err(FailureReason::MissingAccountNumber),
+            ),
             (with("accountNumber", json!(123499999)), Ok("2277000")),
         ];
         for (payload, want) in cases {
@@ -216,7 +249,11 @@ mod tests {
                     Some(Decimal::from_str(amount).unwrap()),
                     "{payload:?}"
                 ),
-                Err(reason) => assert_eq!(got.map_err(|e| e.reason()).err(), Some(reason), "{payload:?}"),
+                Err(reason) => assert_eq!(
+                    got.map_err(|e| e.reason()).err(),
+                    Some(reason),
+                    "{payload:?}"
+                ),
             }
         }
     }

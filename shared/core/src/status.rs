@@ -86,7 +86,16 @@ mod tests {
 
     #[test]
     fn only_fixable_failures_are_retryable() {
-        let retryable: Vec<_> = FailureReason::ALL.iter().filter(|r| r.is_retryable()).collect();
-        assert_eq!(retryable, [&FailureReason::WalletNotLinked, &FailureReason::ProcessingError]);
+        let retryable: Vec<_> = FailureReason::ALL
+            .iter()
+            .filter(|r| r.is_retryable())
+            .collect();
+        assert_eq!(
+            retryable,
+            [
+                &FailureReason::WalletNotLinked,
+                &FailureReason::ProcessingError
+            ]
+        );
     }
 }

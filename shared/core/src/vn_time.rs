@@ -47,7 +47,8 @@ mod tests {
             ("not a date", None),
         ];
         for (input, want) in cases {
-            let got = parse_vietnam_local(input).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            let got = parse_vietnam_local(input)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
             assert_eq!(got.as_deref(), *want, "input {input:?}");
         }
     }

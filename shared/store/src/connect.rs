@@ -10,7 +10,11 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations"
 #[derive(Debug, Clone, clap::Args)]
 pub struct DbConfig {
     /// Postgres URL; the database is created if missing.
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/sepay")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/sepay"
+    )]
     pub database_url: String,
     /// Connections in the pool.
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 10)]
@@ -70,7 +74,10 @@ pub async fn connect(config: &DbConfig) -> StoreResult<PgPool> {
             .into(),
         ))
     };
-    if !Postgres::database_exists(&config.database_url).await.map_err(unreachable)? {
+    if !Postgres::database_exists(&config.database_url)
+        .await
+        .map_err(unreachable)?
+    {
         Postgres::create_database(&config.database_url)
             .await
             .or_else(|err| match &err {
@@ -80,7 +87,11 @@ pub async fn connect(config: &DbConfig) -> StoreResult<PgPool> {
             })
             .map_err(unreachable)?;
     }
-    let pool = config.pool_options().connect(&config.database_url).await.map_err(unreachable)?;
+    let pool = config
+        .pool_options()
+        .connect(&config.database_url)
+        .await
+        .map_err(unreachable)?;
     migrate(&pool).await?;
     Ok(pool)
 }

@@ -45,7 +45,10 @@ pub struct NewEndpoint<'a> {
 }
 
 /// The endpoint a URL token opens: active, or rotating and still inside its grace period.
-pub async fn find_by_token_hash(pool: &PgPool, token_hash: &[u8]) -> StoreResult<Option<EndpointAuth>> {
+pub async fn find_by_token_hash(
+    pool: &PgPool,
+    token_hash: &[u8],
+) -> StoreResult<Option<EndpointAuth>> {
     Ok(sqlx::query_as(
         "select id, ws_id, api_key_hash from sepay_webhook_endpoints
          where token_hash = $1
@@ -76,11 +79,13 @@ pub async fn create(pool: &PgPool, new: &NewEndpoint<'_>) -> StoreResult<Endpoin
 }
 
 pub async fn get(pool: &PgPool, id: Uuid) -> StoreResult<Endpoint> {
-    sqlx::query_as(AssertSqlSafe(format!("select {ENDPOINT_COLUMNS} from sepay_webhook_endpoints where id = $1")))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?
-        .ok_or(StoreError::NotFound("endpoint"))
+    sqlx::query_as(AssertSqlSafe(format!(
+        "select {ENDPOINT_COLUMNS} from sepay_webhook_endpoints where id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(StoreError::NotFound("endpoint"))
 }
 
 pub async fn list(pool: &PgPool, ws_id: Option<Uuid>) -> StoreResult<Vec<Endpoint>> {

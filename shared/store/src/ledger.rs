@@ -12,7 +12,10 @@ use uuid::Uuid;
 pub enum CategoryChoice {
     Existing(Uuid),
     /// Created on first use through `ensure_fallback_category`.
-    Fallback { name: String, is_expense: bool },
+    Fallback {
+        name: String,
+        is_expense: bool,
+    },
 }
 
 pub struct Booking<'a> {
@@ -110,13 +113,20 @@ pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
     Ok(outcome)
 }
 
-pub async fn ensure_fallback_category(pool: &PgPool, ws_id: Uuid, name: &str, is_expense: bool) -> StoreResult<Uuid> {
-    Ok(sqlx::query_scalar("select ensure_fallback_category($1, $2, $3)")
-        .bind(ws_id)
-        .bind(name)
-        .bind(is_expense)
-        .fetch_one(pool)
-        .await?)
+pub async fn ensure_fallback_category(
+    pool: &PgPool,
+    ws_id: Uuid,
+    name: &str,
+    is_expense: bool,
+) -> StoreResult<Uuid> {
+    Ok(
+        sqlx::query_scalar("select ensure_fallback_category($1, $2, $3)")
+            .bind(ws_id)
+            .bind(name)
+            .bind(is_expense)
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -135,7 +145,11 @@ pub struct WalletTransaction {
 }
 
 /// Newest first.
-pub async fn list_transactions(pool: &PgPool, ws_id: Uuid, limit: i64) -> StoreResult<Vec<WalletTransaction>> {
+pub async fn list_transactions(
+    pool: &PgPool,
+    ws_id: Uuid,
+    limit: i64,
+) -> StoreResult<Vec<WalletTransaction>> {
     Ok(sqlx::query_as(
         "select t.id, t.ws_id, t.wallet_id, t.amount, t.description, t.category_id, c.name as category_name,
                 t.taken_at, t.source, t.external_ref, t.classified_by

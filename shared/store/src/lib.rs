@@ -2,8 +2,8 @@
 //! returns typed rows; the decisions it applies come from `sepay-core`.
 
 mod connect;
-mod error;
 pub mod endpoints;
+mod error;
 pub mod events;
 pub mod ledger;
 pub mod workspaces;

@@ -33,13 +33,20 @@ pub struct WalletLink {
 }
 
 pub async fn create_workspace(pool: &PgPool, name: &str) -> StoreResult<Workspace> {
-    Ok(sqlx::query_as("insert into workspaces (name) values ($1) returning id, name, created_at")
-        .bind(name)
-        .fetch_one(pool)
-        .await?)
+    Ok(
+        sqlx::query_as("insert into workspaces (name) values ($1) returning id, name, created_at")
+            .bind(name)
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
-pub async fn create_wallet(pool: &PgPool, ws_id: Uuid, name: &str, currency: &str) -> StoreResult<Wallet> {
+pub async fn create_wallet(
+    pool: &PgPool,
+    ws_id: Uuid,
+    name: &str,
+    currency: &str,
+) -> StoreResult<Wallet> {
     Ok(sqlx::query_as(
         "insert into wallets (ws_id, name, currency) values ($1, $2, $3)
          returning id, ws_id, name, currency, created_at",

@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 /// Postgres server the tests create their databases on.
 pub fn admin_database_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 pub fn nats_url() -> String {
@@ -34,7 +35,10 @@ impl TestDb {
             .connect(&admin)
             .await
             .unwrap_or_else(|e| panic!("tests need Postgres at {admin}: {e}"));
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         let stale: Vec<(String,)> = sqlx::query_as(
             "select datname from pg_database where datname ~ '^sepay_test_[0-9]+_' \
              and split_part(datname, '_', 3)::bigint < $1",
@@ -44,12 +48,17 @@ impl TestDb {
         .await
         .unwrap_or_default();
         for (name,) in stale {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("drop database if exists \"{name}\" with (force)")))
-                .execute(&admin_pool)
-                .await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "drop database if exists \"{name}\" with (force)"
+            )))
+            .execute(&admin_pool)
+            .await;
         }
         let name = format!("sepay_test_{now}_{}", Uuid::new_v4().simple());
-        let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin.clone());
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_owned())
+            .unwrap_or(admin.clone());
         let config = DbConfig {
             database_url: format!("{base}/{name}"),
             db_max_connections: 20,
@@ -67,7 +76,9 @@ pub async fn test_bus(nats_url: &str) -> (Bus, NatsConfig) {
         bus_prefix: format!("t{}", &Uuid::new_v4().simple().to_string()[..12]),
         nats_publish_timeout_ms: 2000,
     };
-    let bus = Bus::connect(&config).await.expect("tests need NATS with JetStream");
+    let bus = Bus::connect(&config)
+        .await
+        .expect("tests need NATS with JetStream");
     (bus, config)
 }
 
@@ -83,7 +94,11 @@ impl PrivateNats {
     pub fn start() -> Self {
         let port = free_port();
         let store = std::env::temp_dir().join(format!("sepay-nats-{}", Uuid::new_v4().simple()));
-        let mut nats = Self { port, store, child: None };
+        let mut nats = Self {
+            port,
+            store,
+            child: None,
+        };
         nats.resume();
         nats
     }
@@ -101,9 +116,17 @@ impl PrivateNats {
 
     /// Starts the server again on the same port and store.
     pub fn resume(&mut self) {
-        let binary = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "/usr/sbin/nats-server".into());
+        let binary =
+            std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "/usr/sbin/nats-server".into());
         let child = Command::new(&binary)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(&self.store)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -126,7 +149,11 @@ impl Drop for PrivateNats {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A workspace with a wallet linked to `ACCOUNT` and a manual endpoint.
@@ -148,9 +175,13 @@ impl Seeded {
     pub async fn with_link(db: &PgPool, link: bool) -> Self {
         use sepay_store::{endpoints, workspaces};
         let ws = workspaces::create_workspace(db, "Test").await.unwrap();
-        let wallet = workspaces::create_wallet(db, ws.id, "VCB 8888", "VND").await.unwrap();
+        let wallet = workspaces::create_wallet(db, ws.id, "VCB 8888", "VND")
+            .await
+            .unwrap();
         if link {
-            workspaces::link_account(db, ws.id, ACCOUNT, None, wallet.id).await.unwrap();
+            workspaces::link_account(db, ws.id, ACCOUNT, None, wallet.id)
+                .await
+                .unwrap();
         }
         let token = sepay_crypto::generate_webhook_token();
         let key = sepay_crypto::generate_api_key();

@@ -1,0 +1,384 @@
+//! The whole path — ingress, NATS, processor, Postgres — and the `sepayctl` binary.
+
+use sepay_bus::NatsConfig;
+use sepay_ingress::IngressConfig;
+use sepay_processor::{FallbackOnly, ProcessorConfig};
+use sepay_testkit::{PrivateNats, Seeded, TestDb, count, delivery, eventually, test_bus};
+use serde_json::{Value, json};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Ingress and processor in this process, as `sepayctl up` runs them.
+struct System {
+    url: String,
+    stop: CancellationToken,
+}
+
+impl System {
+    async fn start(db: &TestDb, nats: &NatsConfig) -> Self {
+        let stop = CancellationToken::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let ingress = IngressConfig {
+            relay_interval_ms: 100,
+            relay_min_age_ms: 200,
+            ..Default::default()
+        };
+        let bus = sepay_bus::Bus::connect(nats).await.unwrap();
+        tokio::spawn(sepay_ingress::serve(
+            listener,
+            ingress,
+            db.pool.clone(),
+            bus.clone(),
+            stop.clone(),
+        ));
+        let processor = ProcessorConfig {
+            processor_concurrency: 8,
+            ..Default::default()
+        };
+        tokio::spawn(sepay_processor::consume(
+            processor,
+            db.pool.clone(),
+            bus,
+            Arc::new(FallbackOnly),
+            stop.clone(),
+        ));
+        Self { url, stop }
+    }
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn post(url: &str, seed: &Seeded, body: &Value) -> reqwest::StatusCode {
+    reqwest::Client::new()
+        .post(format!("{url}{}", seed.path()))
+        .header("authorization", seed.authorization())
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn processed(db: &TestDb) -> i64 {
+    sqlx::query_scalar("select count(*) from sepay_webhook_events where status = 'processed'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn eight_concurrent_copies_of_a_delivery_book_one_transaction() {
+    let db = TestDb::new().await;
+    let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
+    let system = System::start(&db, &nats).await;
+    let seed = Seeded::new(&db.pool).await;
+    let body = delivery(4242, "in", json!(2277000));
+    let statuses = futures::future::join_all((0..8).map(|_| post(&system.url, &seed, &body))).await;
+    assert!(statuses.iter().all(|s| s.is_success()), "{statuses:?}");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            (processed(&db).await == 1).then_some(())
+        })
+        .await
+        .is_some()
+    );
+    // later retries are answered as duplicates and book nothing
+    let again = reqwest::Client::new()
+        .post(format!("{}{}", system.url, seed.path()))
+        .header("authorization", seed.authorization())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        again.json::<Value>().await.unwrap(),
+        json!({"success": true, "duplicate": true})
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(count(&db.pool, "wallet_transactions").await, 1);
+    assert_eq!(count(&db.pool, "sepay_webhook_events").await, 1);
+}
+
+#[tokio::test]
+async fn deliveries_taken_while_nats_is_down_are_relayed_and_booked_once() {
+    let db = TestDb::new().await;
+    let mut server = PrivateNats::start();
+    let (_, nats) = test_bus(&server.url()).await;
+    let system = System::start(&db, &nats).await;
+    let seed = Seeded::new(&db.pool).await;
+    assert_eq!(
+        post(&system.url, &seed, &delivery(1, "in", json!(1000))).await,
+        200
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            (processed(&db).await == 1).then_some(())
+        })
+        .await
+        .is_some()
+    );
+
+    server.stop();
+    for id in 2..=11 {
+        let started = Instant::now();
+        assert_eq!(
+            post(&system.url, &seed, &delivery(id, "in", json!(1000 + id))).await,
+            200,
+            "delivery {id}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "answer waited on NATS"
+        );
+    }
+    let unpublished: i64 =
+        sqlx::query_scalar("select count(*) from sepay_webhook_events where status = 'received' and published_at is null")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(unpublished, 10, "every delivery is kept while NATS is down");
+    assert_eq!(processed(&db).await, 1);
+
+    server.resume();
+    let all = eventually(Duration::from_secs(30), || async {
+        (processed(&db).await == 11).then_some(())
+    })
+    .await;
+    assert!(all.is_some(), "relayed events were not booked");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(count(&db.pool, "wallet_transactions").await, 11);
+}
+
+#[tokio::test]
+async fn a_stale_received_event_is_re_driven_without_a_sepay_retry() {
+    let db = TestDb::new().await;
+    let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
+    let seed = Seeded::new(&db.pool).await;
+    // a row left `received` by a crashed worker: published long ago, never booked
+    sqlx::query(
+        "insert into sepay_webhook_events (ws_id, endpoint_id, source, dedupe_key, payload, opened_at, published_at)
+         values ($1, $2, 'webhook', 'sepay:31', $3, now() - interval '10 minutes', now() - interval '10 minutes')",
+    )
+    .bind(seed.ws_id)
+    .bind(seed.endpoint_id)
+    .bind(delivery(31, "in", json!(1000)))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let _system = System::start(&db, &nats).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            (processed(&db).await == 1).then_some(())
+        })
+        .await
+        .is_some()
+    );
+    let attempts: i32 = sqlx::query_scalar("select attempts from sepay_webhook_events")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 2);
+}
+
+fn sepayctl(db: &TestDb, nats: &NatsConfig, args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_sepayctl"))
+        .arg("--json")
+        .args(args)
+        .env("DATABASE_URL", &db.config.database_url)
+        .env("NATS_URL", &nats.nats_url)
+        .env("BUS_PREFIX", &nats.bus_prefix)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sepayctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "sepayctl {args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+#[tokio::test]
+async fn a_delivery_to_an_endpoint_made_with_sepayctl_is_booked_and_listed() {
+    let db = TestDb::new().await;
+    let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
+    let system = System::start(&db, &nats).await;
+    let ws = sepayctl(&db, &nats, &["workspace", "create", "--name", "Shop"]);
+    let ws_id = ws["id"].as_str().unwrap();
+    let wallet = sepayctl(
+        &db,
+        &nats,
+        &["wallet", "create", "--ws", ws_id, "--name", "VCB"],
+    );
+    let wallet_id = wallet["id"].as_str().unwrap();
+    sepayctl(
+        &db,
+        &nats,
+        &[
+            "link-account",
+            "--ws",
+            ws_id,
+            "--account-number",
+            sepay_testkit::ACCOUNT,
+            "--wallet",
+            wallet_id,
+        ],
+    );
+    let endpoint = sepayctl(
+        &db,
+        &nats,
+        &[
+            "--public-base-url",
+            &system.url,
+            "endpoint",
+            "create",
+            "--ws",
+            ws_id,
+        ],
+    );
+    let url = endpoint["webhook_url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{}/api/v1/webhooks/sepay/spwh_", system.url)),
+        "{url}"
+    );
+
+    let started = Instant::now();
+    let answer = reqwest::Client::new()
+        .post(url)
+        .header(
+            "authorization",
+            endpoint["authorization_header"].as_str().unwrap(),
+        )
+        .json(&delivery(92704, "out", json!(2277000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let booked = eventually(Duration::from_secs(5), || async {
+        (processed(&db).await == 1).then_some(())
+    })
+    .await;
+    assert!(booked.is_some());
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(1), "booked in {elapsed:?}");
+
+    let events = sepayctl(&db, &nats, &["events", "list", "--ws", ws_id]);
+    assert_eq!(events[0]["status"], json!("processed"));
+    assert_eq!(events[0]["dedupe_key"], json!("sepay:92704"));
+    let txs = sepayctl(&db, &nats, &["transactions", "list", "--ws", ws_id]);
+    assert_eq!(txs[0]["amount"], json!("-2277000"));
+    assert_eq!(txs[0]["category_name"], json!("Uncategorized Expense"));
+    // the list shows the endpoint without secrets
+    let listed = sepayctl(&db, &nats, &["endpoint", "list", "--ws", ws_id]);
+    let text = listed.to_string();
+    assert!(
+        !text.contains(endpoint["token"].as_str().unwrap())
+            && !text.contains(endpoint["api_key"].as_str().unwrap())
+    );
+}
+
+#[tokio::test]
+async fn sepayctl_replays_failed_events_and_reports_bad_input_in_one_line() {
+    let db = TestDb::new().await;
+    let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
+    let system = System::start(&db, &nats).await;
+    let seed = Seeded::with_link(&db.pool, false).await;
+    assert_eq!(
+        post(&system.url, &seed, &delivery(5, "in", json!(1000))).await,
+        200
+    );
+    let failed = eventually(Duration::from_secs(10), || async {
+        let failed = sepayctl(&db, &nats, &["events", "list", "--status", "failed"]);
+        (failed.as_array().unwrap().len() == 1).then_some(failed)
+    })
+    .await
+    .unwrap();
+    assert_eq!(failed[0]["failure_reason"], json!("wallet_not_linked"));
+    let ws = seed.ws_id.to_string();
+    let wallet = seed.wallet_id.to_string();
+    sepayctl(
+        &db,
+        &nats,
+        &[
+            "link-account",
+            "--ws",
+            &ws,
+            "--account-number",
+            sepay_testkit::ACCOUNT,
+            "--wallet",
+            &wallet,
+        ],
+    );
+    let replayed = sepayctl(&db, &nats, &["events", "replay", "--ws", &ws]);
+    assert_eq!(replayed["replayed"].as_array().unwrap().len(), 1);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            (processed(&db).await == 1).then_some(())
+        })
+        .await
+        .is_some()
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_sepayctl"))
+        .args(["events", "list", "--status", "bogus"])
+        .env("DATABASE_URL", &db.config.database_url)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("unknown status"), "{stderr}");
+}
+
+#[tokio::test]
+async fn sepayctl_up_demo_books_a_delivery() {
+    let db = TestDb::new().await;
+    let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
+    let child = Command::new(env!("CARGO_BIN_EXE_sepayctl"))
+        .args(["--json", "up", "--demo", "--exit-after-demo"])
+        .env("DATABASE_URL", &db.config.database_url)
+        .env("NATS_URL", &nats.nats_url)
+        .env("BUS_PREFIX", &nats.bus_prefix)
+        .env("INGRESS_ADDR", "127.0.0.1:0")
+        .env("PROCESSOR_ADDR", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // two JSON documents: the start-up summary, then the demo report
+    let docs: Vec<Value> = serde_json::Deserializer::from_str(&stdout)
+        .into_iter()
+        .map(|d| d.unwrap())
+        .collect();
+    assert_eq!(docs.len(), 2, "{stdout}");
+    assert!(
+        docs[0]["ingress"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:")
+    );
+    assert_eq!(docs[1]["ingress_answer"]["status"], json!(200));
+    assert_eq!(docs[1]["transaction"]["amount"], json!("2277000"));
+    assert_eq!(count(&db.pool, "wallet_transactions").await, 1);
+}
