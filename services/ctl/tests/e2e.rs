@@ -382,3 +382,40 @@ async fn sepayctl_up_demo_books_a_delivery() {
     assert_eq!(docs[1]["transaction"]["amount"], json!("2277000"));
     assert_eq!(count(&db.pool, "wallet_transactions").await, 1);
 }
+
+#[tokio::test]
+async fn sepayctl_up_stops_gracefully_on_sigterm() {
+    let db = TestDb::new().await;
+    let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
+    let ingress_port = sepay_testkit::free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sepayctl"))
+        .args(["up"])
+        .env("DATABASE_URL", &db.config.database_url)
+        .env("NATS_URL", &nats.nats_url)
+        .env("BUS_PREFIX", &nats.bus_prefix)
+        .env("INGRESS_ADDR", format!("127.0.0.1:{ingress_port}"))
+        .env("PROCESSOR_ADDR", "127.0.0.1:0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = eventually(Duration::from_secs(20), || async {
+        let res = reqwest::get(format!("http://127.0.0.1:{ingress_port}/readyz"))
+            .await
+            .ok()?;
+        res.status().is_success().then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "sepayctl up never became ready");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let exited = eventually(Duration::from_secs(10), || {
+        let status = child.try_wait().unwrap();
+        async move { status }
+    })
+    .await;
+    assert!(exited.expect("still running 10 s after SIGTERM").success());
+}

@@ -54,6 +54,10 @@ async fn pass(config: &RelayConfig, db: &PgPool, bus: &Bus) -> anyhow::Result<us
     }
     sepay_store::endpoints::expire_rotations(db).await?;
     let pending = events::unpublished(db, config.min_age, config.batch).await?;
+    if !pending.is_empty() {
+        // the stream may be missing if NATS was down when the ingress started
+        bus.ensure_events_stream().await?;
+    }
     let mut published = 0;
     for event in pending {
         let message = EventReceived {
