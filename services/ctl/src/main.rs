@@ -3,6 +3,7 @@
 
 mod commands;
 mod output;
+mod sim;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -65,6 +66,8 @@ pub enum Command {
     Transactions(TransactionsCmd),
     /// Run every service in this process.
     Up(up::UpArgs),
+    /// Drive a running SePay simulator.
+    Sim(sim::SimArgs),
 }
 
 #[derive(Subcommand)]
@@ -153,6 +156,7 @@ async fn main() -> ExitCode {
     let json = cli.json;
     let result = match cli.command {
         Command::Up(ref args) => up::run(&cli, args).await,
+        Command::Sim(ref args) => sim::run(json, args).await,
         _ => commands::run(&cli).await,
     };
     match result {

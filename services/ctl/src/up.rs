@@ -2,6 +2,7 @@
 
 use crate::Cli;
 use crate::commands::create_endpoint;
+use crate::sim::SimClient;
 use anyhow::Context;
 use sepay_ingress::IngressConfig;
 use sepay_processor::{FallbackOnly, ProcessorConfig};
@@ -17,7 +18,13 @@ pub struct UpArgs {
     ingress: IngressConfig,
     #[command(flatten)]
     processor: ProcessorConfig,
-    /// Seed a demo workspace, deliver a SePay transaction to the ingress and show it booked.
+    #[command(flatten)]
+    sim: sepay_sim::SimConfig,
+    /// Do not run the SePay simulator.
+    #[arg(long)]
+    no_sim: bool,
+    /// Seed a demo workspace, have the simulator (or, with --no-sim, this command) deliver a
+    /// SePay transaction to the ingress, and show it booked.
     #[arg(long)]
     demo: bool,
     /// Stop after the demo instead of serving until Ctrl-C.
@@ -49,6 +56,23 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
                 args.processor.processor_addr
             )
         })?;
+    let sim_listener = match args.no_sim {
+        true => None,
+        false => Some(
+            TcpListener::bind(args.sim.sim_addr)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot listen on {} (SIM_ADDR; --no-sim to run without the simulator)",
+                        args.sim.sim_addr
+                    )
+                })?,
+        ),
+    };
+    let sim_url = match &sim_listener {
+        Some(l) => Some(format!("http://{}", l.local_addr()?)),
+        None => None,
+    };
     let ingress_url = format!("http://{}", ingress_listener.local_addr()?);
     let processor_url = format!("http://{}", processor_listener.local_addr()?);
 
@@ -67,7 +91,10 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         Arc::new(FallbackOnly),
         shutdown.clone(),
     ));
+    let sim =
+        sim_listener.map(|l| tokio::spawn(sepay_sim::serve(l, args.sim.clone(), shutdown.clone())));
     let started = json!({
+        "sim": sim_url,
         "postgres": cli.db.redacted_url(),
         "nats": cli.nats.nats_url,
         "ingress": format!("{ingress_url}/api/v1/webhooks/sepay/{{token}}"),
@@ -75,14 +102,15 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     });
     crate::output::print(cli.json, &started, || {
         format!(
-            "sepay is up\n  postgres   {} (migrated)\n  nats       {}\n  ingress    {ingress_url}/api/v1/webhooks/sepay/{{token}}   health {ingress_url}/readyz\n  processor  {processor_url}/readyz\nCtrl-C stops everything.",
+            "sepay is up\n  postgres   {} (migrated)\n  nats       {}\n  ingress    {ingress_url}/api/v1/webhooks/sepay/{{token}}   health {ingress_url}/readyz\n  processor  {processor_url}/readyz\n  sepay-sim  {}\nCtrl-C stops everything.",
             cli.db.redacted_url(),
-            cli.nats.nats_url
+            cli.nats.nats_url,
+            sim_url.as_deref().map(|u| format!("{u}  (OAuth {u}/oauth/authorize, API {u}/api/v1, control {u}/sim/state; `sepayctl sim --help`)")).unwrap_or_else(|| "off".into())
         )
     });
 
     if args.demo {
-        let result = demo(cli, &db, &ingress_url).await;
+        let result = demo(cli, &db, &ingress_url, sim_url.as_deref()).await;
         if args.exit_after_demo || result.is_err() {
             shutdown.cancel();
         }
@@ -94,45 +122,88 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     let (i, p) = tokio::join!(ingress, processor);
     i??;
     p??;
+    if let Some(sim) = sim {
+        sim.await??;
+    }
     Ok(())
 }
 
-/// Plays SePay once: a workspace, a wallet linked to a bank account, an endpoint, and one
-/// delivery in SePay's documented shape, then waits for the booking.
-async fn demo(cli: &Cli, db: &PgPool, ingress_url: &str) -> anyhow::Result<()> {
+/// A workspace, a wallet linked to a bank account, a manual endpoint; then one transaction, made
+/// in the simulator (which delivers it as SePay does) or posted here in SePay's documented shape.
+async fn demo(
+    cli: &Cli,
+    db: &PgPool,
+    ingress_url: &str,
+    sim_url: Option<&str>,
+) -> anyhow::Result<()> {
     let ws = workspaces::create_workspace(db, "Demo workspace").await?;
     let wallet = workspaces::create_wallet(db, ws.id, "Vietcombank 8888", "VND").await?;
-    workspaces::link_account(db, ws.id, "0071000888888", None, wallet.id).await?;
     let endpoint = create_endpoint(db, ingress_url, ws.id, None, "demo").await?;
-    let sepay_id = chrono::Utc::now().timestamp_micros() % 1_000_000_000;
-    let delivery = json!({
-        "id": sepay_id,
-        "gateway": "Vietcombank",
-        "transactionDate": sepay_core::vn_time::format_vietnam_local(chrono::Utc::now()),
-        "accountNumber": "0071000888888",
-        "code": null,
-        "content": "DEMO thanh toan don hang 1001",
-        "transferType": "in",
-        "transferAmount": 2277000,
-        "accumulated": 19077000,
-        "subAccount": null,
-        "referenceCode": "MBVCB.3278907687",
-        "description": "BankAPINotify DEMO thanh toan don hang 1001"
-    });
     let started = Instant::now();
-    let answer = reqwest::Client::new()
-        .post(&endpoint.webhook_url)
-        .header("Authorization", &endpoint.authorization_header)
-        .json(&delivery)
-        .send()
-        .await
-        .context("posting the demo delivery to the ingress")?;
-    let status = answer.status();
-    let body: serde_json::Value = answer.json().await.unwrap_or_default();
-    let acked_ms = started.elapsed().as_millis();
+    let (account_number, how) = match sim_url {
+        Some(url) => {
+            let sim = SimClient {
+                base: url.to_owned(),
+                http: reqwest::Client::new(),
+            };
+            let company = sim
+                .post("/sim/companies", json!({"name": "Cty Demo"}))
+                .await?;
+            let account = sim
+                .post(
+                    "/sim/bank-accounts",
+                    json!({"company_id": company["id"], "bank_short_name": "Vietcombank"}),
+                )
+                .await?;
+            let number = account["account_number"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            workspaces::link_account(db, ws.id, &number, None, wallet.id).await?;
+            // what an admin does in SePay's dashboard for a manual endpoint
+            sim.post(
+                "/sim/webhooks",
+                json!({"company_id": company["id"], "bank_account_id": account["id"], "name": "finance", "event_type": "All",
+                       "authen_type": "Api_Key", "webhook_url": endpoint.webhook_url, "is_verify_payment": 0,
+                       "api_key": endpoint.api_key, "request_content_type": "Json"}),
+            )
+            .await?;
+            let tx = sim
+                .post(
+                    "/sim/transactions",
+                    json!({"bank_account_id": account["id"], "transfer_type": "in", "amount": 2277000,
+                           "content": "DEMO thanh toan don hang 1001", "code": "DH1001"}),
+                )
+                .await?;
+            (
+                number,
+                format!(
+                    "sepay-sim transaction {} delivered by the simulator's webhook sender",
+                    tx["id"]
+                ),
+            )
+        }
+        None => {
+            let number = "0071000888888".to_owned();
+            workspaces::link_account(db, ws.id, &number, None, wallet.id).await?;
+            let status = post_delivery(
+                &endpoint.webhook_url,
+                &endpoint.authorization_header,
+                &number,
+            )
+            .await?;
+            (
+                number,
+                format!("posted in SePay's shape, ingress answered {status}"),
+            )
+        }
+    };
     let booked = loop {
-        let rows = ledger::list_transactions(db, ws.id, 1).await?;
-        if let Some(t) = rows.into_iter().next() {
+        if let Some(t) = ledger::list_transactions(db, ws.id, 1)
+            .await?
+            .into_iter()
+            .next()
+        {
             break t;
         }
         if started.elapsed() > Duration::from_secs(10) {
@@ -146,7 +217,7 @@ async fn demo(cli: &Cli, db: &PgPool, ingress_url: &str) -> anyhow::Result<()> {
             )
             .await?;
             anyhow::bail!(
-                "the demo delivery was not booked within 10 s; its event: {:?}",
+                "the demo transaction was not booked within 10 s; its event: {:?}",
                 recent.first()
             );
         }
@@ -154,22 +225,57 @@ async fn demo(cli: &Cli, db: &PgPool, ingress_url: &str) -> anyhow::Result<()> {
     };
     let booked_ms = started.elapsed().as_millis();
     let report = json!({
-        "workspace": ws.id, "wallet": wallet.id, "endpoint": endpoint.endpoint.id,
-        "webhook_url": endpoint.webhook_url, "ingress_answer": {"status": status.as_u16(), "body": body},
-        "acked_ms": acked_ms, "booked_ms": booked_ms, "transaction": booked,
+        "workspace": ws.id, "wallet": wallet.id, "endpoint": endpoint.endpoint.id, "account_number": account_number,
+        "webhook_url": endpoint.webhook_url, "delivery": how, "booked_ms": booked_ms, "transaction": booked,
     });
     crate::output::print(cli.json, &report, || {
         format!(
-            "demo: SePay delivery {sepay_id} → ingress answered {status} {body} in {acked_ms} ms\n\
-             demo: booked in {booked_ms} ms: {} {} VND, category {:?}, wallet {}\n\
-             demo: try `sepayctl events list --ws {}` and `sepayctl transactions list --ws {}`",
+            "demo: {how}\n\
+             demo: booked in {booked_ms} ms: {} {} VND, category {:?}, wallet {} (account {account_number})\n\
+             demo: try `sepayctl events list --ws {}`, `sepayctl transactions list --ws {}`{}",
             booked.taken_at.format("%Y-%m-%d %H:%M:%S UTC"),
             booked.amount,
             booked.category_name.as_deref().unwrap_or("-"),
             wallet.name,
             ws.id,
-            ws.id
+            ws.id,
+            if sim_url.is_some() {
+                ", `sepayctl sim deliveries`"
+            } else {
+                ""
+            }
         )
     });
     Ok(())
+}
+
+/// One delivery in SePay's documented shape (seed 004), for `--no-sim`.
+async fn post_delivery(
+    url: &str,
+    authorization: &str,
+    account_number: &str,
+) -> anyhow::Result<reqwest::StatusCode> {
+    let sepay_id = chrono::Utc::now().timestamp_micros() % 1_000_000_000;
+    let delivery = json!({
+        "id": sepay_id,
+        "gateway": "Vietcombank",
+        "transactionDate": sepay_core::vn_time::format_vietnam_local(chrono::Utc::now()),
+        "accountNumber": account_number,
+        "code": "DH1001",
+        "content": "DEMO thanh toan don hang 1001",
+        "transferType": "in",
+        "transferAmount": 2277000,
+        "accumulated": 19077000,
+        "subAccount": null,
+        "referenceCode": "MBVCB.3278907687",
+        "description": "BankAPINotify DEMO thanh toan don hang 1001"
+    });
+    let answer = reqwest::Client::new()
+        .post(url)
+        .header("Authorization", authorization)
+        .json(&delivery)
+        .send()
+        .await
+        .context("posting the demo delivery to the ingress")?;
+    Ok(answer.status())
 }

@@ -342,45 +342,156 @@ async fn sepayctl_replays_failed_events_and_reports_bad_input_in_one_line() {
 }
 
 #[tokio::test]
-async fn sepayctl_up_demo_books_a_delivery() {
+async fn sepayctl_up_demo_books_a_delivery_with_and_without_the_simulator() {
+    for (extra, delivered_by) in [
+        (None, "sepay-sim transaction"),
+        (Some("--no-sim"), "posted in SePay's shape"),
+    ] {
+        let db = TestDb::new().await;
+        let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
+        let mut args = vec!["--json", "up", "--demo", "--exit-after-demo"];
+        args.extend(extra);
+        let child = Command::new(env!("CARGO_BIN_EXE_sepayctl"))
+            .args(&args)
+            .env("DATABASE_URL", &db.config.database_url)
+            .env("NATS_URL", &nats.nats_url)
+            .env("BUS_PREFIX", &nats.bus_prefix)
+            .env("INGRESS_ADDR", "127.0.0.1:0")
+            .env("PROCESSOR_ADDR", "127.0.0.1:0")
+            .env("SIM_ADDR", "127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        // two JSON documents: the start-up summary, then the demo report
+        let docs: Vec<Value> = serde_json::Deserializer::from_str(&stdout)
+            .into_iter()
+            .map(|d| d.unwrap())
+            .collect();
+        assert_eq!(docs.len(), 2, "{stdout}");
+        assert!(
+            docs[0]["ingress"]
+                .as_str()
+                .unwrap()
+                .starts_with("http://127.0.0.1:")
+        );
+        assert_eq!(docs[0]["sim"].is_string(), extra.is_none());
+        assert!(
+            docs[1]["delivery"]
+                .as_str()
+                .unwrap()
+                .starts_with(delivered_by),
+            "{}",
+            docs[1]
+        );
+        assert_eq!(docs[1]["transaction"]["amount"], json!("2277000"));
+        assert_eq!(count(&db.pool, "wallet_transactions").await, 1);
+    }
+}
+
+// multi-threaded: the blocking `sepayctl` calls must not stall the in-process simulator
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_driven_by_sepayctl_delivers_to_a_manual_endpoint() {
     let db = TestDb::new().await;
     let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
-    let child = Command::new(env!("CARGO_BIN_EXE_sepayctl"))
-        .args(["--json", "up", "--demo", "--exit-after-demo"])
-        .env("DATABASE_URL", &db.config.database_url)
-        .env("NATS_URL", &nats.nats_url)
-        .env("BUS_PREFIX", &nats.bus_prefix)
-        .env("INGRESS_ADDR", "127.0.0.1:0")
-        .env("PROCESSOR_ADDR", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
+    let system = System::start(&db, &nats).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim_url = format!("http://{}", listener.local_addr().unwrap());
+    let sim_config = sepay_sim::SimConfig {
+        sim_time_scale: 0.001,
+        ..Default::default()
+    };
+    tokio::spawn(sepay_sim::serve(listener, sim_config, system.stop.clone()));
+    let sim = |args: &[&str]| {
+        let mut all = vec!["sim", "--sim-url", &sim_url];
+        all.extend_from_slice(args);
+        sepayctl(&db, &nats, &all)
+    };
+    let company = sim(&["company", "--name", "Cty Demo"]);
+    let company_id = company["id"].to_string();
+    let account = sim(&[
+        "bank-account",
+        "--company",
+        &company_id,
+        "--account-number",
+        "0071000888888",
+    ]);
+    let account_id = account["id"].to_string();
+
+    let ws = sepayctl(&db, &nats, &["workspace", "create", "--name", "Shop"]);
+    let ws_id = ws["id"].as_str().unwrap();
+    let wallet = sepayctl(
+        &db,
+        &nats,
+        &["wallet", "create", "--ws", ws_id, "--name", "VCB"],
+    );
+    let endpoint = sepayctl(
+        &db,
+        &nats,
+        &[
+            "--public-base-url",
+            &system.url,
+            "endpoint",
+            "create",
+            "--ws",
+            ws_id,
+            "--wallet",
+            wallet["id"].as_str().unwrap(),
+        ],
+    );
+    sim(&[
+        "webhook",
+        "--company",
+        &company_id,
+        "--bank-account",
+        &account_id,
+        "--url",
+        endpoint["webhook_url"].as_str().unwrap(),
+        "--api-key",
+        endpoint["api_key"].as_str().unwrap(),
+    ]);
+    // one lost delivery (the fault) and three delivered ones
+    sim(&["fault", "--drop-deliveries", "1"]);
+    for amount in ["1000", "2000", "3000", "4000"] {
+        sim(&[
+            "tx",
+            "--bank-account",
+            &account_id,
+            "--type",
+            "out",
+            "--amount",
+            amount,
+        ]);
+    }
+    let booked = eventually(Duration::from_secs(10), || async {
+        (processed(&db).await == 3).then_some(())
+    })
+    .await;
+    assert!(booked.is_some(), "three deliveries should be booked");
+    let deliveries = sim(&["deliveries"]);
+    let dropped = deliveries
+        .as_array()
         .unwrap()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    // two JSON documents: the start-up summary, then the demo report
-    let docs: Vec<Value> = serde_json::Deserializer::from_str(&stdout)
-        .into_iter()
-        .map(|d| d.unwrap())
-        .collect();
-    assert_eq!(docs.len(), 2, "{stdout}");
-    assert!(
-        docs[0]["ingress"]
-            .as_str()
-            .unwrap()
-            .starts_with("http://127.0.0.1:")
-    );
-    assert_eq!(docs[1]["ingress_answer"]["status"], json!(200));
-    assert_eq!(docs[1]["transaction"]["amount"], json!("2277000"));
-    assert_eq!(count(&db.pool, "wallet_transactions").await, 1);
+        .iter()
+        .filter(|d| d["error"] == "dropped by fault injection")
+        .count();
+    assert_eq!(dropped, 1);
+    let total: rust_decimal::Decimal =
+        sqlx::query_scalar("select sum(amount) from wallet_transactions")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(total, rust_decimal::Decimal::from(-9000));
 }
 
 #[tokio::test]

@@ -1,0 +1,251 @@
+//! `sepayctl sim ...`: drives a running `sepay-sim` through its control API.
+
+use crate::output::print;
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+#[derive(clap::Args)]
+pub struct SimArgs {
+    /// The simulator's base URL.
+    #[arg(long, env = "SIM_URL", default_value = "http://127.0.0.1:8090")]
+    pub sim_url: String,
+    #[command(subcommand)]
+    pub command: SimCmd,
+}
+
+#[derive(Subcommand)]
+pub enum SimCmd {
+    /// Create a company (prints its legacy API token).
+    Company {
+        #[arg(long)]
+        name: String,
+    },
+    /// Create a bank account.
+    BankAccount {
+        #[arg(long)]
+        company: i64,
+        #[arg(long)]
+        account_number: Option<String>,
+        /// Bank short name, e.g. Vietcombank, MBBank.
+        #[arg(long, default_value = "Vietcombank")]
+        bank: String,
+        /// Virtual sub-account numbers.
+        #[arg(long = "sub-account")]
+        sub_accounts: Vec<String>,
+    },
+    /// Register an OAuth client (prints client id and secret).
+    OauthClient {
+        #[arg(long)]
+        company: i64,
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+    },
+    /// Add a webhook as an admin would in SePay's dashboard (Api_Key, Json).
+    Webhook {
+        #[arg(long)]
+        company: i64,
+        #[arg(long)]
+        bank_account: i64,
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        api_key: String,
+        /// All, In_only or Out_only.
+        #[arg(long, default_value = "All")]
+        event_type: String,
+    },
+    /// Create a transaction (delivered to matching webhooks).
+    Tx {
+        #[arg(long)]
+        bank_account: i64,
+        /// in or out
+        #[arg(long = "type", default_value = "in")]
+        transfer_type: String,
+        #[arg(long)]
+        amount: String,
+        #[arg(long)]
+        content: Option<String>,
+        #[arg(long)]
+        code: Option<String>,
+        #[arg(long)]
+        sub_account: Option<String>,
+    },
+    /// Create N transactions at once.
+    Burst {
+        #[arg(long)]
+        bank_account: i64,
+        #[arg(long)]
+        count: usize,
+    },
+    /// Create transactions at a steady rate in the background.
+    Rate {
+        #[arg(long)]
+        bank_account: i64,
+        #[arg(long)]
+        per_second: f64,
+        #[arg(long)]
+        seconds: u64,
+    },
+    /// Arm faults: the next N API calls fail, deliveries are dropped, doubled or delayed.
+    Fault {
+        #[arg(long, default_value_t = 0)]
+        api_429: u32,
+        #[arg(long, default_value_t = 0)]
+        api_5xx: u32,
+        #[arg(long, default_value_t = 0)]
+        drop_deliveries: u32,
+        #[arg(long, default_value_t = 0)]
+        duplicate_deliveries: u32,
+        /// Delay of every new delivery; 0 clears it.
+        #[arg(long)]
+        delay_deliveries_ms: Option<u64>,
+        #[arg(long, default_value_t = 0)]
+        fail_webhook_creation: u32,
+    },
+    /// The delivery log.
+    Deliveries {
+        #[arg(long)]
+        tx: Option<i64>,
+        #[arg(long)]
+        webhook: Option<i64>,
+    },
+    /// Everything the simulator holds.
+    State,
+}
+
+pub async fn run(json_out: bool, args: &SimArgs) -> anyhow::Result<()> {
+    let client = SimClient {
+        base: args.sim_url.trim_end_matches('/').to_owned(),
+        http: reqwest::Client::new(),
+    };
+    let (value, text): (Value, fn(&Value) -> String) = match &args.command {
+        SimCmd::Company { name } => (
+            client.post("/sim/companies", json!({"name": name})).await?,
+            |v| format!("company {} ({}), API token {}", v["id"], v["name"].as_str().unwrap_or(""), v["api_token"].as_str().unwrap_or("")),
+        ),
+        SimCmd::BankAccount { company, account_number, bank, sub_accounts } => (
+            client
+                .post("/sim/bank-accounts", json!({"company_id": company, "account_number": account_number, "bank_short_name": bank, "sub_accounts": sub_accounts}))
+                .await?,
+            |v| format!("bank account {} {} {}", v["id"], v["bank"]["short_name"].as_str().unwrap_or(""), v["account_number"].as_str().unwrap_or("")),
+        ),
+        SimCmd::OauthClient { company, redirect_uris } => (
+            client.post("/sim/oauth-clients", json!({"company_id": company, "redirect_uris": redirect_uris})).await?,
+            |v| format!("client_id {}\nclient_secret {}", v["client_id"].as_str().unwrap_or(""), v["client_secret"].as_str().unwrap_or("")),
+        ),
+        SimCmd::Webhook { company, bank_account, url, api_key, event_type } => (
+            client
+                .post(
+                    "/sim/webhooks",
+                    json!({"company_id": company, "bank_account_id": bank_account, "name": "sepayctl", "event_type": event_type,
+                           "authen_type": "Api_Key", "webhook_url": url, "is_verify_payment": 0, "api_key": api_key,
+                           "request_content_type": "Json"}),
+                )
+                .await?,
+            |v| format!("webhook {} → {}", v["id"], v["webhook_url"].as_str().unwrap_or("")),
+        ),
+        SimCmd::Tx { bank_account, transfer_type, amount, content, code, sub_account } => (
+            client
+                .post(
+                    "/sim/transactions",
+                    json!({"bank_account_id": bank_account, "transfer_type": transfer_type, "amount": amount,
+                           "content": content, "code": code, "sub_account": sub_account}),
+                )
+                .await?,
+            |v| format!("transaction {} ({} {})", v["id"], if v["amount_in"] != "0" { "in" } else { "out" }, v["transaction_content"].as_str().unwrap_or("")),
+        ),
+        SimCmd::Burst { bank_account, count } => (
+            client.post("/sim/transactions/burst", json!({"bank_account_id": bank_account, "count": count})).await?,
+            |v| format!("{} transactions created", v["ids"].as_array().map(Vec::len).unwrap_or(0)),
+        ),
+        SimCmd::Rate { bank_account, per_second, seconds } => (
+            client.post("/sim/transactions/rate", json!({"bank_account_id": bank_account, "per_second": per_second, "seconds": seconds})).await?,
+            |v| format!("{} transactions scheduled", v["scheduled"]),
+        ),
+        SimCmd::Fault { api_429, api_5xx, drop_deliveries, duplicate_deliveries, delay_deliveries_ms, fail_webhook_creation } => (
+            client
+                .post(
+                    "/sim/faults",
+                    json!({"api_429": api_429, "api_5xx": api_5xx, "drop_deliveries": drop_deliveries,
+                           "duplicate_deliveries": duplicate_deliveries, "delay_deliveries_ms": delay_deliveries_ms,
+                           "fail_webhook_creation": fail_webhook_creation}),
+                )
+                .await?,
+            |v| format!("armed faults: {v}"),
+        ),
+        SimCmd::Deliveries { tx, webhook } => {
+            let mut query = vec![];
+            if let Some(tx) = tx {
+                query.push(format!("transaction_id={tx}"));
+            }
+            if let Some(w) = webhook {
+                query.push(format!("webhook_id={w}"));
+            }
+            (client.get(&format!("/sim/deliveries?{}", query.join("&"))).await?, |v| {
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|d| format!("tx {} → webhook {} attempt {}: {}", d["transaction_id"], d["webhook_id"], d["attempt"],
+                        d["status"].as_i64().map(|s| s.to_string()).unwrap_or_else(|| d["error"].as_str().unwrap_or("?").to_owned())))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        SimCmd::State => (client.get("/sim/state").await?, |v| serde_json::to_string_pretty(v).unwrap_or_default()),
+    };
+    print(json_out, &value, || text(&value));
+    Ok(())
+}
+
+pub struct SimClient {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl SimClient {
+    pub async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| self.unreachable())?;
+        Self::answer(res).await
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .with_context(|| self.unreachable())?;
+        Self::answer(res).await
+    }
+
+    fn unreachable(&self) -> String {
+        format!(
+            "cannot reach sepay-sim at {} (start it with `sepay-sim` or `sepayctl up`)",
+            self.base
+        )
+    }
+
+    async fn answer(res: reqwest::Response) -> anyhow::Result<Value> {
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let message = body["message"]
+                .as_str()
+                .or(body["error"].as_str())
+                .unwrap_or("no detail");
+            let fields = body
+                .get("errors")
+                .map(|e| format!(" {e}"))
+                .unwrap_or_default();
+            bail!("sepay-sim answered {status}: {message}{fields}");
+        }
+        Ok(body)
+    }
+}
