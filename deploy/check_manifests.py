@@ -303,7 +303,12 @@ def cmd_compose(path: str) -> list[str]:
     for want in ("postgres", "nats", "otel-collector", "jaeger", "migrate", "ingress", "processor"):
         if want not in services:
             p(f"service {want} missing")
-    commands = {"migrate": ["sepayctl", "migrate"], "ingress": ["sepay-ingress"], "processor": ["sepay-processor"]}
+    commands = {
+        "migrate": ["sepayctl", "migrate"],
+        "ingress": ["sepay-ingress"],
+        "processor": ["sepay-processor"],
+        "demo": ["sepayctl", "demo"],
+    }
     for sname, cmd in commands.items():
         svc = services.get(sname)
         if svc is None:
@@ -321,7 +326,7 @@ def cmd_compose(path: str) -> list[str]:
             host = urlparse(str(env.get(key, ""))).hostname
             if host and host not in services:
                 p(f"{sname}: {key} points at {host}, which is not a compose service")
-        if sname != "migrate":
+        if sname in ("ingress", "processor"):
             dep = svc.get("depends_on", {})
             if dep.get("migrate", {}).get("condition") != "service_completed_successfully":
                 p(f"{sname}: must depend on migrate with condition service_completed_successfully")

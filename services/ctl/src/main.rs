@@ -68,6 +68,13 @@ pub enum Command {
     Up(up::UpArgs),
     /// Drive a running SePay simulator.
     Sim(sim::SimArgs),
+    /// Seed a demo workspace on running services and show one simulated transaction booked
+    /// (what `up --demo` does in process; compose runs it as its `demo` step).
+    Demo {
+        /// The simulator to create the demo bank account and transaction in.
+        #[arg(long, env = "SIM_URL", default_value = "http://127.0.0.1:8090")]
+        sim_url: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -157,6 +164,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Up(ref args) => up::run(&cli, args).await,
         Command::Sim(ref args) => sim::run(json, args).await,
+        Command::Demo { ref sim_url } => up::demo_on_running(&cli, sim_url).await,
         _ => commands::run(&cli).await,
     };
     match result {

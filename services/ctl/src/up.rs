@@ -128,6 +128,12 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `sepayctl demo`: the demo against services already running (compose, Kubernetes).
+pub async fn demo_on_running(cli: &Cli, sim_url: &str) -> anyhow::Result<()> {
+    let db = sepay_store::connect(&cli.db).await?;
+    demo(cli, &db, &cli.public_base_url, Some(sim_url)).await
+}
+
 /// A workspace, a wallet linked to a bank account, a manual endpoint; then one transaction, made
 /// in the simulator (which delivers it as SePay does) or posted here in SePay's documented shape.
 async fn demo(
