@@ -24,10 +24,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Wallet(WalletCmd::Create { ws, name, currency }) => {
             let wallet = workspaces::create_wallet(&db, *ws, name, currency).await?;
             print(json, &wallet, || {
-                format!(
-                    "wallet {} ({}, {})",
-                    wallet.id, wallet.name, wallet.currency
-                )
+                format!("wallet {} ({}, {})", wallet.id, wallet.name, wallet.currency)
             });
         }
         Command::LinkAccount {
@@ -36,17 +33,12 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
             sub_account,
             wallet,
         } => {
-            let link =
-                workspaces::link_account(&db, *ws, account_number, sub_account.as_deref(), *wallet)
-                    .await?;
+            let link = workspaces::link_account(&db, *ws, account_number, sub_account.as_deref(), *wallet).await?;
             print(json, &link, || {
                 format!(
                     "account {}{} → wallet {}",
                     link.account_number,
-                    link.sub_account
-                        .as_deref()
-                        .map(|s| format!("/{s}"))
-                        .unwrap_or_default(),
+                    link.sub_account.as_deref().map(|s| format!("/{s}")).unwrap_or_default(),
                     wallet
                 )
             });
@@ -150,9 +142,7 @@ async fn endpoint(cli: &Cli, db: &PgPool, cmd: &EndpointCmd) -> anyhow::Result<(
                             e.status,
                             e.token_prefix,
                             e.label,
-                            e.last_used_at
-                                .map(|t| t.to_rfc3339())
-                                .unwrap_or_else(|| "never".into())
+                            e.last_used_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into())
                         )
                     })
                     .collect::<Vec<_>>()
@@ -183,15 +173,8 @@ async fn endpoint(cli: &Cli, db: &PgPool, cmd: &EndpointCmd) -> anyhow::Result<(
             let token = sepay_crypto::generate_webhook_token();
             let key = sepay_crypto::generate_api_key();
             let grace = Duration::from_secs(grace_hours * 3600);
-            let endpoint = endpoints::rotate(
-                db,
-                *id,
-                grace,
-                &token.sha256(),
-                &token.display_prefix(),
-                &key.sha256(),
-            )
-            .await?;
+            let endpoint =
+                endpoints::rotate(db, *id, grace, &token.sha256(), &token.display_prefix(), &key.sha256()).await?;
             let created = CreatedEndpoint {
                 endpoint,
                 webhook_url: webhook_url(&cli.public_base_url, token.expose()),
@@ -218,12 +201,13 @@ async fn events_cmd(cli: &Cli, db: &PgPool, cmd: &EventsCmd) -> anyhow::Result<(
     let json = cli.json;
     match cmd {
         EventsCmd::List { ws, status, limit } => {
-            let status = match status {
-                Some(s) => Some(EventStatus::parse(s).with_context(|| {
-                    format!("unknown status {s:?}: use received, processed, failed or duplicate")
-                })?),
-                None => None,
-            };
+            let status =
+                match status {
+                    Some(s) => Some(EventStatus::parse(s).with_context(|| {
+                        format!("unknown status {s:?}: use received, processed, failed or duplicate")
+                    })?),
+                    None => None,
+                };
             let rows = events::list(
                 db,
                 &EventFilter {
@@ -259,9 +243,7 @@ async fn events_cmd(cli: &Cli, db: &PgPool, cmd: &EventsCmd) -> anyhow::Result<(
         }
         EventsCmd::Show { id } => {
             let e = events::get(db, *id).await?;
-            print(json, &e, || {
-                serde_json::to_string_pretty(&e).unwrap_or_default()
-            });
+            print(json, &e, || serde_json::to_string_pretty(&e).unwrap_or_default());
         }
         EventsCmd::Replay { ids, ws } => {
             if ids.is_empty() && ws.is_none() {

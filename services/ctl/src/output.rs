@@ -7,8 +7,7 @@ pub fn print<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> String)
     if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(value)
-                .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+            serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
         );
     } else {
         println!("{}", text());

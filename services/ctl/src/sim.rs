@@ -240,10 +240,7 @@ impl SimClient {
                 .as_str()
                 .or(body["error"].as_str())
                 .unwrap_or("no detail");
-            let fields = body
-                .get("errors")
-                .map(|e| format!(" {e}"))
-                .unwrap_or_default();
+            let fields = body.get("errors").map(|e| format!(" {e}")).unwrap_or_default();
             bail!("sepay-sim answered {status}: {message}{fields}");
         }
         Ok(body)

@@ -42,32 +42,18 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     let bus = sepay_bus::Bus::connect(&cli.nats).await?;
     let ingress_listener = TcpListener::bind(args.ingress.ingress_addr)
         .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (INGRESS_ADDR)",
-                args.ingress.ingress_addr
-            )
-        })?;
+        .with_context(|| format!("cannot listen on {} (INGRESS_ADDR)", args.ingress.ingress_addr))?;
     let processor_listener = TcpListener::bind(args.processor.processor_addr)
         .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (PROCESSOR_ADDR)",
-                args.processor.processor_addr
-            )
-        })?;
+        .with_context(|| format!("cannot listen on {} (PROCESSOR_ADDR)", args.processor.processor_addr))?;
     let sim_listener = match args.no_sim {
         true => None,
-        false => Some(
-            TcpListener::bind(args.sim.sim_addr)
-                .await
-                .with_context(|| {
-                    format!(
-                        "cannot listen on {} (SIM_ADDR; --no-sim to run without the simulator)",
-                        args.sim.sim_addr
-                    )
-                })?,
-        ),
+        false => Some(TcpListener::bind(args.sim.sim_addr).await.with_context(|| {
+            format!(
+                "cannot listen on {} (SIM_ADDR; --no-sim to run without the simulator)",
+                args.sim.sim_addr
+            )
+        })?),
     };
     let sim_url = match &sim_listener {
         Some(l) => Some(format!("http://{}", l.local_addr()?)),
@@ -91,8 +77,7 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         Arc::new(FallbackOnly),
         shutdown.clone(),
     ));
-    let sim =
-        sim_listener.map(|l| tokio::spawn(sepay_sim::serve(l, args.sim.clone(), shutdown.clone())));
+    let sim = sim_listener.map(|l| tokio::spawn(sepay_sim::serve(l, args.sim.clone(), shutdown.clone())));
     let started = json!({
         "sim": sim_url,
         "postgres": cli.db.redacted_url(),
@@ -105,7 +90,12 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
             "sepay is up\n  postgres   {} (migrated)\n  nats       {}\n  ingress    {ingress_url}/api/v1/webhooks/sepay/{{token}}   health {ingress_url}/readyz\n  processor  {processor_url}/readyz\n  sepay-sim  {}\nCtrl-C stops everything.",
             cli.db.redacted_url(),
             cli.nats.nats_url,
-            sim_url.as_deref().map(|u| format!("{u}  (OAuth {u}/oauth/authorize, API {u}/api/v1, control {u}/sim/state; `sepayctl sim --help`)")).unwrap_or_else(|| "off".into())
+            sim_url
+                .as_deref()
+                .map(|u| format!(
+                    "{u}  (OAuth {u}/oauth/authorize, API {u}/api/v1, control {u}/sim/state; `sepayctl sim --help`)"
+                ))
+                .unwrap_or_else(|| "off".into())
         )
     });
 
@@ -136,12 +126,7 @@ pub async fn demo_on_running(cli: &Cli, sim_url: &str) -> anyhow::Result<()> {
 
 /// A workspace, a wallet linked to a bank account, a manual endpoint; then one transaction, made
 /// in the simulator (which delivers it as SePay does) or posted here in SePay's documented shape.
-async fn demo(
-    cli: &Cli,
-    db: &PgPool,
-    ingress_url: &str,
-    sim_url: Option<&str>,
-) -> anyhow::Result<()> {
+async fn demo(cli: &Cli, db: &PgPool, ingress_url: &str, sim_url: Option<&str>) -> anyhow::Result<()> {
     let ws = workspaces::create_workspace(db, "Demo workspace").await?;
     let wallet = workspaces::create_wallet(db, ws.id, "Vietcombank 8888", "VND").await?;
     let endpoint = create_endpoint(db, ingress_url, ws.id, None, "demo").await?;
@@ -152,19 +137,14 @@ async fn demo(
                 base: url.to_owned(),
                 http: reqwest::Client::new(),
             };
-            let company = sim
-                .post("/sim/companies", json!({"name": "Cty Demo"}))
-                .await?;
+            let company = sim.post("/sim/companies", json!({"name": "Cty Demo"})).await?;
             let account = sim
                 .post(
                     "/sim/bank-accounts",
                     json!({"company_id": company["id"], "bank_short_name": "Vietcombank"}),
                 )
                 .await?;
-            let number = account["account_number"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
+            let number = account["account_number"].as_str().unwrap_or_default().to_owned();
             workspaces::link_account(db, ws.id, &number, None, wallet.id).await?;
             // what an admin does in SePay's dashboard for a manual endpoint
             sim.post(
@@ -192,24 +172,12 @@ async fn demo(
         None => {
             let number = "0071000888888".to_owned();
             workspaces::link_account(db, ws.id, &number, None, wallet.id).await?;
-            let status = post_delivery(
-                &endpoint.webhook_url,
-                &endpoint.authorization_header,
-                &number,
-            )
-            .await?;
-            (
-                number,
-                format!("posted in SePay's shape, ingress answered {status}"),
-            )
+            let status = post_delivery(&endpoint.webhook_url, &endpoint.authorization_header, &number).await?;
+            (number, format!("posted in SePay's shape, ingress answered {status}"))
         }
     };
     let booked = loop {
-        if let Some(t) = ledger::list_transactions(db, ws.id, 1)
-            .await?
-            .into_iter()
-            .next()
-        {
+        if let Some(t) = ledger::list_transactions(db, ws.id, 1).await?.into_iter().next() {
             break t;
         }
         if started.elapsed() > Duration::from_secs(10) {
@@ -256,11 +224,7 @@ async fn demo(
 }
 
 /// One delivery in SePay's documented shape (seed 004), for `--no-sim`.
-async fn post_delivery(
-    url: &str,
-    authorization: &str,
-    account_number: &str,
-) -> anyhow::Result<reqwest::StatusCode> {
+async fn post_delivery(url: &str, authorization: &str, account_number: &str) -> anyhow::Result<reqwest::StatusCode> {
     let sepay_id = chrono::Utc::now().timestamp_micros() % 1_000_000_000;
     let delivery = json!({
         "id": sepay_id,

@@ -113,10 +113,7 @@ async fn deliveries_taken_while_nats_is_down_are_relayed_and_booked_once() {
     let (_, nats) = test_bus(&server.url()).await;
     let system = System::start(&db, &nats).await;
     let seed = Seeded::new(&db.pool).await;
-    assert_eq!(
-        post(&system.url, &seed, &delivery(1, "in", json!(1000))).await,
-        200
-    );
+    assert_eq!(post(&system.url, &seed, &delivery(1, "in", json!(1000))).await, 200);
     assert!(
         eventually(Duration::from_secs(10), || async {
             (processed(&db).await == 1).then_some(())
@@ -133,16 +130,14 @@ async fn deliveries_taken_while_nats_is_down_are_relayed_and_booked_once() {
             200,
             "delivery {id}"
         );
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "answer waited on NATS"
-        );
+        assert!(started.elapsed() < Duration::from_secs(3), "answer waited on NATS");
     }
-    let unpublished: i64 =
-        sqlx::query_scalar("select count(*) from sepay_webhook_events where status = 'received' and published_at is null")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let unpublished: i64 = sqlx::query_scalar(
+        "select count(*) from sepay_webhook_events where status = 'received' and published_at is null",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
     assert_eq!(unpublished, 10, "every delivery is kept while NATS is down");
     assert_eq!(processed(&db).await, 1);
 
@@ -216,11 +211,7 @@ async fn a_delivery_to_an_endpoint_made_with_sepayctl_is_booked_and_listed() {
     let system = System::start(&db, &nats).await;
     let ws = sepayctl(&db, &nats, &["workspace", "create", "--name", "Shop"]);
     let ws_id = ws["id"].as_str().unwrap();
-    let wallet = sepayctl(
-        &db,
-        &nats,
-        &["wallet", "create", "--ws", ws_id, "--name", "VCB"],
-    );
+    let wallet = sepayctl(&db, &nats, &["wallet", "create", "--ws", ws_id, "--name", "VCB"]);
     let wallet_id = wallet["id"].as_str().unwrap();
     sepayctl(
         &db,
@@ -238,14 +229,7 @@ async fn a_delivery_to_an_endpoint_made_with_sepayctl_is_booked_and_listed() {
     let endpoint = sepayctl(
         &db,
         &nats,
-        &[
-            "--public-base-url",
-            &system.url,
-            "endpoint",
-            "create",
-            "--ws",
-            ws_id,
-        ],
+        &["--public-base-url", &system.url, "endpoint", "create", "--ws", ws_id],
     );
     let url = endpoint["webhook_url"].as_str().unwrap();
     assert!(
@@ -256,10 +240,7 @@ async fn a_delivery_to_an_endpoint_made_with_sepayctl_is_booked_and_listed() {
     let started = Instant::now();
     let answer = reqwest::Client::new()
         .post(url)
-        .header(
-            "authorization",
-            endpoint["authorization_header"].as_str().unwrap(),
-        )
+        .header("authorization", endpoint["authorization_header"].as_str().unwrap())
         .json(&delivery(92704, "out", json!(2277000)))
         .send()
         .await
@@ -283,8 +264,7 @@ async fn a_delivery_to_an_endpoint_made_with_sepayctl_is_booked_and_listed() {
     let listed = sepayctl(&db, &nats, &["endpoint", "list", "--ws", ws_id]);
     let text = listed.to_string();
     assert!(
-        !text.contains(endpoint["token"].as_str().unwrap())
-            && !text.contains(endpoint["api_key"].as_str().unwrap())
+        !text.contains(endpoint["token"].as_str().unwrap()) && !text.contains(endpoint["api_key"].as_str().unwrap())
     );
 }
 
@@ -294,10 +274,7 @@ async fn sepayctl_replays_failed_events_and_reports_bad_input_in_one_line() {
     let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
     let system = System::start(&db, &nats).await;
     let seed = Seeded::with_link(&db.pool, false).await;
-    assert_eq!(
-        post(&system.url, &seed, &delivery(5, "in", json!(1000))).await,
-        200
-    );
+    assert_eq!(post(&system.url, &seed, &delivery(5, "in", json!(1000))).await, 200);
     let failed = eventually(Duration::from_secs(10), || async {
         let failed = sepayctl(&db, &nats, &["events", "list", "--status", "failed"]);
         (failed.as_array().unwrap().len() == 1).then_some(failed)
@@ -367,11 +344,7 @@ async fn sepayctl_up_demo_books_a_delivery_with_and_without_the_simulator() {
             .await
             .unwrap()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let stdout = String::from_utf8_lossy(&out.stdout);
         // two JSON documents: the start-up summary, then the demo report
         let docs: Vec<Value> = serde_json::Deserializer::from_str(&stdout)
@@ -379,18 +352,10 @@ async fn sepayctl_up_demo_books_a_delivery_with_and_without_the_simulator() {
             .map(|d| d.unwrap())
             .collect();
         assert_eq!(docs.len(), 2, "{stdout}");
-        assert!(
-            docs[0]["ingress"]
-                .as_str()
-                .unwrap()
-                .starts_with("http://127.0.0.1:")
-        );
+        assert!(docs[0]["ingress"].as_str().unwrap().starts_with("http://127.0.0.1:"));
         assert_eq!(docs[0]["sim"].is_string(), extra.is_none());
         assert!(
-            docs[1]["delivery"]
-                .as_str()
-                .unwrap()
-                .starts_with(delivered_by),
+            docs[1]["delivery"].as_str().unwrap().starts_with(delivered_by),
             "{}",
             docs[1]
         );
@@ -430,11 +395,7 @@ async fn the_simulator_driven_by_sepayctl_delivers_to_a_manual_endpoint() {
 
     let ws = sepayctl(&db, &nats, &["workspace", "create", "--name", "Shop"]);
     let ws_id = ws["id"].as_str().unwrap();
-    let wallet = sepayctl(
-        &db,
-        &nats,
-        &["wallet", "create", "--ws", ws_id, "--name", "VCB"],
-    );
+    let wallet = sepayctl(&db, &nats, &["wallet", "create", "--ws", ws_id, "--name", "VCB"]);
     let endpoint = sepayctl(
         &db,
         &nats,
@@ -463,15 +424,7 @@ async fn the_simulator_driven_by_sepayctl_delivers_to_a_manual_endpoint() {
     // one lost delivery (the fault) and three delivered ones
     sim(&["fault", "--drop-deliveries", "1"]);
     for amount in ["1000", "2000", "3000", "4000"] {
-        sim(&[
-            "tx",
-            "--bank-account",
-            &account_id,
-            "--type",
-            "out",
-            "--amount",
-            amount,
-        ]);
+        sim(&["tx", "--bank-account", &account_id, "--type", "out", "--amount", amount]);
     }
     let booked = eventually(Duration::from_secs(10), || async {
         (processed(&db).await == 3).then_some(())
@@ -486,11 +439,10 @@ async fn the_simulator_driven_by_sepayctl_delivers_to_a_manual_endpoint() {
         .filter(|d| d["error"] == "dropped by fault injection")
         .count();
     assert_eq!(dropped, 1);
-    let total: rust_decimal::Decimal =
-        sqlx::query_scalar("select sum(amount) from wallet_transactions")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let total: rust_decimal::Decimal = sqlx::query_scalar("select sum(amount) from wallet_transactions")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(total, rust_decimal::Decimal::from(-9000));
 }
 

@@ -50,6 +50,7 @@ impl From<sepay_store::StoreError> for IngressError {
 impl IntoResponse for IngressError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
+        sepay_telemetry::metrics::counter!("sepay_webhook_rejected_total", "reason" => code).increment(1);
         match &self {
             Self::Internal(err) => tracing::error!(error = ?err, "delivery failed"),
             Self::Unavailable => tracing::warn!("delivery refused: storage unavailable"),

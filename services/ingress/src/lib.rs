@@ -73,12 +73,7 @@ pub struct AppState {
 }
 
 /// Serves until `shutdown` is cancelled, then drains in-flight requests.
-pub async fn run(
-    config: IngressConfig,
-    db: PgPool,
-    bus: Bus,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+pub async fn run(config: IngressConfig, db: PgPool, bus: Bus, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.ingress_addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.ingress_addr))?;
@@ -97,17 +92,13 @@ pub async fn serve(
         // not fatal: events are stored and the relay publishes them once NATS is back
         tracing::warn!(error = %err, "events stream not ensured at start-up");
     }
+    sepay_telemetry::metrics::handle();
     let state = Arc::new(AppState {
         db: db.clone(),
         bus: bus.clone(),
         policy: config.retry_policy(),
     });
-    let relay = tokio::spawn(relay::run(
-        relay::RelayConfig::from(&config),
-        db,
-        bus,
-        shutdown.clone(),
-    ));
+    let relay = tokio::spawn(relay::run(relay::RelayConfig::from(&config), db, bus, shutdown.clone()));
     tracing::info!(addr = %listener.local_addr()?, "sepay-ingress listening");
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())

@@ -6,6 +6,7 @@ use crate::IngressConfig;
 use sepay_bus::{Bus, EventReceived};
 use sepay_store::PgPool;
 use sepay_store::events;
+use sepay_telemetry::metrics;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -36,6 +37,9 @@ pub async fn run(config: RelayConfig, db: PgPool, bus: Bus, shutdown: Cancellati
             _ = ticker.tick() => {}
         }
         if !bus.is_connected() {
+            if let Ok(backlog) = events::relay_backlog(&db).await {
+                metrics::gauge!("sepay_relay_backlog").set(backlog as f64);
+            }
             continue;
         }
         match pass(&config, &db, &bus).await {
@@ -50,6 +54,7 @@ pub async fn run(config: RelayConfig, db: PgPool, bus: Bus, shutdown: Cancellati
 async fn pass(config: &RelayConfig, db: &PgPool, bus: &Bus) -> anyhow::Result<usize> {
     let reopened = events::reopen_stale(db, config.stale_after, config.batch).await?;
     if reopened > 0 {
+        metrics::counter!("sepay_relay_reopened_stale_total").increment(reopened);
         tracing::warn!(reopened, "stale received events re-driven");
     }
     sepay_store::endpoints::expire_rotations(db).await?;
@@ -67,7 +72,9 @@ async fn pass(config: &RelayConfig, db: &PgPool, bus: &Bus) -> anyhow::Result<us
         };
         bus.publish_event_received(&message).await?;
         events::mark_published(db, &event).await?;
+        metrics::counter!("sepay_relay_published_total").increment(1);
         published += 1;
     }
+    metrics::gauge!("sepay_relay_backlog").set(events::relay_backlog(db).await? as f64);
     Ok(published)
 }

@@ -12,15 +12,29 @@ use sepay_core::auth::parse_api_key;
 use sepay_core::{DedupeKey, Delivery, EventSource};
 use sepay_crypto::{WEBHOOK_TOKEN_PREFIX, sha256, verify_secret};
 use sepay_store::events::{self, EventBody, NewEvent, Recorded};
+use sepay_telemetry::metrics;
 use serde_json::json;
 use std::sync::Arc;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/api/v1/webhooks/sepay/{token}", post(receive))
+        .route(
+            "/api/v1/webhooks/sepay/{token}",
+            post(receive).layer(axum::middleware::from_fn(time_answer)),
+        )
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics::endpoint))
         .with_state(state)
+}
+
+/// Ack latency of every answer, by status.
+async fn time_answer(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!("sepay_webhook_ack_seconds", "status" => status).record(started.elapsed().as_secs_f64());
+    response
 }
 
 /// One SePay delivery. The span names the route, never the token in the path.
@@ -61,17 +75,13 @@ async fn receive(
     if declared_len.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(IngressError::TooLarge);
     }
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|err| {
-            if std::error::Error::source(&err)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            {
-                IngressError::TooLarge
-            } else {
-                IngressError::BadBody(err.to_string())
-            }
-        })?;
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|err| {
+        if std::error::Error::source(&err).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
+            IngressError::TooLarge
+        } else {
+            IngressError::BadBody(err.to_string())
+        }
+    })?;
 
     let delivery = Delivery::parse(&bytes);
     let (dedupe_key, sepay_id) = match &delivery {
@@ -115,6 +125,7 @@ async fn receive(
         }
     };
     span.record("outcome", outcome);
+    metrics::counter!("sepay_webhook_deliveries_total", "outcome" => outcome).increment(1);
     tracing::info!(outcome, "delivery accepted");
     Ok((StatusCode::OK, Json(answer)).into_response())
 }
@@ -123,10 +134,7 @@ async fn receive(
 /// publishes it once NATS answers again.
 pub(crate) async fn publish(app: &AppState, event: &events::EventRef) {
     if !app.bus.is_connected() {
-        tracing::warn!(
-            event_id = event.id,
-            "NATS disconnected; the relay will publish"
-        );
+        tracing::warn!(event_id = event.id, "NATS disconnected; the relay will publish");
         return;
     }
     let message = EventReceived {

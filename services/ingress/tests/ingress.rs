@@ -24,13 +24,7 @@ impl Ingress {
             relay_min_age_ms: 200,
             ..Default::default()
         };
-        tokio::spawn(sepay_ingress::serve(
-            listener,
-            config,
-            db,
-            bus,
-            shutdown.clone(),
-        ));
+        tokio::spawn(sepay_ingress::serve(listener, config, db, bus, shutdown.clone()));
         Self {
             url,
             shutdown,
@@ -38,12 +32,7 @@ impl Ingress {
         }
     }
 
-    async fn post(
-        &self,
-        path: &str,
-        auth: Option<&str>,
-        body: impl Into<reqwest::Body>,
-    ) -> (StatusCode, Value) {
+    async fn post(&self, path: &str, auth: Option<&str>, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
         let mut req = self
             .http
             .post(format!("{}{path}", self.url))
@@ -78,11 +67,7 @@ async fn setup() -> (TestDb, sepay_bus::Bus, Seeded, Ingress) {
     (db, bus, seed, ingress)
 }
 
-async fn event_row(
-    db: &PgPool,
-    ws: uuid::Uuid,
-    key: &str,
-) -> (String, i32, i32, Option<String>, bool) {
+async fn event_row(db: &PgPool, ws: uuid::Uuid, key: &str) -> (String, i32, i32, Option<String>, bool) {
     sqlx::query_as(
         "select status, attempts, delivery_count, failure_reason, published_at is not null
            from sepay_webhook_events where ws_id = $1 and dedupe_key = $2",
@@ -97,12 +82,9 @@ async fn event_row(
 #[tokio::test]
 async fn a_delivery_is_stored_published_and_acknowledged() {
     let (db, bus, seed, ingress) = setup().await;
-    let (status, body) = ingress
-        .deliver(&seed, &delivery(92704, "in", json!(2277000)))
-        .await;
+    let (status, body) = ingress.deliver(&seed, &delivery(92704, "in", json!(2277000))).await;
     assert_eq!((status, body), (StatusCode::OK, json!({"success": true})));
-    let (status, attempts, deliveries, reason, published) =
-        event_row(&db.pool, seed.ws_id, "sepay:92704").await;
+    let (status, attempts, deliveries, reason, published) = event_row(&db.pool, seed.ws_id, "sepay:92704").await;
     assert_eq!(
         (status.as_str(), attempts, deliveries, reason, published),
         ("received", 1, 1, None, true)
@@ -154,10 +136,7 @@ async fn unknown_tokens_and_wrong_keys_get_401_and_write_nothing() {
     assert_eq!(count(&db.pool, "sepay_webhook_events").await, 0);
     // the Bearer scheme with the right key is accepted
     let bearer = format!("Bearer {}", seed.api_key);
-    assert_eq!(
-        ingress.post(&seed.path(), Some(&bearer), body).await.0,
-        StatusCode::OK
-    );
+    assert_eq!(ingress.post(&seed.path(), Some(&bearer), body).await.0, StatusCode::OK);
     assert_eq!(count(&db.pool, "sepay_webhook_events").await, 1);
 }
 
@@ -173,11 +152,7 @@ async fn bodies_over_64_kib_get_413_and_64_kib_is_accepted() {
         s
     };
     let (status, answer) = ingress
-        .post(
-            &seed.path(),
-            Some(&seed.authorization()),
-            padded(64 * 1024 + 1),
-        )
+        .post(&seed.path(), Some(&seed.authorization()), padded(64 * 1024 + 1))
         .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(answer["error"]["code"], json!("payload_too_large"));
@@ -203,20 +178,17 @@ async fn a_body_that_is_not_a_json_object_is_kept_failed_and_answered_400_once_s
     let (db, bus, seed, ingress) = setup().await;
     for body in ["not json", "[1,2,3]", "\"text\""] {
         for round in 1..=2 {
-            let (status, answer) = ingress
-                .post(&seed.path(), Some(&seed.authorization()), body)
-                .await;
+            let (status, answer) = ingress.post(&seed.path(), Some(&seed.authorization()), body).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{body} round {round}");
             assert_eq!(answer["error"]["code"], json!("invalid_payload"));
         }
     }
     // three bodies, each stored once, with both deliveries counted
-    let rows: Vec<(String, Option<String>, Option<String>, i32)> = sqlx::query_as(
-        "select status, failure_reason, raw_body, delivery_count from sepay_webhook_events order by id",
-    )
-    .fetch_all(&db.pool)
-    .await
-    .unwrap();
+    let rows: Vec<(String, Option<String>, Option<String>, i32)> =
+        sqlx::query_as("select status, failure_reason, raw_body, delivery_count from sepay_webhook_events order by id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
     assert_eq!(rows.len(), 3);
     for (status, reason, raw, deliveries) in &rows {
         assert_eq!(
@@ -249,10 +221,7 @@ async fn repeat_deliveries_follow_the_retry_rules() {
     };
     for id in 1..=4 {
         assert_eq!(
-            ingress
-                .deliver(&seed, &delivery(id, "in", json!(1000)))
-                .await
-                .0,
+            ingress.deliver(&seed, &delivery(id, "in", json!(1000))).await.0,
             StatusCode::OK
         );
     }
@@ -261,20 +230,13 @@ async fn repeat_deliveries_follow_the_retry_rules() {
     set(3, "opened_at = now() - interval '10 minutes'").await; // stale received
     // 4 stays a fresh received row
     let expectations = [
-        (
-            1,
-            json!({"success": true, "duplicate": true}),
-            "processed",
-            1,
-        ),
+        (1, json!({"success": true, "duplicate": true}), "processed", 1),
         (2, json!({"success": true}), "received", 2),
         (3, json!({"success": true}), "received", 2),
         (4, json!({"success": true}), "received", 1),
     ];
     for (id, answer, status, attempts) in expectations {
-        let (code, body) = ingress
-            .deliver(&seed, &delivery(id, "in", json!(1000)))
-            .await;
+        let (code, body) = ingress.deliver(&seed, &delivery(id, "in", json!(1000))).await;
         assert_eq!((code, body), (StatusCode::OK, answer), "event {id}");
         let row = event_row(&db.pool, seed.ws_id, &format!("sepay:{id}")).await;
         assert_eq!(
@@ -286,9 +248,7 @@ async fn repeat_deliveries_follow_the_retry_rules() {
     // 4 first publications + 2 reopened publications
     assert_eq!(bus.events_stream_len().await.unwrap(), 6);
     set(4, "status = 'duplicate'").await;
-    let (_, body) = ingress
-        .deliver(&seed, &delivery(4, "in", json!(1000)))
-        .await;
+    let (_, body) = ingress.deliver(&seed, &delivery(4, "in", json!(1000))).await;
     assert_eq!(body, json!({"success": true, "duplicate": true}));
 }
 
@@ -297,10 +257,7 @@ async fn eventless_repeats_inside_two_minutes_are_duplicates_and_later_ones_reco
     let (db, _bus, seed, ingress) = setup().await;
     let mut payload = delivery(1, "in", json!(5000));
     payload.as_object_mut().unwrap().remove("id");
-    assert_eq!(
-        ingress.deliver(&seed, &payload).await.1,
-        json!({"success": true})
-    );
+    assert_eq!(ingress.deliver(&seed, &payload).await.1, json!({"success": true}));
     sqlx::query("update sepay_webhook_events set status = 'failed'")
         .execute(&db.pool)
         .await
@@ -315,10 +272,7 @@ async fn eventless_repeats_inside_two_minutes_are_duplicates_and_later_ones_reco
         .execute(&db.pool)
         .await
         .unwrap();
-    assert_eq!(
-        ingress.deliver(&seed, &payload).await.1,
-        json!({"success": true})
-    );
+    assert_eq!(ingress.deliver(&seed, &payload).await.1, json!({"success": true}));
     let (status, attempts, deliveries): (String, i32, i32) =
         sqlx::query_as("select status, attempts, delivery_count from sepay_webhook_events")
             .fetch_one(&db.pool)
@@ -347,21 +301,14 @@ async fn eight_concurrent_copies_of_a_delivery_make_one_row() {
 async fn postgres_unreachable_is_answered_503() {
     let (bus, _) = test_bus(&sepay_testkit::nats_url()).await;
     let config = sepay_store::DbConfig {
-        database_url: format!(
-            "postgres://postgres@127.0.0.1:{}/none",
-            sepay_testkit::free_port()
-        ),
+        database_url: format!("postgres://postgres@127.0.0.1:{}/none", sepay_testkit::free_port()),
         db_max_connections: 2,
         db_acquire_timeout_ms: 500,
     };
     let ingress = Ingress::start(config.lazy_pool().unwrap(), bus).await;
     let path = "/api/v1/webhooks/sepay/spwh_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     let (status, answer) = ingress
-        .post(
-            path,
-            Some("Apikey spak_x"),
-            delivery(1, "in", json!(1)).to_string(),
-        )
+        .post(path, Some("Apikey spak_x"), delivery(1, "in", json!(1)).to_string())
         .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer["error"]["code"], json!("unavailable"));
@@ -372,10 +319,7 @@ async fn postgres_unreachable_is_answered_503() {
         .await
         .unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        ready.json::<Value>().await.unwrap()["postgres"],
-        json!(false)
-    );
+    assert_eq!(ready.json::<Value>().await.unwrap()["postgres"], json!(false));
 }
 
 #[tokio::test]
@@ -424,11 +368,7 @@ async fn a_rotated_token_works_until_its_grace_ends() {
     let new_auth = format!("Apikey {}", key.expose());
     assert_eq!(
         ingress
-            .post(
-                &new_path,
-                Some(&new_auth),
-                delivery(2, "in", json!(1)).to_string()
-            )
+            .post(&new_path, Some(&new_auth), delivery(2, "in", json!(1)).to_string())
             .await
             .0,
         StatusCode::OK
@@ -444,12 +384,11 @@ async fn a_rotated_token_works_until_its_grace_ends() {
     );
     // the relay's pass turns the expired rotation into a revocation
     let revoked = eventually(Duration::from_secs(5), || async {
-        let status: String =
-            sqlx::query_scalar("select status from sepay_webhook_endpoints where id = $1")
-                .bind(seed.endpoint_id)
-                .fetch_one(&db.pool)
-                .await
-                .unwrap();
+        let status: String = sqlx::query_scalar("select status from sepay_webhook_endpoints where id = $1")
+            .bind(seed.endpoint_id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
         (status == "revoked").then_some(())
     })
     .await;

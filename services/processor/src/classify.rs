@@ -16,11 +16,7 @@ pub struct Classification {
 #[async_trait::async_trait]
 pub trait Classifier: Send + Sync {
     /// `Ok(None)`: no opinion, use the fallback.
-    async fn classify(
-        &self,
-        ws_id: Uuid,
-        tx: &NormalizedTransaction,
-    ) -> anyhow::Result<Option<Classification>>;
+    async fn classify(&self, ws_id: Uuid, tx: &NormalizedTransaction) -> anyhow::Result<Option<Classification>>;
 }
 
 /// The default: every transaction gets the fallback category.
@@ -28,11 +24,7 @@ pub struct FallbackOnly;
 
 #[async_trait::async_trait]
 impl Classifier for FallbackOnly {
-    async fn classify(
-        &self,
-        _ws_id: Uuid,
-        _tx: &NormalizedTransaction,
-    ) -> anyhow::Result<Option<Classification>> {
+    async fn classify(&self, _ws_id: Uuid, _tx: &NormalizedTransaction) -> anyhow::Result<Option<Classification>> {
         Ok(None)
     }
 }

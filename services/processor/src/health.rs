@@ -7,31 +7,40 @@ use axum::routing::get;
 use sepay_bus::Bus;
 use sepay_store::PgPool;
 use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_util::sync::CancellationToken;
 
 pub async fn serve(
     listener: tokio::net::TcpListener,
     db: PgPool,
     bus: Bus,
+    consumer_ready: Arc<AtomicBool>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let app = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
-        .with_state((db, bus));
+        .route("/metrics", get(sepay_telemetry::metrics::endpoint))
+        .with_state((db, bus, consumer_ready));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     Ok(())
 }
 
-async fn ready(State((db, bus)): State<(PgPool, Bus)>) -> impl IntoResponse {
+/// Ready when Postgres answers, NATS is connected and the consumer is attached.
+async fn ready(State((db, bus, consumer)): State<(PgPool, Bus, Arc<AtomicBool>)>) -> impl IntoResponse {
     let postgres = sepay_store::ping(&db).await;
     let nats = bus.is_connected();
-    let status = if postgres && nats {
+    let consumer = consumer.load(Ordering::Relaxed);
+    let status = if postgres && nats && consumer {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(json!({"postgres": postgres, "nats": nats})))
+    (
+        status,
+        Json(json!({"postgres": postgres, "nats": nats, "consumer": consumer})),
+    )
 }

@@ -13,6 +13,7 @@ use sepay_bus::{Bus, ConsumerSettings};
 use sepay_store::PgPool;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -97,13 +98,16 @@ pub async fn serve(
     classifier: Arc<dyn Classifier>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    sepay_telemetry::metrics::handle();
+    let consumer_ready = Arc::new(AtomicBool::new(false));
     let health = tokio::spawn(health::serve(
         listener,
         db.clone(),
         bus.clone(),
+        consumer_ready.clone(),
         shutdown.clone(),
     ));
-    consume(config, db, bus, classifier, shutdown).await?;
+    consume_with(config, db, bus, classifier, consumer_ready, shutdown).await?;
     health.await??;
     Ok(())
 }
@@ -116,21 +120,31 @@ pub async fn consume(
     classifier: Arc<dyn Classifier>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    consume_with(config, db, bus, classifier, Arc::new(AtomicBool::new(false)), shutdown).await
+}
+
+async fn consume_with(
+    config: ProcessorConfig,
+    db: PgPool,
+    bus: Bus,
+    classifier: Arc<dyn Classifier>,
+    consumer_ready: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let worker = Arc::new(worker::Worker {
         db,
         classifier,
         classify_budget: Duration::from_millis(config.classify_timeout_ms),
         max_deliver: config.processor_max_deliver,
     });
-    tracing::info!(
-        concurrency = config.processor_concurrency,
-        "sepay-processor consuming"
-    );
+    tracing::info!(concurrency = config.processor_concurrency, "sepay-processor consuming");
+    tokio::spawn(worker::report_consumer(bus.clone(), shutdown.clone()));
     worker::consume_loop(
         worker,
         bus,
         config.consumer_settings(),
         config.processor_concurrency,
+        consumer_ready,
         shutdown,
     )
     .await

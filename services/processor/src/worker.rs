@@ -6,7 +6,9 @@ use sepay_core::retry::processing_backoff;
 use sepay_core::{Delivery, EventStatus, FailureReason, NormalizedTransaction};
 use sepay_store::ledger::{self, Booked, Booking, CategoryChoice};
 use sepay_store::{PgPool, StoreError, events};
+use sepay_telemetry::metrics;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -32,15 +34,20 @@ pub async fn consume_loop(
     bus: Bus,
     settings: ConsumerSettings,
     concurrency: usize,
+    ready: Arc<AtomicBool>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     while !shutdown.is_cancelled() {
+        ready.store(false, Ordering::Relaxed);
         let messages = match bus.events_consumer(crate::CONSUMER, &settings).await {
             Ok(consumer) => consumer.messages().await.map_err(|e| e.to_string()),
             Err(err) => Err(err.to_string()),
         };
         let messages = match messages {
-            Ok(m) => m,
+            Ok(m) => {
+                ready.store(true, Ordering::Relaxed);
+                m
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "consumer not ready; retrying");
                 tokio::select! {
@@ -56,20 +63,43 @@ pub async fn consume_loop(
                 async move {
                     match item {
                         Ok(message) => worker.handle(message).await,
-                        Err(err) => tracing::warn!(error = %err, "consumer stream error"),
+                        Err(err) => {
+                            tracing::warn!(error = %err, "consumer stream error");
+                        }
                     }
                 }
             })
             .await;
         // the stream ended (server restart, missed heartbeats) or shutdown: re-attach unless stopping
     }
+    ready.store(false, Ordering::Relaxed);
     tracing::info!("sepay-processor stopped");
     Ok(())
 }
 
+/// Publishes the consumer's lag and redeliveries as gauges every few seconds.
+pub async fn report_consumer(bus: Bus, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Ok(info) = bus.consumer_state(crate::CONSUMER).await {
+            metrics::gauge!("sepay_consumer_pending").set(info.pending as f64);
+            metrics::gauge!("sepay_consumer_ack_pending").set(info.ack_pending as f64);
+            metrics::gauge!("sepay_consumer_redelivered").set(info.redelivered as f64);
+        }
+    }
+}
+
 impl Worker {
     async fn handle(&self, message: Message) {
+        let started = std::time::Instant::now();
         let delivered = message.info().map(|i| i.delivered as u64).unwrap_or(1);
+        if delivered > 1 {
+            metrics::counter!("sepay_events_redelivered_total").increment(1);
+        }
         let span = tracing::info_span!(
             "sepay.events.received process",
             otel.kind = "consumer",
@@ -104,37 +134,34 @@ impl Worker {
             // JetStream redelivers; processing is idempotent
             span.in_scope(|| tracing::warn!(error = %err, "ack not confirmed"));
         }
+        metrics::histogram!("sepay_processing_seconds").record(started.elapsed().as_secs_f64());
     }
 
     async fn process(&self, envelope: &EventReceived, delivered: u64) -> Settle {
         match self.try_process(envelope).await {
             Ok(outcome) => {
                 tracing::Span::current().record("outcome", outcome);
+                metrics::counter!("sepay_events_settled_total", "outcome" => outcome).increment(1);
                 tracing::info!(outcome, "event settled");
                 Settle::Ack
             }
             Err(Failure::Gone) => Settle::Term,
             Err(Failure::Event(reason, detail)) => {
                 tracing::Span::current().record("outcome", reason.as_str());
+                metrics::counter!("sepay_events_failed_total", "reason" => reason.as_str()).increment(1);
                 tracing::warn!(reason = reason.as_str(), detail = %detail, "event failed");
-                if let Err(err) =
-                    events::mark_failed(&self.db, envelope.event_id, reason, &detail).await
-                {
+                if let Err(err) = events::mark_failed(&self.db, envelope.event_id, reason, &detail).await {
                     tracing::warn!(error = ?err, "could not record the failure");
                     return Settle::Retry(processing_backoff(delivered));
                 }
                 self.retry_or_ack(reason.is_retryable(), delivered)
             }
             Err(Failure::Store(err)) => {
+                metrics::counter!("sepay_events_failed_total", "reason" => FailureReason::ProcessingError.as_str())
+                    .increment(1);
                 tracing::warn!(error = ?err, "processing error");
                 let detail = format!("{err}");
-                let _ = events::mark_failed(
-                    &self.db,
-                    envelope.event_id,
-                    FailureReason::ProcessingError,
-                    &detail,
-                )
-                .await;
+                let _ = events::mark_failed(&self.db, envelope.event_id, FailureReason::ProcessingError, &detail).await;
                 Settle::Retry(processing_backoff(delivered))
             }
         }
@@ -181,9 +208,7 @@ impl Worker {
         let tx = payload
             .normalize()
             .map_err(|e| Failure::Event(e.reason(), e.to_string()))?;
-        let wallet_id = self
-            .resolve_wallet(event.ws_id, event.endpoint_id, &tx)
-            .await?;
+        let wallet_id = self.resolve_wallet(event.ws_id, event.endpoint_id, &tx).await?;
         let (category, decided_by, confidence) = self.classify(event.ws_id, &tx).await;
         let booked = ledger::book(
             &self.db,
@@ -202,6 +227,11 @@ impl Worker {
             },
         )
         .await?;
+        if let Booked::Created(_) = booked {
+            // from the delivery (or reopen) that opened this attempt to the commit
+            let latency = (chrono::Utc::now() - event.opened_at).to_std().unwrap_or_default();
+            metrics::histogram!("sepay_event_end_to_end_seconds").record(latency.as_secs_f64());
+        }
         Ok(match booked {
             Booked::Created(_) => "booked",
             Booked::AlreadyProcessed => "already_processed",
@@ -221,42 +251,25 @@ impl Worker {
         {
             return Ok(wallet);
         }
-        sepay_store::workspaces::linked_wallet(
-            &self.db,
-            ws_id,
-            &tx.account_number,
-            tx.sub_account.as_deref(),
-        )
-        .await?
-        .ok_or_else(|| {
-            Failure::Event(
-                FailureReason::WalletNotLinked,
-                format!(
-                    "no wallet linked to account {}{}",
-                    tx.account_number,
-                    tx.sub_account
-                        .as_deref()
-                        .map(|s| format!(" / {s}"))
-                        .unwrap_or_default()
-                ),
-            )
-        })
+        sepay_store::workspaces::linked_wallet(&self.db, ws_id, &tx.account_number, tx.sub_account.as_deref())
+            .await?
+            .ok_or_else(|| {
+                Failure::Event(
+                    FailureReason::WalletNotLinked,
+                    format!(
+                        "no wallet linked to account {}{}",
+                        tx.account_number,
+                        tx.sub_account.as_deref().map(|s| format!(" / {s}")).unwrap_or_default()
+                    ),
+                )
+            })
     }
 
     /// The classifier's choice within the time budget, else the fallback category.
-    async fn classify(
-        &self,
-        ws_id: uuid::Uuid,
-        tx: &NormalizedTransaction,
-    ) -> (CategoryChoice, String, Option<f32>) {
-        match tokio::time::timeout(self.classify_budget, self.classifier.classify(ws_id, tx)).await
-        {
+    async fn classify(&self, ws_id: uuid::Uuid, tx: &NormalizedTransaction) -> (CategoryChoice, String, Option<f32>) {
+        match tokio::time::timeout(self.classify_budget, self.classifier.classify(ws_id, tx)).await {
             Ok(Ok(Some(c))) => {
-                return (
-                    CategoryChoice::Existing(c.category_id),
-                    c.decided_by,
-                    c.confidence,
-                );
+                return (CategoryChoice::Existing(c.category_id), c.decided_by, c.confidence);
             }
             Ok(Ok(None)) => {}
             Ok(Err(err)) => {

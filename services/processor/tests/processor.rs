@@ -114,11 +114,13 @@ struct EventRow {
 }
 
 async fn event(db: &PgPool, id: i64) -> EventRow {
-    sqlx::query_as("select status, failure_reason, created_transaction_id, payload from sepay_webhook_events where id = $1")
-        .bind(id)
-        .fetch_one(db)
-        .await
-        .unwrap()
+    sqlx::query_as(
+        "select status, failure_reason, created_transaction_id, payload from sepay_webhook_events where id = $1",
+    )
+    .bind(id)
+    .fetch_one(db)
+    .await
+    .unwrap()
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -149,13 +151,7 @@ async fn in_and_out_are_booked_with_the_sign_of_the_transfer_type() {
     h.start(Arc::new(FallbackOnly));
     let cases = [
         (1, "in", json!(2277000), "2277000", "Uncategorized Income"),
-        (
-            2,
-            "out",
-            json!("150000.50"),
-            "-150000.5",
-            "Uncategorized Expense",
-        ),
+        (2, "out", json!("150000.50"), "-150000.5", "Uncategorized Expense"),
         (3, "in", json!(-500), "500", "Uncategorized Income"),
         (4, "out", json!(-500), "-500", "Uncategorized Expense"),
         (5, "OUT", json!("42"), "-42", "Uncategorized Expense"),
@@ -219,19 +215,11 @@ async fn an_unlinked_account_fails_then_books_after_link_and_replay() {
     let e = h.ingest(&seed, &delivery(77, "in", json!(1000))).await;
     let row = h.wait_status(e.id, "failed").await;
     assert_eq!(row.failure_reason.as_deref(), Some("wallet_not_linked"));
-    sepay_store::workspaces::link_account(
-        &h.db.pool,
-        seed.ws_id,
-        sepay_testkit::ACCOUNT,
-        None,
-        seed.wallet_id,
-    )
-    .await
-    .unwrap();
-    // what `sepayctl events replay` does
-    let reopened = events::reopen_failed(&h.db.pool, Some(seed.ws_id), &[])
+    sepay_store::workspaces::link_account(&h.db.pool, seed.ws_id, sepay_testkit::ACCOUNT, None, seed.wallet_id)
         .await
         .unwrap();
+    // what `sepayctl events replay` does
+    let reopened = events::reopen_failed(&h.db.pool, Some(seed.ws_id), &[]).await.unwrap();
     assert_eq!(reopened.len(), 1);
     h.publish(&reopened[0]).await;
     let row = h.wait_status(e.id, "processed").await;
@@ -252,11 +240,7 @@ async fn a_redelivered_processed_event_books_nothing() {
     let first = h.wait_status(e.id, "processed").await;
     // publish it again under new message ids, as a relay re-drive or a replay would
     for attempt in 2..=4 {
-        h.publish(&EventRef {
-            attempts: attempt,
-            ..e
-        })
-        .await;
+        h.publish(&EventRef { attempts: attempt, ..e }).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let again = event(&h.db.pool, e.id).await;
@@ -283,23 +267,19 @@ async fn two_processors_on_one_consumer_book_every_event_exactly_once() {
         ids.push(e.id);
     }
     let all = eventually(Duration::from_secs(30), || async {
-        let processed: i64 = sqlx::query_scalar(
-            "select count(*) from sepay_webhook_events where status = 'processed'",
-        )
-        .fetch_one(&h.db.pool)
-        .await
-        .unwrap();
+        let processed: i64 = sqlx::query_scalar("select count(*) from sepay_webhook_events where status = 'processed'")
+            .fetch_one(&h.db.pool)
+            .await
+            .unwrap();
         (processed == 150).then_some(())
     })
     .await;
     assert!(all.is_some(), "not every event was processed");
     assert_eq!(count(&h.db.pool, "wallet_transactions").await, 150);
-    let distinct: i64 = sqlx::query_scalar(
-        "select count(distinct created_transaction_id) from sepay_webhook_events",
-    )
-    .fetch_one(&h.db.pool)
-    .await
-    .unwrap();
+    let distinct: i64 = sqlx::query_scalar("select count(distinct created_transaction_id) from sepay_webhook_events")
+        .fetch_one(&h.db.pool)
+        .await
+        .unwrap();
     assert_eq!(distinct, 150);
 }
 
@@ -311,31 +291,20 @@ async fn the_endpoint_wallet_wins_and_sub_accounts_fall_back_to_their_account() 
     let va_wallet = sepay_store::workspaces::create_wallet(db, seed.ws_id, "VA wallet", "VND")
         .await
         .unwrap();
-    sepay_store::workspaces::link_account(
-        db,
-        seed.ws_id,
-        sepay_testkit::ACCOUNT,
-        Some("VA1"),
-        va_wallet.id,
-    )
-    .await
-    .unwrap();
+    sepay_store::workspaces::link_account(db, seed.ws_id, sepay_testkit::ACCOUNT, Some("VA1"), va_wallet.id)
+        .await
+        .unwrap();
     h.start(Arc::new(FallbackOnly));
     let with_sub = |id: i64, sub: &str| {
         let mut d = delivery(id, "in", json!(100));
         d["subAccount"] = json!(sub);
         d
     };
-    for (body, want) in [
-        (with_sub(1, "VA1"), va_wallet.id),
-        (with_sub(2, "VA2"), seed.wallet_id),
-    ] {
+    for (body, want) in [(with_sub(1, "VA1"), va_wallet.id), (with_sub(2, "VA2"), seed.wallet_id)] {
         let e = h.ingest(&seed, &body).await;
         let row = h.wait_status(e.id, "processed").await;
         assert_eq!(
-            transaction(db, row.created_transaction_id.unwrap())
-                .await
-                .wallet_id,
+            transaction(db, row.created_transaction_id.unwrap()).await.wallet_id,
             want
         );
     }
@@ -352,9 +321,7 @@ async fn the_endpoint_wallet_wins_and_sub_accounts_fall_back_to_their_account() 
     let e = h.ingest(&seed, &with_sub(3, "VA1")).await;
     let row = h.wait_status(e.id, "processed").await;
     assert_eq!(
-        transaction(db, row.created_transaction_id.unwrap())
-            .await
-            .wallet_id,
+        transaction(db, row.created_transaction_id.unwrap()).await.wallet_id,
         pinned.id
     );
 }
@@ -362,11 +329,7 @@ async fn the_endpoint_wallet_wins_and_sub_accounts_fall_back_to_their_account() 
 struct Slow;
 #[async_trait::async_trait]
 impl Classifier for Slow {
-    async fn classify(
-        &self,
-        _: Uuid,
-        _: &NormalizedTransaction,
-    ) -> anyhow::Result<Option<Classification>> {
+    async fn classify(&self, _: Uuid, _: &NormalizedTransaction) -> anyhow::Result<Option<Classification>> {
         tokio::time::sleep(Duration::from_secs(30)).await;
         Ok(None)
     }
@@ -375,11 +338,7 @@ impl Classifier for Slow {
 struct Broken;
 #[async_trait::async_trait]
 impl Classifier for Broken {
-    async fn classify(
-        &self,
-        _: Uuid,
-        _: &NormalizedTransaction,
-    ) -> anyhow::Result<Option<Classification>> {
+    async fn classify(&self, _: Uuid, _: &NormalizedTransaction) -> anyhow::Result<Option<Classification>> {
         anyhow::bail!("model unavailable")
     }
 }
@@ -387,11 +346,7 @@ impl Classifier for Broken {
 struct Fixed(Uuid);
 #[async_trait::async_trait]
 impl Classifier for Fixed {
-    async fn classify(
-        &self,
-        _: Uuid,
-        _: &NormalizedTransaction,
-    ) -> anyhow::Result<Option<Classification>> {
+    async fn classify(&self, _: Uuid, _: &NormalizedTransaction) -> anyhow::Result<Option<Classification>> {
         Ok(Some(Classification {
             category_id: self.0,
             decided_by: "rules".into(),
@@ -425,11 +380,13 @@ async fn classification_never_blocks_booking() {
     }
     let h = Harness::new().await;
     let seed = Seeded::new(&h.db.pool).await;
-    let groceries: Uuid = sqlx::query_scalar("insert into transaction_categories (ws_id, name, is_expense) values ($1, 'Sales', false) returning id")
-        .bind(seed.ws_id)
-        .fetch_one(&h.db.pool)
-        .await
-        .unwrap();
+    let groceries: Uuid = sqlx::query_scalar(
+        "insert into transaction_categories (ws_id, name, is_expense) values ($1, 'Sales', false) returning id",
+    )
+    .bind(seed.ws_id)
+    .fetch_one(&h.db.pool)
+    .await
+    .unwrap();
     h.start(Arc::new(Fixed(groceries)));
     let e = h.ingest(&seed, &delivery(1, "in", json!(100))).await;
     let row = h.wait_status(e.id, "processed").await;

@@ -39,12 +39,7 @@ struct Page {
 }
 
 /// `page` from 1, `limit` up to `max`; a malformed value is a validation error.
-fn paginate<T: Clone>(
-    items: Vec<T>,
-    page: &Page,
-    default_limit: usize,
-    max: usize,
-) -> Result<Vec<T>, SimError> {
+fn paginate<T: Clone>(items: Vec<T>, page: &Page, default_limit: usize, max: usize) -> Result<Vec<T>, SimError> {
     let number = |field: &str, v: &Option<String>, default: usize| -> Result<usize, SimError> {
         match v {
             None => Ok(default),
@@ -110,10 +105,9 @@ async fn sub_accounts(
     let company = sim.authorize_bearer(&headers, "bank-account:read")?;
     let world = sim.world();
     let id = own_account(&world, company, &id)?;
-    Ok(ok(serde_json::to_value(
-        &world.bank_accounts[&id].sub_accounts,
-    )
-    .unwrap_or_default()))
+    Ok(ok(
+        serde_json::to_value(&world.bank_accounts[&id].sub_accounts).unwrap_or_default()
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,16 +136,8 @@ async fn list_webhooks(
         .webhooks
         .values()
         .filter(|w| w.company_id == company)
-        .filter(|w| {
-            f.webhook_url
-                .as_deref()
-                .is_none_or(|u| w.webhook_url.contains(u))
-        })
-        .filter(|w| {
-            f.api_key
-                .as_deref()
-                .is_none_or(|k| w.api_key.as_deref() == Some(k))
-        })
+        .filter(|w| f.webhook_url.as_deref().is_none_or(|u| w.webhook_url.contains(u)))
+        .filter(|w| f.api_key.as_deref().is_none_or(|k| w.api_key.as_deref() == Some(k)))
         .filter(|w| active.is_none_or(|a| w.active == a))
         .map(Webhook::to_api)
         .collect();
@@ -203,7 +189,11 @@ async fn create_webhook(
     let webhook = sim.create_webhook(company, &body)?;
     let id = webhook.id;
     // the create response shape is undocumented; clients read `id` at the top level or under data
-    Ok((StatusCode::CREATED, Json(json!({"status": "success", "message": "Webhook created", "id": id, "data": webhook.to_api()}))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"status": "success", "message": "Webhook created", "id": id, "data": webhook.to_api()})),
+    )
+        .into_response())
 }
 
 async fn patch_webhook(
@@ -230,7 +220,10 @@ async fn patch_webhook(
     updated.id = id;
     updated.created_at = world.webhooks[&id].created_at;
     world.webhooks.insert(id, updated.clone());
-    Ok(Json(json!({"status": "success", "message": "Webhook updated", "id": id, "data": updated.to_api()})).into_response())
+    Ok(
+        Json(json!({"status": "success", "message": "Webhook updated", "id": id, "data": updated.to_api()}))
+            .into_response(),
+    )
 }
 
 async fn delete_webhook(
@@ -247,11 +240,7 @@ async fn delete_webhook(
 
 impl Sim {
     /// Creates a webhook for `company` (the API and the dashboard both come here).
-    pub fn create_webhook(
-        &self,
-        company: Id,
-        body: &Map<String, Value>,
-    ) -> Result<Webhook, SimError> {
+    pub fn create_webhook(&self, company: Id, body: &Map<String, Value>) -> Result<Webhook, SimError> {
         let mut world = self.world();
         if Faults::take(&mut world.faults.fail_webhook_creation) {
             return Err(SimError::Injected);
@@ -264,18 +253,9 @@ impl Sim {
 }
 
 /// Seed 001's rules: every problem is reported, by field.
-fn validate_webhook(
-    world: &World,
-    company: Id,
-    body: &Map<String, Value>,
-) -> Result<Webhook, SimError> {
+fn validate_webhook(world: &World, company: Id, body: &Map<String, Value>) -> Result<Webhook, SimError> {
     let mut errors: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut err = |field: &str, msg: &str| {
-        errors
-            .entry(field.to_owned())
-            .or_default()
-            .push(msg.to_owned())
-    };
+    let mut err = |field: &str, msg: &str| errors.entry(field.to_owned()).or_default().push(msg.to_owned());
     let text = |field: &str| {
         body.get(field)
             .and_then(Value::as_str)
@@ -302,14 +282,9 @@ fn validate_webhook(
         .and_then(|id| world.bank_accounts.get(&id))
         .filter(|a| a.company_id == company);
     match (body.get("bank_account_id"), bank_account_id, account) {
-        (None | Some(Value::Null), _, _) => {
-            err("bank_account_id", "The bank_account_id field is required.")
-        }
+        (None | Some(Value::Null), _, _) => err("bank_account_id", "The bank_account_id field is required."),
         (_, None, _) => err("bank_account_id", "The bank_account_id must be an integer."),
-        (_, Some(_), None) => err(
-            "bank_account_id",
-            "The selected bank_account_id is invalid.",
-        ),
+        (_, Some(_), None) => err("bank_account_id", "The selected bank_account_id is invalid."),
         _ => {}
     }
     let name = text("name");
@@ -336,10 +311,7 @@ fn validate_webhook(
     }
     let is_verify_payment = match (body.get("is_verify_payment"), flag("is_verify_payment")) {
         (None | Some(Value::Null), _) => {
-            err(
-                "is_verify_payment",
-                "The is_verify_payment field is required.",
-            );
+            err("is_verify_payment", "The is_verify_payment field is required.");
             0
         }
         (_, Ok(Some(v))) => v,
@@ -370,21 +342,14 @@ fn validate_webhook(
         None | Some(Value::Null) => vec![],
         Some(Value::Array(a)) => {
             let ids: Vec<Id> = a.iter().filter_map(Value::as_i64).collect();
-            let known =
-                |id: &Id| account.is_some_and(|acc| acc.sub_accounts.iter().any(|s| s.id == *id));
+            let known = |id: &Id| account.is_some_and(|acc| acc.sub_accounts.iter().any(|s| s.id == *id));
             if ids.len() != a.len() || !ids.iter().all(known) {
-                err(
-                    "bank_sub_account_ids",
-                    "The selected bank_sub_account_ids is invalid.",
-                );
+                err("bank_sub_account_ids", "The selected bank_sub_account_ids is invalid.");
             }
             ids
         }
         Some(_) => {
-            err(
-                "bank_sub_account_ids",
-                "The bank_sub_account_ids must be an array.",
-            );
+            err("bank_sub_account_ids", "The bank_sub_account_ids must be an array.");
             vec![]
         }
     };
@@ -395,27 +360,15 @@ fn validate_webhook(
         );
     }
     let content_type = text("request_content_type");
-    let needs_content_type = matches!(
-        authen_type.as_deref(),
-        Some("Api_Key" | "No_Authen" | "HMAC_SHA256")
-    );
+    let needs_content_type = matches!(authen_type.as_deref(), Some("Api_Key" | "No_Authen" | "HMAC_SHA256"));
     match content_type.as_deref() {
-        None if needs_content_type => err(
-            "request_content_type",
-            "The request_content_type field is required.",
-        ),
+        None if needs_content_type => err("request_content_type", "The request_content_type field is required."),
         None | Some("Json" | "multipart_form-data") => {}
-        Some(_) => err(
-            "request_content_type",
-            "The selected request_content_type is invalid.",
-        ),
+        Some(_) => err("request_content_type", "The selected request_content_type is invalid."),
     }
     let api_key = text("api_key");
     if matches!(authen_type.as_deref(), Some("Api_Key" | "HMAC_SHA256")) && api_key.is_none() {
-        err(
-            "api_key",
-            "The api_key field is required when authen_type is Api_Key.",
-        );
+        err("api_key", "The api_key field is required when authen_type is Api_Key.");
     }
     let (token_url, client_id, client_secret) = (
         text("oauth2_access_token_url"),
@@ -484,24 +437,16 @@ async fn list_transactions(
     let date = |field: &str, v: &Option<String>| -> Result<Option<NaiveDate>, SimError> {
         v.as_deref()
             .map(|s| {
-                NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                    .map_err(|_| SimError::invalid(field, "must be YYYY-MM-DD"))
+                NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| SimError::invalid(field, "must be YYYY-MM-DD"))
             })
             .transpose()
     };
-    let (from, to) = (
-        date("from_date", &f.from_date)?,
-        date("to_date", &f.to_date)?,
-    );
-    let decimal =
-        |field: &str, v: &Option<String>| -> Result<Option<rust_decimal::Decimal>, SimError> {
-            v.as_deref()
-                .map(|s| {
-                    s.parse()
-                        .map_err(|_| SimError::invalid(field, "must be a number"))
-                })
-                .transpose()
-        };
+    let (from, to) = (date("from_date", &f.from_date)?, date("to_date", &f.to_date)?);
+    let decimal = |field: &str, v: &Option<String>| -> Result<Option<rust_decimal::Decimal>, SimError> {
+        v.as_deref()
+            .map(|s| s.parse().map_err(|_| SimError::invalid(field, "must be a number")))
+            .transpose()
+    };
     let (amount_in, amount_out) = (
         decimal("amount_in", &f.amount_in)?,
         decimal("amount_out", &f.amount_out)?,
@@ -527,16 +472,8 @@ async fn list_transactions(
                 .is_some_and(|a| a.company_id == company)
         })
         .filter(|t| account_id.is_none_or(|id| t.bank_account_id == id))
-        .filter(|t| {
-            f.account_number
-                .as_deref()
-                .is_none_or(|n| t.account_number == n)
-        })
-        .filter(|t| {
-            f.reference_number
-                .as_deref()
-                .is_none_or(|r| t.reference_number == r)
-        })
+        .filter(|t| f.account_number.as_deref().is_none_or(|n| t.account_number == n))
+        .filter(|t| f.reference_number.as_deref().is_none_or(|r| t.reference_number == r))
         .filter(|t| amount_in.is_none_or(|a| t.amount_in == a))
         .filter(|t| amount_out.is_none_or(|a| t.amount_out == a))
         .filter(|t| {

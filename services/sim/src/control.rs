@@ -3,9 +3,7 @@
 
 use crate::Sim;
 use crate::error::SimError;
-use crate::model::{
-    Bank, BankAccount, Company, DeliveryAttempt, Faults, Id, OAuthClient, SubAccount, Transaction,
-};
+use crate::model::{Bank, BankAccount, Company, DeliveryAttempt, Faults, Id, OAuthClient, SubAccount, Transaction};
 use crate::oauth::random_token;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -37,8 +35,7 @@ pub fn routes() -> Router<Arc<Sim>> {
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
 fn body<T>(b: JsonBody<T>) -> Result<T, SimError> {
-    b.map(|Json(v)| v)
-        .map_err(|e| SimError::BadRequest(e.body_text()))
+    b.map(|Json(v)| v).map_err(|e| SimError::BadRequest(e.body_text()))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,12 +166,8 @@ impl Sim {
             id,
             company_id: a.company_id,
             label: a.label.unwrap_or_else(|| format!("{short} account {id}")),
-            account_holder_name: a
-                .account_holder_name
-                .unwrap_or_else(|| "NGUYEN VAN A".into()),
-            account_number: a
-                .account_number
-                .unwrap_or_else(|| format!("00710008{id:05}")),
+            account_holder_name: a.account_holder_name.unwrap_or_else(|| "NGUYEN VAN A".into()),
+            account_number: a.account_number.unwrap_or_else(|| format!("00710008{id:05}")),
             accumulated: a.accumulated,
             active: true,
             created_at: Utc::now(),
@@ -192,10 +185,7 @@ impl Sim {
             return Err(SimError::invalid("company_id", "unknown company"));
         }
         if c.redirect_uris.is_empty() {
-            return Err(SimError::invalid(
-                "redirect_uris",
-                "at least one redirect URI",
-            ));
+            return Err(SimError::invalid("redirect_uris", "at least one redirect URI"));
         }
         let n = world.next_id("client");
         let client = OAuthClient {
@@ -205,9 +195,7 @@ impl Sim {
             name: c.name.unwrap_or_else(|| format!("Client {n}")),
             redirect_uris: c.redirect_uris,
         };
-        world
-            .clients
-            .insert(client.client_id.clone(), client.clone());
+        world.clients.insert(client.client_id.clone(), client.clone());
         Ok(client)
     }
 
@@ -223,9 +211,8 @@ impl Sim {
         }
         let date = match t.transaction_date.as_deref() {
             None => Utc::now(),
-            Some(s) => sepay_core::vn_time::parse_vietnam_local(s).ok_or_else(|| {
-                SimError::invalid("transaction_date", "must be YYYY-MM-DD HH:mm:ss")
-            })?,
+            Some(s) => sepay_core::vn_time::parse_vietnam_local(s)
+                .ok_or_else(|| SimError::invalid("transaction_date", "must be YYYY-MM-DD HH:mm:ss"))?,
         };
         let tx = {
             let mut world = self.world();
@@ -235,11 +222,7 @@ impl Sim {
                 .get_mut(&t.bank_account_id)
                 .ok_or_else(|| SimError::invalid("bank_account_id", "unknown bank account"))?;
             if let Some(sub) = &t.sub_account {
-                if !account
-                    .sub_accounts
-                    .iter()
-                    .any(|s| &s.account_number == sub)
-                {
+                if !account.sub_accounts.iter().any(|s| &s.account_number == sub) {
                     return Err(SimError::invalid("sub_account", "unknown sub account"));
                 }
             }
@@ -273,17 +256,11 @@ fn created<T: Serialize>(value: T) -> Response {
     (StatusCode::CREATED, Json(value)).into_response()
 }
 
-async fn create_company(
-    State(sim): State<Arc<Sim>>,
-    b: JsonBody<NewCompany>,
-) -> Result<Response, SimError> {
+async fn create_company(State(sim): State<Arc<Sim>>, b: JsonBody<NewCompany>) -> Result<Response, SimError> {
     Ok(created(sim.add_company(body(b)?)?))
 }
 
-async fn create_bank_account(
-    State(sim): State<Arc<Sim>>,
-    b: JsonBody<NewBankAccount>,
-) -> Result<Response, SimError> {
+async fn create_bank_account(State(sim): State<Arc<Sim>>, b: JsonBody<NewBankAccount>) -> Result<Response, SimError> {
     let account = sim.add_bank_account(body(b)?)?;
     let mut v = account.api();
     v["company_id"] = json!(account.company_id);
@@ -291,18 +268,12 @@ async fn create_bank_account(
     Ok(created(v))
 }
 
-async fn create_client(
-    State(sim): State<Arc<Sim>>,
-    b: JsonBody<NewClient>,
-) -> Result<Response, SimError> {
+async fn create_client(State(sim): State<Arc<Sim>>, b: JsonBody<NewClient>) -> Result<Response, SimError> {
     Ok(created(sim.add_client(body(b)?)?))
 }
 
 /// What an admin does in SePay's dashboard: the same validation as the API.
-async fn create_webhook(
-    State(sim): State<Arc<Sim>>,
-    b: JsonBody<Map<String, Value>>,
-) -> Result<Response, SimError> {
+async fn create_webhook(State(sim): State<Arc<Sim>>, b: JsonBody<Map<String, Value>>) -> Result<Response, SimError> {
     let b = body(b)?;
     let company = b
         .get("company_id")
@@ -312,10 +283,7 @@ async fn create_webhook(
     Ok(created(webhook.to_api()))
 }
 
-async fn create_transaction(
-    State(sim): State<Arc<Sim>>,
-    b: JsonBody<NewTransaction>,
-) -> Result<Response, SimError> {
+async fn create_transaction(State(sim): State<Arc<Sim>>, b: JsonBody<NewTransaction>) -> Result<Response, SimError> {
     Ok(created(sim.add_transaction(body(b)?)?))
 }
 
@@ -359,10 +327,7 @@ const MAX_BURST: usize = 10_000;
 async fn burst(State(sim): State<Arc<Sim>>, b: JsonBody<Burst>) -> Result<Response, SimError> {
     let b = body(b)?;
     if b.count == 0 || b.count > MAX_BURST {
-        return Err(SimError::invalid(
-            "count",
-            format!("between 1 and {MAX_BURST}"),
-        ));
+        return Err(SimError::invalid("count", format!("between 1 and {MAX_BURST}")));
     }
     let mut ids = Vec::with_capacity(b.count);
     for _ in 0..b.count {
@@ -432,10 +397,7 @@ async fn get_faults(State(sim): State<Arc<Sim>>) -> Json<Faults> {
     Json(sim.world().faults.clone())
 }
 
-async fn arm_faults(
-    State(sim): State<Arc<Sim>>,
-    b: JsonBody<Faults>,
-) -> Result<Json<Faults>, SimError> {
+async fn arm_faults(State(sim): State<Arc<Sim>>, b: JsonBody<Faults>) -> Result<Json<Faults>, SimError> {
     let armed = body(b)?;
     let mut world = sim.world();
     world.faults.merge(&armed);
@@ -448,18 +410,14 @@ struct DeliveryFilter {
     transaction_id: Option<Id>,
 }
 
-async fn deliveries(
-    State(sim): State<Arc<Sim>>,
-    Query(f): Query<DeliveryFilter>,
-) -> Json<Vec<DeliveryAttempt>> {
+async fn deliveries(State(sim): State<Arc<Sim>>, Query(f): Query<DeliveryFilter>) -> Json<Vec<DeliveryAttempt>> {
     let world = sim.world();
     Json(
         world
             .deliveries
             .iter()
             .filter(|d| {
-                f.webhook_id.is_none_or(|w| d.webhook_id == w)
-                    && f.transaction_id.is_none_or(|t| d.transaction_id == t)
+                f.webhook_id.is_none_or(|w| d.webhook_id == w) && f.transaction_id.is_none_or(|t| d.transaction_id == t)
             })
             .cloned()
             .collect(),
@@ -471,10 +429,7 @@ struct Revoke {
     token: String,
 }
 
-async fn revoke_token(
-    State(sim): State<Arc<Sim>>,
-    b: JsonBody<Revoke>,
-) -> Result<Json<Value>, SimError> {
+async fn revoke_token(State(sim): State<Arc<Sim>>, b: JsonBody<Revoke>) -> Result<Json<Value>, SimError> {
     let revoked = sim.revoke_token(&body(b)?.token);
     if revoked {
         Ok(Json(json!({"revoked": true})))

@@ -71,9 +71,7 @@ impl SimError {
 
     fn with_retry_after(&self, mut response: Response) -> Response {
         if let Self::RateLimited { header } = self {
-            response
-                .headers_mut()
-                .insert(*header, HeaderValue::from_static("1"));
+            response.headers_mut().insert(*header, HeaderValue::from_static("1"));
         }
         response
     }
@@ -87,9 +85,7 @@ impl SimError {
 impl IntoResponse for SimError {
     fn into_response(self) -> Response {
         let body: Value = match &self {
-            Self::OAuth {
-                error, description, ..
-            } => json!({"error": error, "error_description": description}),
+            Self::OAuth { error, description, .. } => json!({"error": error, "error_description": description}),
             Self::Validation(fields) => {
                 json!({"status": "error", "error": self.code(), "message": self.to_string(), "errors": fields})
             }

@@ -102,11 +102,7 @@ pub struct Sim {
 }
 
 impl Sim {
-    pub fn new(
-        config: SimConfig,
-        base_url: String,
-        shutdown: CancellationToken,
-    ) -> anyhow::Result<Arc<Self>> {
+    pub fn new(config: SimConfig, base_url: String, shutdown: CancellationToken) -> anyhow::Result<Arc<Self>> {
         let rng = ring::rand::SystemRandom::new();
         let jwt_key = ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng)
             .map_err(|_| anyhow::anyhow!("no randomness for the JWT key"))?;
@@ -125,20 +121,16 @@ impl Sim {
         if let Some(path) = &sim.config.sim_fixture {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| anyhow::anyhow!("cannot read SIM_FIXTURE {}: {e}", path.display()))?;
-            let fixture: Fixture = serde_json::from_str(&text).map_err(|e| {
-                anyhow::anyhow!("SIM_FIXTURE {} is not a valid fixture: {e}", path.display())
-            })?;
-            control::load_fixture(&sim, fixture)
-                .map_err(|e| anyhow::anyhow!("SIM_FIXTURE {}: {e}", path.display()))?;
+            let fixture: Fixture = serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("SIM_FIXTURE {} is not a valid fixture: {e}", path.display()))?;
+            control::load_fixture(&sim, fixture).map_err(|e| anyhow::anyhow!("SIM_FIXTURE {}: {e}", path.display()))?;
         }
         Ok(sim)
     }
 
     /// Locks the world; never held across an await.
     pub fn world(&self) -> std::sync::MutexGuard<'_, World> {
-        self.world
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.world.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Sliding one-second window per token.

@@ -136,8 +136,7 @@ impl Webhook {
             "Out_only" => tx.amount_out > Decimal::ZERO,
             _ => true,
         };
-        let code_ok =
-            self.skip_if_no_code != 1 || tx.code.as_deref().is_some_and(|c| !c.is_empty());
+        let code_ok = self.skip_if_no_code != 1 || tx.code.as_deref().is_some_and(|c| !c.is_empty());
         let va_ok = self.only_va != 1
             || tx.sub_account.as_deref().is_some_and(|sub| {
                 account
@@ -174,11 +173,7 @@ pub struct Transaction {
 
 impl Transaction {
     pub fn transfer_type(&self) -> &'static str {
-        if self.amount_in > Decimal::ZERO {
-            "in"
-        } else {
-            "out"
-        }
+        if self.amount_in > Decimal::ZERO { "in" } else { "out" }
     }
 
     pub fn amount(&self) -> Decimal {
@@ -503,11 +498,6 @@ mod tests {
         assert_eq!(legacy["id"], "1");
         let acct = account().userapi();
         assert_eq!(acct["active"], "1");
-        assert!(
-            acct.as_object()
-                .unwrap()
-                .values()
-                .all(|v| v.is_string() || v.is_null())
-        );
+        assert!(acct.as_object().unwrap().values().all(|v| v.is_string() || v.is_null()));
     }
 }

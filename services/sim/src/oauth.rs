@@ -50,10 +50,7 @@ struct AuthorizeQuery {
 /// Problems with the client or redirect URI are shown, never redirected (RFC 6749 §4.1.2.1).
 fn check_client(sim: &Sim, q: &AuthorizeQuery) -> Result<(Id, Vec<String>), String> {
     let client_id = q.client_id.as_deref().ok_or("client_id is required")?;
-    let redirect_uri = q
-        .redirect_uri
-        .as_deref()
-        .ok_or("redirect_uri is required")?;
+    let redirect_uri = q.redirect_uri.as_deref().ok_or("redirect_uri is required")?;
     let world = sim.world();
     let client = world.clients.get(client_id).ok_or("unknown client_id")?;
     if !client.redirect_uris.iter().any(|u| u == redirect_uri) {
@@ -105,9 +102,7 @@ async fn authorize(State(sim): State<Arc<Sim>>, Query(q): Query<AuthorizeQuery>)
         ("code_challenge_method", q.code_challenge_method.as_deref()),
     ]
     .iter()
-    .filter_map(|(k, v)| {
-        v.map(|v| format!(r#"<input type="hidden" name="{k}" value="{}">"#, escape(v)))
-    })
+    .filter_map(|(k, v)| v.map(|v| format!(r#"<input type="hidden" name="{k}" value="{}">"#, escape(v))))
     .collect();
     let company = sim
         .world()
@@ -163,11 +158,7 @@ async fn decision(State(sim): State<Arc<Sim>>, Form(form): Form<Decision>) -> Re
         if let Some(state) = q.state.clone() {
             params.push(("state", state));
         }
-        return Redirect::to(&with_query(
-            q.redirect_uri.as_deref().unwrap_or_default(),
-            &params,
-        ))
-        .into_response();
+        return Redirect::to(&with_query(q.redirect_uri.as_deref().unwrap_or_default(), &params)).into_response();
     }
     approve(&sim, &q, company_id, scopes).into_response()
 }
@@ -206,10 +197,7 @@ fn with_query(base: &str, params: &[(&str, String)]) -> String {
 }
 
 /// Client credentials from the form or HTTP Basic.
-fn client_credentials(
-    headers: &HeaderMap,
-    form: &HashMap<String, String>,
-) -> Option<(String, String)> {
+fn client_credentials(headers: &HeaderMap, form: &HashMap<String, String>) -> Option<(String, String)> {
     if let (Some(id), Some(secret)) = (form.get("client_id"), form.get("client_secret")) {
         return Some((id.clone(), secret.clone()));
     }
@@ -262,9 +250,7 @@ async fn token(
                 return Err(grant("authorization code was issued to another client"));
             }
             if form.get("redirect_uri") != Some(&entry.redirect_uri) {
-                return Err(grant(
-                    "redirect_uri does not match the authorization request",
-                ));
+                return Err(grant("redirect_uri does not match the authorization request"));
             }
             if let Some(challenge) = &entry.code_challenge {
                 let verifier = form
@@ -307,13 +293,7 @@ async fn token(
     };
     let ttl = sim.config.sim_access_token_ttl_secs as i64;
     let scope = scopes.join(" ");
-    let access = sim.jwt(
-        company_id,
-        &client_id,
-        &scope,
-        now.timestamp(),
-        now.timestamp() + ttl,
-    );
+    let access = sim.jwt(company_id, &client_id, &scope, now.timestamp(), now.timestamp() + ttl);
     world.access_tokens.insert(
         access.clone(),
         Grant {
@@ -324,8 +304,7 @@ async fn token(
             revoked: false,
         },
     );
-    let mut body =
-        json!({"access_token": access, "token_type": "Bearer", "expires_in": ttl, "scope": scope});
+    let mut body = json!({"access_token": access, "token_type": "Bearer", "expires_in": ttl, "scope": scope});
     if keep_refresh.is_none() {
         let refresh = random_token("spr_");
         world.refresh_tokens.insert(
@@ -334,26 +313,17 @@ async fn token(
                 client_id,
                 company_id,
                 scopes,
-                expires_at: now
-                    + chrono::Duration::seconds(sim.config.sim_refresh_token_ttl_secs as i64),
+                expires_at: now + chrono::Duration::seconds(sim.config.sim_refresh_token_ttl_secs as i64),
                 revoked: false,
             },
         );
         body["refresh_token"] = json!(refresh);
     }
-    Ok((
-        StatusCode::OK,
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(body),
-    )
-        .into_response())
+    Ok((StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }
 
 /// RFC 7009: revokes an access or refresh token; always 200.
-async fn revoke(
-    State(sim): State<Arc<Sim>>,
-    Form(form): Form<HashMap<String, String>>,
-) -> StatusCode {
+async fn revoke(State(sim): State<Arc<Sim>>, Form(form): Form<HashMap<String, String>>) -> StatusCode {
     if let Some(token) = form.get("token") {
         sim.revoke_token(token);
     }
@@ -388,11 +358,7 @@ impl Sim {
     }
 
     /// Rate limit, armed faults, then the token itself (401) and its scope (403).
-    pub fn authorize_bearer(
-        &self,
-        headers: &HeaderMap,
-        scope: &'static str,
-    ) -> Result<Id, SimError> {
+    pub fn authorize_bearer(&self, headers: &HeaderMap, scope: &'static str) -> Result<Id, SimError> {
         let token = bearer(headers).ok_or(SimError::Unauthorized)?;
         self.gate(token)?;
         let world = self.world();
@@ -411,9 +377,7 @@ impl Sim {
     pub fn authorize_api_token(&self, headers: &HeaderMap) -> Result<Id, SimError> {
         let token = bearer(headers).ok_or(SimError::Unauthorized)?;
         self.gate(token)?;
-        self.world()
-            .company_by_api_token(token)
-            .ok_or(SimError::Unauthorized)
+        self.world().company_by_api_token(token).ok_or(SimError::Unauthorized)
     }
 
     fn gate(&self, token: &str) -> Result<(), SimError> {

@@ -2,9 +2,7 @@
 //! the webhook's auth, retried on failure on SePay's schedule (time-scaled), every attempt logged.
 
 use crate::Sim;
-use crate::model::{
-    DeliveryAttempt, Faults, RETRY_SCHEDULE_MINUTES, Transaction, Webhook, retry_delay,
-};
+use crate::model::{DeliveryAttempt, Faults, RETRY_SCHEDULE_MINUTES, Transaction, Webhook, retry_delay};
 use base64::Engine;
 use chrono::Utc;
 use std::sync::Arc;
@@ -59,8 +57,7 @@ async fn deliver(sim: Arc<Sim>, hook: Webhook, tx: Transaction, delay: Duration)
     let stop = sim.shutdown.clone();
     let body = tx.webhook_body();
     for attempt in 0..RETRY_SCHEDULE_MINUTES.len() {
-        let wait = retry_delay(attempt, sim.config.sim_time_scale)
-            + if attempt == 0 { delay } else { Duration::ZERO };
+        let wait = retry_delay(attempt, sim.config.sim_time_scale) + if attempt == 0 { delay } else { Duration::ZERO };
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
@@ -69,11 +66,7 @@ async fn deliver(sim: Arc<Sim>, hook: Webhook, tx: Transaction, delay: Duration)
         let outcome = send(&sim, &hook, &body).await;
         let duration_ms = started.elapsed().as_millis() as u64;
         let (status, error, response_body) = match outcome {
-            Ok((status, text)) => (
-                Some(status),
-                None,
-                Some(text.chars().take(512).collect::<String>()),
-            ),
+            Ok((status, text)) => (Some(status), None, Some(text.chars().take(512).collect::<String>())),
             Err(e) => (None, Some(e), None),
         };
         let success = status.is_some_and(|s| (200..300).contains(&s));
@@ -103,11 +96,7 @@ async fn deliver(sim: Arc<Sim>, hook: Webhook, tx: Transaction, delay: Duration)
 }
 
 /// One POST; returns the status and body, or the transport error.
-async fn send(
-    sim: &Sim,
-    hook: &Webhook,
-    body: &serde_json::Value,
-) -> Result<(u16, String), String> {
+async fn send(sim: &Sim, hook: &Webhook, body: &serde_json::Value) -> Result<(u16, String), String> {
     let mut request = sim.http.post(&hook.webhook_url);
     request = match hook.request_content_type.as_deref() {
         Some("multipart_form-data") => {
@@ -166,10 +155,7 @@ async fn client_credentials_token(sim: &Sim, hook: &Webhook) -> Result<String, S
         .post(url)
         .form(&[
             ("grant_type", "client_credentials"),
-            (
-                "client_id",
-                hook.oauth2_client_id.as_deref().unwrap_or_default(),
-            ),
+            ("client_id", hook.oauth2_client_id.as_deref().unwrap_or_default()),
             (
                 "client_secret",
                 hook.oauth2_client_secret.as_deref().unwrap_or_default(),

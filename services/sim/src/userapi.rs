@@ -21,10 +21,7 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/userapi/bankaccounts/details/{id}", get(account_details))
         .route("/userapi/bankaccounts/count", get(accounts_count))
         .route("/userapi/transactions/list", get(transactions_list))
-        .route(
-            "/userapi/transactions/details/{id}",
-            get(transaction_details),
-        )
+        .route("/userapi/transactions/details/{id}", get(transaction_details))
         .route("/userapi/transactions/count", get(transactions_count))
 }
 
@@ -34,10 +31,7 @@ fn envelope(key: &str, value: Value) -> Json<Value> {
     Json(json!({"status": 200, "error": null, "messages": {"success": true}, key: value}))
 }
 
-fn parse<T: std::str::FromStr>(
-    q: &HashMap<String, String>,
-    field: &str,
-) -> Result<Option<T>, SimError> {
+fn parse<T: std::str::FromStr>(q: &HashMap<String, String>, field: &str) -> Result<Option<T>, SimError> {
     q.get(field)
         .map(|v| {
             v.trim()
@@ -50,9 +44,8 @@ fn parse<T: std::str::FromStr>(
 fn date(q: &HashMap<String, String>, field: &str) -> Result<Option<DateTime<Utc>>, SimError> {
     q.get(field)
         .map(|v| {
-            sepay_core::vn_time::parse_vietnam_local(v).ok_or_else(|| {
-                SimError::invalid(field, format!("{field} must be YYYY-MM-DD HH:mm:ss"))
-            })
+            sepay_core::vn_time::parse_vietnam_local(v)
+                .ok_or_else(|| SimError::invalid(field, format!("{field} must be YYYY-MM-DD HH:mm:ss")))
         })
         .transpose()
 }
@@ -65,11 +58,7 @@ fn limit(q: &HashMap<String, String>, default: usize, max: usize) -> Result<usiz
     }
 }
 
-fn account_rows(
-    world: &World,
-    company: Id,
-    q: &HashMap<String, String>,
-) -> Result<Vec<Value>, SimError> {
+fn account_rows(world: &World, company: Id, q: &HashMap<String, String>) -> Result<Vec<Value>, SimError> {
     let since: Option<Id> = parse(q, "since_id")?;
     let (acc_min, acc_max): (Option<Decimal>, Option<Decimal>) =
         (parse(q, "accumulated_min")?, parse(q, "accumulated_max")?);
@@ -84,9 +73,7 @@ fn account_rows(
         .filter(|a| a.company_id == company)
         .filter(|a| since.is_none_or(|s| a.id >= s))
         .filter(|a| short.is_none_or(|s| &a.bank.short_name == s))
-        .filter(|a| {
-            acc_min.is_none_or(|m| a.accumulated >= m) && acc_max.is_none_or(|m| a.accumulated <= m)
-        })
+        .filter(|a| acc_min.is_none_or(|m| a.accumulated >= m) && acc_max.is_none_or(|m| a.accumulated <= m))
         .filter(|a| last_min.is_none_or(|m| a.last_transaction.is_some_and(|t| t >= m)))
         .filter(|a| last_max.is_none_or(|m| a.last_transaction.is_some_and(|t| t <= m)))
         .map(|a| a.userapi())
@@ -133,18 +120,10 @@ async fn account_details(
     Ok(envelope("bankaccount", account.userapi()))
 }
 
-fn transaction_rows(
-    world: &World,
-    company: Id,
-    q: &HashMap<String, String>,
-) -> Result<Vec<Value>, SimError> {
+fn transaction_rows(world: &World, company: Id, q: &HashMap<String, String>) -> Result<Vec<Value>, SimError> {
     let since: Option<Id> = parse(q, "since_id")?;
-    let (min, max) = (
-        date(q, "transaction_date_min")?,
-        date(q, "transaction_date_max")?,
-    );
-    let (amount_in, amount_out): (Option<Decimal>, Option<Decimal>) =
-        (parse(q, "amount_in")?, parse(q, "amount_out")?);
+    let (min, max) = (date(q, "transaction_date_min")?, date(q, "transaction_date_max")?);
+    let (amount_in, amount_out): (Option<Decimal>, Option<Decimal>) = (parse(q, "amount_in")?, parse(q, "amount_out")?);
     let account = q.get("account_number");
     let reference = q.get("reference_number");
     Ok(world
@@ -158,16 +137,10 @@ fn transaction_rows(
                 .is_some_and(|a| a.company_id == company)
         })
         .filter(|t| since.is_none_or(|s| t.id >= s))
-        .filter(|t| {
-            min.is_none_or(|m| t.transaction_date >= m)
-                && max.is_none_or(|m| t.transaction_date <= m)
-        })
+        .filter(|t| min.is_none_or(|m| t.transaction_date >= m) && max.is_none_or(|m| t.transaction_date <= m))
         .filter(|t| account.is_none_or(|n| &t.account_number == n))
         .filter(|t| reference.is_none_or(|r| &t.reference_number == r))
-        .filter(|t| {
-            amount_in.is_none_or(|a| t.amount_in == a)
-                && amount_out.is_none_or(|a| t.amount_out == a)
-        })
+        .filter(|t| amount_in.is_none_or(|a| t.amount_in == a) && amount_out.is_none_or(|a| t.amount_out == a))
         .map(|t| t.userapi())
         .collect())
 }

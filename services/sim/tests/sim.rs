@@ -67,13 +67,7 @@ impl Sim {
         (status, headers, res.json().await.unwrap_or(Value::Null))
     }
 
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        bearer: &str,
-        body: Value,
-    ) -> (StatusCode, Value) {
+    async fn send(&self, method: reqwest::Method, path: &str, bearer: &str, body: Value) -> (StatusCode, Value) {
         let res = self
             .http
             .request(method, format!("{}{path}", self.url))
@@ -87,11 +81,12 @@ impl Sim {
 
     /// A company with one account and an OAuth client; returns (company, account id, client).
     async fn world(&self) -> (Value, i64, Value) {
-        let company = self
-            .control("/sim/companies", json!({"name": "Cty Demo"}))
-            .await;
+        let company = self.control("/sim/companies", json!({"name": "Cty Demo"})).await;
         let account = self
-            .control("/sim/bank-accounts", json!({"company_id": company["id"], "account_number": "0071000888888", "sub_accounts": ["VA1"]}))
+            .control(
+                "/sim/bank-accounts",
+                json!({"company_id": company["id"], "account_number": "0071000888888", "sub_accounts": ["VA1"]}),
+            )
             .await;
         let client = self
             .control(
@@ -158,13 +153,10 @@ impl Sim {
 }
 
 fn query(url: &url::Url, key: &str) -> Option<String> {
-    url.query_pairs()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.into_owned())
+    url.query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
 }
 
-const ALL: &str =
-    "bank-account:read transaction:read webhook:read webhook:write webhook:delete profile company";
+const ALL: &str = "bank-account:read transaction:read webhook:read webhook:write webhook:delete profile company";
 
 #[tokio::test]
 async fn the_authorization_code_is_single_use_exact_and_bound_to_its_client() {
@@ -211,11 +203,7 @@ async fn the_authorization_code_is_single_use_exact_and_bound_to_its_client() {
     ];
     for (c, form, status, error) in cases {
         let (got, body) = sim.exchange(c, &form).await;
-        assert_eq!(
-            (got, body["error"].as_str().unwrap()),
-            (status, error),
-            "{form:?}"
-        );
+        assert_eq!((got, body["error"].as_str().unwrap()), (status, error), "{form:?}");
     }
     // a fresh code works once, and only for its own client
     let code = query(&sim.code(&client, ALL).await, "code").unwrap();
@@ -224,10 +212,7 @@ async fn the_authorization_code_is_single_use_exact_and_bound_to_its_client() {
         ("code", code.as_str()),
         ("redirect_uri", "http://app.test/callback"),
     ];
-    assert_eq!(
-        sim.exchange(&other, &form).await.1["error"],
-        "invalid_grant"
-    );
+    assert_eq!(sim.exchange(&other, &form).await.1["error"], "invalid_grant");
     let code = query(&sim.code(&client, ALL).await, "code").unwrap();
     let form = [
         ("grant_type", "authorization_code"),
@@ -239,23 +224,13 @@ async fn the_authorization_code_is_single_use_exact_and_bound_to_its_client() {
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 3600);
     assert_eq!(body["scope"], ALL);
-    assert_eq!(
-        body["access_token"].as_str().unwrap().split('.').count(),
-        3,
-        "a JWT"
-    );
+    assert_eq!(body["access_token"].as_str().unwrap().split('.').count(), 3, "a JWT");
     assert!(body["refresh_token"].is_string());
-    assert_eq!(
-        sim.exchange(&client, &form).await.1["error"],
-        "invalid_grant"
-    );
+    assert_eq!(sim.exchange(&client, &form).await.1["error"], "invalid_grant");
     // wrong client secret
     let mut wrong = client.clone();
     wrong["client_secret"] = json!("nope");
-    assert_eq!(
-        sim.exchange(&wrong, &form).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(sim.exchange(&wrong, &form).await.0, StatusCode::UNAUTHORIZED);
     // unregistered redirect URIs and unknown scopes are refused on the page, not redirected
     let bad = sim
         .http
@@ -314,10 +289,7 @@ async fn pkce_s256_is_checked() {
     ];
     let mut wrong = base.to_vec();
     wrong.push(("code_verifier", "wrong-verifier"));
-    assert_eq!(
-        sim.exchange(&client, &wrong).await.1["error"],
-        "invalid_grant"
-    );
+    assert_eq!(sim.exchange(&client, &wrong).await.1["error"], "invalid_grant");
     let code = fetch_code().await;
     let form = [
         ("grant_type", "authorization_code"),
@@ -344,17 +316,12 @@ async fn the_consent_page_approves_or_denies() {
         .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
-    assert!(
-        html.contains("Approve") && html.contains("Deny") && html.contains("bank-account:read")
-    );
+    assert!(html.contains("Approve") && html.contains("Deny") && html.contains("bank-account:read"));
     let form = |decision: &str| {
         vec![
             ("decision", decision.to_owned()),
             ("response_type", "code".to_owned()),
-            (
-                "client_id",
-                client["client_id"].as_str().unwrap().to_owned(),
-            ),
+            ("client_id", client["client_id"].as_str().unwrap().to_owned()),
             ("redirect_uri", "http://app.test/callback".to_owned()),
             ("scope", "bank-account:read".to_owned()),
             ("state", "st123".to_owned()),
@@ -397,10 +364,7 @@ async fn access_tokens_expire_refresh_and_revoke() {
     let (_, _, client) = sim.world().await;
     let tokens = sim.token(&client, ALL).await;
     let access = tokens["access_token"].as_str().unwrap();
-    assert_eq!(
-        sim.get("/api/v1/bank-accounts", access).await.0,
-        StatusCode::OK
-    );
+    assert_eq!(sim.get("/api/v1/bank-accounts", access).await.0, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (status, _, body) = sim.get("/api/v1/bank-accounts", access).await;
     assert_eq!(
@@ -409,26 +373,17 @@ async fn access_tokens_expire_refresh_and_revoke() {
     );
     let refresh = tokens["refresh_token"].as_str().unwrap();
     let (status, renewed) = sim
-        .exchange(
-            &client,
-            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
-        )
+        .exchange(&client, &[("grant_type", "refresh_token"), ("refresh_token", refresh)])
         .await;
     assert_eq!(status, StatusCode::OK);
     // SePay may omit refresh_token on refresh: the client keeps the old one, which still works
     assert!(renewed.get("refresh_token").is_none());
     let fresh = renewed["access_token"].as_str().unwrap();
+    assert_eq!(sim.get("/api/v1/bank-accounts", fresh).await.0, StatusCode::OK);
     assert_eq!(
-        sim.get("/api/v1/bank-accounts", fresh).await.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        sim.exchange(
-            &client,
-            &[("grant_type", "refresh_token"), ("refresh_token", refresh)]
-        )
-        .await
-        .0,
+        sim.exchange(&client, &[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+            .await
+            .0,
         StatusCode::OK
     );
     // revocation (RFC 7009) ends both
@@ -442,15 +397,11 @@ async fn access_tokens_expire_refresh_and_revoke() {
         sim.get("/api/v1/bank-accounts", fresh).await.0,
         StatusCode::UNAUTHORIZED
     );
-    sim.control("/sim/tokens/revoke", json!({"token": refresh}))
-        .await;
+    sim.control("/sim/tokens/revoke", json!({"token": refresh})).await;
     assert_eq!(
-        sim.exchange(
-            &client,
-            &[("grant_type", "refresh_token"), ("refresh_token", refresh)]
-        )
-        .await
-        .1["error"],
+        sim.exchange(&client, &[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+            .await
+            .1["error"],
         "invalid_grant"
     );
     assert_eq!(
@@ -466,11 +417,7 @@ async fn every_api_endpoint_enforces_its_scope() {
     let read_only = sim.token(&client, "bank-account:read").await;
     let token = read_only["access_token"].as_str().unwrap();
     let cases = [
-        (
-            reqwest::Method::GET,
-            "/api/v1/bank-accounts".to_owned(),
-            StatusCode::OK,
-        ),
+        (reqwest::Method::GET, "/api/v1/bank-accounts".to_owned(), StatusCode::OK),
         (
             reqwest::Method::GET,
             format!("/api/v1/bank-accounts/{account}"),
@@ -516,11 +463,13 @@ async fn bank_accounts_have_the_documented_shapes_and_pages() {
     let sim = start(fast()).await;
     let (company, first, client) = sim.world().await;
     for n in 0..4 {
-        sim.control("/sim/bank-accounts", json!({"company_id": company["id"], "bank_short_name": "MBBank", "account_number": format!("99{n}")})).await;
-    }
-    let stranger = sim
-        .control("/sim/companies", json!({"name": "Other"}))
+        sim.control(
+            "/sim/bank-accounts",
+            json!({"company_id": company["id"], "bank_short_name": "MBBank", "account_number": format!("99{n}")}),
+        )
         .await;
+    }
+    let stranger = sim.control("/sim/companies", json!({"name": "Other"})).await;
     let foreign = sim
         .control("/sim/bank-accounts", json!({"company_id": stranger["id"]}))
         .await;
@@ -528,9 +477,7 @@ async fn bank_accounts_have_the_documented_shapes_and_pages() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (_, _, all) = sim
-        .get("/api/v1/bank-accounts?page=1&limit=100", &token)
-        .await;
+    let (_, _, all) = sim.get("/api/v1/bank-accounts?page=1&limit=100", &token).await;
     assert_eq!(all["status"], "success");
     let rows = all["data"].as_array().unwrap();
     assert_eq!(rows.len(), 5, "only the company's own accounts");
@@ -550,10 +497,7 @@ async fn bank_accounts_have_the_documented_shapes_and_pages() {
     assert!(row["id"].is_i64() && row["active"].is_boolean());
     assert_eq!(row["bank"]["short_name"], "Vietcombank");
     assert_eq!(row["bank"]["bin"], "970436");
-    let page2 = sim
-        .get("/api/v1/bank-accounts?page=2&limit=2", &token)
-        .await
-        .2;
+    let page2 = sim.get("/api/v1/bank-accounts?page=2&limit=2", &token).await.2;
     let ids: Vec<i64> = page2["data"]
         .as_array()
         .unwrap()
@@ -561,19 +505,14 @@ async fn bank_accounts_have_the_documented_shapes_and_pages() {
         .map(|r| r["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, [first + 2, first + 3]);
-    let past_end = sim
-        .get("/api/v1/bank-accounts?page=9&limit=2", &token)
-        .await
-        .2;
+    let past_end = sim.get("/api/v1/bank-accounts?page=9&limit=2", &token).await.2;
     assert_eq!(past_end["data"], json!([]));
     assert_eq!(
         sim.get("/api/v1/bank-accounts?page=0", &token).await.0,
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
-        sim.get(&format!("/api/v1/bank-accounts/{first}"), &token)
-            .await
-            .2["data"]["account_number"],
+        sim.get(&format!("/api/v1/bank-accounts/{first}"), &token).await.2["data"]["account_number"],
         "0071000888888"
     );
     let (status, _, body) = sim
@@ -584,10 +523,7 @@ async fn bank_accounts_have_the_documented_shapes_and_pages() {
         (StatusCode::NOT_FOUND, Some("not_found"))
     );
     let subs = sim
-        .get(
-            &format!("/api/v1/bank-accounts/{first}/sub-accounts"),
-            &token,
-        )
+        .get(&format!("/api/v1/bank-accounts/{first}/sub-accounts"), &token)
         .await
         .2;
     assert_eq!(subs["data"][0]["account_number"], "VA1");
@@ -691,11 +627,7 @@ async fn webhooks_are_validated_created_listed_patched_and_deleted() {
                 w["authen_type"] = json!("OAuth2.0");
                 w
             },
-            &[
-                "oauth2_access_token_url",
-                "oauth2_client_id",
-                "oauth2_client_secret",
-            ],
+            &["oauth2_access_token_url", "oauth2_client_id", "oauth2_client_secret"],
         ),
     ];
     for (body, fields) in invalid {
@@ -723,13 +655,7 @@ async fn webhooks_are_validated_created_listed_patched_and_deleted() {
     second["api_key"] = json!("spak_y");
     post(second).await;
     let list = |q: &'static str| sim.get(q, &token);
-    assert_eq!(
-        list("/api/v1/webhooks").await.2["data"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(list("/api/v1/webhooks").await.2["data"].as_array().unwrap().len(), 2);
     assert_eq!(
         list("/api/v1/webhooks?webhook_url=127.0.0.1").await.2["data"]
             .as_array()
@@ -765,10 +691,7 @@ async fn webhooks_are_validated_created_listed_patched_and_deleted() {
         ),
         (Some("http://127.0.0.1:9/new"), Some(0))
     );
-    assert_eq!(
-        patched["data"]["api_key"], "spak_x",
-        "unpatched fields stay"
-    );
+    assert_eq!(patched["data"]["api_key"], "spak_x", "unpatched fields stay");
     let (status, bad) = sim
         .send(
             reqwest::Method::PATCH,
@@ -842,19 +765,13 @@ async fn the_legacy_userapi_speaks_strings_and_filters() {
         "reference_number",
         "bank_account_id",
     ] {
-        assert!(
-            rows.iter().all(|r| r[field].is_string()),
-            "{field} is a string"
-        );
+        assert!(rows.iter().all(|r| r[field].is_string()), "{field} is a string");
     }
     assert_eq!(rows[0]["id"], ids[2].to_string(), "newest first");
     assert_eq!(rows[0]["accumulated"], "5750.00");
     let sim_ref = &sim;
     let count = |q: String| async move {
-        sim_ref
-            .get(&format!("/userapi/transactions/list?{q}"), api)
-            .await
-            .2["transactions"]
+        sim_ref.get(&format!("/userapi/transactions/list?{q}"), api).await.2["transactions"]
             .as_array()
             .map(Vec::len)
     };
@@ -865,11 +782,7 @@ async fn the_legacy_userapi_speaks_strings_and_filters() {
     );
     assert_eq!(count("limit=1".into()).await, Some(1));
     assert_eq!(
-        count(
-            "transaction_date_min=2026-03-01%2010:00:00&transaction_date_max=2026-03-01%2023:59:59"
-                .into()
-        )
-        .await,
+        count("transaction_date_min=2026-03-01%2010:00:00&transaction_date_max=2026-03-01%2023:59:59".into()).await,
         Some(1)
     );
     assert_eq!(count("reference_number=REF0".into()).await, Some(1));
@@ -891,10 +804,7 @@ async fn the_legacy_userapi_speaks_strings_and_filters() {
     );
     let accounts = sim.get("/userapi/bankaccounts/list", api).await.2;
     let acc = &accounts["bankaccounts"][0];
-    assert!(
-        acc.as_object().unwrap().values().all(|v| v.is_string()),
-        "{acc}"
-    );
+    assert!(acc.as_object().unwrap().values().all(|v| v.is_string()), "{acc}");
     assert_eq!(
         (acc["active"].as_str(), acc["bank_bin"].as_str()),
         (Some("1"), Some("970436"))
@@ -919,10 +829,7 @@ async fn the_legacy_userapi_speaks_strings_and_filters() {
 #[tokio::test]
 async fn more_than_three_requests_a_second_get_429_with_the_retry_header() {
     for (style, header) in [
-        (
-            sepay_sim::RetryAfterStyle::V1,
-            "x-sepay-userapi-retry-after",
-        ),
+        (sepay_sim::RetryAfterStyle::V1, "x-sepay-userapi-retry-after"),
         (sepay_sim::RetryAfterStyle::V2, "retry-after"),
     ] {
         let sim = start(SimConfig {
@@ -943,10 +850,7 @@ async fn more_than_three_requests_a_second_get_429_with_the_retry_header() {
         }
         assert_eq!(statuses, [200, 200, 200, 429]);
         tokio::time::sleep(Duration::from_millis(1050)).await;
-        assert_eq!(
-            sim.get("/userapi/bankaccounts/count", api).await.0,
-            StatusCode::OK
-        );
+        assert_eq!(sim.get("/userapi/bankaccounts/count", api).await.0, StatusCode::OK);
     }
 }
 
@@ -965,9 +869,7 @@ async fn receiver(fail_first: usize) -> Receiver {
             let log = log.clone();
             async move {
                 let mut log = log.lock().unwrap();
-                let auth = headers
-                    .get("authorization")
-                    .map(|v| v.to_str().unwrap().to_owned());
+                let auth = headers.get("authorization").map(|v| v.to_str().unwrap().to_owned());
                 log.push((Instant::now(), auth, body.0));
                 if log.len() <= fail_first {
                     (
@@ -975,10 +877,7 @@ async fn receiver(fail_first: usize) -> Receiver {
                         axum::Json(json!({"success": false})),
                     )
                 } else {
-                    (
-                        axum::http::StatusCode::OK,
-                        axum::Json(json!({"success": true})),
-                    )
+                    (axum::http::StatusCode::OK, axum::Json(json!({"success": true})))
                 }
             }
         }),
@@ -997,9 +896,7 @@ async fn hook_for(sim: &Sim, company: &Value, account: i64, url: &str, extra: Va
     for (k, v) in extra.as_object().unwrap() {
         body[k] = v.clone();
     }
-    sim.control("/sim/webhooks", body).await["id"]
-        .as_i64()
-        .unwrap()
+    sim.control("/sim/webhooks", body).await["id"].as_i64().unwrap()
 }
 
 async fn wait_deliveries(sim: &Sim, tx: i64, n: usize) -> Vec<Value> {
@@ -1032,7 +929,12 @@ async fn failed_deliveries_are_retried_on_sepays_schedule() {
     let (company, account, _) = sim.world().await;
     let rx = receiver(3).await;
     hook_for(&sim, &company, account, &rx.url, json!({})).await;
-    let tx = sim.control("/sim/transactions", json!({"bank_account_id": account, "transfer_type": "in", "amount": 2277000, "code": "DH1"})).await;
+    let tx = sim
+        .control(
+            "/sim/transactions",
+            json!({"bank_account_id": account, "transfer_type": "in", "amount": 2277000, "code": "DH1"}),
+        )
+        .await;
     let log = wait_deliveries(&sim, tx["id"].as_i64().unwrap(), 4).await;
     let summary: Vec<(i64, Option<i64>, bool)> = log
         .iter()
@@ -1065,12 +967,7 @@ async fn failed_deliveries_are_retried_on_sepays_schedule() {
     }
     let (_, auth, body) = &seen[0];
     assert_eq!(auth.as_deref(), Some("Apikey spak_test_key"));
-    let keys: Vec<&str> = body
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
         keys,
         [
@@ -1125,14 +1022,7 @@ async fn only_matching_webhooks_get_a_transaction() {
     let sim = start(fast()).await;
     let (company, account, _) = sim.world().await;
     let (incoming, outgoing, coded) = (receiver(0).await, receiver(0).await, receiver(0).await);
-    hook_for(
-        &sim,
-        &company,
-        account,
-        &incoming.url,
-        json!({"event_type": "In_only"}),
-    )
-    .await;
+    hook_for(&sim, &company, account, &incoming.url, json!({"event_type": "In_only"})).await;
     hook_for(
         &sim,
         &company,
@@ -1141,14 +1031,7 @@ async fn only_matching_webhooks_get_a_transaction() {
         json!({"event_type": "Out_only"}),
     )
     .await;
-    hook_for(
-        &sim,
-        &company,
-        account,
-        &coded.url,
-        json!({"skip_if_no_code": 1}),
-    )
-    .await;
+    hook_for(&sim, &company, account, &coded.url, json!({"skip_if_no_code": 1})).await;
     let tx = sim
         .control(
             "/sim/transactions",
@@ -1176,20 +1059,14 @@ async fn faults_can_be_injected() {
     .await;
     let (status, headers, _) = sim.get("/api/v1/bank-accounts", &token).await;
     assert_eq!(
-        (
-            status,
-            headers["x-sepay-userapi-retry-after"].to_str().unwrap()
-        ),
+        (status, headers["x-sepay-userapi-retry-after"].to_str().unwrap()),
         (StatusCode::TOO_MANY_REQUESTS, "1")
     );
     assert_eq!(
         sim.get("/api/v1/bank-accounts", &token).await.0,
         StatusCode::SERVICE_UNAVAILABLE
     );
-    assert_eq!(
-        sim.get("/api/v1/bank-accounts", &token).await.0,
-        StatusCode::OK
-    );
+    assert_eq!(sim.get("/api/v1/bank-accounts", &token).await.0, StatusCode::OK);
     assert_eq!(
         sim.send(
             reqwest::Method::POST,
@@ -1223,11 +1100,8 @@ async fn faults_can_be_injected() {
     )
     .await;
     hook_for(&sim, &company, account, &rx.url, json!({})).await;
-    sim.control(
-        "/sim/faults",
-        json!({"drop_deliveries": 1, "duplicate_deliveries": 1}),
-    )
-    .await;
+    sim.control("/sim/faults", json!({"drop_deliveries": 1, "duplicate_deliveries": 1}))
+        .await;
     let dropped = sim
         .control(
             "/sim/transactions",
@@ -1252,8 +1126,7 @@ async fn faults_can_be_injected() {
         .collect();
     assert_eq!(bodies, [doubled["id"].as_i64().unwrap(); 2]);
 
-    sim.control("/sim/faults", json!({"delay_deliveries_ms": 400}))
-        .await;
+    sim.control("/sim/faults", json!({"delay_deliveries_ms": 400})).await;
     let started = Instant::now();
     let late = sim
         .control(
@@ -1273,10 +1146,7 @@ async fn faults_can_be_injected() {
         .await
         .unwrap();
     assert_eq!(
-        (
-            faults["api_429"].as_i64(),
-            faults["drop_deliveries"].as_i64()
-        ),
+        (faults["api_429"].as_i64(), faults["drop_deliveries"].as_i64()),
         (Some(0), Some(0))
     );
 }
@@ -1299,14 +1169,9 @@ async fn a_fixture_seeds_the_world_with_deterministic_ids() {
         ..fast()
     })
     .await;
-    let accounts = sim
-        .get("/userapi/bankaccounts/list", "spat_fixture")
-        .await
-        .2;
+    let accounts = sim.get("/userapi/bankaccounts/list", "spat_fixture").await.2;
     assert_eq!(accounts["bankaccounts"][0]["id"], "19");
-    let next = sim
-        .control("/sim/bank-accounts", json!({"company_id": 7}))
-        .await;
+    let next = sim.control("/sim/bank-accounts", json!({"company_id": 7})).await;
     assert_eq!(next["id"], 20);
     let first_tx = sim
         .control(

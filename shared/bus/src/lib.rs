@@ -149,6 +149,14 @@ impl EventReceived {
     }
 }
 
+/// What KEDA scales on (`pending + ack_pending`) and how often messages came back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumerState {
+    pub pending: u64,
+    pub ack_pending: u64,
+    pub redelivered: u64,
+}
+
 /// Settings of a durable pull consumer.
 #[derive(Debug, Clone)]
 pub struct ConsumerSettings {
@@ -248,8 +256,7 @@ impl Bus {
         body: &T,
     ) -> BusResult<bool> {
         let subject = self.names.control_subject(subject);
-        self.publish(subject, msg_id, serde_json::to_vec(body)?)
-            .await
+        self.publish(subject, msg_id, serde_json::to_vec(body)?).await
     }
 
     async fn publish(&self, subject: String, msg_id: &str, body: Vec<u8>) -> BusResult<bool> {
@@ -274,11 +281,7 @@ impl Bus {
     }
 
     /// The durable pull consumer of `service` on SEPAY_EVENTS, created if missing.
-    pub async fn events_consumer(
-        &self,
-        service: &str,
-        settings: &ConsumerSettings,
-    ) -> BusResult<PullConsumer> {
+    pub async fn events_consumer(&self, service: &str, settings: &ConsumerSettings) -> BusResult<PullConsumer> {
         let stream = self.ensure_events_stream().await?;
         let durable = self.names.durable(service);
         stream
@@ -305,22 +308,22 @@ impl Bus {
         Ok(info.state.messages)
     }
 
-    /// Messages pending for a durable consumer (not yet delivered plus delivered and unacked).
-    pub async fn consumer_lag(&self, service: &str) -> BusResult<u64> {
-        let mut stream = self
+    /// A durable consumer's lag (not yet delivered, delivered and unacked) and redeliveries.
+    pub async fn consumer_state(&self, service: &str) -> BusResult<ConsumerState> {
+        let stream = self
             .js
             .get_stream(self.names.events_stream())
             .await
             .map_err(|e| js_err("get stream")(&e))?;
-        let _ = stream.info().await;
         let mut consumer: PullConsumer = stream
             .get_consumer(&self.names.durable(service))
             .await
             .map_err(|e| js_err("get consumer")(&e))?;
-        let info = consumer
-            .info()
-            .await
-            .map_err(|e| js_err("consumer info")(&e))?;
-        Ok(info.num_pending + info.num_ack_pending as u64)
+        let info = consumer.info().await.map_err(|e| js_err("consumer info")(&e))?;
+        Ok(ConsumerState {
+            pending: info.num_pending,
+            ack_pending: info.num_ack_pending as u64,
+            redelivered: info.num_redelivered as u64,
+        })
     }
 }

@@ -25,16 +25,13 @@ impl Extractor for HeaderExtractor<'_> {
 /// Writes the current span's context (`traceparent`, `tracestate`) into `headers`.
 pub fn inject_trace(headers: &mut async_nats::HeaderMap) {
     let cx = tracing::Span::current().context();
-    opentelemetry::global::get_text_map_propagator(|p| {
-        p.inject_context(&cx, &mut HeaderInjector(headers))
-    });
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut HeaderInjector(headers)));
 }
 
 /// Makes `span` a child of the context in `headers`, when there is one.
 pub fn continue_trace(span: &tracing::Span, headers: Option<&async_nats::HeaderMap>) {
     let Some(headers) = headers else { return };
-    let parent =
-        opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
     if let Err(err) = span.set_parent(parent) {
         tracing::debug!(error = %err, "trace context not attached");
     }

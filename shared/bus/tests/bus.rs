@@ -31,12 +31,9 @@ async fn the_same_attempt_is_stored_once_and_a_new_attempt_again() {
         "second publish is a duplicate"
     );
     assert!(
-        !bus.publish_event_received(&EventReceived {
-            attempt: 2,
-            ..event
-        })
-        .await
-        .unwrap()
+        !bus.publish_event_received(&EventReceived { attempt: 2, ..event })
+            .await
+            .unwrap()
     );
     assert_eq!(bus.events_stream_len().await.unwrap(), 2);
 }
@@ -59,14 +56,7 @@ async fn the_consumer_continues_the_publishers_trace() {
         bus.publish_event_received(&event).await.unwrap();
     }
     let consumer = bus.events_consumer("bus-test", &settings()).await.unwrap();
-    let message = consumer
-        .messages()
-        .await
-        .unwrap()
-        .next()
-        .await
-        .unwrap()
-        .unwrap();
+    let message = consumer.messages().await.unwrap().next().await.unwrap().unwrap();
     let headers = message.headers.as_ref().expect("headers");
     let traceparent = headers
         .get("traceparent")
@@ -84,9 +74,6 @@ async fn the_consumer_continues_the_publishers_trace() {
 
     let processing = tracing::info_span!("process");
     sepay_bus::continue_trace(&processing, message.headers.as_ref());
-    assert_eq!(
-        processing.context().span().span_context().trace_id(),
-        trace_id
-    );
+    assert_eq!(processing.context().span().span_context().trace_id(), trace_id);
     message.double_ack().await.unwrap();
 }

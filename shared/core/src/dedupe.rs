@@ -20,15 +20,9 @@ impl DedupeKey {
         }
         let amount = match Amount::from_json(payload.get("transferAmount")) {
             Ok(a) => a.magnitude().to_string(),
-            Err(_) => payload
-                .get("transferAmount")
-                .map(|v| v.to_string())
-                .unwrap_or_default(),
+            Err(_) => payload.get("transferAmount").map(|v| v.to_string()).unwrap_or_default(),
         };
-        let transfer_type = payload
-            .text("transferType")
-            .unwrap_or_default()
-            .to_ascii_lowercase();
+        let transfer_type = payload.text("transferType").unwrap_or_default().to_ascii_lowercase();
         let parts = [
             payload.text("referenceCode").unwrap_or_default(),
             transfer_type,

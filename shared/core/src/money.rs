@@ -147,28 +147,16 @@ mod tests {
             (Some(json!(null)), AmountError::Missing),
             (Some(json!("")), AmountError::NotANumber(String::new())),
             (Some(json!("abc")), AmountError::NotANumber("abc".into())),
-            (
-                Some(json!("1,000")),
-                AmountError::NotANumber("1,000".into()),
-            ),
-            (
-                Some(json!("1.2.3")),
-                AmountError::NotANumber("1.2.3".into()),
-            ),
+            (Some(json!("1,000")), AmountError::NotANumber("1,000".into())),
+            (Some(json!("1.2.3")), AmountError::NotANumber("1.2.3".into())),
             (Some(json!("NaN")), AmountError::NotANumber("NaN".into())),
             (Some(json!("-")), AmountError::NotANumber("-".into())),
             (Some(json!(true)), AmountError::NotANumber("true".into())),
-            (
-                Some(json!({"v": 1})),
-                AmountError::NotANumber("{\"v\":1}".into()),
-            ),
+            (Some(json!({"v": 1})), AmountError::NotANumber("{\"v\":1}".into())),
             (Some(json!([1])), AmountError::NotANumber("[1]".into())),
             (Some(json!(0)), AmountError::Zero),
             (Some(json!("0.00")), AmountError::Zero),
-            (
-                Some(json!("1.00001")),
-                AmountError::TooPrecise("1.00001".into()),
-            ),
+            (Some(json!("1.00001")), AmountError::TooPrecise("1.00001".into())),
             (
                 Some(json!("10000000000000001")),
                 AmountError::OutOfRange("10000000000000001".into()),
@@ -179,11 +167,7 @@ mod tests {
             ),
         ];
         for (input, want) in bad {
-            assert_eq!(
-                Amount::from_json(input.as_ref()).unwrap_err(),
-                *want,
-                "input {input:?}"
-            );
+            assert_eq!(Amount::from_json(input.as_ref()).unwrap_err(), *want, "input {input:?}");
         }
     }
 

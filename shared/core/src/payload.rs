@@ -62,15 +62,13 @@ impl SepayPayload {
     /// Checks every field booking needs and builds the normalized transaction.
     pub fn normalize(&self) -> Result<NormalizedTransaction, PayloadError> {
         let transfer_type = self.text("transferType").unwrap_or_default();
-        let direction = Direction::parse(&transfer_type)
-            .ok_or_else(|| PayloadError::TransferType(truncate(&transfer_type)))?;
+        let direction =
+            Direction::parse(&transfer_type).ok_or_else(|| PayloadError::TransferType(truncate(&transfer_type)))?;
         let amount = Amount::from_json(self.0.get("transferAmount"))?;
         let date_text = self.text("transactionDate").unwrap_or_default();
-        let taken_at = parse_vietnam_local(&date_text)
-            .ok_or_else(|| PayloadError::TransactionDate(truncate(&date_text)))?;
-        let account_number = self
-            .text("accountNumber")
-            .ok_or(PayloadError::MissingAccountNumber)?;
+        let taken_at =
+            parse_vietnam_local(&date_text).ok_or_else(|| PayloadError::TransactionDate(truncate(&date_text)))?;
+        let account_number = self.text("accountNumber").ok_or(PayloadError::MissingAccountNumber)?;
         let description = self
             .text("content")
             .or_else(|| self.text("description"))
@@ -210,23 +208,14 @@ mod tests {
             (with("transferType", json!("out")), Ok("-2277000")),
             (with("transferAmount", json!(-2277000)), Ok("2277000")),
             (with("transferAmount", json!("150000.50")), Ok("150000.5")),
-            (
-                with("transferAmount", json!("abc")),
-                Err(FailureReason::InvalidAmount),
-            ),
-            (
-                with("transferAmount", json!(null)),
-                Err(FailureReason::InvalidAmount),
-            ),
+            (with("transferAmount", json!("abc")), Err(FailureReason::InvalidAmount)),
+            (with("transferAmount", json!(null)), Err(FailureReason::InvalidAmount)),
             (without("transferAmount"), Err(FailureReason::InvalidAmount)),
             (
                 with("transferType", json!("sideways")),
                 Err(FailureReason::InvalidTransferType),
             ),
-            (
-                without("transferType"),
-                Err(FailureReason::InvalidTransferType),
-            ),
+            (without("transferType"), Err(FailureReason::InvalidTransferType)),
             (
                 with("transactionDate", json!("25/03/2023")),
                 Err(FailureReason::InvalidTransactionDate),
@@ -249,11 +238,7 @@ mod tests {
                     Some(Decimal::from_str(amount).unwrap()),
                     "{payload:?}"
                 ),
-                Err(reason) => assert_eq!(
-                    got.map_err(|e| e.reason()).err(),
-                    Some(reason),
-                    "{payload:?}"
-                ),
+                Err(reason) => assert_eq!(got.map_err(|e| e.reason()).err(), Some(reason), "{payload:?}"),
             }
         }
     }

@@ -73,13 +73,7 @@ mod tests {
 
     const MIN: u64 = 60;
 
-    fn ev(
-        status: EventStatus,
-        opened_mins: u64,
-        last_secs: u64,
-        has_tx: bool,
-        eventless: bool,
-    ) -> ExistingEvent {
+    fn ev(status: EventStatus, opened_mins: u64, last_secs: u64, has_tx: bool, eventless: bool) -> ExistingEvent {
         ExistingEvent {
             status,
             opened_age: Duration::from_secs(opened_mins * MIN),

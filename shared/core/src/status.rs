@@ -86,16 +86,10 @@ mod tests {
 
     #[test]
     fn only_fixable_failures_are_retryable() {
-        let retryable: Vec<_> = FailureReason::ALL
-            .iter()
-            .filter(|r| r.is_retryable())
-            .collect();
+        let retryable: Vec<_> = FailureReason::ALL.iter().filter(|r| r.is_retryable()).collect();
         assert_eq!(
             retryable,
-            [
-                &FailureReason::WalletNotLinked,
-                &FailureReason::ProcessingError
-            ]
+            [&FailureReason::WalletNotLinked, &FailureReason::ProcessingError]
         );
     }
 }

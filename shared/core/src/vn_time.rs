@@ -23,9 +23,7 @@ pub fn parse_vietnam_local(text: &str) -> Option<DateTime<Utc>> {
 
 /// Formats an instant the way SePay writes dates ("YYYY-MM-DD HH:mm:ss", Vietnam time).
 pub fn format_vietnam_local(at: DateTime<Utc>) -> String {
-    at.with_timezone(&vietnam())
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
+    at.with_timezone(&vietnam()).format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 #[cfg(test)]
@@ -47,8 +45,7 @@ mod tests {
             ("not a date", None),
         ];
         for (input, want) in cases {
-            let got = parse_vietnam_local(input)
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            let got = parse_vietnam_local(input).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
             assert_eq!(got.as_deref(), *want, "input {input:?}");
         }
     }

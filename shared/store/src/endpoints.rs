@@ -45,10 +45,7 @@ pub struct NewEndpoint<'a> {
 }
 
 /// The endpoint a URL token opens: active, or rotating and still inside its grace period.
-pub async fn find_by_token_hash(
-    pool: &PgPool,
-    token_hash: &[u8],
-) -> StoreResult<Option<EndpointAuth>> {
+pub async fn find_by_token_hash(pool: &PgPool, token_hash: &[u8]) -> StoreResult<Option<EndpointAuth>> {
     Ok(sqlx::query_as(
         "select id, ws_id, api_key_hash from sepay_webhook_endpoints
          where token_hash = $1
@@ -163,10 +160,9 @@ pub async fn expire_rotations(pool: &PgPool) -> StoreResult<u64> {
 }
 
 pub async fn wallet_of(pool: &PgPool, endpoint_id: Uuid) -> StoreResult<Option<Uuid>> {
-    let row: Option<(Option<Uuid>,)> =
-        sqlx::query_as("select wallet_id from sepay_webhook_endpoints where id = $1")
-            .bind(endpoint_id)
-            .fetch_optional(pool)
-            .await?;
+    let row: Option<(Option<Uuid>,)> = sqlx::query_as("select wallet_id from sepay_webhook_endpoints where id = $1")
+        .bind(endpoint_id)
+        .fetch_optional(pool)
+        .await?;
     Ok(row.and_then(|(w,)| w))
 }

@@ -28,10 +28,9 @@ impl StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         match &err {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => Self::Unavailable(err),
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                Self::Unavailable(err)
+            }
             sqlx::Error::Database(db) => match db.code().as_deref() {
                 Some("23505") => Self::Conflict {
                     constraint: db.constraint().unwrap_or("unique").to_owned(),

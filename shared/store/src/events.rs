@@ -52,11 +52,7 @@ pub enum Recorded {
 impl Recorded {
     pub fn event(&self) -> EventRef {
         match *self {
-            Self::New(e)
-            | Self::Reopened(e)
-            | Self::InFlight(e)
-            | Self::Duplicate(e)
-            | Self::Invalid(e) => e,
+            Self::New(e) | Self::Reopened(e) | Self::InFlight(e) | Self::Duplicate(e) | Self::Invalid(e) => e,
         }
     }
     /// Whether the event must now be published for processing.
@@ -79,11 +75,7 @@ struct ExistingRow {
 
 /// Records a delivery exactly once per (workspace, dedupe key) and applies the repeat rules of
 /// `RetryPolicy` to a delivery that collides with an existing row, in one transaction.
-pub async fn record_delivery(
-    pool: &PgPool,
-    new: &NewEvent<'_>,
-    policy: &RetryPolicy,
-) -> StoreResult<Recorded> {
+pub async fn record_delivery(pool: &PgPool, new: &NewEvent<'_>, policy: &RetryPolicy) -> StoreResult<Recorded> {
     let (payload, raw_body, status, reason) = match new.body {
         EventBody::Json(v) => (Some(v), None, EventStatus::Received, None),
         EventBody::Invalid(raw) => (
@@ -230,11 +222,7 @@ pub async fn reopen_stale(pool: &PgPool, stale_after: Duration, limit: i64) -> S
 
 /// `received` rows never published (a publish failed, or the process died before it), older
 /// than `min_age` so the ingress's own publish is not raced.
-pub async fn unpublished(
-    pool: &PgPool,
-    min_age: Duration,
-    limit: i64,
-) -> StoreResult<Vec<EventRef>> {
+pub async fn unpublished(pool: &PgPool, min_age: Duration, limit: i64) -> StoreResult<Vec<EventRef>> {
     Ok(sqlx::query_as(
         "select id, ws_id, attempts from sepay_webhook_events
           where status = 'received' and published_at is null
@@ -274,6 +262,7 @@ pub struct Event {
     pub delivery_count: i32,
     pub received_at: DateTime<Utc>,
     pub last_received_at: DateTime<Utc>,
+    pub opened_at: DateTime<Utc>,
     pub published_at: Option<DateTime<Utc>>,
     pub processed_at: Option<DateTime<Utc>>,
     pub wallet_id: Option<Uuid>,
@@ -282,7 +271,7 @@ pub struct Event {
 
 const EVENT_COLUMNS: &str = "id, ws_id, endpoint_id, source, sepay_transaction_id, dedupe_key, payload, raw_body, \
      status, failure_reason, failure_detail, attempts, delivery_count, received_at, last_received_at, \
-     published_at, processed_at, wallet_id, created_transaction_id";
+     opened_at, published_at, processed_at, wallet_id, created_transaction_id";
 
 pub async fn get(pool: &PgPool, id: i64) -> StoreResult<Event> {
     sqlx::query_as(AssertSqlSafe(format!(
@@ -316,12 +305,7 @@ pub async fn list(pool: &PgPool, filter: &EventFilter) -> StoreResult<Vec<Event>
 }
 
 /// Marks an open event failed; a row already booked is left alone.
-pub async fn mark_failed(
-    pool: &PgPool,
-    id: i64,
-    reason: FailureReason,
-    detail: &str,
-) -> StoreResult<()> {
+pub async fn mark_failed(pool: &PgPool, id: i64, reason: FailureReason, detail: &str) -> StoreResult<()> {
     sqlx::query(
         "update sepay_webhook_events set status = 'failed', failure_reason = $2, failure_detail = $3
           where id = $1 and status in ('received', 'failed')",
@@ -336,11 +320,7 @@ pub async fn mark_failed(
 
 /// Reopens `failed` events with a JSON payload for another processing attempt. `ids` empty means
 /// every failed event of `ws_id` (or of every workspace).
-pub async fn reopen_failed(
-    pool: &PgPool,
-    ws_id: Option<Uuid>,
-    ids: &[i64],
-) -> StoreResult<Vec<EventRef>> {
+pub async fn reopen_failed(pool: &PgPool, ws_id: Option<Uuid>, ids: &[i64]) -> StoreResult<Vec<EventRef>> {
     Ok(sqlx::query_as(
         "update sepay_webhook_events
             set status = 'received', attempts = attempts + 1, opened_at = now(), published_at = null,

@@ -45,11 +45,10 @@ pub enum Booked {
 /// Locks the event, inserts the transaction and marks the event processed, all or nothing.
 pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
     let mut tx = pool.begin().await?;
-    let status: Option<String> =
-        sqlx::query_scalar("select status from sepay_webhook_events where id = $1 for update")
-            .bind(b.event_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let status: Option<String> = sqlx::query_scalar("select status from sepay_webhook_events where id = $1 for update")
+        .bind(b.event_id)
+        .fetch_optional(&mut *tx)
+        .await?;
     if matches!(status.as_deref(), None | Some("processed" | "duplicate")) {
         return Ok(Booked::AlreadyProcessed);
     }
@@ -87,13 +86,12 @@ pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
     let (outcome, status, tx_id) = match created {
         Some(id) => (Booked::Created(id), "processed", id),
         None => {
-            let existing: Uuid = sqlx::query_scalar(
-                "select id from wallet_transactions where ws_id = $1 and external_ref = $2",
-            )
-            .bind(b.ws_id)
-            .bind(b.external_ref)
-            .fetch_one(&mut *tx)
-            .await?;
+            let existing: Uuid =
+                sqlx::query_scalar("select id from wallet_transactions where ws_id = $1 and external_ref = $2")
+                    .bind(b.ws_id)
+                    .bind(b.external_ref)
+                    .fetch_one(&mut *tx)
+                    .await?;
             (Booked::DuplicateOf(existing), "duplicate", existing)
         }
     };
@@ -113,20 +111,13 @@ pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
     Ok(outcome)
 }
 
-pub async fn ensure_fallback_category(
-    pool: &PgPool,
-    ws_id: Uuid,
-    name: &str,
-    is_expense: bool,
-) -> StoreResult<Uuid> {
-    Ok(
-        sqlx::query_scalar("select ensure_fallback_category($1, $2, $3)")
-            .bind(ws_id)
-            .bind(name)
-            .bind(is_expense)
-            .fetch_one(pool)
-            .await?,
-    )
+pub async fn ensure_fallback_category(pool: &PgPool, ws_id: Uuid, name: &str, is_expense: bool) -> StoreResult<Uuid> {
+    Ok(sqlx::query_scalar("select ensure_fallback_category($1, $2, $3)")
+        .bind(ws_id)
+        .bind(name)
+        .bind(is_expense)
+        .fetch_one(pool)
+        .await?)
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -145,11 +136,7 @@ pub struct WalletTransaction {
 }
 
 /// Newest first.
-pub async fn list_transactions(
-    pool: &PgPool,
-    ws_id: Uuid,
-    limit: i64,
-) -> StoreResult<Vec<WalletTransaction>> {
+pub async fn list_transactions(pool: &PgPool, ws_id: Uuid, limit: i64) -> StoreResult<Vec<WalletTransaction>> {
     Ok(sqlx::query_as(
         "select t.id, t.ws_id, t.wallet_id, t.amount, t.description, t.category_id, c.name as category_name,
                 t.taken_at, t.source, t.external_ref, t.classified_by

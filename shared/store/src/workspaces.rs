@@ -41,12 +41,7 @@ pub async fn create_workspace(pool: &PgPool, name: &str) -> StoreResult<Workspac
     )
 }
 
-pub async fn create_wallet(
-    pool: &PgPool,
-    ws_id: Uuid,
-    name: &str,
-    currency: &str,
-) -> StoreResult<Wallet> {
+pub async fn create_wallet(pool: &PgPool, ws_id: Uuid, name: &str, currency: &str) -> StoreResult<Wallet> {
     Ok(sqlx::query_as(
         "insert into wallets (ws_id, name, currency) values ($1, $2, $3)
          returning id, ws_id, name, currency, created_at",

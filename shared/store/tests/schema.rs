@@ -31,11 +31,7 @@ async fn twenty_concurrent_first_uses_of_the_fallback_category_make_one_row() {
         .map(|r| r.unwrap())
         .collect();
     for direction in [false, true] {
-        let mut seen: Vec<Uuid> = ids
-            .iter()
-            .filter(|(d, _)| *d == direction)
-            .map(|(_, id)| *id)
-            .collect();
+        let mut seen: Vec<Uuid> = ids.iter().filter(|(d, _)| *d == direction).map(|(_, id)| *id).collect();
         seen.dedup();
         assert_eq!(seen.len(), 1, "is_expense={direction}: {seen:?}");
     }
@@ -60,13 +56,11 @@ async fn an_endpoint_cannot_move_to_another_workspace() {
         other => panic!("expected the trigger to refuse, got {other:?}"),
     }
     // other columns still change
-    sqlx::query(
-        "update sepay_webhook_endpoints set label = 'renamed', ws_id = ws_id where id = $1",
-    )
-    .bind(a.endpoint_id)
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    sqlx::query("update sepay_webhook_endpoints set label = 'renamed', ws_id = ws_id where id = $1")
+        .bind(a.endpoint_id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -82,10 +76,7 @@ async fn an_event_cannot_name_an_endpoint_of_another_workspace() {
     .execute(&db.pool)
     .await
     .map_err(StoreError::from);
-    assert!(
-        matches!(insert, Err(StoreError::Rejected { .. })),
-        "{insert:?}"
-    );
+    assert!(matches!(insert, Err(StoreError::Rejected { .. })), "{insert:?}");
 }
 
 #[tokio::test]
@@ -104,35 +95,21 @@ async fn links_are_unique_per_account_and_sub_account() {
         .await
         .unwrap();
     // re-linking the same account moves it rather than adding a row
-    sepay_store::workspaces::link_account(
-        store,
-        seed.ws_id,
-        sepay_testkit::ACCOUNT,
-        None,
-        other.id,
-    )
-    .await
-    .unwrap();
-    sepay_store::workspaces::link_account(
-        store,
-        seed.ws_id,
-        sepay_testkit::ACCOUNT,
-        Some("VA1"),
-        other.id,
-    )
-    .await
-    .unwrap();
+    sepay_store::workspaces::link_account(store, seed.ws_id, sepay_testkit::ACCOUNT, None, other.id)
+        .await
+        .unwrap();
+    sepay_store::workspaces::link_account(store, seed.ws_id, sepay_testkit::ACCOUNT, Some("VA1"), other.id)
+        .await
+        .unwrap();
     assert_eq!(count(store, "sepay_wallet_links").await, 2);
-    let wallet =
-        sepay_store::workspaces::linked_wallet(store, seed.ws_id, sepay_testkit::ACCOUNT, None)
-            .await
-            .unwrap();
+    let wallet = sepay_store::workspaces::linked_wallet(store, seed.ws_id, sepay_testkit::ACCOUNT, None)
+        .await
+        .unwrap();
     assert_eq!(wallet, Some(other.id));
     // a wallet of another workspace cannot be linked
     let foreign = Seeded::new(store).await;
-    let err =
-        sepay_store::workspaces::link_account(store, seed.ws_id, "123", None, foreign.wallet_id)
-            .await
-            .unwrap_err();
+    let err = sepay_store::workspaces::link_account(store, seed.ws_id, "123", None, foreign.wallet_id)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Rejected { .. }), "{err:?}");
 }

@@ -46,25 +46,27 @@ impl LogFormat {
 /// up`): later calls leave the first subscriber in place.
 pub fn init(service_name: &str, format: LogFormat) -> TelemetryGuard {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let service_name =
-        std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| service_name.to_owned());
-    let mut builder = SdkTracerProvider::builder().with_resource(
-        Resource::builder()
-            .with_service_name(service_name.clone())
-            .build(),
-    );
+    let service_name = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| service_name.to_owned());
+    let mut builder =
+        SdkTracerProvider::builder().with_resource(Resource::builder().with_service_name(service_name.clone()).build());
     let mut export_error = None;
     if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
         // the exporter reads OTEL_EXPORTER_OTLP_* itself (endpoint, headers, timeout)
-        match opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .build()
-        {
+        match opentelemetry_otlp::SpanExporter::builder().with_http().build() {
             Ok(exporter) => builder = builder.with_batch_exporter(exporter),
             Err(err) => export_error = Some(err.to_string()),
         }
     }
-    let provider = builder.build();
+    install(builder.build(), format, export_error)
+}
+
+/// Like [`init`] with a provider built by the caller (tests export to memory).
+pub fn init_with_provider(provider: SdkTracerProvider, format: LogFormat) -> TelemetryGuard {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    install(provider, format, None)
+}
+
+fn install(provider: SdkTracerProvider, format: LogFormat, export_error: Option<String>) -> TelemetryGuard {
     let tracer = provider.tracer("sepay");
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,opentelemetry=warn,opentelemetry_sdk=warn"));
@@ -107,15 +109,14 @@ pub fn shutdown_on_signals() -> tokio_util::sync::CancellationToken {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(_) => {
-                        let _ = ctrl_c.await;
-                        trigger.cancel();
-                        return;
-                    }
-                };
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    trigger.cancel();
+                    return;
+                }
+            };
             tokio::select! {
                 _ = ctrl_c => {}
                 _ = term.recv() => {}
@@ -127,4 +128,46 @@ pub fn shutdown_on_signals() -> tokio_util::sync::CancellationToken {
         trigger.cancel();
     });
     token
+}
+
+/// Prometheus metrics: one process-wide recorder (`sepayctl up` runs every service in one
+/// process, so one `/metrics` shows them all). Names are listed in docs/operations.md.
+pub mod metrics {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+    use std::sync::OnceLock;
+
+    pub use ::metrics::{counter, gauge, histogram};
+
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+    /// Latency buckets in seconds: 1 ms to 30 s.
+    const LATENCY_BUCKETS: [f64; 14] = [
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ];
+
+    /// Installs the recorder on first use; every service calls this at start.
+    pub fn handle() -> &'static PrometheusHandle {
+        HANDLE.get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
+                .expect("static buckets are valid");
+            match builder.install_recorder() {
+                Ok(handle) => handle,
+                // another recorder is global already (a test harness): render an empty registry
+                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+            }
+        })
+    }
+
+    /// The text exposition format for `GET /metrics`.
+    pub fn render() -> String {
+        let handle = handle();
+        handle.run_upkeep();
+        handle.render()
+    }
+
+    /// An axum handler for `/metrics`.
+    pub async fn endpoint() -> ([(&'static str, &'static str); 1], String) {
+        ([("content-type", "text/plain; version=0.0.4")], render())
+    }
 }

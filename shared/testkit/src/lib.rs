@@ -12,8 +12,7 @@ use uuid::Uuid;
 
 /// Postgres server the tests create their databases on.
 pub fn admin_database_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 pub fn nats_url() -> String {
@@ -35,10 +34,7 @@ impl TestDb {
             .connect(&admin)
             .await
             .unwrap_or_else(|e| panic!("tests need Postgres at {admin}: {e}"));
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
         let stale: Vec<(String,)> = sqlx::query_as(
             "select datname from pg_database where datname ~ '^sepay_test_[0-9]+_' \
              and split_part(datname, '_', 3)::bigint < $1",
@@ -76,9 +72,7 @@ pub async fn test_bus(nats_url: &str) -> (Bus, NatsConfig) {
         bus_prefix: format!("t{}", &Uuid::new_v4().simple().to_string()[..12]),
         nats_publish_timeout_ms: 2000,
     };
-    let bus = Bus::connect(&config)
-        .await
-        .expect("tests need NATS with JetStream");
+    let bus = Bus::connect(&config).await.expect("tests need NATS with JetStream");
     (bus, config)
 }
 
@@ -116,17 +110,9 @@ impl PrivateNats {
 
     /// Starts the server again on the same port and store.
     pub fn resume(&mut self) {
-        let binary =
-            std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "/usr/sbin/nats-server".into());
+        let binary = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "/usr/sbin/nats-server".into());
         let child = Command::new(&binary)
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(&self.store)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -149,11 +135,7 @@ impl Drop for PrivateNats {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A workspace with a wallet linked to `ACCOUNT` and a manual endpoint.
@@ -175,9 +157,7 @@ impl Seeded {
     pub async fn with_link(db: &PgPool, link: bool) -> Self {
         use sepay_store::{endpoints, workspaces};
         let ws = workspaces::create_workspace(db, "Test").await.unwrap();
-        let wallet = workspaces::create_wallet(db, ws.id, "VCB 8888", "VND")
-            .await
-            .unwrap();
+        let wallet = workspaces::create_wallet(db, ws.id, "VCB 8888", "VND").await.unwrap();
         if link {
             workspaces::link_account(db, ws.id, ACCOUNT, None, wallet.id)
                 .await
@@ -260,4 +240,69 @@ pub async fn count(db: &PgPool, table: &str) -> i64 {
         .fetch_one(db)
         .await
         .unwrap()
+}
+
+/// A TCP proxy in front of a real server that a test can cut (every open connection dropped,
+/// new ones refused) and restore: "Postgres went away" without stopping the shared Postgres.
+pub struct TcpProxy {
+    pub port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: std::net::SocketAddr) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Default::default();
+        let (up2, conns2) = (up.clone(), connections.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                conns2.lock().unwrap().push(task);
+            }
+        });
+        Self {
+            port,
+            up,
+            connections,
+            accept,
+        }
+    }
+
+    /// Drops every open connection and refuses new ones.
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for task in self.connections.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// `url` with its host and port replaced by the proxy's.
+    pub fn database_url(&self, url: &str) -> String {
+        let (scheme_auth, rest) = url.split_once('@').expect("a URL with user@host");
+        let path = rest.split_once('/').map(|(_, p)| p).unwrap_or("");
+        format!("{scheme_auth}@127.0.0.1:{}/{path}", self.port)
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
 }
