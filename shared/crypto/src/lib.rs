@@ -113,3 +113,145 @@ mod tests {
         );
     }
 }
+
+/// AES-256-GCM sealing of secrets at rest (SePay tokens), bound to a workspace.
+///
+/// Layout: `1` (format) · key-id length · key id · 12-byte random nonce · ciphertext+tag. The AAD
+/// is the workspace id, so a ciphertext copied to another workspace's row does not open. The key
+/// id lets keys rotate: new seals use the first key, any listed key opens.
+pub mod seal {
+    use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+    use ring::rand::{SecureRandom, SystemRandom};
+
+    const FORMAT: u8 = 1;
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum SealError {
+        /// The configured keys could not be read.
+        BadKeys(String),
+        /// The ciphertext is malformed, tampered with, sealed for another workspace or under an
+        /// unknown key.
+        Unopenable,
+    }
+
+    impl std::fmt::Display for SealError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                Self::BadKeys(why) => write!(f, "token keys: {why}"),
+                Self::Unopenable => f.write_str("sealed secret cannot be opened (tampered, another workspace, or unknown key)"),
+            }
+        }
+    }
+
+    impl std::error::Error for SealError {}
+
+    pub struct Keyring {
+        keys: Vec<(String, LessSafeKey)>,
+    }
+
+    impl std::fmt::Debug for Keyring {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            let ids: Vec<&str> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
+            write!(f, "Keyring({ids:?})")
+        }
+    }
+
+    impl Keyring {
+        /// `kid:base64(32 bytes)[,kid:base64…]`; the first key seals.
+        pub fn parse(spec: &str) -> Result<Self, SealError> {
+            use base64::Engine;
+            let mut keys = Vec::new();
+            for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let (id, b64) = part.split_once(':').ok_or_else(|| SealError::BadKeys("expected kid:base64key".into()))?;
+                if id.is_empty() || id.len() > 32 {
+                    return Err(SealError::BadKeys("key id must be 1 to 32 characters".into()));
+                }
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|_| SealError::BadKeys(format!("key {id} is not base64")))?;
+                let unbound = UnboundKey::new(&AES_256_GCM, &bytes)
+                    .map_err(|_| SealError::BadKeys(format!("key {id} must be 32 bytes")))?;
+                keys.push((id.to_owned(), LessSafeKey::new(unbound)));
+            }
+            if keys.is_empty() {
+                return Err(SealError::BadKeys("no key given".into()));
+            }
+            Ok(Self { keys })
+        }
+
+        /// A fresh random key spec (`sepayctl` prints one for operators).
+        pub fn generate_spec(id: &str) -> String {
+            use base64::Engine;
+            let mut bytes = [0u8; 32];
+            SystemRandom::new().fill(&mut bytes).expect("the operating system's random source failed");
+            format!("{id}:{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+        }
+
+        pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+            let (id, key) = &self.keys[0];
+            let mut nonce = [0u8; NONCE_LEN];
+            SystemRandom::new().fill(&mut nonce).expect("the operating system's random source failed");
+            let mut body = plaintext.to_vec();
+            key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut body)
+                .expect("AES-GCM sealing cannot fail for in-memory sizes");
+            let mut out = Vec::with_capacity(2 + id.len() + NONCE_LEN + body.len());
+            out.push(FORMAT);
+            out.push(id.len() as u8);
+            out.extend_from_slice(id.as_bytes());
+            out.extend_from_slice(&nonce);
+            out.extend_from_slice(&body);
+            out
+        }
+
+        pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+            let (&format, rest) = sealed.split_first().ok_or(SealError::Unopenable)?;
+            let (&id_len, rest) = rest.split_first().ok_or(SealError::Unopenable)?;
+            if format != FORMAT || rest.len() < id_len as usize + NONCE_LEN {
+                return Err(SealError::Unopenable);
+            }
+            let (id, rest) = rest.split_at(id_len as usize);
+            let (nonce, body) = rest.split_at(NONCE_LEN);
+            let key = self.keys.iter().find(|(k, _)| k.as_bytes() == id).map(|(_, key)| key).ok_or(SealError::Unopenable)?;
+            let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::Unopenable)?;
+            let mut body = body.to_vec();
+            let plain = key.open_in_place(nonce, Aad::from(aad), &mut body).map_err(|_| SealError::Unopenable)?;
+            Ok(plain.to_vec())
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn seals_open_only_with_the_same_workspace_and_a_known_key() {
+            let old = Keyring::generate_spec("k1");
+            let new = Keyring::generate_spec("k2");
+            let ring1 = Keyring::parse(&old).unwrap();
+            let sealed = ring1.seal(b"ws-a", b"access-token");
+            assert_eq!(ring1.open(b"ws-a", &sealed).unwrap(), b"access-token");
+            assert_eq!(ring1.open(b"ws-b", &sealed), Err(SealError::Unopenable), "another workspace");
+            let mut tampered = sealed.clone();
+            *tampered.last_mut().unwrap() ^= 1;
+            assert_eq!(ring1.open(b"ws-a", &tampered), Err(SealError::Unopenable), "tampered");
+            assert_eq!(ring1.open(b"ws-a", &sealed[..10]), Err(SealError::Unopenable), "truncated");
+            assert_eq!(ring1.open(b"ws-a", &[]), Err(SealError::Unopenable));
+            // rotation: the new ring seals with k2 and still opens k1's ciphertexts
+            let rotated = Keyring::parse(&format!("{new},{old}")).unwrap();
+            assert_eq!(rotated.open(b"ws-a", &sealed).unwrap(), b"access-token");
+            let resealed = rotated.seal(b"ws-a", b"x");
+            assert_eq!(&resealed[2..4], b"k2");
+            assert_eq!(ring1.open(b"ws-a", &resealed), Err(SealError::Unopenable), "unknown key id");
+            // two seals of the same secret differ (random nonce)
+            assert_ne!(ring1.seal(b"ws-a", b"s"), ring1.seal(b"ws-a", b"s"));
+        }
+
+        #[test]
+        fn bad_key_specs_are_refused() {
+            for spec in ["", "nokey", "k1:notbase64!", "k1:c2hvcnQ=", ":AAAA"] {
+                assert!(matches!(Keyring::parse(spec), Err(SealError::BadKeys(_))), "{spec:?}");
+            }
+            assert!(!format!("{:?}", Keyring::parse(&Keyring::generate_spec("k1")).unwrap()).contains('='));
+        }
+    }
+}

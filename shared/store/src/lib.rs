@@ -2,6 +2,7 @@
 //! returns typed rows; the decisions it applies come from `sepay-core`.
 
 mod connect;
+pub mod connections;
 pub mod endpoints;
 mod error;
 pub mod events;

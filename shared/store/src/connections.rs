@@ -1,0 +1,123 @@
+//! `sepay_connections`: one OAuth connection per workspace, tokens sealed (never plaintext).
+
+use crate::error::StoreResult;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Connection {
+    pub id: Uuid,
+    pub ws_id: Uuid,
+    pub status: String,
+    #[serde(skip)]
+    pub access_token_ciphertext: Option<Vec<u8>>,
+    #[serde(skip)]
+    pub refresh_token_ciphertext: Option<Vec<u8>>,
+    pub scopes: Vec<String>,
+    pub access_token_expires_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, ws_id, status, access_token_ciphertext, refresh_token_ciphertext, scopes, \
+     access_token_expires_at, last_error, created_at, updated_at";
+
+/// Sealed tokens of a fresh OAuth grant.
+pub struct Grant<'a> {
+    pub access_token_ciphertext: &'a [u8],
+    pub refresh_token_ciphertext: Option<&'a [u8]>,
+    pub scopes: &'a [String],
+    pub access_token_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Stores a (re)connection: status `active`, the error cleared.
+pub async fn upsert_connected(pool: &PgPool, ws_id: Uuid, grant: &Grant<'_>) -> StoreResult<Connection> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "insert into sepay_connections
+           (ws_id, status, access_token_ciphertext, refresh_token_ciphertext, scopes, access_token_expires_at)
+         values ($1, 'active', $2, $3, $4, $5)
+         on conflict (ws_id) do update set
+           status = 'active', access_token_ciphertext = excluded.access_token_ciphertext,
+           refresh_token_ciphertext = coalesce(excluded.refresh_token_ciphertext, sepay_connections.refresh_token_ciphertext),
+           scopes = excluded.scopes, access_token_expires_at = excluded.access_token_expires_at,
+           last_error = null, updated_at = now()
+         returning {COLUMNS}"
+    )))
+    .bind(ws_id)
+    .bind(grant.access_token_ciphertext)
+    .bind(grant.refresh_token_ciphertext)
+    .bind(grant.scopes)
+    .bind(grant.access_token_expires_at)
+    .fetch_one(pool)
+    .await?)
+}
+
+pub async fn get(pool: &PgPool, ws_id: Uuid) -> StoreResult<Option<Connection>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("select {COLUMNS} from sepay_connections where ws_id = $1")))
+        .bind(ws_id)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// Locks the connection row for a token refresh (concurrent refreshers wait, then see the new token).
+pub async fn lock(conn: &mut PgConnection, ws_id: Uuid) -> StoreResult<Option<Connection>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("select {COLUMNS} from sepay_connections where ws_id = $1 for update")))
+        .bind(ws_id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Stores refreshed tokens; a missing refresh token keeps the old one (SePay may omit it).
+pub async fn store_refreshed(
+    conn: &mut PgConnection,
+    ws_id: Uuid,
+    access_token_ciphertext: &[u8],
+    refresh_token_ciphertext: Option<&[u8]>,
+    expires_at: Option<DateTime<Utc>>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "update sepay_connections set access_token_ciphertext = $2,
+                refresh_token_ciphertext = coalesce($3, refresh_token_ciphertext),
+                access_token_expires_at = $4, last_error = null, updated_at = now()
+          where ws_id = $1",
+    )
+    .bind(ws_id)
+    .bind(access_token_ciphertext)
+    .bind(refresh_token_ciphertext)
+    .bind(expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A failed refresh: the connection shows `error` with the reason until reconnected.
+pub async fn mark_error(conn: &mut PgConnection, ws_id: Uuid, error: &str) -> StoreResult<()> {
+    sqlx::query("update sepay_connections set status = 'error', last_error = $2, updated_at = now() where ws_id = $1")
+        .bind(ws_id)
+        .bind(error)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Disconnect: tokens dropped, history kept.
+pub async fn mark_revoked(pool: &PgPool, ws_id: Uuid) -> StoreResult<()> {
+    sqlx::query(
+        "update sepay_connections set status = 'revoked', access_token_ciphertext = null,
+                refresh_token_ciphertext = null, updated_at = now() where ws_id = $1",
+    )
+    .bind(ws_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Workspaces with an active connection (reconciliation schedules).
+pub async fn active_workspaces(pool: &PgPool) -> StoreResult<Vec<Uuid>> {
+    Ok(sqlx::query_scalar("select ws_id from sepay_connections where status = 'active' order by created_at")
+        .fetch_all(pool)
+        .await?)
+}
