@@ -133,6 +133,26 @@ impl ControlSubject {
     }
 }
 
+/// Every SEPAY_CONTROL message: which workspace, and what the subject needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlRequest {
+    pub ws_id: Uuid,
+    /// `sepay.endpoint.rotate.requested`: the endpoint to rotate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_id: Option<Uuid>,
+    /// `sepay.reconcile.requested`: the window, RFC 3339 instants (default: the last 24 hours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
+impl ControlRequest {
+    pub fn workspace(ws_id: Uuid) -> Self {
+        Self { ws_id, endpoint_id: None, from: None, to: None }
+    }
+}
+
 /// `sepay.events.received`: an event row is open for processing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventReceived {
