@@ -4,6 +4,7 @@ use anyhow::{Context, bail};
 use sepay_bus::{Bus, ControlSubject, EventReceived};
 use sepay_core::EventStatus;
 use sepay_store::events::{EventFilter, EventRef};
+use sepay_store::admin::{self, CreatedEndpoint};
 use sepay_store::{PgPool, endpoints, events, ledger, workspaces};
 use serde_json::json;
 use std::time::Duration;
@@ -68,55 +69,6 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A new endpoint's secrets, printed once and never stored.
-#[derive(serde::Serialize)]
-pub struct CreatedEndpoint {
-    pub endpoint: endpoints::Endpoint,
-    pub webhook_url: String,
-    pub token: String,
-    pub api_key: String,
-    pub authorization_header: String,
-}
-
-pub async fn create_endpoint(
-    db: &PgPool,
-    public_base_url: &str,
-    ws_id: uuid::Uuid,
-    wallet_id: Option<uuid::Uuid>,
-    label: &str,
-) -> anyhow::Result<CreatedEndpoint> {
-    let token = sepay_crypto::generate_webhook_token();
-    let key = sepay_crypto::generate_api_key();
-    let endpoint = endpoints::create(
-        db,
-        &endpoints::NewEndpoint {
-            ws_id,
-            wallet_id,
-            label,
-            token_hash: &token.sha256(),
-            token_prefix: &token.display_prefix(),
-            api_key_hash: &key.sha256(),
-            sepay_webhook_id: None,
-            bank_account_id: None,
-        },
-    )
-    .await?;
-    Ok(CreatedEndpoint {
-        endpoint,
-        webhook_url: webhook_url(public_base_url, token.expose()),
-        token: token.expose().to_owned(),
-        api_key: key.expose().to_owned(),
-        authorization_header: format!("Apikey {}", key.expose()),
-    })
-}
-
-pub fn webhook_url(public_base_url: &str, token: &str) -> String {
-    format!(
-        "{}/api/v1/webhooks/sepay/{token}",
-        public_base_url.trim_end_matches('/')
-    )
-}
-
 fn created_text(c: &CreatedEndpoint) -> String {
     format!(
         "endpoint {} created (shown once, store them now)\n  webhook URL:   {}\n  API key:       {}\n  SePay sends:   Authorization: {}",
@@ -128,7 +80,7 @@ async fn endpoint(cli: &Cli, db: &PgPool, cmd: &EndpointCmd) -> anyhow::Result<(
     let json = cli.json;
     match cmd {
         EndpointCmd::Create { ws, wallet, label } => {
-            let created = create_endpoint(db, &cli.public_base_url, *ws, *wallet, label).await?;
+            let created = admin::create_manual_endpoint(db, &cli.public_base_url, *ws, *wallet, label).await?;
             print(json, &created, || created_text(&created));
         }
         EndpointCmd::List { ws } => {
@@ -170,18 +122,8 @@ async fn endpoint(cli: &Cli, db: &PgPool, cmd: &EndpointCmd) -> anyhow::Result<(
                 });
                 return Ok(());
             }
-            let token = sepay_crypto::generate_webhook_token();
-            let key = sepay_crypto::generate_api_key();
             let grace = Duration::from_secs(grace_hours * 3600);
-            let endpoint =
-                endpoints::rotate(db, *id, grace, &token.sha256(), &token.display_prefix(), &key.sha256()).await?;
-            let created = CreatedEndpoint {
-                endpoint,
-                webhook_url: webhook_url(&cli.public_base_url, token.expose()),
-                token: token.expose().to_owned(),
-                api_key: key.expose().to_owned(),
-                authorization_header: format!("Apikey {}", key.expose()),
-            };
+            let created = admin::rotate_locally(db, &cli.public_base_url, *id, grace).await?;
             print(json, &created, || {
                 format!(
                     "{}\n  the old token keeps working for {grace_hours} h",

@@ -98,6 +98,11 @@ impl BusNames {
     pub fn control_subject(&self, subject: ControlSubject) -> String {
         self.subject(subject.as_str())
     }
+    /// Which control subject a message arrived on.
+    pub fn control_subject_of(&self, subject: &str) -> Option<ControlSubject> {
+        ControlSubject::ALL.into_iter().find(|c| self.control_subject(*c) == subject)
+    }
+
     /// A durable consumer name (consumer names may not contain dots).
     pub fn durable(&self, service: &str) -> String {
         self.stream(service)
@@ -303,6 +308,16 @@ impl Bus {
     /// The durable pull consumer of `service` on SEPAY_EVENTS, created if missing.
     pub async fn events_consumer(&self, service: &str, settings: &ConsumerSettings) -> BusResult<PullConsumer> {
         let stream = self.ensure_events_stream().await?;
+        self.durable(stream, service, settings).await
+    }
+
+    /// The durable pull consumer of `service` on SEPAY_CONTROL, created if missing.
+    pub async fn control_consumer(&self, service: &str, settings: &ConsumerSettings) -> BusResult<PullConsumer> {
+        let stream = self.ensure_control_stream().await?;
+        self.durable(stream, service, settings).await
+    }
+
+    async fn durable(&self, stream: stream::Stream, service: &str, settings: &ConsumerSettings) -> BusResult<PullConsumer> {
         let durable = self.names.durable(service);
         stream
             .get_or_create_consumer(

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod dedupe;
 pub mod money;
 pub mod payload;
+pub mod provisioning;
 pub mod retry;
 pub mod status;
 pub mod vn_time;

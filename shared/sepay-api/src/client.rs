@@ -53,7 +53,7 @@ impl SepayClient {
     }
 
     /// One API call with SePay's rules: paced, 429 honoured (capped, bounded), 5xx retried.
-    async fn call(&self, token: &str, method: Method, path: &str, query: &[(&str, String)], body: Option<&Value>) -> ApiResult<Value> {
+    async fn call(&self, token: &str, method: Method, path: &str, query: &[(&'static str, String)], body: Option<&Value>) -> ApiResult<Value> {
         let url = format!("{}{path}", self.base_url());
         let cap = Duration::from_secs(self.config.sepay_max_retry_wait_secs);
         let mut attempt = 0;
@@ -166,7 +166,7 @@ impl SepayClient {
     pub async fn list_transactions(&self, token: &str, q: &TransactionQuery) -> ApiResult<Vec<Transaction>> {
         let mut all = Vec::new();
         for page in 1..=MAX_TRANSACTION_PAGES {
-            let mut query = vec![("page", page.to_string()), ("limit", PAGE_SIZE.to_string())];
+            let mut query: Vec<(&'static str, String)> = vec![("page", page.to_string()), ("limit", PAGE_SIZE.to_string())];
             if let Some(id) = q.bank_account_id {
                 query.push(("bank_account_id", id.to_string()));
             }

@@ -75,7 +75,7 @@ impl SepayClient {
             .set_token_uri(token)
             .set_redirect_uri(redirect)
             .set_auth_type(AuthType::RequestBody);
-        let http = |req| self.send_oauth(req);
+        let http = OAuthHttp(self.http.clone());
         let response = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()))
@@ -92,7 +92,7 @@ impl SepayClient {
             .set_auth_uri(auth)
             .set_token_uri(token)
             .set_auth_type(AuthType::RequestBody);
-        let http = |req| self.send_oauth(req);
+        let http = OAuthHttp(self.http.clone());
         let response = client
             .exchange_refresh_token(&RefreshToken::new(refresh_token.to_owned()))
             .request_async(&http)
@@ -110,23 +110,34 @@ impl SepayClient {
         }
     }
 
-    /// The `oauth2` crate's HTTP client, on the workspace's reqwest.
-    async fn send_oauth(&self, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, HttpError> {
-        let (parts, body) = request.into_parts();
-        let response = self
-            .http
-            .request(parts.method, parts.uri.to_string())
-            .headers(parts.headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| HttpError(e.without_url().to_string()))?;
-        let mut builder = http::Response::builder().status(response.status());
-        for (name, value) in response.headers() {
-            builder = builder.header(name, value);
-        }
-        let bytes = response.bytes().await.map_err(|e| HttpError(e.to_string()))?;
-        builder.body(bytes.to_vec()).map_err(|e| HttpError(e.to_string()))
+}
+
+/// The `oauth2` crate's HTTP client on the workspace's reqwest (a named type with a `Send`
+/// future, so token calls can run in spawned tasks).
+struct OAuthHttp(reqwest::Client);
+
+impl<'c> oauth2::AsyncHttpClient<'c> for OAuthHttp {
+    type Error = HttpError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, HttpError>> + Send + 'c>>;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        let http = self.0.clone();
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let response = http
+                .request(parts.method, parts.uri.to_string())
+                .headers(parts.headers)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| HttpError(e.without_url().to_string()))?;
+            let mut builder = http::Response::builder().status(response.status());
+            for (name, value) in response.headers() {
+                builder = builder.header(name, value);
+            }
+            let bytes = response.bytes().await.map_err(|e| HttpError(e.to_string()))?;
+            builder.body(bytes.to_vec()).map_err(|e| HttpError(e.to_string()))
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::error::StoreResult;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -63,16 +63,16 @@ pub async fn get(pool: &PgPool, ws_id: Uuid) -> StoreResult<Option<Connection>> 
 }
 
 /// Locks the connection row for a token refresh (concurrent refreshers wait, then see the new token).
-pub async fn lock(conn: &mut PgConnection, ws_id: Uuid) -> StoreResult<Option<Connection>> {
+pub async fn lock(tx: &mut Transaction<'_, Postgres>, ws_id: Uuid) -> StoreResult<Option<Connection>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("select {COLUMNS} from sepay_connections where ws_id = $1 for update")))
         .bind(ws_id)
-        .fetch_optional(conn)
+        .fetch_optional(&mut **tx)
         .await?)
 }
 
 /// Stores refreshed tokens; a missing refresh token keeps the old one (SePay may omit it).
 pub async fn store_refreshed(
-    conn: &mut PgConnection,
+    tx: &mut Transaction<'_, Postgres>,
     ws_id: Uuid,
     access_token_ciphertext: &[u8],
     refresh_token_ciphertext: Option<&[u8]>,
@@ -88,17 +88,17 @@ pub async fn store_refreshed(
     .bind(access_token_ciphertext)
     .bind(refresh_token_ciphertext)
     .bind(expires_at)
-    .execute(conn)
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
 /// A failed refresh: the connection shows `error` with the reason until reconnected.
-pub async fn mark_error(conn: &mut PgConnection, ws_id: Uuid, error: &str) -> StoreResult<()> {
+pub async fn mark_error(tx: &mut Transaction<'_, Postgres>, ws_id: Uuid, error: &str) -> StoreResult<()> {
     sqlx::query("update sepay_connections set status = 'error', last_error = $2, updated_at = now() where ws_id = $1")
         .bind(ws_id)
         .bind(error)
-        .execute(conn)
+        .execute(&mut **tx)
         .await?;
     Ok(())
 }

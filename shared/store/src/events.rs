@@ -189,6 +189,28 @@ fn secs(value: f64) -> Duration {
     Duration::try_from_secs_f64(value.max(0.0)).unwrap_or(Duration::MAX)
 }
 
+/// Inserts an event only if its dedupe key is new (reconciliation: what is already there, in any
+/// state, is left alone). Returns the new row.
+pub async fn insert_missing(pool: &PgPool, new: &NewEvent<'_>) -> StoreResult<Option<EventRef>> {
+    let EventBody::Json(payload) = new.body else {
+        return Err(StoreError::Rejected { message: "only JSON payloads are reconciled".into() });
+    };
+    Ok(sqlx::query_as(
+        "insert into sepay_webhook_events (ws_id, endpoint_id, source, sepay_transaction_id, dedupe_key, payload)
+         values ($1, $2, $3, $4, $5, $6)
+         on conflict (ws_id, dedupe_key) do nothing
+         returning id, ws_id, attempts",
+    )
+    .bind(new.ws_id)
+    .bind(new.endpoint_id)
+    .bind(new.source.as_str())
+    .bind(new.sepay_transaction_id)
+    .bind(new.dedupe_key.as_str())
+    .bind(payload)
+    .fetch_optional(pool)
+    .await?)
+}
+
 /// Notes that the publication of attempt `attempts` reached the bus.
 pub async fn mark_published(pool: &PgPool, event: &EventRef) -> StoreResult<()> {
     sqlx::query(

@@ -1,12 +1,14 @@
 //! Postgres access: the only crate with SQL. Every function takes a pool (or a transaction) and
 //! returns typed rows; the decisions it applies come from `sepay-core`.
 
+pub mod admin;
 mod connect;
 pub mod connections;
 pub mod endpoints;
 mod error;
 pub mod events;
 pub mod ledger;
+pub mod provisioning;
 pub mod workspaces;
 
 pub use connect::{DbConfig, connect, migrate};

@@ -1,0 +1,154 @@
+//! `sepay-connector`: connects a workspace to SePay (OAuth2 code flow with PKCE) and serves the
+//! workspace admin pages: integration status, bank accounts and their wallets, webhook endpoints,
+//! events (replay), reconciliation runs. Server-rendered HTML; every form is a CSRF-checked POST.
+//!
+//! It talks to SePay only for the code exchange; everything else SePay-facing is the
+//! provisioner's, asked for over SEPAY_CONTROL.
+
+pub mod auth;
+mod error;
+mod pages;
+mod routes;
+pub mod state;
+
+use sepay_api::{SepayClient, SepayConfig, Tokens};
+use sepay_bus::Bus;
+use sepay_store::PgPool;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+pub use auth::{AdminAuth, Claims, mint_admin_token};
+pub use error::ConnectorError;
+pub use routes::router;
+
+/// Path of the OAuth callback on the connector's origin (register `<origin>` + this at SePay).
+pub const CALLBACK_PATH: &str = "/oauth/sepay/callback";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectorConfig {
+    /// Address the connector listens on.
+    #[arg(long, env = "CONNECTOR_ADDR", default_value = "127.0.0.1:8082")]
+    pub connector_addr: SocketAddr,
+    /// The connector's public origin: the OAuth callback and every redirect are built on it;
+    /// `https` turns on Secure cookies.
+    #[arg(long, env = "CONNECTOR_PUBLIC_URL", default_value = "http://127.0.0.1:8082")]
+    pub connector_public_url: String,
+    /// Base URL SePay reaches the ingress at (the URL of manual endpoints).
+    #[arg(long, env = "INGRESS_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    pub ingress_public_url: String,
+    /// HS256 secret of the platform's admin session tokens; unset (and no JWKS URL): a public
+    /// development secret.
+    #[arg(long, env = "ADMIN_JWT_SECRET", hide_env_values = true)]
+    pub admin_jwt_secret: Option<String>,
+    /// JWKS URL of the platform's session token keys (RS/ES/PS/EdDSA); replaces the HS256 secret.
+    #[arg(long, env = "ADMIN_JWKS_URL", conflicts_with = "admin_jwt_secret")]
+    pub admin_jwks_url: Option<String>,
+    /// Required `iss` of session tokens, if set.
+    #[arg(long, env = "ADMIN_JWT_ISSUER")]
+    pub admin_jwt_issuer: Option<String>,
+    /// Required `aud` of session tokens, if set.
+    #[arg(long, env = "ADMIN_JWT_AUDIENCE")]
+    pub admin_jwt_audience: Option<String>,
+    /// Key of the per-session CSRF tokens; unset: random at start (forms rendered before a restart
+    /// or by another replica are refused, so set it when running replicas).
+    #[arg(long, env = "CONNECTOR_CSRF_SECRET", hide_env_values = true)]
+    pub connector_csrf_secret: Option<String>,
+    /// Hours a manually rotated endpoint's old token keeps working (SePay retries for 5 hours).
+    #[arg(long, env = "ENDPOINT_ROTATION_GRACE_HOURS", default_value_t = 6)]
+    pub endpoint_rotation_grace_hours: u64,
+}
+
+impl Default for ConnectorConfig {
+    fn default() -> Self {
+        Self {
+            connector_addr: ([127, 0, 0, 1], 8082).into(),
+            connector_public_url: "http://127.0.0.1:8082".into(),
+            ingress_public_url: "http://127.0.0.1:8080".into(),
+            admin_jwt_secret: None,
+            admin_jwks_url: None,
+            admin_jwt_issuer: None,
+            admin_jwt_audience: None,
+            connector_csrf_secret: None,
+            endpoint_rotation_grace_hours: 6,
+        }
+    }
+}
+
+impl ConnectorConfig {
+    /// The public origin without a trailing slash.
+    pub fn origin(&self) -> &str {
+        self.connector_public_url.trim_end_matches('/')
+    }
+
+    pub fn callback_url(&self) -> String {
+        format!("{}{CALLBACK_PATH}", self.origin())
+    }
+
+    /// Cookies are Secure unless the connector is served over plain http (local development).
+    pub fn secure_cookies(&self) -> bool {
+        self.connector_public_url.starts_with("https://")
+    }
+}
+
+/// What every handler shares.
+pub struct AppState {
+    pub config: ConnectorConfig,
+    pub db: PgPool,
+    pub bus: Bus,
+    pub client: Arc<SepayClient>,
+    pub tokens: Tokens,
+    pub keys: Arc<sepay_crypto::seal::Keyring>,
+    pub auth: AdminAuth,
+    /// The SePay origin forms may end up at (the connect button redirects there).
+    pub sepay_origin: String,
+}
+
+impl AppState {
+    pub fn new(config: ConnectorConfig, sepay: &SepayConfig, db: PgPool, bus: Bus) -> anyhow::Result<Arc<Self>> {
+        url::Url::parse(config.origin())
+            .map_err(|e| anyhow::anyhow!("CONNECTOR_PUBLIC_URL {:?} is not a URL: {e}", config.origin()))?;
+        let sepay_origin = url::Url::parse(&sepay.sepay_base_url)
+            .map_err(|e| anyhow::anyhow!("SEPAY_BASE_URL is not a URL: {e}"))?
+            .origin()
+            .ascii_serialization();
+        let keys = Arc::new(sepay.keyring().map_err(|e| anyhow::anyhow!("SEPAY_TOKEN_KEYS: {e}"))?);
+        let client = Arc::new(SepayClient::new(sepay));
+        let tokens = Tokens::new(db.clone(), client.clone(), keys.clone());
+        let auth = AdminAuth::from_config(&config)?;
+        Ok(Arc::new(Self { config, db, bus, client, tokens, keys, auth, sepay_origin }))
+    }
+}
+
+/// Serves until `shutdown` is cancelled.
+pub async fn run(
+    config: ConnectorConfig,
+    sepay: SepayConfig,
+    db: PgPool,
+    bus: Bus,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.connector_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.connector_addr))?;
+    serve(listener, config, sepay, db, bus, shutdown).await
+}
+
+/// Like [`run`] on an already bound listener (tests and `sepayctl up` bind first).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: ConnectorConfig,
+    sepay: SepayConfig,
+    db: PgPool,
+    bus: Bus,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    if let Err(err) = bus.ensure_control_stream().await {
+        // not fatal: pages work; buttons that publish answer an error until NATS is back
+        tracing::warn!(error = %err, "control stream not ensured at start-up");
+    }
+    let state = AppState::new(config, &sepay, db, bus)?;
+    tracing::info!(addr = %listener.local_addr()?, origin = state.config.origin(), "sepay-connector listening");
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+    Ok(())
+}

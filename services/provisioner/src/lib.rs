@@ -1,0 +1,111 @@
+//! `sepay-provisioner`: after a workspace connects, nothing needs SePay's dashboard. It consumes
+//! SEPAY_CONTROL: syncs bank accounts into `sepay_wallet_links`, provisions one SePay webhook per
+//! numeric bank account, rotates endpoints without a delivery gap, cleans up on disconnect, and
+//! reconciles (on request and on a schedule) so no transaction is missed when webhooks are lost.
+
+mod health;
+mod reconcile;
+mod sync;
+mod worker;
+
+use sepay_api::{SepayClient, SepayConfig, Tokens};
+use sepay_bus::{Bus, ConsumerSettings};
+use sepay_store::PgPool;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub use reconcile::ReconcileOutcome;
+pub use sync::SyncOutcome;
+
+/// The durable consumer's name on SEPAY_CONTROL.
+pub const CONSUMER: &str = "sepay-provisioner";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProvisionerConfig {
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "PROVISIONER_ADDR", default_value = "127.0.0.1:8083")]
+    pub provisioner_addr: SocketAddr,
+    /// Base URL SePay reaches the ingress at (webhook URLs are built from it).
+    #[arg(long, env = "PUBLIC_BASE_URL", default_value = "http://127.0.0.1:8080")]
+    pub public_base_url: String,
+    /// Hours between scheduled reconciliations of a connection (0 turns the schedule off).
+    #[arg(long, env = "RECONCILE_INTERVAL_SECS", default_value_t = 3600)]
+    pub reconcile_interval_secs: u64,
+    /// How far back a scheduled or default reconciliation looks.
+    #[arg(long, env = "RECONCILE_WINDOW_HOURS", default_value_t = 24)]
+    pub reconcile_window_hours: u64,
+    /// Hours a rotated endpoint's old token keeps working (SePay retries for 5 hours).
+    #[arg(long, env = "ROTATION_GRACE_HOURS", default_value_t = 6)]
+    pub rotation_grace_hours: u64,
+    #[command(flatten)]
+    pub sepay: SepayConfig,
+}
+
+impl Default for ProvisionerConfig {
+    fn default() -> Self {
+        Self {
+            provisioner_addr: ([127, 0, 0, 1], 8083).into(),
+            public_base_url: "http://127.0.0.1:8080".into(),
+            reconcile_interval_secs: 3600,
+            reconcile_window_hours: 24,
+            rotation_grace_hours: 6,
+            sepay: SepayConfig::default(),
+        }
+    }
+}
+
+/// Everything a handler needs.
+pub struct Provisioner {
+    pub db: PgPool,
+    pub bus: Bus,
+    pub tokens: Tokens,
+    pub config: ProvisionerConfig,
+}
+
+impl Provisioner {
+    pub fn new(config: ProvisionerConfig, db: PgPool, bus: Bus) -> anyhow::Result<Arc<Self>> {
+        let keys = config.sepay.keyring().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let client = SepayClient::new(&config.sepay);
+        let tokens = Tokens::new(db.clone(), Arc::new(client), Arc::new(keys));
+        Ok(Arc::new(Self { db, bus, tokens, config }))
+    }
+
+    fn webhook_url(&self, token: &str) -> String {
+        format!("{}/api/v1/webhooks/sepay/{token}", self.config.public_base_url.trim_end_matches('/'))
+    }
+}
+
+pub async fn run(config: ProvisionerConfig, db: PgPool, bus: Bus, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.provisioner_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.provisioner_addr))?;
+    serve(listener, config, db, bus, shutdown).await
+}
+
+/// Consumes SEPAY_CONTROL and runs the reconciliation schedule until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: ProvisionerConfig,
+    db: PgPool,
+    bus: Bus,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    sepay_telemetry::metrics::handle();
+    let provisioner = Provisioner::new(config, db.clone(), bus.clone())?;
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let health = tokio::spawn(health::serve(listener, db, bus, ready.clone(), shutdown.clone()));
+    let schedule = tokio::spawn(reconcile::schedule(provisioner.clone(), shutdown.clone()));
+    let settings = ConsumerSettings {
+        // a reconciliation of a long window may take minutes
+        ack_wait: Duration::from_secs(300),
+        max_deliver: 5,
+        max_ack_pending: 100,
+        backoff: vec![Duration::from_secs(5), Duration::from_secs(30), Duration::from_secs(120)],
+    };
+    worker::consume(provisioner, settings, ready, shutdown).await;
+    let _ = schedule.await;
+    health.await??;
+    Ok(())
+}

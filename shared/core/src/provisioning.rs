@@ -1,0 +1,88 @@
+//! Pure rules of account sync and reconciliation.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+/// The wallet created for a newly synced account: bank short name and the last 4 digits.
+pub fn wallet_name(bank_short_name: Option<&str>, account_number: &str) -> String {
+    let digits: String = account_number.chars().filter(char::is_ascii_alphanumeric).collect();
+    let tail: String = digits.chars().skip(digits.chars().count().saturating_sub(4)).collect();
+    match bank_short_name.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(bank) => format!("{bank} {tail}"),
+        None => format!("SePay {tail}"),
+    }
+}
+
+/// A reconciliation window: instants, `from` inclusive, `to` inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+/// Most rows SePay returns for one window before it must be split.
+pub const WINDOW_ROW_LIMIT: usize = 5000;
+
+impl Window {
+    /// SePay's OAuth transaction filter takes Vietnam days: the days this window touches.
+    pub fn vietnam_days(&self) -> (NaiveDate, NaiveDate) {
+        let vn = crate::vn_time::vietnam();
+        (self.from.with_timezone(&vn).date_naive(), self.to.with_timezone(&vn).date_naive())
+    }
+
+    /// Halves a window that hit the row limit; `None` when it is one Vietnam day already (the
+    /// smallest window the API can ask for).
+    pub fn split(&self) -> Option<(Window, Window)> {
+        let (first, last) = self.vietnam_days();
+        if first >= last {
+            return None;
+        }
+        let span = (last - first).num_days();
+        let mid_day = first + Duration::days((span - 1) / 2);
+        let vn = crate::vn_time::vietnam();
+        let mid_end = mid_day.and_hms_opt(23, 59, 59)?.and_local_timezone(vn).single()?.with_timezone(&Utc);
+        let next_start = mid_end + Duration::seconds(1);
+        Some((Window { from: self.from, to: mid_end }, Window { from: next_start, to: self.to }))
+    }
+
+    /// Whether a transaction dated `at` belongs to this window.
+    pub fn contains(&self, at: DateTime<Utc>) -> bool {
+        self.from <= at && at <= self.to
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wallet_names_table() {
+        for (bank, number, want) in [
+            (Some("Vietcombank"), "0071000888888", "Vietcombank 8888"),
+            (Some(" MBBank "), "12", "MBBank 12"),
+            (None, "0071-000-8899", "SePay 8899"),
+            (Some(""), "99991234", "SePay 1234"),
+        ] {
+            assert_eq!(wallet_name(bank, number), want);
+        }
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn windows_split_on_vietnam_days_until_one_day() {
+        // 2026-03-01 00:00 to 2026-03-04 23:59:59 Vietnam time
+        let w = Window { from: at("2026-02-28T17:00:00Z"), to: at("2026-03-04T16:59:59Z") };
+        let (a, b) = w.split().unwrap();
+        assert_eq!(a, Window { from: w.from, to: at("2026-03-02T16:59:59Z") });
+        assert_eq!(b, Window { from: at("2026-03-02T17:00:00Z"), to: w.to });
+        // halves cover the window with no gap and no overlap
+        assert_eq!(a.to + Duration::seconds(1), b.from);
+        let (a1, a2) = a.split().unwrap();
+        assert_eq!(a1.vietnam_days().0, a1.vietnam_days().1);
+        assert_eq!(a2.vietnam_days().0, a2.vietnam_days().1);
+        assert!(a1.split().is_none(), "one Vietnam day cannot be split");
+        assert!(w.contains(at("2026-03-01T00:00:00Z")) && !w.contains(at("2026-03-04T17:00:00Z")));
+    }
+}

@@ -1,0 +1,232 @@
+//! What the provisioner writes: synced account links, provisioned endpoints, reconciliation runs.
+
+use crate::endpoints::Endpoint;
+use crate::error::{StoreError, StoreResult};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A bank account as SePay lists it.
+pub struct SyncedAccount<'a> {
+    pub sepay_bank_account_id: &'a str,
+    pub account_number: &'a str,
+    pub bank_short_name: Option<&'a str>,
+    pub holder_name: Option<&'a str>,
+    pub label: Option<&'a str>,
+    /// Name of the wallet to create when the account has none yet.
+    pub new_wallet_name: &'a str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncedLink {
+    pub link_id: Uuid,
+    pub wallet_id: Uuid,
+    pub wallet_created: bool,
+}
+
+/// Upserts the link of one synced account. An account without a wallet (new, or never mapped)
+/// gets a new wallet; a wallet the admin mapped is kept.
+pub async fn upsert_synced_account(
+    pool: &PgPool,
+    ws_id: Uuid,
+    connection_id: Uuid,
+    a: &SyncedAccount<'_>,
+) -> StoreResult<SyncedLink> {
+    let mut tx = pool.begin().await?;
+    let (link_id, wallet_id): (Uuid, Option<Uuid>) = sqlx::query_as(
+        "insert into sepay_wallet_links
+           (ws_id, connection_id, sepay_bank_account_id, account_number, bank_short_name, holder_name, label, active)
+         values ($1, $2, $3, $4, $5, $6, $7, true)
+         on conflict (ws_id, account_number, (coalesce(sub_account, ''))) do update set
+           connection_id = excluded.connection_id, sepay_bank_account_id = excluded.sepay_bank_account_id,
+           bank_short_name = excluded.bank_short_name, holder_name = excluded.holder_name,
+           label = excluded.label, active = true, updated_at = now()
+         returning id, wallet_id",
+    )
+    .bind(ws_id)
+    .bind(connection_id)
+    .bind(a.sepay_bank_account_id)
+    .bind(a.account_number)
+    .bind(a.bank_short_name)
+    .bind(a.holder_name)
+    .bind(a.label)
+    .fetch_one(&mut *tx)
+    .await?;
+    let (wallet_id, wallet_created) = match wallet_id {
+        Some(w) => (w, false),
+        None => {
+            let w: Uuid = sqlx::query_scalar("insert into wallets (ws_id, name) values ($1, $2) returning id")
+                .bind(ws_id)
+                .bind(a.new_wallet_name)
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query("update sepay_wallet_links set wallet_id = $2 where id = $1")
+                .bind(link_id)
+                .bind(w)
+                .execute(&mut *tx)
+                .await?;
+            (w, true)
+        }
+    };
+    tx.commit().await?;
+    Ok(SyncedLink { link_id, wallet_id, wallet_created })
+}
+
+/// Accounts SePay no longer lists are marked inactive, never deleted. Returns how many.
+pub async fn deactivate_missing(pool: &PgPool, ws_id: Uuid, listed: &[String]) -> StoreResult<u64> {
+    Ok(sqlx::query(
+        "update sepay_wallet_links set active = false, updated_at = now()
+          where ws_id = $1 and active and sepay_bank_account_id is not null
+            and not (sepay_bank_account_id = any($2))",
+    )
+    .bind(ws_id)
+    .bind(listed)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// Records the outcome of a sync on the connection.
+pub async fn record_sync(pool: &PgPool, ws_id: Uuid, error: Option<&str>) -> StoreResult<()> {
+    sqlx::query(
+        "update sepay_connections set last_sync_error = $2,
+                last_synced_at = case when $2::text is null then now() else last_synced_at end, updated_at = now()
+          where ws_id = $1",
+    )
+    .bind(ws_id)
+    .bind(error)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+const ENDPOINT_COLUMNS: &str = "id, ws_id, wallet_id, label, token_prefix, sepay_webhook_id, bank_account_id, \
+     status, grace_until, last_used_at, created_at";
+
+/// The live SePay-provisioned endpoint of a bank account, if any.
+pub async fn live_endpoint(pool: &PgPool, ws_id: Uuid, bank_account_id: &str) -> StoreResult<Option<Endpoint>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {ENDPOINT_COLUMNS} from sepay_webhook_endpoints
+          where ws_id = $1 and bank_account_id = $2 and status = 'active' and sepay_webhook_id is not null"
+    )))
+    .bind(ws_id)
+    .bind(bank_account_id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Revokes every endpoint of a workspace (disconnect); returns the ones SePay knows about.
+pub async fn revoke_workspace_endpoints(pool: &PgPool, ws_id: Uuid) -> StoreResult<Vec<Endpoint>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "update sepay_webhook_endpoints set status = 'revoked', grace_until = null, updated_at = now()
+          where ws_id = $1 and status <> 'revoked' returning {ENDPOINT_COLUMNS}"
+    )))
+    .bind(ws_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub async fn connection_id(pool: &PgPool, ws_id: Uuid) -> StoreResult<Uuid> {
+    sqlx::query_scalar("select id from sepay_connections where ws_id = $1")
+        .bind(ws_id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound("connection"))
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ReconciliationRun {
+    pub id: i64,
+    pub ws_id: Uuid,
+    pub trigger: String,
+    pub window_from: DateTime<Utc>,
+    pub window_to: DateTime<Utc>,
+    pub status: String,
+    pub fetched: i32,
+    pub inserted: i32,
+    pub error: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+const RUN_COLUMNS: &str =
+    "id, ws_id, trigger, window_from, window_to, status, fetched, inserted, error, started_at, finished_at";
+
+pub async fn start_run(pool: &PgPool, ws_id: Uuid, trigger: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "insert into sepay_reconciliation_runs (ws_id, trigger, window_from, window_to) values ($1, $2, $3, $4) returning id",
+    )
+    .bind(ws_id)
+    .bind(trigger)
+    .bind(from)
+    .bind(to)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Progress of a running reconciliation (the CLI shows it).
+pub async fn progress_run(pool: &PgPool, run_id: i64, fetched: i32, inserted: i32) -> StoreResult<()> {
+    sqlx::query("update sepay_reconciliation_runs set fetched = $2, inserted = $3 where id = $1")
+        .bind(run_id)
+        .bind(fetched)
+        .bind(inserted)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn finish_run(pool: &PgPool, run_id: i64, fetched: i32, inserted: i32, error: Option<&str>) -> StoreResult<()> {
+    let mut tx = pool.begin().await?;
+    let ws_id: Uuid = sqlx::query_scalar(
+        "update sepay_reconciliation_runs set fetched = $2, inserted = $3, error = $4, finished_at = now(),
+                status = case when $4::text is null then 'succeeded' else 'failed' end
+          where id = $1 returning ws_id",
+    )
+    .bind(run_id)
+    .bind(fetched)
+    .bind(inserted)
+    .bind(error)
+    .fetch_one(&mut *tx)
+    .await?;
+    if error.is_none() {
+        sqlx::query("update sepay_connections set last_reconciled_at = now() where ws_id = $1")
+            .bind(ws_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn get_run(pool: &PgPool, run_id: i64) -> StoreResult<ReconciliationRun> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("select {RUN_COLUMNS} from sepay_reconciliation_runs where id = $1")))
+        .bind(run_id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound("reconciliation run"))
+}
+
+/// Newest first.
+pub async fn list_runs(pool: &PgPool, ws_id: Uuid, limit: i64) -> StoreResult<Vec<ReconciliationRun>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {RUN_COLUMNS} from sepay_reconciliation_runs where ws_id = $1 order by id desc limit $2"
+    )))
+    .bind(ws_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Active connections whose last reconciliation is older than `every` (or never happened).
+pub async fn due_for_reconciliation(pool: &PgPool, every: std::time::Duration) -> StoreResult<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "select ws_id from sepay_connections
+          where status = 'active'
+            and (last_reconciled_at is null or last_reconciled_at < now() - make_interval(secs => $1))
+          order by last_reconciled_at nulls first",
+    )
+    .bind(every.as_secs_f64())
+    .fetch_all(pool)
+    .await?)
+}
