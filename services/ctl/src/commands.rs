@@ -3,8 +3,8 @@ use crate::{Cli, Command, EndpointCmd, EventsCmd, TransactionsCmd, WalletCmd, Wo
 use anyhow::{Context, bail};
 use sepay_bus::{Bus, ControlSubject, EventReceived};
 use sepay_core::EventStatus;
-use sepay_store::events::{EventFilter, EventRef};
 use sepay_store::admin::{self, CreatedEndpoint};
+use sepay_store::events::{EventFilter, EventRef};
 use sepay_store::{PgPool, endpoints, events, ledger, workspaces};
 use serde_json::json;
 use std::time::Duration;

@@ -23,7 +23,9 @@ pub async fn serve(
         .route("/readyz", get(ready))
         .route("/metrics", get(sepay_telemetry::metrics::endpoint))
         .with_state((db, bus, consumer_ready));
-    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
     Ok(())
 }
 
@@ -31,6 +33,13 @@ async fn ready(State((db, bus, consumer)): State<(PgPool, Bus, Arc<AtomicBool>)>
     let postgres = sepay_store::ping(&db).await;
     let nats = bus.is_connected();
     let consumer = consumer.load(Ordering::Relaxed);
-    let status = if postgres && nats && consumer { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({"postgres": postgres, "nats": nats, "consumer": consumer})))
+    let status = if postgres && nats && consumer {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({"postgres": postgres, "nats": nats, "consumer": consumer})),
+    )
 }

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-pub use reconcile::ReconcileOutcome;
-pub use sync::SyncOutcome;
+pub use reconcile::{ReconcileOutcome, reconcile, requested as reconcile_requested};
+pub use sync::{SyncOutcome, disconnect, provision, rotate, sync_and_provision};
 
 /// The durable consumer's name on SEPAY_CONTROL.
 pub const CONSUMER: &str = "sepay-provisioner";
@@ -30,12 +30,15 @@ pub struct ProvisionerConfig {
     /// Base URL SePay reaches the ingress at (webhook URLs are built from it).
     #[arg(long, env = "PUBLIC_BASE_URL", default_value = "http://127.0.0.1:8080")]
     pub public_base_url: String,
-    /// Hours between scheduled reconciliations of a connection (0 turns the schedule off).
+    /// Seconds between scheduled reconciliations of a connection (0 turns the schedule off).
     #[arg(long, env = "RECONCILE_INTERVAL_SECS", default_value_t = 3600)]
     pub reconcile_interval_secs: u64,
     /// How far back a scheduled or default reconciliation looks.
     #[arg(long, env = "RECONCILE_WINDOW_HOURS", default_value_t = 24)]
     pub reconcile_window_hours: u64,
+    /// Rows at which a reconciliation window is split (SePay's transaction list caps at 5000).
+    #[arg(long, env = "RECONCILE_WINDOW_ROW_LIMIT", default_value_t = 5000)]
+    pub reconcile_window_row_limit: usize,
     /// Hours a rotated endpoint's old token keeps working (SePay retries for 5 hours).
     #[arg(long, env = "ROTATION_GRACE_HOURS", default_value_t = 6)]
     pub rotation_grace_hours: u64,
@@ -50,6 +53,7 @@ impl Default for ProvisionerConfig {
             public_base_url: "http://127.0.0.1:8080".into(),
             reconcile_interval_secs: 3600,
             reconcile_window_hours: 24,
+            reconcile_window_row_limit: 5000,
             rotation_grace_hours: 6,
             sepay: SepayConfig::default(),
         }
@@ -69,11 +73,19 @@ impl Provisioner {
         let keys = config.sepay.keyring().map_err(|e| anyhow::anyhow!("{e}"))?;
         let client = SepayClient::new(&config.sepay);
         let tokens = Tokens::new(db.clone(), Arc::new(client), Arc::new(keys));
-        Ok(Arc::new(Self { db, bus, tokens, config }))
+        Ok(Arc::new(Self {
+            db,
+            bus,
+            tokens,
+            config,
+        }))
     }
 
     fn webhook_url(&self, token: &str) -> String {
-        format!("{}/api/v1/webhooks/sepay/{token}", self.config.public_base_url.trim_end_matches('/'))
+        format!(
+            "{}/api/v1/webhooks/sepay/{token}",
+            self.config.public_base_url.trim_end_matches('/')
+        )
     }
 }
 
@@ -102,7 +114,11 @@ pub async fn serve(
         ack_wait: Duration::from_secs(300),
         max_deliver: 5,
         max_ack_pending: 100,
-        backoff: vec![Duration::from_secs(5), Duration::from_secs(30), Duration::from_secs(120)],
+        backoff: vec![
+            Duration::from_secs(5),
+            Duration::from_secs(30),
+            Duration::from_secs(120),
+        ],
     };
     worker::consume(provisioner, settings, ready, shutdown).await;
     let _ = schedule.await;

@@ -6,7 +6,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sepay_api::{Transaction, TransactionQuery};
 use sepay_bus::{ControlRequest, EventReceived};
-use sepay_core::provisioning::{WINDOW_ROW_LIMIT, Window};
+use sepay_core::provisioning::Window;
 use sepay_core::{DedupeKey, Delivery, EventSource};
 use sepay_store::events::{self, EventBody, NewEvent};
 use sepay_store::provisioning as store;
@@ -27,7 +27,11 @@ pub struct ReconcileOutcome {
 pub async fn requested(p: &Provisioner, request: &ControlRequest) -> anyhow::Result<ReconcileOutcome> {
     let parse = |s: &Option<String>| -> anyhow::Result<Option<DateTime<Utc>>> {
         s.as_deref()
-            .map(|t| DateTime::parse_from_rfc3339(t).map(|d| d.with_timezone(&Utc)).with_context(|| format!("bad instant {t}")))
+            .map(|t| {
+                DateTime::parse_from_rfc3339(t)
+                    .map(|d| d.with_timezone(&Utc))
+                    .with_context(|| format!("bad instant {t}"))
+            })
             .transpose()
     };
     let to = parse(&request.to)?.unwrap_or_else(Utc::now);
@@ -37,7 +41,12 @@ pub async fn requested(p: &Provisioner, request: &ControlRequest) -> anyhow::Res
 }
 
 /// Runs one reconciliation and records it in `sepay_reconciliation_runs`.
-pub async fn reconcile(p: &Provisioner, ws_id: Uuid, window: Window, trigger: &'static str) -> anyhow::Result<ReconcileOutcome> {
+pub async fn reconcile(
+    p: &Provisioner,
+    ws_id: Uuid,
+    window: Window,
+    trigger: &'static str,
+) -> anyhow::Result<ReconcileOutcome> {
     let run_id = store::start_run(&p.db, ws_id, trigger, window.from, window.to).await?;
     let mut counts = (0usize, 0usize);
     let result = run(p, ws_id, window, run_id, &mut counts).await;
@@ -47,10 +56,20 @@ pub async fn reconcile(p: &Provisioner, ws_id: Uuid, window: Window, trigger: &'
         .increment(1);
     metrics::counter!("sepay_reconciliation_inserted_total").increment(counts.1 as u64);
     result?;
-    Ok(ReconcileOutcome { run_id, fetched: counts.0, inserted: counts.1 })
+    Ok(ReconcileOutcome {
+        run_id,
+        fetched: counts.0,
+        inserted: counts.1,
+    })
 }
 
-async fn run(p: &Provisioner, ws_id: Uuid, window: Window, run_id: i64, counts: &mut (usize, usize)) -> anyhow::Result<()> {
+async fn run(
+    p: &Provisioner,
+    ws_id: Uuid,
+    window: Window,
+    run_id: i64,
+    counts: &mut (usize, usize),
+) -> anyhow::Result<()> {
     let token = p.tokens.access_token(ws_id).await?;
     let transactions = fetch(p, &token, window).await?;
     counts.0 = transactions.len();
@@ -77,8 +96,13 @@ async fn fetch(p: &Provisioner, token: &str, window: Window) -> anyhow::Result<V
             from_date: Some(first.format("%Y-%m-%d").to_string()),
             to_date: Some(last.format("%Y-%m-%d").to_string()),
         };
-        let rows = p.tokens.client().list_transactions(token, &query).await.context("listing transactions")?;
-        if rows.len() >= WINDOW_ROW_LIMIT
+        let rows = p
+            .tokens
+            .client()
+            .list_transactions(token, &query)
+            .await
+            .context("listing transactions")?;
+        if rows.len() >= p.config.reconcile_window_row_limit
             && let Some((a, b)) = w.split()
         {
             tracing::info!(rows = rows.len(), "reconciliation window hit the row limit; splitting");
@@ -118,7 +142,15 @@ async fn insert(p: &Provisioner, ws_id: Uuid, tx: &Transaction) -> anyhow::Resul
     let Some(event) = inserted else { return Ok(false) };
     tracing::info!(event_id = event.id, sepay_id = tx.id, "missing transaction recovered");
     // a failed publish leaves the row unpublished: the ingress relay publishes it
-    if p.bus.publish_event_received(&EventReceived { event_id: event.id, ws_id, attempt: event.attempts }).await.is_ok() {
+    if p.bus
+        .publish_event_received(&EventReceived {
+            event_id: event.id,
+            ws_id,
+            attempt: event.attempts,
+        })
+        .await
+        .is_ok()
+    {
         events::mark_published(&p.db, &event).await?;
     }
     Ok(true)
@@ -145,7 +177,10 @@ pub async fn schedule(p: Arc<Provisioner>, shutdown: CancellationToken) {
         };
         for ws_id in due {
             let to = Utc::now();
-            let window = Window { from: to - chrono::Duration::hours(p.config.reconcile_window_hours as i64), to };
+            let window = Window {
+                from: to - chrono::Duration::hours(p.config.reconcile_window_hours as i64),
+                to,
+            };
             if let Err(err) = reconcile(&p, ws_id, window, "schedule").await {
                 tracing::warn!(%ws_id, error = %format!("{err:#}"), "scheduled reconciliation failed");
             }

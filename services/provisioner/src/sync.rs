@@ -33,9 +33,15 @@ pub async fn sync_and_provision(p: &Provisioner, ws_id: Uuid) -> anyhow::Result<
 async fn sync_inner(p: &Provisioner, ws_id: Uuid) -> anyhow::Result<SyncOutcome> {
     let token = p.tokens.access_token(ws_id).await?;
     let client = p.tokens.client();
-    let accounts = client.list_bank_accounts(&token).await.context("listing bank accounts")?;
+    let accounts = client
+        .list_bank_accounts(&token)
+        .await
+        .context("listing bank accounts")?;
     let connection_id = store::connection_id(&p.db, ws_id).await?;
-    let mut outcome = SyncOutcome { accounts: accounts.len(), ..Default::default() };
+    let mut outcome = SyncOutcome {
+        accounts: accounts.len(),
+        ..Default::default()
+    };
     let mut listed = Vec::with_capacity(accounts.len());
     for account in &accounts {
         if account.account_number.trim().is_empty() {
@@ -69,7 +75,10 @@ async fn sync_inner(p: &Provisioner, ws_id: Uuid) -> anyhow::Result<SyncOutcome>
             outcome.skipped += 1;
             continue;
         };
-        if store::live_endpoint(&p.db, ws_id, &bank_account_id.to_string()).await?.is_some() {
+        if store::live_endpoint(&p.db, ws_id, &bank_account_id.to_string())
+            .await?
+            .is_some()
+        {
             outcome.already_provisioned += 1;
             continue;
         }
@@ -83,7 +92,11 @@ async fn sync_inner(p: &Provisioner, ws_id: Uuid) -> anyhow::Result<SyncOutcome>
     }
     metrics::counter!("sepay_webhooks_provisioned_total").increment(outcome.provisioned as u64);
     if outcome.failed > 0 {
-        anyhow::bail!("{} of {} webhooks could not be provisioned", outcome.failed, accounts.len());
+        anyhow::bail!(
+            "{} of {} webhooks could not be provisioned",
+            outcome.failed,
+            accounts.len()
+        );
     }
     Ok(outcome)
 }
@@ -94,9 +107,17 @@ pub async fn provision(p: &Provisioner, ws_id: Uuid, token: &str, bank_account_i
     let url_token = sepay_crypto::generate_webhook_token();
     let key = sepay_crypto::generate_api_key();
     let name = format!("sepay-finance {}", &ws_id.simple().to_string()[..8]);
-    let webhook = NewWebhook::api_key_json(bank_account_id, name, p.webhook_url(url_token.expose()), key.expose().to_owned());
+    let webhook = NewWebhook::api_key_json(
+        bank_account_id,
+        name,
+        p.webhook_url(url_token.expose()),
+        key.expose().to_owned(),
+    );
     let client = p.tokens.client();
-    let remote_id = client.create_webhook(token, &webhook).await.with_context(|| format!("creating {webhook}"))?;
+    let remote_id = client
+        .create_webhook(token, &webhook)
+        .await
+        .with_context(|| format!("creating {webhook}"))?;
     let stored = endpoints::create(
         &p.db,
         &NewEndpoint {
@@ -141,9 +162,21 @@ pub async fn rotate(p: &Provisioner, ws_id: Uuid, endpoint_id: Uuid) -> anyhow::
     let url_token = sepay_crypto::generate_webhook_token();
     let key = sepay_crypto::generate_api_key();
     let patch = serde_json::json!({"webhook_url": p.webhook_url(url_token.expose()), "api_key": key.expose()});
-    p.tokens.client().update_webhook(&token, remote_id, &patch).await.context("updating the SePay webhook")?;
+    p.tokens
+        .client()
+        .update_webhook(&token, remote_id, &patch)
+        .await
+        .context("updating the SePay webhook")?;
     let grace = Duration::from_secs(p.config.rotation_grace_hours * 3600);
-    let new = endpoints::rotate(&p.db, endpoint_id, grace, &url_token.sha256(), &url_token.display_prefix(), &key.sha256()).await?;
+    let new = endpoints::rotate(
+        &p.db,
+        endpoint_id,
+        grace,
+        &url_token.sha256(),
+        &url_token.display_prefix(),
+        &key.sha256(),
+    )
+    .await?;
     tracing::info!(old = %endpoint_id, new = %new.id, "endpoint rotated");
     Ok(())
 }

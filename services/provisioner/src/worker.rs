@@ -14,7 +14,12 @@ use tokio_util::sync::CancellationToken;
 /// Control messages handled at once (different workspaces proceed side by side).
 const CONCURRENCY: usize = 4;
 
-pub async fn consume(p: Arc<Provisioner>, settings: ConsumerSettings, ready: Arc<AtomicBool>, shutdown: CancellationToken) {
+pub async fn consume(
+    p: Arc<Provisioner>,
+    settings: ConsumerSettings,
+    ready: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+) {
     while !shutdown.is_cancelled() {
         ready.store(false, Ordering::Relaxed);
         let messages = match p.bus.control_consumer(crate::CONSUMER, &settings).await {
@@ -69,16 +74,18 @@ async fn handle(p: &Provisioner, message: Message) {
     span.record("ws_id", tracing::field::display(request.ws_id));
     let result = match subject {
         ControlSubject::ConnectionConnected | ControlSubject::SyncRequested => {
-            crate::sync::sync_and_provision(p, request.ws_id).await.map(|o| tracing::info!(?o, "synced"))
+            crate::sync::sync_and_provision(p, request.ws_id)
+                .await
+                .map(|o| tracing::info!(?o, "synced"))
         }
         ControlSubject::EndpointRotateRequested => match request.endpoint_id {
             Some(endpoint) => crate::sync::rotate(p, request.ws_id, endpoint).await,
             None => Err(anyhow::anyhow!("rotation request without endpoint_id")),
         },
         ControlSubject::ConnectionDisconnected => crate::sync::disconnect(p, request.ws_id).await,
-        ControlSubject::ReconcileRequested => {
-            crate::reconcile::requested(p, &request).await.map(|o| tracing::info!(?o, "reconciled"))
-        }
+        ControlSubject::ReconcileRequested => crate::reconcile::requested(p, &request)
+            .await
+            .map(|o| tracing::info!(?o, "reconciled")),
     };
     let outcome = if result.is_ok() { "ok" } else { "error" };
     metrics::counter!("sepay_control_handled_total", "subject" => subject.as_str(), "outcome" => outcome).increment(1);
@@ -86,7 +93,11 @@ async fn handle(p: &Provisioner, message: Message) {
         Ok(()) => message.double_ack().await,
         Err(err) => {
             tracing::warn!(error = %err, subject = subject.as_str(), delivered, "control request failed");
-            message.ack_with(AckKind::Nak(Some(processing_backoff(delivered).max(Duration::from_secs(2))))).await
+            message
+                .ack_with(AckKind::Nak(Some(
+                    processing_backoff(delivered).max(Duration::from_secs(2)),
+                )))
+                .await
         }
     };
     if let Err(err) = ack {

@@ -100,7 +100,9 @@ impl BusNames {
     }
     /// Which control subject a message arrived on.
     pub fn control_subject_of(&self, subject: &str) -> Option<ControlSubject> {
-        ControlSubject::ALL.into_iter().find(|c| self.control_subject(*c) == subject)
+        ControlSubject::ALL
+            .into_iter()
+            .find(|c| self.control_subject(*c) == subject)
     }
 
     /// A durable consumer name (consumer names may not contain dots).
@@ -154,7 +156,12 @@ pub struct ControlRequest {
 
 impl ControlRequest {
     pub fn workspace(ws_id: Uuid) -> Self {
-        Self { ws_id, endpoint_id: None, from: None, to: None }
+        Self {
+            ws_id,
+            endpoint_id: None,
+            from: None,
+            to: None,
+        }
     }
 }
 
@@ -317,7 +324,12 @@ impl Bus {
         self.durable(stream, service, settings).await
     }
 
-    async fn durable(&self, stream: stream::Stream, service: &str, settings: &ConsumerSettings) -> BusResult<PullConsumer> {
+    async fn durable(
+        &self,
+        stream: stream::Stream,
+        service: &str,
+        settings: &ConsumerSettings,
+    ) -> BusResult<PullConsumer> {
         let durable = self.names.durable(service);
         stream
             .get_or_create_consumer(

@@ -19,14 +19,14 @@ pub struct Window {
     pub to: DateTime<Utc>,
 }
 
-/// Most rows SePay returns for one window before it must be split.
-pub const WINDOW_ROW_LIMIT: usize = 5000;
-
 impl Window {
     /// SePay's OAuth transaction filter takes Vietnam days: the days this window touches.
     pub fn vietnam_days(&self) -> (NaiveDate, NaiveDate) {
         let vn = crate::vn_time::vietnam();
-        (self.from.with_timezone(&vn).date_naive(), self.to.with_timezone(&vn).date_naive())
+        (
+            self.from.with_timezone(&vn).date_naive(),
+            self.to.with_timezone(&vn).date_naive(),
+        )
     }
 
     /// Halves a window that hit the row limit; `None` when it is one Vietnam day already (the
@@ -39,9 +39,22 @@ impl Window {
         let span = (last - first).num_days();
         let mid_day = first + Duration::days((span - 1) / 2);
         let vn = crate::vn_time::vietnam();
-        let mid_end = mid_day.and_hms_opt(23, 59, 59)?.and_local_timezone(vn).single()?.with_timezone(&Utc);
+        let mid_end = mid_day
+            .and_hms_opt(23, 59, 59)?
+            .and_local_timezone(vn)
+            .single()?
+            .with_timezone(&Utc);
         let next_start = mid_end + Duration::seconds(1);
-        Some((Window { from: self.from, to: mid_end }, Window { from: next_start, to: self.to }))
+        Some((
+            Window {
+                from: self.from,
+                to: mid_end,
+            },
+            Window {
+                from: next_start,
+                to: self.to,
+            },
+        ))
     }
 
     /// Whether a transaction dated `at` belongs to this window.
@@ -73,10 +86,25 @@ mod tests {
     #[test]
     fn windows_split_on_vietnam_days_until_one_day() {
         // 2026-03-01 00:00 to 2026-03-04 23:59:59 Vietnam time
-        let w = Window { from: at("2026-02-28T17:00:00Z"), to: at("2026-03-04T16:59:59Z") };
+        let w = Window {
+            from: at("2026-02-28T17:00:00Z"),
+            to: at("2026-03-04T16:59:59Z"),
+        };
         let (a, b) = w.split().unwrap();
-        assert_eq!(a, Window { from: w.from, to: at("2026-03-02T16:59:59Z") });
-        assert_eq!(b, Window { from: at("2026-03-02T17:00:00Z"), to: w.to });
+        assert_eq!(
+            a,
+            Window {
+                from: w.from,
+                to: at("2026-03-02T16:59:59Z")
+            }
+        );
+        assert_eq!(
+            b,
+            Window {
+                from: at("2026-03-02T17:00:00Z"),
+                to: w.to
+            }
+        );
         // halves cover the window with no gap and no overlap
         assert_eq!(a.to + Duration::seconds(1), b.from);
         let (a1, a2) = a.split().unwrap();

@@ -138,7 +138,9 @@ pub mod seal {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             match self {
                 Self::BadKeys(why) => write!(f, "token keys: {why}"),
-                Self::Unopenable => f.write_str("sealed secret cannot be opened (tampered, another workspace, or unknown key)"),
+                Self::Unopenable => {
+                    f.write_str("sealed secret cannot be opened (tampered, another workspace, or unknown key)")
+                }
             }
         }
     }
@@ -162,7 +164,9 @@ pub mod seal {
             use base64::Engine;
             let mut keys = Vec::new();
             for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                let (id, b64) = part.split_once(':').ok_or_else(|| SealError::BadKeys("expected kid:base64key".into()))?;
+                let (id, b64) = part
+                    .split_once(':')
+                    .ok_or_else(|| SealError::BadKeys("expected kid:base64key".into()))?;
                 if id.is_empty() || id.len() > 32 {
                     return Err(SealError::BadKeys("key id must be 1 to 32 characters".into()));
                 }
@@ -183,14 +187,18 @@ pub mod seal {
         pub fn generate_spec(id: &str) -> String {
             use base64::Engine;
             let mut bytes = [0u8; 32];
-            SystemRandom::new().fill(&mut bytes).expect("the operating system's random source failed");
+            SystemRandom::new()
+                .fill(&mut bytes)
+                .expect("the operating system's random source failed");
             format!("{id}:{}", base64::engine::general_purpose::STANDARD.encode(bytes))
         }
 
         pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
             let (id, key) = &self.keys[0];
             let mut nonce = [0u8; NONCE_LEN];
-            SystemRandom::new().fill(&mut nonce).expect("the operating system's random source failed");
+            SystemRandom::new()
+                .fill(&mut nonce)
+                .expect("the operating system's random source failed");
             let mut body = plaintext.to_vec();
             key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut body)
                 .expect("AES-GCM sealing cannot fail for in-memory sizes");
@@ -211,10 +219,17 @@ pub mod seal {
             }
             let (id, rest) = rest.split_at(id_len as usize);
             let (nonce, body) = rest.split_at(NONCE_LEN);
-            let key = self.keys.iter().find(|(k, _)| k.as_bytes() == id).map(|(_, key)| key).ok_or(SealError::Unopenable)?;
+            let key = self
+                .keys
+                .iter()
+                .find(|(k, _)| k.as_bytes() == id)
+                .map(|(_, key)| key)
+                .ok_or(SealError::Unopenable)?;
             let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::Unopenable)?;
             let mut body = body.to_vec();
-            let plain = key.open_in_place(nonce, Aad::from(aad), &mut body).map_err(|_| SealError::Unopenable)?;
+            let plain = key
+                .open_in_place(nonce, Aad::from(aad), &mut body)
+                .map_err(|_| SealError::Unopenable)?;
             Ok(plain.to_vec())
         }
     }
@@ -230,18 +245,30 @@ pub mod seal {
             let ring1 = Keyring::parse(&old).unwrap();
             let sealed = ring1.seal(b"ws-a", b"access-token");
             assert_eq!(ring1.open(b"ws-a", &sealed).unwrap(), b"access-token");
-            assert_eq!(ring1.open(b"ws-b", &sealed), Err(SealError::Unopenable), "another workspace");
+            assert_eq!(
+                ring1.open(b"ws-b", &sealed),
+                Err(SealError::Unopenable),
+                "another workspace"
+            );
             let mut tampered = sealed.clone();
             *tampered.last_mut().unwrap() ^= 1;
             assert_eq!(ring1.open(b"ws-a", &tampered), Err(SealError::Unopenable), "tampered");
-            assert_eq!(ring1.open(b"ws-a", &sealed[..10]), Err(SealError::Unopenable), "truncated");
+            assert_eq!(
+                ring1.open(b"ws-a", &sealed[..10]),
+                Err(SealError::Unopenable),
+                "truncated"
+            );
             assert_eq!(ring1.open(b"ws-a", &[]), Err(SealError::Unopenable));
             // rotation: the new ring seals with k2 and still opens k1's ciphertexts
             let rotated = Keyring::parse(&format!("{new},{old}")).unwrap();
             assert_eq!(rotated.open(b"ws-a", &sealed).unwrap(), b"access-token");
             let resealed = rotated.seal(b"ws-a", b"x");
             assert_eq!(&resealed[2..4], b"k2");
-            assert_eq!(ring1.open(b"ws-a", &resealed), Err(SealError::Unopenable), "unknown key id");
+            assert_eq!(
+                ring1.open(b"ws-a", &resealed),
+                Err(SealError::Unopenable),
+                "unknown key id"
+            );
             // two seals of the same secret differ (random nonce)
             assert_ne!(ring1.seal(b"ws-a", b"s"), ring1.seal(b"ws-a", b"s"));
         }

@@ -24,14 +24,16 @@ pub struct SepayClient {
 
 impl SepayClient {
     pub fn new(config: &SepayConfig) -> Self {
-        // reqwest is built without a bundled TLS provider; ring is the workspace's crypto
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
             .connect_timeout(Duration::from_secs(5))
             .build()
             .expect("an HTTP client with default settings");
-        Self { http, config: config.clone(), slots: Mutex::new(HashMap::new()) }
+        Self {
+            http,
+            config: config.clone(),
+            slots: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn base_url(&self) -> &str {
@@ -53,7 +55,14 @@ impl SepayClient {
     }
 
     /// One API call with SePay's rules: paced, 429 honoured (capped, bounded), 5xx retried.
-    async fn call(&self, token: &str, method: Method, path: &str, query: &[(&'static str, String)], body: Option<&Value>) -> ApiResult<Value> {
+    async fn call(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        query: &[(&'static str, String)],
+        body: Option<&Value>,
+    ) -> ApiResult<Value> {
         let url = format!("{}{path}", self.base_url());
         let cap = Duration::from_secs(self.config.sepay_max_retry_wait_secs);
         let mut attempt = 0;
@@ -64,7 +73,10 @@ impl SepayClient {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            let response = request.send().await.map_err(|e| ApiError::Transport(e.without_url().to_string()))?;
+            let response = request
+                .send()
+                .await
+                .map_err(|e| ApiError::Transport(e.without_url().to_string()))?;
             let status = response.status();
             let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
             if retryable && attempt <= self.config.sepay_max_retries {
@@ -113,7 +125,10 @@ impl SepayClient {
         let mut previous: Option<Vec<BankAccount>> = None;
         for page in 1..=MAX_ACCOUNT_PAGES {
             let query = [("page", page.to_string()), ("limit", PAGE_SIZE.to_string())];
-            let rows: Vec<BankAccount> = Self::data(self.call(token, Method::GET, "/api/v1/bank-accounts", &query, None).await?)?;
+            let rows: Vec<BankAccount> = Self::data(
+                self.call(token, Method::GET, "/api/v1/bank-accounts", &query, None)
+                    .await?,
+            )?;
             if previous.as_ref() == Some(&rows) && !rows.is_empty() {
                 tracing::warn!(page, "SePay returned the same page twice; stopping");
                 break;
@@ -131,7 +146,9 @@ impl SepayClient {
 
     pub async fn create_webhook(&self, token: &str, webhook: &NewWebhook) -> ApiResult<i64> {
         let body = serde_json::to_value(webhook).map_err(|e| ApiError::Decode(e.to_string()))?;
-        let answer = self.call(token, Method::POST, "/api/v1/webhooks", &[], Some(&body)).await?;
+        let answer = self
+            .call(token, Method::POST, "/api/v1/webhooks", &[], Some(&body))
+            .await?;
         // undocumented shape: `id` at the top level or under `data`
         answer
             .get("id")
@@ -141,18 +158,29 @@ impl SepayClient {
     }
 
     pub async fn update_webhook(&self, token: &str, id: i64, patch: &Value) -> ApiResult<()> {
-        self.call(token, Method::PATCH, &format!("/api/v1/webhooks/{id}"), &[], Some(patch)).await.map(|_| ())
+        self.call(
+            token,
+            Method::PATCH,
+            &format!("/api/v1/webhooks/{id}"),
+            &[],
+            Some(patch),
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn delete_webhook(&self, token: &str, id: i64) -> ApiResult<()> {
-        self.call(token, Method::DELETE, &format!("/api/v1/webhooks/{id}"), &[], None).await.map(|_| ())
+        self.call(token, Method::DELETE, &format!("/api/v1/webhooks/{id}"), &[], None)
+            .await
+            .map(|_| ())
     }
 
     pub async fn list_webhooks(&self, token: &str) -> ApiResult<Vec<Webhook>> {
         let mut all = Vec::new();
         for page in 1..=MAX_ACCOUNT_PAGES {
             let query = [("page", page.to_string()), ("limit", PAGE_SIZE.to_string())];
-            let rows: Vec<Webhook> = Self::data(self.call(token, Method::GET, "/api/v1/webhooks", &query, None).await?)?;
+            let rows: Vec<Webhook> =
+                Self::data(self.call(token, Method::GET, "/api/v1/webhooks", &query, None).await?)?;
             let short = rows.len() < PAGE_SIZE;
             all.extend(rows);
             if short {
@@ -166,7 +194,8 @@ impl SepayClient {
     pub async fn list_transactions(&self, token: &str, q: &TransactionQuery) -> ApiResult<Vec<Transaction>> {
         let mut all = Vec::new();
         for page in 1..=MAX_TRANSACTION_PAGES {
-            let mut query: Vec<(&'static str, String)> = vec![("page", page.to_string()), ("limit", PAGE_SIZE.to_string())];
+            let mut query: Vec<(&'static str, String)> =
+                vec![("page", page.to_string()), ("limit", PAGE_SIZE.to_string())];
             if let Some(id) = q.bank_account_id {
                 query.push(("bank_account_id", id.to_string()));
             }
@@ -176,7 +205,10 @@ impl SepayClient {
             if let Some(d) = &q.to_date {
                 query.push(("to_date", d.clone()));
             }
-            let rows: Vec<Transaction> = Self::data(self.call(token, Method::GET, "/api/v1/transactions", &query, None).await?)?;
+            let rows: Vec<Transaction> = Self::data(
+                self.call(token, Method::GET, "/api/v1/transactions", &query, None)
+                    .await?,
+            )?;
             let short = rows.len() < PAGE_SIZE;
             all.extend(rows);
             if short {

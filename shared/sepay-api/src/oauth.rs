@@ -27,7 +27,10 @@ pub struct TokenSet {
 
 impl std::fmt::Debug for TokenSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSet").field("expires_in", &self.expires_in).field("scopes", &self.scopes).finish_non_exhaustive()
+        f.debug_struct("TokenSet")
+            .field("expires_in", &self.expires_in)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
     }
 }
 
@@ -55,15 +58,27 @@ impl SepayClient {
     pub fn authorize_request(&self, redirect_uri: &str) -> ApiResult<AuthorizeRequest> {
         let (auth, token) = self.oauth_urls()?;
         let redirect = RedirectUrl::new(redirect_uri.to_owned()).map_err(|e| ApiError::OAuth(e.to_string()))?;
-        let client = BasicClient::new(self.client_id()).set_auth_uri(auth).set_token_uri(token).set_redirect_uri(redirect);
+        let client = BasicClient::new(self.client_id())
+            .set_auth_uri(auth)
+            .set_token_uri(token)
+            .set_redirect_uri(redirect);
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let state = sepay_crypto::generate_secret("").expose().to_owned();
         let (url, state) = client
             .authorize_url(move || CsrfToken::new(state))
-            .add_scopes(self.config.sepay_scopes.split_whitespace().map(|s| Scope::new(s.to_owned())))
+            .add_scopes(
+                self.config
+                    .sepay_scopes
+                    .split_whitespace()
+                    .map(|s| Scope::new(s.to_owned())),
+            )
             .set_pkce_challenge(challenge)
             .url();
-        Ok(AuthorizeRequest { url: url.to_string(), state: state.secret().clone(), pkce_verifier: verifier.secret().clone() })
+        Ok(AuthorizeRequest {
+            url: url.to_string(),
+            state: state.secret().clone(),
+            pkce_verifier: verifier.secret().clone(),
+        })
     }
 
     pub async fn exchange_code(&self, code: &str, pkce_verifier: &str, redirect_uri: &str) -> ApiResult<TokenSet> {
@@ -104,12 +119,15 @@ impl SepayClient {
     /// RFC 7009 revocation, best effort (SePay documents none; the simulator has one).
     pub async fn revoke(&self, token: &str) {
         let url = format!("{}/oauth/revoke", self.base_url());
-        let form = [("token", token), ("client_id", &self.config.sepay_client_id), ("client_secret", &self.config.sepay_client_secret)];
+        let form = [
+            ("token", token),
+            ("client_id", &self.config.sepay_client_id),
+            ("client_secret", &self.config.sepay_client_secret),
+        ];
         if let Err(err) = self.http.post(url).form(&form).send().await {
             tracing::info!(error = %err.without_url(), "token revocation not confirmed");
         }
     }
-
 }
 
 /// The `oauth2` crate's HTTP client on the workspace's reqwest (a named type with a `Send`
@@ -118,7 +136,8 @@ struct OAuthHttp(reqwest::Client);
 
 impl<'c> oauth2::AsyncHttpClient<'c> for OAuthHttp {
     type Error = HttpError;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, HttpError>> + Send + 'c>>;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, HttpError>> + Send + 'c>>;
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
         let http = self.0.clone();
@@ -146,14 +165,19 @@ fn token_set(response: &oauth2::basic::BasicTokenResponse) -> TokenSet {
         access_token: response.access_token().secret().clone(),
         refresh_token: response.refresh_token().map(|t| t.secret().clone()),
         expires_in: response.expires_in(),
-        scopes: response.scopes().map(|s| s.iter().map(|s| s.to_string()).collect()).unwrap_or_default(),
+        scopes: response
+            .scopes()
+            .map(|s| s.iter().map(|s| s.to_string()).collect())
+            .unwrap_or_default(),
     }
 }
 
 /// The provider's error code, never a token.
 fn oauth_error<E: std::error::Error>(err: &oauth2::RequestTokenError<E, oauth2::basic::BasicErrorResponse>) -> String {
     match err {
-        oauth2::RequestTokenError::ServerResponse(r) => format!("{} {}", r.error(), r.error_description().cloned().unwrap_or_default()),
+        oauth2::RequestTokenError::ServerResponse(r) => {
+            format!("{} {}", r.error(), r.error_description().cloned().unwrap_or_default())
+        }
         oauth2::RequestTokenError::Request(e) => format!("request failed: {e}"),
         oauth2::RequestTokenError::Parse(e, _) => format!("unreadable token response: {e}"),
         oauth2::RequestTokenError::Other(e) => e.clone(),

@@ -69,13 +69,17 @@ impl Tokens {
 
     /// A usable access token for `ws_id`, refreshed first when it expires within a minute.
     pub async fn access_token(&self, ws_id: Uuid) -> Result<String, TokenError> {
-        let current = connections::get(&self.db, ws_id).await?.ok_or(TokenError::NotConnected)?;
+        let current = connections::get(&self.db, ws_id)
+            .await?
+            .ok_or(TokenError::NotConnected)?;
         if let Some(token) = self.usable(&current)? {
             return Ok(token);
         }
         // the row lock makes concurrent refreshers queue; the second finds the new token
         let mut tx = self.db.begin().await.map_err(StoreError::from)?;
-        let locked = connections::lock(&mut tx, ws_id).await?.ok_or(TokenError::NotConnected)?;
+        let locked = connections::lock(&mut tx, ws_id)
+            .await?
+            .ok_or(TokenError::NotConnected)?;
         if let Some(token) = self.usable(&locked)? {
             return Ok(token);
         }
@@ -84,7 +88,10 @@ impl Tokens {
             None => {
                 connections::mark_error(&mut tx, ws_id, "no refresh token").await?;
                 tx.commit().await.map_err(StoreError::from)?;
-                return Err(TokenError::Unusable { status: "error".into(), reason: "no refresh token".into() });
+                return Err(TokenError::Unusable {
+                    status: "error".into(),
+                    reason: "no refresh token".into(),
+                });
             }
         };
         match self.client.refresh(&refresh).await {
@@ -107,9 +114,14 @@ impl Tokens {
     /// The stored access token if the connection is active and the token is not about to expire.
     fn usable(&self, c: &Connection) -> Result<Option<String>, TokenError> {
         if c.status != "active" {
-            return Err(TokenError::Unusable { status: c.status.clone(), reason: c.last_error.clone().unwrap_or_default() });
+            return Err(TokenError::Unusable {
+                status: c.status.clone(),
+                reason: c.last_error.clone().unwrap_or_default(),
+            });
         }
-        let fresh = c.access_token_expires_at.is_none_or(|at| at > Utc::now() + chrono::Duration::seconds(REFRESH_MARGIN_SECS));
+        let fresh = c
+            .access_token_expires_at
+            .is_none_or(|at| at > Utc::now() + chrono::Duration::seconds(REFRESH_MARGIN_SECS));
         match (&c.access_token_ciphertext, fresh) {
             (Some(sealed), true) => Ok(Some(self.open(c.ws_id, sealed)?)),
             _ => Ok(None),
@@ -119,7 +131,10 @@ impl Tokens {
     /// Disconnect: revoke at SePay (best effort), drop the tokens, keep the history.
     pub async fn disconnect(&self, ws_id: Uuid) -> Result<(), TokenError> {
         if let Some(c) = connections::get(&self.db, ws_id).await? {
-            for sealed in [&c.access_token_ciphertext, &c.refresh_token_ciphertext].into_iter().flatten() {
+            for sealed in [&c.access_token_ciphertext, &c.refresh_token_ciphertext]
+                .into_iter()
+                .flatten()
+            {
                 if let Ok(token) = self.open(ws_id, sealed) {
                     self.client.revoke(&token).await;
                 }
@@ -131,5 +146,7 @@ impl Tokens {
 }
 
 fn expires_at(set: &TokenSet) -> Option<DateTime<Utc>> {
-    set.expires_in.and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| Utc::now() + d)
+    set.expires_in
+        .and_then(|d| chrono::Duration::from_std(d).ok())
+        .map(|d| Utc::now() + d)
 }

@@ -43,7 +43,10 @@ fn numeric(v: &Value) -> Option<i64> {
 impl BankAccount {
     /// The id a webhook can be created for: `bank_account_id`, else a numeric `id`.
     pub fn webhook_account_id(&self) -> Option<i64> {
-        self.bank_account_id.as_ref().and_then(numeric).or_else(|| numeric(&self.id))
+        self.bank_account_id
+            .as_ref()
+            .and_then(numeric)
+            .or_else(|| numeric(&self.id))
     }
 
     /// The id as text, whatever its type (for `sepay_wallet_links`).
@@ -197,9 +200,15 @@ mod tests {
         let cases = [
             (json!({"id": 19, "account_number": "1"}), Some(19)),
             (json!({"id": "25", "account_number": "1"}), Some(25)),
-            (json!({"id": "abc", "bank_account_id": 7, "account_number": "1"}), Some(7)),
+            (
+                json!({"id": "abc", "bank_account_id": 7, "account_number": "1"}),
+                Some(7),
+            ),
             (json!({"id": "abc", "account_number": "1"}), None),
-            (json!({"id": "VA-1", "bank_account_id": "x", "account_number": "1"}), None),
+            (
+                json!({"id": "VA-1", "bank_account_id": "x", "account_number": "1"}),
+                None,
+            ),
             (json!({"id": 0, "account_number": "1"}), None),
             (json!({"id": null, "account_number": "1"}), None),
         ];
@@ -217,8 +226,14 @@ mod tests {
         ] {
             let t: Transaction = serde_json::from_value(raw).unwrap();
             let p = t.as_webhook_payload();
-            assert_eq!((p["id"].as_i64(), p["transferType"].as_str()), (Some(10001), Some("in")));
-            assert_eq!(p["transferAmount"].as_str().map(|s| s.trim_end_matches(".00")), Some("2277000"));
+            assert_eq!(
+                (p["id"].as_i64(), p["transferType"].as_str()),
+                (Some(10001), Some("in"))
+            );
+            assert_eq!(
+                p["transferAmount"].as_str().map(|s| s.trim_end_matches(".00")),
+                Some("2277000")
+            );
         }
     }
 }

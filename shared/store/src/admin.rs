@@ -136,15 +136,14 @@ pub async fn wallet_links(pool: &PgPool, ws_id: Uuid) -> StoreResult<Vec<WalletL
 
 /// Points a link of `ws_id` at one of its wallets (or at none).
 pub async fn set_link_wallet(pool: &PgPool, ws_id: Uuid, link_id: Uuid, wallet_id: Option<Uuid>) -> StoreResult<()> {
-    let updated = sqlx::query(
-        "update sepay_wallet_links set wallet_id = $3, updated_at = now() where ws_id = $1 and id = $2",
-    )
-    .bind(ws_id)
-    .bind(link_id)
-    .bind(wallet_id)
-    .execute(pool)
-    .await?
-    .rows_affected();
+    let updated =
+        sqlx::query("update sepay_wallet_links set wallet_id = $3, updated_at = now() where ws_id = $1 and id = $2")
+            .bind(ws_id)
+            .bind(link_id)
+            .bind(wallet_id)
+            .execute(pool)
+            .await?
+            .rows_affected();
     match updated {
         0 => Err(StoreError::NotFound("bank account link")),
         _ => Ok(()),
@@ -254,7 +253,9 @@ pub struct CreatedEndpoint {
 
 impl std::fmt::Debug for CreatedEndpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CreatedEndpoint").field("endpoint", &self.endpoint).finish_non_exhaustive()
+        f.debug_struct("CreatedEndpoint")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
     }
 }
 
@@ -277,13 +278,19 @@ struct EndpointSecrets {
 
 impl EndpointSecrets {
     fn generate() -> Self {
-        Self { token: sepay_crypto::generate_webhook_token(), key: sepay_crypto::generate_api_key() }
+        Self {
+            token: sepay_crypto::generate_webhook_token(),
+            key: sepay_crypto::generate_api_key(),
+        }
     }
 }
 
 /// The URL SePay posts to for `token`, on the ingress's public base URL.
 pub fn webhook_url(public_base_url: &str, token: &str) -> String {
-    format!("{}/api/v1/webhooks/sepay/{token}", public_base_url.trim_end_matches('/'))
+    format!(
+        "{}/api/v1/webhooks/sepay/{token}",
+        public_base_url.trim_end_matches('/')
+    )
 }
 
 /// A manual endpoint (an admin pastes its URL and key into SePay's dashboard).

@@ -56,18 +56,22 @@ pub async fn upsert_connected(pool: &PgPool, ws_id: Uuid, grant: &Grant<'_>) -> 
 }
 
 pub async fn get(pool: &PgPool, ws_id: Uuid) -> StoreResult<Option<Connection>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("select {COLUMNS} from sepay_connections where ws_id = $1")))
-        .bind(ws_id)
-        .fetch_optional(pool)
-        .await?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from sepay_connections where ws_id = $1"
+    )))
+    .bind(ws_id)
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// Locks the connection row for a token refresh (concurrent refreshers wait, then see the new token).
 pub async fn lock(tx: &mut Transaction<'_, Postgres>, ws_id: Uuid) -> StoreResult<Option<Connection>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("select {COLUMNS} from sepay_connections where ws_id = $1 for update")))
-        .bind(ws_id)
-        .fetch_optional(&mut **tx)
-        .await?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from sepay_connections where ws_id = $1 for update"
+    )))
+    .bind(ws_id)
+    .fetch_optional(&mut **tx)
+    .await?)
 }
 
 /// Stores refreshed tokens; a missing refresh token keeps the old one (SePay may omit it).
@@ -117,7 +121,9 @@ pub async fn mark_revoked(pool: &PgPool, ws_id: Uuid) -> StoreResult<()> {
 
 /// Workspaces with an active connection (reconciliation schedules).
 pub async fn active_workspaces(pool: &PgPool) -> StoreResult<Vec<Uuid>> {
-    Ok(sqlx::query_scalar("select ws_id from sepay_connections where status = 'active' order by created_at")
-        .fetch_all(pool)
-        .await?)
+    Ok(
+        sqlx::query_scalar("select ws_id from sepay_connections where status = 'active' order by created_at")
+            .fetch_all(pool)
+            .await?,
+    )
 }

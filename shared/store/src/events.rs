@@ -193,7 +193,9 @@ fn secs(value: f64) -> Duration {
 /// state, is left alone). Returns the new row.
 pub async fn insert_missing(pool: &PgPool, new: &NewEvent<'_>) -> StoreResult<Option<EventRef>> {
     let EventBody::Json(payload) = new.body else {
-        return Err(StoreError::Rejected { message: "only JSON payloads are reconciled".into() });
+        return Err(StoreError::Rejected {
+            message: "only JSON payloads are reconciled".into(),
+        });
     };
     Ok(sqlx::query_as(
         "insert into sepay_webhook_events (ws_id, endpoint_id, source, sepay_transaction_id, dedupe_key, payload)

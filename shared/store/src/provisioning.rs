@@ -70,7 +70,11 @@ pub async fn upsert_synced_account(
         }
     };
     tx.commit().await?;
-    Ok(SyncedLink { link_id, wallet_id, wallet_created })
+    Ok(SyncedLink {
+        link_id,
+        wallet_id,
+        wallet_created,
+    })
 }
 
 /// Accounts SePay no longer lists are marked inactive, never deleted. Returns how many.
@@ -153,7 +157,13 @@ pub struct ReconciliationRun {
 const RUN_COLUMNS: &str =
     "id, ws_id, trigger, window_from, window_to, status, fetched, inserted, error, started_at, finished_at";
 
-pub async fn start_run(pool: &PgPool, ws_id: Uuid, trigger: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> StoreResult<i64> {
+pub async fn start_run(
+    pool: &PgPool,
+    ws_id: Uuid,
+    trigger: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> StoreResult<i64> {
     Ok(sqlx::query_scalar(
         "insert into sepay_reconciliation_runs (ws_id, trigger, window_from, window_to) values ($1, $2, $3, $4) returning id",
     )
@@ -176,7 +186,13 @@ pub async fn progress_run(pool: &PgPool, run_id: i64, fetched: i32, inserted: i3
     Ok(())
 }
 
-pub async fn finish_run(pool: &PgPool, run_id: i64, fetched: i32, inserted: i32, error: Option<&str>) -> StoreResult<()> {
+pub async fn finish_run(
+    pool: &PgPool,
+    run_id: i64,
+    fetched: i32,
+    inserted: i32,
+    error: Option<&str>,
+) -> StoreResult<()> {
     let mut tx = pool.begin().await?;
     let ws_id: Uuid = sqlx::query_scalar(
         "update sepay_reconciliation_runs set fetched = $2, inserted = $3, error = $4, finished_at = now(),
@@ -200,11 +216,13 @@ pub async fn finish_run(pool: &PgPool, run_id: i64, fetched: i32, inserted: i32,
 }
 
 pub async fn get_run(pool: &PgPool, run_id: i64) -> StoreResult<ReconciliationRun> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("select {RUN_COLUMNS} from sepay_reconciliation_runs where id = $1")))
-        .bind(run_id)
-        .fetch_optional(pool)
-        .await?
-        .ok_or(StoreError::NotFound("reconciliation run"))
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {RUN_COLUMNS} from sepay_reconciliation_runs where id = $1"
+    )))
+    .bind(run_id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(StoreError::NotFound("reconciliation run"))
 }
 
 /// Newest first.

@@ -1,0 +1,594 @@
+//! Routes: login, the OAuth connect flow, the admin pages and their forms.
+
+use crate::auth::{SESSION_COOKIE, Session, cookie, set_cookie};
+use crate::error::ConnectorError;
+use crate::pages;
+use crate::state::{self as oauth_state, PendingAuth, STATE_COOKIE, STATE_TTL_SECS, StateError};
+use crate::{AppState, CALLBACK_PATH};
+use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use sepay_api::{ApiError, TokenError};
+use sepay_bus::{ControlRequest, ControlSubject, EventReceived};
+use sepay_store::{StoreError, admin, endpoints, events, workspaces};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+type Result<T> = std::result::Result<T, ConnectorError>;
+type AppRef = Arc<AppState>;
+
+/// Events per page.
+const EVENTS_PAGE: i64 = 50;
+/// Forms are small; anything larger is refused.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub fn router(state: AppRef) -> Router {
+    let csp = HeaderValue::from_str(&format!(
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {}; frame-ancestors 'none'; base-uri 'none'",
+        state.sepay_origin
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"));
+    Router::new()
+        .route("/", get(home))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/login", get(login))
+        .route("/ws/{ws}/integrations", get(integrations))
+        .route("/ws/{ws}/events", get(events_page))
+        .route("/ws/{ws}/events/replay", post(replay))
+        .route("/ws/{ws}/connect", post(connect))
+        .route(CALLBACK_PATH, get(callback))
+        .route("/ws/{ws}/disconnect", post(disconnect))
+        .route("/ws/{ws}/sync", post(sync))
+        .route("/ws/{ws}/reconcile", post(reconcile))
+        .route("/ws/{ws}/accounts/{link}/wallet", post(set_wallet))
+        .route("/ws/{ws}/wallets", post(create_wallet))
+        .route("/ws/{ws}/endpoints", post(create_endpoint))
+        .route("/ws/{ws}/endpoints/{id}/rotate", post(rotate_endpoint))
+        .route("/ws/{ws}/endpoints/{id}/revoke", post(revoke_endpoint))
+        .layer(axum::middleware::map_response(move |mut res: Response| {
+            let csp = csp.clone();
+            async move {
+                let h = res.headers_mut();
+                // pages carry CSRF tokens and one-time secrets: never cached, never framed, no Referer
+                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+                h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+                h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+                h.insert(header::CONTENT_SECURITY_POLICY, csp);
+                res
+            }
+        }))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // the span names the path only: query strings carry login tokens, codes and states
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+        }))
+        .with_state(state)
+}
+
+/// An owner or admin of the workspace in the path, with this session's CSRF token.
+pub struct Admin {
+    ws_id: Uuid,
+    csrf: String,
+}
+
+impl Admin {
+    /// Compares the form's CSRF token in constant time.
+    fn check_csrf(&self, presented: &str) -> Result<()> {
+        match sepay_crypto::constant_time_eq(self.csrf.as_bytes(), presented.as_bytes()) {
+            true => Ok(()),
+            false => Err(ConnectorError::Csrf),
+        }
+    }
+}
+
+async fn authorize(state: &AppState, ws_id: Uuid, session: Session) -> Result<Admin> {
+    match admin::member_role(&state.db, ws_id, &session.user_id).await?.as_deref() {
+        Some("owner" | "admin") => Ok(Admin { ws_id, csrf: session.csrf }),
+        _ => Err(ConnectorError::Forbidden),
+    }
+}
+
+impl FromRequestParts<AppRef> for Admin {
+    type Rejection = ConnectorError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppRef) -> Result<Self> {
+        // the session first: anonymous visitors learn nothing, not even whether a workspace exists
+        let session = state.auth.session(&parts.headers).await?;
+        let params = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ConnectorError::Forbidden)?;
+        let ws_id = params.get("ws").and_then(|s| Uuid::parse_str(s).ok()).ok_or(ConnectorError::Forbidden)?;
+        authorize(state, ws_id, session).await
+    }
+}
+
+fn see_other(location: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, location.to_owned())]).into_response()
+}
+
+/// A redirect to a page of this connector (never elsewhere).
+fn to_page(state: &AppState, path_and_query: &str) -> Response {
+    see_other(&format!("{}{path_and_query}", state.config.origin()))
+}
+
+fn with_cookie(mut res: Response, cookie: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
+}
+
+fn control_id(kind: &str, ws_id: Uuid) -> String {
+    format!("{kind}-{ws_id}-{}", chrono::Utc::now().timestamp_millis())
+}
+
+async fn publish(state: &AppState, subject: ControlSubject, kind: &str, request: &ControlRequest) -> Result<()> {
+    state.bus.publish_control(subject, &control_id(kind, request.ws_id), request).await?;
+    Ok(())
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Flash {
+    sepay: Option<String>,
+    reason: Option<String>,
+    done: Option<String>,
+}
+
+async fn home(
+    State(state): State<AppRef>,
+    headers: HeaderMap,
+    query: std::result::Result<Query<Flash>, QueryRejection>,
+) -> Result<Response> {
+    let Query(flash) = query?;
+    let session = state.auth.session(&headers).await?;
+    let workspaces = admin::admin_workspaces(&state.db, &session.user_id).await?;
+    Ok(pages::home(&session.user_id, &workspaces, flash.sepay.as_deref(), flash.reason.as_deref()).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginQuery {
+    token: Option<String>,
+    ws: Option<String>,
+}
+
+/// The login link: checks the token, keeps it in the session cookie, and opens the workspace.
+async fn login(State(state): State<AppRef>, query: std::result::Result<Query<LoginQuery>, QueryRejection>) -> Result<Response> {
+    let Query(q) = query?;
+    let token = q.token.ok_or(ConnectorError::LoginRequired)?;
+    let claims = state.auth.verify(&token).await?;
+    let max_age = (claims.exp - chrono::Utc::now().timestamp()).max(0);
+    let target = match q.ws.as_deref().and_then(|s| Uuid::parse_str(s).ok()) {
+        Some(ws) => format!("/ws/{ws}/integrations"),
+        None => "/".to_owned(),
+    };
+    // Lax, not Strict: the session must come along when SePay redirects back to the callback
+    let cookie = set_cookie(SESSION_COOKIE, &token, "/", max_age, "Lax", state.config.secure_cookies());
+    Ok(with_cookie(to_page(&state, &target), &cookie))
+}
+
+async fn integrations(
+    State(state): State<AppRef>,
+    admin: Admin,
+    query: std::result::Result<Query<Flash>, QueryRejection>,
+) -> Result<Response> {
+    let Query(flash) = query?;
+    let ws_id = admin.ws_id;
+    let db = &state.db;
+    let ws = workspaces::get_workspace(db, ws_id).await?;
+    let connection = admin::connection_view(db, ws_id).await?;
+    let links = admin::wallet_links(db, ws_id).await?;
+    let wallets = admin::wallets(db, ws_id).await?;
+    let endpoints = endpoints::list(db, Some(ws_id)).await?;
+    let runs = admin::reconciliation_runs(db, ws_id, 20).await?;
+    Ok(pages::integrations(&pages::Integrations {
+        ws_id,
+        ws_name: &ws.name,
+        csrf: &admin.csrf,
+        connection: connection.as_ref(),
+        links: &links,
+        wallets: &wallets,
+        endpoints: &endpoints,
+        runs: &runs,
+        sepay: flash.sepay.as_deref(),
+        reason: flash.reason.as_deref(),
+        done: flash.done.as_deref(),
+    })
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    status: Option<String>,
+    before: Option<i64>,
+    done: Option<String>,
+}
+
+async fn events_page(
+    State(state): State<AppRef>,
+    admin: Admin,
+    query: std::result::Result<Query<EventsQuery>, QueryRejection>,
+) -> Result<Response> {
+    let Query(q) = query?;
+    let status = q.status.as_deref().filter(|s| !s.is_empty());
+    if let Some(s) = status
+        && !pages::EVENT_STATUSES.contains(&s)
+    {
+        return Err(ConnectorError::BadRequest("unknown status".into()));
+    }
+    let ws = workspaces::get_workspace(&state.db, admin.ws_id).await?;
+    let mut rows = admin::events_page(&state.db, admin.ws_id, status, q.before, EVENTS_PAGE + 1).await?;
+    let next_before = match rows.len() as i64 > EVENTS_PAGE {
+        true => {
+            rows.truncate(EVENTS_PAGE as usize);
+            rows.last().map(|e| e.id)
+        }
+        false => None,
+    };
+    Ok(pages::events(&pages::Events {
+        ws_id: admin.ws_id,
+        ws_name: &ws.name,
+        csrf: &admin.csrf,
+        rows: &rows,
+        status,
+        next_before,
+        done: q.done.as_deref(),
+    })
+    .into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CsrfForm {
+    csrf: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ReplayForm {
+    csrf: String,
+    /// One event; absent: every failed event of the workspace.
+    id: Option<i64>,
+}
+
+/// Reopens failed events and publishes them; one the bus does not take now is published by the
+/// ingress's relay (it is `received` and unpublished).
+async fn replay(
+    State(state): State<AppRef>,
+    admin: Admin,
+    form: std::result::Result<Form<ReplayForm>, FormRejection>,
+) -> Result<Response> {
+    let Form(form) = form?;
+    admin.check_csrf(&form.csrf)?;
+    let ids: Vec<i64> = form.id.into_iter().collect();
+    let reopened = events::reopen_failed(&state.db, Some(admin.ws_id), &ids).await?;
+    for event in &reopened {
+        let message = EventReceived { event_id: event.id, ws_id: event.ws_id, attempt: event.attempts };
+        match state.bus.publish_event_received(&message).await {
+            Ok(_) => events::mark_published(&state.db, event).await?,
+            Err(err) => tracing::warn!(event_id = event.id, error = %err, "replay left to the relay"),
+        }
+    }
+    tracing::info!(ws_id = %admin.ws_id, count = reopened.len(), "failed events replayed");
+    Ok(to_page(&state, &format!("/ws/{}/events?status=failed&done=replayed", admin.ws_id)))
+}
+
+/// "Connect SePay": a fresh state and PKCE verifier, sealed into the callback-scoped cookie.
+async fn connect(
+    State(state): State<AppRef>,
+    admin: Admin,
+    form: std::result::Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response> {
+    let Form(form) = form?;
+    admin.check_csrf(&form.csrf)?;
+    let request = state
+        .client
+        .authorize_request(&state.config.callback_url())
+        .map_err(|e| ConnectorError::Internal(anyhow::anyhow!("authorize URL: {e}")))?;
+    let pending = PendingAuth {
+        ws_id: admin.ws_id,
+        state: request.state,
+        pkce_verifier: request.pkce_verifier,
+        issued_at: chrono::Utc::now().timestamp(),
+    };
+    let cookie = set_cookie(
+        STATE_COOKIE,
+        &oauth_state::seal(&state.keys, &pending),
+        CALLBACK_PATH,
+        STATE_TTL_SECS,
+        "Lax",
+        state.config.secure_cookies(),
+    );
+    tracing::info!(ws_id = %admin.ws_id, "SePay authorization started");
+    Ok(with_cookie(see_other(&request.url), &cookie))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// Why a callback failed; `code()` is what the redirect carries.
+#[derive(Debug, thiserror::Error)]
+enum CallbackError {
+    #[error("SePay answered with an error ({0})")]
+    Provider(String),
+    #[error("the callback lacks code or state")]
+    MissingParams,
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("the state was already used")]
+    Replayed,
+    #[error("code exchange failed: {0}")]
+    Exchange(#[source] ApiError),
+    #[error("saving the connection failed: {0}")]
+    Save(String),
+}
+
+impl CallbackError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Provider(e) if e == "access_denied" => "access_denied",
+            Self::Provider(_) => "provider_error",
+            Self::MissingParams => "missing_params",
+            Self::State(StateError::Expired) => "expired_state",
+            Self::State(_) => "invalid_state",
+            Self::Replayed => "state_reused",
+            Self::Exchange(_) => "exchange_failed",
+            Self::Save(_) => "save_failed",
+        }
+    }
+}
+
+impl From<StoreError> for CallbackError {
+    fn from(err: StoreError) -> Self {
+        Self::Save(format!("{err:?}"))
+    }
+}
+
+impl From<TokenError> for CallbackError {
+    fn from(err: TokenError) -> Self {
+        Self::Save(err.to_string())
+    }
+}
+
+/// The OAuth callback. Always a redirect to the workspace page (or home when the workspace
+/// cannot be known), always clearing the state cookie.
+async fn callback(
+    State(state): State<AppRef>,
+    headers: HeaderMap,
+    query: std::result::Result<Query<CallbackQuery>, QueryRejection>,
+) -> Result<Response> {
+    let clear = set_cookie(STATE_COOKIE, "", CALLBACK_PATH, 0, "Lax", state.config.secure_cookies());
+    let q = query.map(|Query(q)| q).unwrap_or_default();
+    let pending = match cookie(&headers, STATE_COOKIE).map(|c| oauth_state::open(&state.keys, c)) {
+        Some(Ok(p)) => p,
+        _ => {
+            tracing::info!(reason = "invalid_state", "SePay callback without a valid state cookie");
+            return Ok(with_cookie(to_page(&state, "/?sepay=error&reason=invalid_state"), &clear));
+        }
+    };
+    // the workspace's admin must finish what they started
+    let session = state.auth.session(&headers).await?;
+    let ws_id = authorize(&state, pending.ws_id, session).await?.ws_id;
+    let target = match finish(&state, &pending, q).await {
+        Ok(()) => format!("/ws/{ws_id}/integrations?sepay=connected"),
+        Err(err) => {
+            let code = err.code();
+            tracing::warn!(%ws_id, reason = code, detail = %err, "SePay connection failed");
+            format!("/ws/{ws_id}/integrations?sepay=error&reason={code}")
+        }
+    };
+    Ok(with_cookie(to_page(&state, &target), &clear))
+}
+
+async fn finish(state: &AppState, pending: &PendingAuth, q: CallbackQuery) -> std::result::Result<(), CallbackError> {
+    if let Some(error) = q.error {
+        // the provider's error code only (bounded, plain), never its description
+        let code: String = error.chars().take(64).filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        return Err(CallbackError::Provider(code));
+    }
+    let (Some(code), Some(returned)) = (q.code.filter(|c| !c.is_empty()), q.state.filter(|s| !s.is_empty())) else {
+        return Err(CallbackError::MissingParams);
+    };
+    oauth_state::verify(pending, &returned, chrono::Utc::now().timestamp())?;
+    if !admin::consume_oauth_state(&state.db, pending.ws_id, &oauth_state::state_hash(&returned)).await? {
+        return Err(CallbackError::Replayed);
+    }
+    let tokens = state
+        .client
+        .exchange_code(&code, &pending.pkce_verifier, &state.config.callback_url())
+        .await
+        .map_err(CallbackError::Exchange)?;
+    state.tokens.store_grant(pending.ws_id, &tokens).await?;
+    admin::set_disconnect_requested(&state.db, pending.ws_id, false).await?;
+    tracing::info!(ws_id = %pending.ws_id, "SePay connected");
+    // the grant is saved: a bus outage must not turn it into an error; "Sync now" asks again
+    if let Err(err) = state
+        .bus
+        .publish_control(
+            ControlSubject::ConnectionConnected,
+            &control_id("connected", pending.ws_id),
+            &ControlRequest::workspace(pending.ws_id),
+        )
+        .await
+    {
+        tracing::warn!(ws_id = %pending.ws_id, error = %err, "sepay.connection.connected not published");
+    }
+    Ok(())
+}
+
+/// Asks the provisioner to disconnect (delete SePay webhooks, revoke endpoints and tokens).
+async fn disconnect(
+    State(state): State<AppRef>,
+    admin: Admin,
+    form: std::result::Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response> {
+    let Form(form) = form?;
+    admin.check_csrf(&form.csrf)?;
+    if admin::connection_view(&state.db, admin.ws_id).await?.is_none() {
+        return Err(ConnectorError::NotFound("connection"));
+    }
+    let request = ControlRequest::workspace(admin.ws_id);
+    publish(&state, ControlSubject::ConnectionDisconnected, "disconnect", &request).await?;
+    admin::set_disconnect_requested(&state.db, admin.ws_id, true).await?;
+    tracing::info!(ws_id = %admin.ws_id, "SePay disconnect requested");
+    Ok(to_page(&state, &format!("/ws/{}/integrations?done=disconnect_requested", admin.ws_id)))
+}
+
+async fn sync(
+    State(state): State<AppRef>,
+    admin: Admin,
+    form: std::result::Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response> {
+    let Form(form) = form?;
+    admin.check_csrf(&form.csrf)?;
+    publish(&state, ControlSubject::SyncRequested, "sync", &ControlRequest::workspace(admin.ws_id)).await?;
+    Ok(to_page(&state, &format!("/ws/{}/integrations?done=sync_requested", admin.ws_id)))
+}
+
+async fn reconcile(
+    State(state): State<AppRef>,
+    admin: Admin,
+    form: std::result::Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response> {
+    let Form(form) = form?;
+    admin.check_csrf(&form.csrf)?;
+    publish(&state, ControlSubject::ReconcileRequested, "reconcile", &ControlRequest::workspace(admin.ws_id)).await?;
+    Ok(to_page(&state, &format!("/ws/{}/integrations?done=reconcile_requested", admin.ws_id)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WalletChoice {
+    csrf: String,
+    /// Empty: no wallet.
+    wallet_id: String,
+}
+
+fn optional_uuid(text: &str) -> Result<Option<Uuid>> {
+    match text.trim() {
+        "" => Ok(None),
+        s => Uuid::parse_str(s).map(Some).map_err(|_| ConnectorError::BadRequest("not a wallet id".into())),
+    }
+}
+
+async fn set_wallet(
+    State(state): State<AppRef>,
+    admin: Admin,
+    path: std::result::Result<Path<(Uuid, Uuid)>, PathRejection>,
+    form: std::result::Result<Form<WalletChoice>, FormRejection>,
+) -> Result<Response> {
+    let Form(form) = form?;
+    admin.check_csrf(&form.csrf)?;
+    let Path((_, link_id)) = path.map_err(|_| ConnectorError::NotFound("bank account link"))?;
+    // the composite foreign key refuses a wallet of another workspace
+    admin::set_link_wallet(&state.db, admin.ws_id, link_id, optional_uuid(&form.wallet_id)?).await?;
+    Ok(to_page(&state, &format!("/ws/{}/integrations?done=mapping_saved", admin.ws_id)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct NewWallet {
+    csrf: String,
+    name: String,
+    currency: String,
+}
+
+async fn create_wallet(
+    State(state): State<AppRef>,
+    admin: Admin,
+    form: std::result::Result<Form<NewWallet>, FormRejection>,
+) -> Result<Response> {
+    let Form(form) = form?;
+    admin.check_csrf(&form.csrf)?;
+    let name = form.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ConnectorError::BadRequest("a wallet needs a name of at most 200 characters".into()));
+    }
+    let currency = match form.currency.trim() {
+        "" => "VND".to_owned(),
+        c if (3..=8).contains(&c.len()) && c.chars().all(|ch| ch.is_ascii_alphabetic()) => c.to_ascii_uppercase(),
+        _ => return Err(ConnectorError::BadRequest("a currency is 3 to 8 letters".into())),
+    };
+    workspaces::create_wallet(&state.db, admin.ws_id, name, &currency).await?;
+    Ok(to_page(&state, &format!("/ws/{}/integrations?done=wallet_created", admin.ws_id)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct NewEndpointForm {
+    csrf: String,
+    label: String,
+    wallet_id: String,
+}
+
+/// A manual endpoint; its URL and key are on this response only.
+async fn create_endpoint(
+    State(state): State<AppRef>,
+    admin: Admin,
+    form: std::result::Result<Form<NewEndpointForm>, FormRejection>,
+) -> Result<Response> {
+    let Form(form) = form?;
+    admin.check_csrf(&form.csrf)?;
+    let label = match form.label.trim() {
+        "" => "manual",
+        l if l.chars().count() <= 200 => l,
+        _ => return Err(ConnectorError::BadRequest("a label is at most 200 characters".into())),
+    };
+    let wallet = optional_uuid(&form.wallet_id)?;
+    let created =
+        admin::create_manual_endpoint(&state.db, &state.config.ingress_public_url, admin.ws_id, wallet, label).await?;
+    tracing::info!(ws_id = %admin.ws_id, endpoint_id = %created.endpoint.id, "manual endpoint created");
+    Ok(pages::created_endpoint(admin.ws_id, &created, false).into_response())
+}
+
+fn endpoint_path(path: std::result::Result<Path<(Uuid, Uuid)>, PathRejection>) -> Result<Uuid> {
+    path.map(|Path((_, id))| id).map_err(|_| ConnectorError::NotFound("endpoint"))
+}
+
+/// A SePay-provisioned endpoint is rotated by the provisioner (SePay must learn the new URL
+/// first); a manual one here, showing its new secrets once.
+async fn rotate_endpoint(
+    State(state): State<AppRef>,
+    admin: Admin,
+    path: std::result::Result<Path<(Uuid, Uuid)>, PathRejection>,
+    form: std::result::Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response> {
+    let Form(form) = form?;
+    admin.check_csrf(&form.csrf)?;
+    let endpoint = admin::endpoint_of(&state.db, admin.ws_id, endpoint_path(path)?).await?;
+    if endpoint.sepay_webhook_id.is_some() {
+        let request = ControlRequest { endpoint_id: Some(endpoint.id), ..ControlRequest::workspace(admin.ws_id) };
+        publish(&state, ControlSubject::EndpointRotateRequested, "rotate", &request).await?;
+        return Ok(to_page(&state, &format!("/ws/{}/integrations?done=rotation_requested", admin.ws_id)));
+    }
+    let grace = Duration::from_secs(state.config.endpoint_rotation_grace_hours * 3600);
+    let created = admin::rotate_locally(&state.db, &state.config.ingress_public_url, endpoint.id, grace).await?;
+    tracing::info!(ws_id = %admin.ws_id, old = %endpoint.id, new = %created.endpoint.id, "manual endpoint rotated");
+    Ok(pages::created_endpoint(admin.ws_id, &created, true).into_response())
+}
+
+async fn revoke_endpoint(
+    State(state): State<AppRef>,
+    admin: Admin,
+    path: std::result::Result<Path<(Uuid, Uuid)>, PathRejection>,
+    form: std::result::Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response> {
+    let Form(form) = form?;
+    admin.check_csrf(&form.csrf)?;
+    let endpoint = admin::endpoint_of(&state.db, admin.ws_id, endpoint_path(path)?).await?;
+    endpoints::revoke(&state.db, endpoint.id).await?;
+    tracing::info!(ws_id = %admin.ws_id, endpoint_id = %endpoint.id, "endpoint revoked");
+    Ok(to_page(&state, &format!("/ws/{}/integrations?done=revoked", admin.ws_id)))
+}

@@ -1,0 +1,628 @@
+//! The provisioner against sepay-sim, the real Postgres and NATS, and (for the delivery loops)
+//! the real ingress and processor.
+
+use sepay_api::{SepayClient, SepayConfig};
+use sepay_bus::{ControlRequest, ControlSubject, NatsConfig};
+use sepay_provisioner::{Provisioner, ProvisionerConfig};
+use sepay_sim::{RetryAfterStyle, SimConfig};
+use sepay_testkit::{TestDb, count, eventually, test_bus};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const REDIRECT: &str = "http://127.0.0.1:9/callback";
+
+struct World {
+    db: TestDb,
+    nats: NatsConfig,
+    sim: String,
+    http: reqwest::Client,
+    company: i64,
+    ws_id: Uuid,
+    config: ProvisionerConfig,
+    stop: CancellationToken,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl World {
+    /// A simulator with a company and OAuth client, a workspace connected to it through the real
+    /// code flow (PKCE, `oauth2` crate), and a provisioner configuration pointing at both.
+    async fn new(sim_config: SimConfig) -> Self {
+        let stop = CancellationToken::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim = format!("http://{}", listener.local_addr().unwrap());
+        let sim_config = SimConfig {
+            sim_auto_approve: true,
+            sim_time_scale: 0.001,
+            ..sim_config
+        };
+        tokio::spawn(sepay_sim::serve(listener, sim_config, stop.clone()));
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let post = |path: &str, body: Value| {
+            let (http, url) = (http.clone(), format!("{sim}{path}"));
+            async move {
+                http.post(url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<Value>()
+                    .await
+                    .unwrap()
+            }
+        };
+        let company = post("/sim/companies", json!({"name": "Cty Demo"})).await["id"]
+            .as_i64()
+            .unwrap();
+        let client = post(
+            "/sim/oauth-clients",
+            json!({"company_id": company, "redirect_uris": [REDIRECT]}),
+        )
+        .await;
+        let db = TestDb::new().await;
+        let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
+        let ws_id = sepay_store::workspaces::create_workspace(&db.pool, "Shop")
+            .await
+            .unwrap()
+            .id;
+        let sepay = SepayConfig {
+            sepay_base_url: sim.clone(),
+            sepay_client_id: client["client_id"].as_str().unwrap().into(),
+            sepay_client_secret: client["client_secret"].as_str().unwrap().into(),
+            sepay_requests_per_sec: 200,
+            sepay_max_retry_wait_secs: 2,
+            ..Default::default()
+        };
+        let config = ProvisionerConfig {
+            public_base_url: "http://127.0.0.1:9".into(),
+            sepay,
+            ..Default::default()
+        };
+        let world = Self {
+            db,
+            nats,
+            sim,
+            http,
+            company,
+            ws_id,
+            config,
+            stop,
+        };
+        world.connect().await;
+        world
+    }
+
+    async fn connect(&self) {
+        let client = SepayClient::new(&self.config.sepay);
+        let request = client.authorize_request(REDIRECT).unwrap();
+        let redirect = self.http.get(&request.url).send().await.unwrap();
+        let location = url::Url::parse(redirect.headers()["location"].to_str().unwrap()).unwrap();
+        let pairs: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+        assert_eq!(pairs.get("state"), Some(&request.state));
+        let tokens = client
+            .exchange_code(&pairs["code"], &request.pkce_verifier, REDIRECT)
+            .await
+            .unwrap();
+        let provisioner = self.provisioner().await;
+        provisioner.tokens.store_grant(self.ws_id, &tokens).await.unwrap();
+    }
+
+    async fn provisioner(&self) -> Arc<Provisioner> {
+        let bus = sepay_bus::Bus::connect(&self.nats).await.unwrap();
+        Provisioner::new(self.config.clone(), self.db.pool.clone(), bus).unwrap()
+    }
+
+    async fn sim_post(&self, path: &str, body: Value) -> Value {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.sim))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{path}: {}", res.status());
+        res.json().await.unwrap()
+    }
+
+    async fn sim_state(&self) -> Value {
+        self.http
+            .get(format!("{}/sim/state", self.sim))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn accounts(&self, n: usize) -> Vec<i64> {
+        let mut ids = Vec::new();
+        for i in 0..n {
+            let body = json!({"company_id": self.company, "account_number": format!("0071{i:09}"), "bank_short_name": "MBBank"});
+            ids.push(self.sim_post("/sim/bank-accounts", body).await["id"].as_i64().unwrap());
+        }
+        ids
+    }
+
+    async fn live_endpoints(&self) -> i64 {
+        sqlx::query_scalar(
+            "select count(*) from sepay_webhook_endpoints where status = 'active' and sepay_webhook_id is not null",
+        )
+        .fetch_one(&self.db.pool)
+        .await
+        .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn sync_pages_through_every_account_and_provisions_one_webhook_each_idempotently() {
+    for n in [0usize, 1, 100, 101, 250] {
+        let w = World::new(SimConfig {
+            sim_rate_limit_per_sec: 1000,
+            ..Default::default()
+        })
+        .await;
+        w.accounts(n).await;
+        let p = w.provisioner().await;
+        let first = sepay_provisioner::sync_and_provision(&p, w.ws_id).await.unwrap();
+        assert_eq!(
+            (first.accounts, first.wallets_created, first.provisioned),
+            (n, n, n),
+            "{n} accounts"
+        );
+        assert_eq!(count(&w.db.pool, "sepay_wallet_links").await, n as i64);
+        assert_eq!(w.live_endpoints().await, n as i64);
+        assert_eq!(w.sim_state().await["webhooks"].as_array().unwrap().len(), n);
+        // again: nothing new, no second webhook
+        let again = sepay_provisioner::sync_and_provision(&p, w.ws_id).await.unwrap();
+        assert_eq!(
+            (again.provisioned, again.already_provisioned, again.wallets_created),
+            (0, n, 0),
+            "{n} accounts, rerun"
+        );
+        assert_eq!(w.sim_state().await["webhooks"].as_array().unwrap().len(), n);
+        if n == 1 {
+            let hook = &w.sim_state().await["webhooks"][0];
+            assert_eq!(
+                (hook["authen_type"].as_str(), hook["event_type"].as_str()),
+                (Some("Api_Key"), Some("All"))
+            );
+            assert_eq!(hook["request_content_type"], "Json");
+            assert!(
+                hook["webhook_url"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("http://127.0.0.1:9/api/v1/webhooks/sepay/spwh_")
+            );
+            let name: String = sqlx::query_scalar("select name from wallets")
+                .fetch_one(&w.db.pool)
+                .await
+                .unwrap();
+            assert_eq!(name, "MBBank 0000");
+            let synced: Option<chrono::DateTime<chrono::Utc>> =
+                sqlx::query_scalar("select last_synced_at from sepay_connections")
+                    .fetch_one(&w.db.pool)
+                    .await
+                    .unwrap();
+            assert!(synced.is_some());
+        }
+    }
+}
+
+#[tokio::test]
+async fn sync_honours_429_in_both_header_forms_and_fails_with_a_reason_when_it_persists() {
+    for style in [RetryAfterStyle::V1, RetryAfterStyle::V2] {
+        let w = World::new(SimConfig {
+            sim_retry_after_style: style,
+            sim_rate_limit_per_sec: 1000,
+            ..Default::default()
+        })
+        .await;
+        w.accounts(2).await;
+        w.sim_post("/sim/faults", json!({"api_429": 2})).await;
+        let started = std::time::Instant::now();
+        let outcome = sepay_provisioner::sync_and_provision(&*w.provisioner().await, w.ws_id)
+            .await
+            .unwrap();
+        assert_eq!(outcome.provisioned, 2, "{style:?}");
+        // the simulator asks for 1 s per 429
+        assert!(
+            started.elapsed() >= Duration::from_secs(2),
+            "{style:?}: waited {:?}",
+            started.elapsed()
+        );
+    }
+    let w = World::new(SimConfig {
+        sim_rate_limit_per_sec: 1000,
+        ..Default::default()
+    })
+    .await;
+    w.accounts(1).await;
+    w.sim_post("/sim/faults", json!({"api_429": 50})).await;
+    let err = sepay_provisioner::sync_and_provision(&*w.provisioner().await, w.ws_id)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("429"), "{err:#}");
+    let reason: Option<String> = sqlx::query_scalar("select last_sync_error from sepay_connections")
+        .fetch_one(&w.db.pool)
+        .await
+        .unwrap();
+    assert!(reason.unwrap().contains("rate limit"));
+}
+
+#[tokio::test]
+async fn an_admin_mapping_survives_a_resync() {
+    let w = World::new(SimConfig {
+        sim_rate_limit_per_sec: 1000,
+        ..Default::default()
+    })
+    .await;
+    w.accounts(1).await;
+    let p = w.provisioner().await;
+    sepay_provisioner::sync_and_provision(&p, w.ws_id).await.unwrap();
+    let chosen = sepay_store::workspaces::create_wallet(&w.db.pool, w.ws_id, "Chosen", "VND")
+        .await
+        .unwrap();
+    sqlx::query("update sepay_wallet_links set wallet_id = $1")
+        .bind(chosen.id)
+        .execute(&w.db.pool)
+        .await
+        .unwrap();
+    sepay_provisioner::sync_and_provision(&p, w.ws_id).await.unwrap();
+    let wallet: Uuid = sqlx::query_scalar("select wallet_id from sepay_wallet_links")
+        .fetch_one(&w.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(wallet, chosen.id);
+}
+
+#[tokio::test]
+async fn a_remote_webhook_is_deleted_when_it_cannot_be_stored_locally() {
+    let w = World::new(SimConfig {
+        sim_rate_limit_per_sec: 1000,
+        ..Default::default()
+    })
+    .await;
+    w.accounts(1).await;
+    // make local persistence fail (a real Postgres error, from a trigger this test installs)
+    sqlx::raw_sql(
+        "create function refuse() returns trigger language plpgsql as $$ begin raise exception 'disk full'; end $$;
+         create trigger refuse before insert on sepay_webhook_endpoints for each row execute function refuse();",
+    )
+    .execute(&w.db.pool)
+    .await
+    .unwrap();
+    let p = w.provisioner().await;
+    let err = sepay_provisioner::sync_and_provision(&p, w.ws_id).await.unwrap_err();
+    assert!(format!("{err:#}").contains("could not be provisioned"), "{err:#}");
+    assert_eq!(
+        w.sim_state().await["webhooks"],
+        json!([]),
+        "the remote webhook was deleted"
+    );
+    sqlx::raw_sql("drop trigger refuse on sepay_webhook_endpoints")
+        .execute(&w.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        sepay_provisioner::sync_and_provision(&p, w.ws_id)
+            .await
+            .unwrap()
+            .provisioned,
+        1
+    );
+    assert_eq!(w.sim_state().await["webhooks"].as_array().unwrap().len(), 1);
+}
+
+/// The real ingress and processor, with the provisioner's public URL pointing at the ingress.
+async fn start_pipeline(w: &mut World) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    w.config.public_base_url = format!("http://{}", listener.local_addr().unwrap());
+    let bus = sepay_bus::Bus::connect(&w.nats).await.unwrap();
+    let ingress = sepay_ingress::IngressConfig {
+        relay_interval_ms: 100,
+        relay_min_age_ms: 200,
+        ..Default::default()
+    };
+    tokio::spawn(sepay_ingress::serve(
+        listener,
+        ingress,
+        w.db.pool.clone(),
+        bus.clone(),
+        w.stop.clone(),
+    ));
+    let processor = sepay_processor::ProcessorConfig::default();
+    tokio::spawn(sepay_processor::consume(
+        processor,
+        w.db.pool.clone(),
+        bus,
+        Arc::new(sepay_processor::FallbackOnly),
+        w.stop.clone(),
+    ));
+}
+
+async fn booked(w: &World) -> i64 {
+    count(&w.db.pool, "wallet_transactions").await
+}
+
+async fn wait_booked(w: &World, n: i64) {
+    let done = eventually(Duration::from_secs(15), || async {
+        (booked(w).await >= n).then_some(())
+    })
+    .await;
+    assert!(done.is_some(), "expected {n} bookings, have {}", booked(w).await);
+}
+
+#[tokio::test]
+async fn rotation_keeps_deliveries_flowing_and_the_old_token_works_until_its_grace_ends() {
+    let mut w = World::new(SimConfig {
+        sim_rate_limit_per_sec: 1000,
+        ..Default::default()
+    })
+    .await;
+    start_pipeline(&mut w).await;
+    let account = w.accounts(1).await[0];
+    let p = w.provisioner().await;
+    sepay_provisioner::sync_and_provision(&p, w.ws_id).await.unwrap();
+    let before = w.sim_state().await["webhooks"][0].clone();
+    let tx = |amount: i64| {
+        w.sim_post(
+            "/sim/transactions",
+            json!({"bank_account_id": account, "transfer_type": "in", "amount": amount}),
+        )
+    };
+    for amount in 1..=3 {
+        tx(amount).await;
+    }
+    let old_endpoint: Uuid = sqlx::query_scalar("select id from sepay_webhook_endpoints")
+        .fetch_one(&w.db.pool)
+        .await
+        .unwrap();
+    sepay_provisioner::rotate(&p, w.ws_id, old_endpoint).await.unwrap();
+    for amount in 4..=6 {
+        tx(amount).await;
+    }
+    wait_booked(&w, 6).await;
+    let after = w.sim_state().await["webhooks"][0].clone();
+    assert_eq!(after["id"], before["id"], "the same SePay webhook, patched");
+    assert_ne!(after["webhook_url"], before["webhook_url"]);
+    assert_ne!(after["api_key"], before["api_key"]);
+    // the old token and key still work during the grace period
+    let mut direct = sepay_testkit::delivery(990_001, "in", json!(5));
+    direct["accountNumber"] = json!("0071000000000");
+    let old_post = || {
+        w.http
+            .post(before["webhook_url"].as_str().unwrap())
+            .header(
+                "authorization",
+                format!("Apikey {}", before["api_key"].as_str().unwrap()),
+            )
+            .json(&direct)
+            .send()
+    };
+    assert_eq!(old_post().await.unwrap().status(), 200);
+    sqlx::query("update sepay_webhook_endpoints set grace_until = now() - interval '1 second' where id = $1")
+        .bind(old_endpoint)
+        .execute(&w.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(old_post().await.unwrap().status(), 401);
+    let deliveries: Vec<Value> = w
+        .http
+        .get(format!("{}/sim/deliveries", w.sim))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        deliveries.iter().all(|d| d["status"] == 200),
+        "no delivery lost: {deliveries:?}"
+    );
+    wait_booked(&w, 7).await;
+}
+
+#[tokio::test]
+async fn reconciliation_recovers_dropped_webhooks_without_double_booking_late_ones() {
+    let mut w = World::new(SimConfig {
+        sim_rate_limit_per_sec: 1000,
+        ..Default::default()
+    })
+    .await;
+    start_pipeline(&mut w).await;
+    let account = w.accounts(1).await[0];
+    let p = w.provisioner().await;
+    sepay_provisioner::sync_and_provision(&p, w.ws_id).await.unwrap();
+    let tx = |amount: i64| {
+        w.sim_post(
+            "/sim/transactions",
+            json!({"bank_account_id": account, "transfer_type": "out", "amount": amount}),
+        )
+    };
+    // two deliveries lost, three delivered
+    w.sim_post("/sim/faults", json!({"drop_deliveries": 2})).await;
+    for amount in 1..=5 {
+        tx(amount).await;
+    }
+    wait_booked(&w, 3).await;
+    // two more that will arrive late: after reconciliation has booked them
+    w.sim_post("/sim/faults", json!({"delay_deliveries_ms": 1500})).await;
+    for amount in 6..=7 {
+        tx(amount).await;
+    }
+    let outcome = sepay_provisioner::reconcile_requested(&p, &ControlRequest::workspace(w.ws_id))
+        .await
+        .unwrap();
+    assert_eq!((outcome.fetched, outcome.inserted), (7, 4));
+    wait_booked(&w, 7).await;
+    // the late deliveries land as duplicates
+    let late = eventually(Duration::from_secs(10), || async {
+        let deliveries: Vec<Value> = w
+            .http
+            .get(format!("{}/sim/deliveries", w.sim))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let answered: Vec<&Value> = deliveries.iter().filter(|d| d["status"] == 200).collect();
+        (answered.len() == 5).then(|| {
+            answered
+                .iter()
+                .filter(|d| d["response_body"].as_str().unwrap_or("").contains("duplicate"))
+                .count()
+        })
+    })
+    .await;
+    assert_eq!(late, Some(2), "both late webhooks answered as duplicates");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(booked(&w).await, 7);
+    let total: rust_decimal::Decimal = sqlx::query_scalar("select sum(amount) from wallet_transactions")
+        .fetch_one(&w.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(total, rust_decimal::Decimal::from(-28));
+    let run = sepay_store::provisioning::get_run(&w.db.pool, outcome.run_id)
+        .await
+        .unwrap();
+    assert_eq!((run.status.as_str(), run.fetched, run.inserted), ("succeeded", 7, 4));
+    // a second run finds nothing missing
+    let again = sepay_provisioner::reconcile_requested(&p, &ControlRequest::workspace(w.ws_id))
+        .await
+        .unwrap();
+    assert_eq!(again.inserted, 0);
+}
+
+#[tokio::test]
+async fn a_window_that_hits_the_row_limit_is_split_by_day() {
+    let mut w = World::new(SimConfig {
+        sim_rate_limit_per_sec: 1000,
+        ..Default::default()
+    })
+    .await;
+    w.config.reconcile_window_row_limit = 5;
+    let account = w.accounts(1).await[0];
+    for (day, n) in [("2026-03-01", 3), ("2026-03-02", 4), ("2026-03-03", 2)] {
+        for i in 0..n {
+            let body = json!({"bank_account_id": account, "transfer_type": "in", "amount": 10 + i, "transaction_date": format!("{day} 10:0{i}:00")});
+            w.sim_post("/sim/transactions", body).await;
+        }
+    }
+    let p = w.provisioner().await;
+    let request = ControlRequest {
+        from: Some("2026-02-28T17:00:00Z".into()),
+        to: Some("2026-03-03T16:59:59Z".into()),
+        ..ControlRequest::workspace(w.ws_id)
+    };
+    let outcome = sepay_provisioner::reconcile_requested(&p, &request).await.unwrap();
+    assert_eq!((outcome.fetched, outcome.inserted), (9, 9));
+    let sources: Vec<String> = sqlx::query_scalar("select distinct source from sepay_webhook_events")
+        .fetch_all(&w.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(sources, ["reconciliation"]);
+}
+
+#[tokio::test]
+async fn disconnect_deletes_remote_webhooks_revokes_endpoints_and_tokens() {
+    let w = World::new(SimConfig {
+        sim_rate_limit_per_sec: 1000,
+        ..Default::default()
+    })
+    .await;
+    w.accounts(2).await;
+    let p = w.provisioner().await;
+    sepay_provisioner::sync_and_provision(&p, w.ws_id).await.unwrap();
+    let token = p.tokens.access_token(w.ws_id).await.unwrap();
+    sepay_provisioner::disconnect(&p, w.ws_id).await.unwrap();
+    assert_eq!(w.sim_state().await["webhooks"], json!([]));
+    assert_eq!(w.live_endpoints().await, 0);
+    let status: String = sqlx::query_scalar("select status from sepay_connections")
+        .fetch_one(&w.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "revoked");
+    let res = w
+        .http
+        .get(format!("{}/api/v1/bank-accounts", w.sim))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "the token was revoked at SePay");
+    assert!(p.tokens.access_token(w.ws_id).await.is_err());
+}
+
+#[tokio::test]
+async fn the_provisioner_acts_on_control_messages() {
+    let w = World::new(SimConfig {
+        sim_rate_limit_per_sec: 1000,
+        ..Default::default()
+    })
+    .await;
+    w.accounts(3).await;
+    let bus = sepay_bus::Bus::connect(&w.nats).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let health = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(sepay_provisioner::serve(
+        listener,
+        w.config.clone(),
+        w.db.pool.clone(),
+        bus.clone(),
+        w.stop.clone(),
+    ));
+    bus.ensure_control_stream().await.unwrap();
+    bus.publish_control(
+        ControlSubject::ConnectionConnected,
+        "connected-1",
+        &ControlRequest::workspace(w.ws_id),
+    )
+    .await
+    .unwrap();
+    let provisioned = eventually(Duration::from_secs(15), || async {
+        (w.live_endpoints().await == 3).then_some(())
+    })
+    .await;
+    assert!(provisioned.is_some());
+    let ready = reqwest::get(format!("{health}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    bus.publish_control(
+        ControlSubject::ReconcileRequested,
+        "reconcile-1",
+        &ControlRequest::workspace(w.ws_id),
+    )
+    .await
+    .unwrap();
+    let ran = eventually(Duration::from_secs(15), || async {
+        let runs = sepay_store::provisioning::list_runs(&w.db.pool, w.ws_id, 5)
+            .await
+            .unwrap();
+        runs.first().filter(|r| r.status == "succeeded").map(|_| ())
+    })
+    .await;
+    assert!(ran.is_some());
+    bus.publish_control(
+        ControlSubject::ConnectionDisconnected,
+        "disconnected-1",
+        &ControlRequest::workspace(w.ws_id),
+    )
+    .await
+    .unwrap();
+    let gone = eventually(Duration::from_secs(15), || async {
+        (w.live_endpoints().await == 0).then_some(())
+    })
+    .await;
+    assert!(gone.is_some());
+}
