@@ -307,6 +307,7 @@ def cmd_compose(path: str) -> list[str]:
         "migrate": ["sepayctl", "migrate"],
         "ingress": ["sepay-ingress"],
         "processor": ["sepay-processor"],
+        "provisioner": ["sepay-provisioner"],
         "demo": ["sepayctl", "demo"],
     }
     for sname, cmd in commands.items():
@@ -326,7 +327,7 @@ def cmd_compose(path: str) -> list[str]:
             host = urlparse(str(env.get(key, ""))).hostname
             if host and host not in services:
                 p(f"{sname}: {key} points at {host}, which is not a compose service")
-        if sname in ("ingress", "processor"):
+        if sname in ("ingress", "processor", "provisioner"):
             dep = svc.get("depends_on", {})
             if dep.get("migrate", {}).get("condition") != "service_completed_successfully":
                 p(f"{sname}: must depend on migrate with condition service_completed_successfully")

@@ -17,6 +17,7 @@ use sepay_store::PgPool;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 pub use auth::{AdminAuth, Claims, mint_admin_token};
 pub use error::ConnectorError;
@@ -89,6 +90,12 @@ impl ConnectorConfig {
     pub fn secure_cookies(&self) -> bool {
         self.connector_public_url.starts_with("https://")
     }
+}
+
+/// The login link for a session token: opens `ws`'s integration page signed in.
+pub fn login_url(origin: &str, token: &str, ws_id: Uuid) -> String {
+    // a JWT is base64url and dots: nothing to escape
+    format!("{}/login?token={token}&ws={ws_id}", origin.trim_end_matches('/'))
 }
 
 /// What every handler shares.

@@ -64,7 +64,9 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
                     .join("\n")
             });
         }
-        Command::Up(_) | Command::Sim(_) | Command::Demo { .. } => unreachable!("handled in main"),
+        Command::Up(_) | Command::Sim(_) | Command::Demo { .. } | Command::AdminToken(_) => {
+            unreachable!("handled in main")
+        },
     }
     Ok(())
 }

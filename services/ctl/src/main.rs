@@ -1,6 +1,7 @@
 //! `sepayctl`: the operator CLI. Every command takes `--json` for scripting; `up` runs every
 //! service in one process.
 
+mod admin;
 mod commands;
 mod output;
 mod sim;
@@ -66,6 +67,8 @@ pub enum Command {
     Transactions(TransactionsCmd),
     /// Run every service in this process.
     Up(up::UpArgs),
+    /// Mint an admin session token and print the connector's login link (local use).
+    AdminToken(admin::AdminTokenArgs),
     /// Drive a running SePay simulator.
     Sim(sim::SimArgs),
     /// Seed a demo workspace on running services and show one simulated transaction booked
@@ -164,6 +167,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Up(ref args) => up::run(&cli, args).await,
         Command::Sim(ref args) => sim::run(json, args).await,
+        Command::AdminToken(ref args) => admin::admin_token(&cli, args).await,
         Command::Demo { ref sim_url } => up::demo_on_running(&cli, sim_url).await,
         _ => commands::run(&cli).await,
     };

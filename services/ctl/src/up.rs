@@ -19,6 +19,11 @@ pub struct UpArgs {
     processor: ProcessorConfig,
     #[command(flatten)]
     sim: sepay_sim::SimConfig,
+    #[command(flatten)]
+    connector: sepay_connector::ConnectorConfig,
+    /// SePay for the services that call it; unset, the embedded simulator.
+    #[command(flatten)]
+    sepay: sepay_api::SepayConfig,
     /// Do not run the SePay simulator.
     #[arg(long)]
     no_sim: bool,
@@ -45,6 +50,9 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     let processor_listener = TcpListener::bind(args.processor.processor_addr)
         .await
         .with_context(|| format!("cannot listen on {} (PROCESSOR_ADDR)", args.processor.processor_addr))?;
+    let connector_listener = TcpListener::bind(args.connector.connector_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (CONNECTOR_ADDR)", args.connector.connector_addr))?;
     let sim_listener = match args.no_sim {
         true => None,
         false => Some(TcpListener::bind(args.sim.sim_addr).await.with_context(|| {
@@ -77,16 +85,31 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     let sim = sim_listener.map(|l| tokio::spawn(sepay_sim::serve(l, args.sim.clone(), shutdown.clone())));
+    let running = crate::admin::Running {
+        db: &db,
+        bus: &bus,
+        ingress_url: &ingress_url,
+        sim_url: sim_url.as_deref(),
+        shutdown: &shutdown,
+    };
+    let (connector, login_link) = crate::admin::start_connector(
+        connector_listener,
+        args.connector.clone(),
+        args.sepay.clone(),
+        running,
+    )
+    .await?;
     let started = json!({
         "sim": sim_url,
         "postgres": cli.db.redacted_url(),
         "nats": cli.nats.nats_url,
         "ingress": format!("{ingress_url}/api/v1/webhooks/sepay/{{token}}"),
         "processor": format!("{processor_url}/readyz"),
+        "connector_login": login_link,
     });
     crate::output::print(cli.json, &started, || {
         format!(
-            "sepay is up\n  postgres   {} (migrated)\n  nats       {}\n  ingress    {ingress_url}/api/v1/webhooks/sepay/{{token}}   health {ingress_url}/readyz\n  processor  {processor_url}/readyz\n  sepay-sim  {}\nCtrl-C stops everything.",
+            "sepay is up\n  postgres   {} (migrated)\n  nats       {}\n  ingress    {ingress_url}/api/v1/webhooks/sepay/{{token}}   health {ingress_url}/readyz\n  processor  {processor_url}/readyz\n  sepay-sim  {}\n  connector  admin pages, sign in with {login_link}\nCtrl-C stops everything.",
             cli.db.redacted_url(),
             cli.nats.nats_url,
             sim_url
@@ -108,9 +131,10 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
             return Err(err);
         }
     }
-    let (i, p) = tokio::join!(ingress, processor);
+    let (i, p, c) = tokio::join!(ingress, processor, connector);
     i??;
     p??;
+    c??;
     if let Some(sim) = sim {
         sim.await??;
     }

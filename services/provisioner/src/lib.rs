@@ -27,8 +27,8 @@ pub struct ProvisionerConfig {
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, env = "PROVISIONER_ADDR", default_value = "127.0.0.1:8083")]
     pub provisioner_addr: SocketAddr,
-    /// Base URL SePay reaches the ingress at (webhook URLs are built from it).
-    #[arg(long, env = "PUBLIC_BASE_URL", default_value = "http://127.0.0.1:8080")]
+    /// Base URL SePay reaches the ingress at (`PUBLIC_BASE_URL`; set by the binary, shared with sepayctl).
+    #[arg(skip = String::from("http://127.0.0.1:8080"))]
     pub public_base_url: String,
     /// Seconds between scheduled reconciliations of a connection (0 turns the schedule off).
     #[arg(long, env = "RECONCILE_INTERVAL_SECS", default_value_t = 3600)]
@@ -42,7 +42,8 @@ pub struct ProvisionerConfig {
     /// Hours a rotated endpoint's old token keeps working (SePay retries for 5 hours).
     #[arg(long, env = "ROTATION_GRACE_HOURS", default_value_t = 6)]
     pub rotation_grace_hours: u64,
-    #[command(flatten)]
+    /// The SePay client's settings (`SEPAY_*`; flattened by the binary, shared with the connector).
+    #[arg(skip)]
     pub sepay: SepayConfig,
 }
 

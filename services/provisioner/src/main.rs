@@ -10,6 +10,11 @@ struct Cli {
     #[command(flatten)]
     provisioner: ProvisionerConfig,
     #[command(flatten)]
+    sepay: sepay_api::SepayConfig,
+    /// Base URL SePay reaches the ingress at (webhook URLs are built from it).
+    #[arg(long, env = "PUBLIC_BASE_URL", default_value = "http://127.0.0.1:8080")]
+    public_base_url: String,
+    #[command(flatten)]
     db: DbConfig,
     #[command(flatten)]
     nats: NatsConfig,
@@ -17,7 +22,9 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    cli.provisioner.sepay = cli.sepay.clone();
+    cli.provisioner.public_base_url = cli.public_base_url.clone();
     let _telemetry = sepay_telemetry::init(
         "sepay-provisioner",
         sepay_telemetry::LogFormat::from_env_or(sepay_telemetry::LogFormat::Json),

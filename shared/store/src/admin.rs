@@ -20,15 +20,14 @@ pub async fn member_role(pool: &PgPool, ws_id: Uuid, user_id: &str) -> StoreResu
     )
 }
 
-/// Adds `user_id` to `ws_id` with `role`, or changes the role of an existing member.
-pub async fn ensure_member(pool: &PgPool, ws_id: Uuid, user_id: &str, role: &str) -> StoreResult<()> {
+/// Makes `user_id` an admin of `ws_id`: adds the member, or promotes a `member`; an owner stays owner.
+pub async fn grant_admin(pool: &PgPool, ws_id: Uuid, user_id: &str) -> StoreResult<()> {
     sqlx::query(
-        "insert into workspace_members (ws_id, user_id, role) values ($1, $2, $3)
-         on conflict (ws_id, user_id) do update set role = excluded.role",
+        "insert into workspace_members (ws_id, user_id, role) values ($1, $2, 'admin')
+         on conflict (ws_id, user_id) do update set role = 'admin' where workspace_members.role = 'member'",
     )
     .bind(ws_id)
     .bind(user_id)
-    .bind(role)
     .execute(pool)
     .await?;
     Ok(())

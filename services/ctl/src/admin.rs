@@ -1,0 +1,136 @@
+//! `sepayctl admin-token` and the connector's part of `sepayctl up`: admin session tokens for
+//! local use, the login link, and a simulator OAuth client so "Connect SePay" works at once.
+
+use crate::Cli;
+use crate::sim::SimClient;
+use anyhow::Context;
+use sepay_api::SepayConfig;
+use sepay_connector::{CALLBACK_PATH, ConnectorConfig};
+use sepay_store::{PgPool, admin, workspaces};
+use serde_json::json;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+#[derive(clap::Args)]
+pub struct AdminTokenArgs {
+    /// The workspace the login link opens.
+    #[arg(long)]
+    ws: Uuid,
+    /// The platform user id (`workspace_members.user_id`, the token's `sub`).
+    #[arg(long)]
+    user: String,
+    /// Lifetime of the token.
+    #[arg(long, default_value_t = 480)]
+    ttl_mins: u64,
+    /// Also make the user an admin of the workspace (an owner stays owner).
+    #[arg(long)]
+    grant: bool,
+    /// HS256 secret the connector verifies with; unset: the public development secret.
+    #[arg(long, env = "ADMIN_JWT_SECRET", hide_env_values = true)]
+    admin_jwt_secret: Option<String>,
+    /// The connector's public origin, for the login link.
+    #[arg(long, env = "CONNECTOR_PUBLIC_URL", default_value = "http://127.0.0.1:8082")]
+    connector_url: String,
+}
+
+fn secret(configured: Option<&str>) -> String {
+    if configured.is_none() {
+        eprintln!("sepayctl: warning: ADMIN_JWT_SECRET is not set: signing with the public development secret");
+    }
+    sepay_connector::auth::jwt_secret(configured)
+}
+
+pub async fn admin_token(cli: &Cli, args: &AdminTokenArgs) -> anyhow::Result<()> {
+    if args.grant {
+        let db = sepay_store::connect(&cli.db).await?;
+        workspaces::get_workspace(&db, args.ws).await?;
+        admin::grant_admin(&db, args.ws, &args.user).await?;
+    }
+    let ttl = Duration::from_secs(args.ttl_mins * 60);
+    let token = sepay_connector::mint_admin_token(&secret(args.admin_jwt_secret.as_deref()), &args.user, ttl)?;
+    let login_url = sepay_connector::login_url(&args.connector_url, &token, args.ws);
+    let expires_at = chrono::Utc::now() + chrono::Duration::seconds(ttl.as_secs() as i64);
+    let report = json!({"token": token, "login_url": login_url, "expires_at": expires_at, "granted": args.grant});
+    crate::output::print(cli.json, &report, || {
+        format!("login link (valid until {}):\n  {login_url}", expires_at.format("%Y-%m-%d %H:%M UTC"))
+    });
+    Ok(())
+}
+
+/// The user `sepayctl up` signs in as.
+const LOCAL_ADMIN: &str = "local-admin";
+
+/// Starts the connector for `sepayctl up`: its public URLs follow the bound addresses unless
+/// set, SePay is the embedded simulator unless SEPAY_BASE_URL is set, and an OAuth client is
+/// registered there for the connector's callback. Returns the server task and the login link.
+pub async fn start_connector(
+    listener: TcpListener,
+    mut config: ConnectorConfig,
+    mut sepay: SepayConfig,
+    up: Running<'_>,
+) -> anyhow::Result<(JoinHandle<anyhow::Result<()>>, String)> {
+    let Running { db, bus, ingress_url, sim_url, shutdown } = up;
+    let defaults = ConnectorConfig::default();
+    if config.connector_public_url == defaults.connector_public_url {
+        config.connector_public_url = format!("http://{}", listener.local_addr()?);
+    }
+    if config.ingress_public_url == defaults.ingress_public_url {
+        config.ingress_public_url = ingress_url.to_owned();
+    }
+    if let Some(sim_url) = sim_url {
+        if sepay.sepay_base_url == SepayConfig::default().sepay_base_url {
+            sepay.sepay_base_url = sim_url.to_owned();
+        }
+        if sepay.sepay_client_id.is_empty() && sepay.sepay_base_url == sim_url {
+            register_sim_client(sim_url, &mut sepay, &format!("{}{CALLBACK_PATH}", config.origin())).await?;
+        }
+    }
+    let ws_id = local_workspace(db).await?;
+    let secret = sepay_connector::auth::jwt_secret(config.admin_jwt_secret.as_deref());
+    let token = sepay_connector::mint_admin_token(&secret, LOCAL_ADMIN, Duration::from_secs(12 * 3600))?;
+    let link = sepay_connector::login_url(config.origin(), &token, ws_id);
+    let task = tokio::spawn(sepay_connector::serve(listener, config, sepay, db.clone(), bus.clone(), shutdown.clone()));
+    Ok((task, link))
+}
+
+/// What `up` already runs, for the connector.
+pub struct Running<'a> {
+    pub db: &'a PgPool,
+    pub bus: &'a sepay_bus::Bus,
+    pub ingress_url: &'a str,
+    pub sim_url: Option<&'a str>,
+    pub shutdown: &'a CancellationToken,
+}
+
+/// A simulator company with one bank account, and an OAuth client for the connector.
+async fn register_sim_client(sim_url: &str, sepay: &mut SepayConfig, callback: &str) -> anyhow::Result<()> {
+    let sim = SimClient { base: sim_url.to_owned(), http: reqwest::Client::new() };
+    let company = sim.post("/sim/companies", json!({"name": "Cty Local"})).await?;
+    sim.post("/sim/bank-accounts", json!({"company_id": company["id"], "bank_short_name": "Vietcombank"}))
+        .await?;
+    let secret = sepay_crypto::generate_secret("spcs_").expose().to_owned();
+    sim.post(
+        "/sim/oauth-clients",
+        json!({"company_id": company["id"], "redirect_uris": [callback], "client_id": "sepay-connector-local",
+               "client_secret": secret, "name": "sepay-connector (local)"}),
+    )
+    .await
+    .context("registering the connector's OAuth client in the simulator")?;
+    sepay.sepay_client_id = "sepay-connector-local".into();
+    sepay.sepay_client_secret = secret;
+    Ok(())
+}
+
+/// The workspace the local admin manages: the first one, or a new "Local workspace".
+async fn local_workspace(db: &PgPool) -> anyhow::Result<Uuid> {
+    if let Some(ws) = admin::admin_workspaces(db, LOCAL_ADMIN).await?.first() {
+        return Ok(ws.id);
+    }
+    let ws = workspaces::create_workspace(db, "Local workspace").await?;
+    workspaces::create_wallet(db, ws.id, "Main wallet", "VND").await?;
+    admin::grant_admin(db, ws.id, LOCAL_ADMIN).await?;
+    Ok(ws.id)
+}
