@@ -336,6 +336,8 @@ async fn sepayctl_up_demo_books_a_delivery_with_and_without_the_simulator() {
             .env("INGRESS_ADDR", "127.0.0.1:0")
             .env("PROCESSOR_ADDR", "127.0.0.1:0")
             .env("SIM_ADDR", "127.0.0.1:0")
+            .env("CONNECTOR_ADDR", "127.0.0.1:0")
+            .env("PROVISIONER_ADDR", "127.0.0.1:0")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -458,18 +460,23 @@ async fn sepayctl_up_stops_gracefully_on_sigterm() {
         .env("BUS_PREFIX", &nats.bus_prefix)
         .env("INGRESS_ADDR", format!("127.0.0.1:{ingress_port}"))
         .env("PROCESSOR_ADDR", "127.0.0.1:0")
-        .stdout(Stdio::null())
+        .env("SIM_ADDR", "127.0.0.1:0")
+        .env("CONNECTOR_ADDR", "127.0.0.1:0")
+        .env("PROVISIONER_ADDR", "127.0.0.1:0")
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let ready = eventually(Duration::from_secs(20), || async {
-        let res = reqwest::get(format!("http://127.0.0.1:{ingress_port}/readyz"))
-            .await
-            .ok()?;
-        res.status().is_success().then_some(())
-    })
-    .await;
-    assert!(ready.is_some(), "sepayctl up never became ready");
+    // `up` prints its last start-up line once every service is running
+    let stdout = child.stdout.take().unwrap();
+    let started = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout).lines().map_while(Result::ok).any(|l| l.contains("Ctrl-C stops everything"))
+    });
+    let started = tokio::time::timeout(Duration::from_secs(30), started).await;
+    assert!(matches!(started, Ok(Ok(true))), "sepayctl up never finished starting");
+    let ready = reqwest::get(format!("http://127.0.0.1:{ingress_port}/readyz")).await.unwrap();
+    assert!(ready.status().is_success());
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use sepay_bus::EventReceived;
 use sepay_core::auth::parse_api_key;
 use sepay_core::{DedupeKey, Delivery, EventSource};
@@ -22,10 +22,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/webhooks/sepay/{token}",
             post(receive).layer(axum::middleware::from_fn(time_answer)),
         )
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics::endpoint))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(sepay_runtime::health_router(state.db.clone(), state.bus.clone(), None))
 }
 
 /// Ack latency of every answer, by status.
@@ -154,13 +152,3 @@ pub(crate) async fn publish(app: &AppState, event: &events::EventRef) {
     }
 }
 
-async fn ready(State(app): State<Arc<AppState>>) -> Response {
-    let db = sepay_store::ping(&app.db).await;
-    let nats = app.bus.is_connected();
-    let status = if db && nats {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(json!({"postgres": db, "nats": nats}))).into_response()
-}

@@ -6,7 +6,6 @@
 //! without effect; failures mark the row `failed` with a reason and are retried with backoff.
 
 pub mod classify;
-mod health;
 mod worker;
 
 use sepay_bus::{Bus, ConsumerSettings};
@@ -100,7 +99,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     sepay_telemetry::metrics::handle();
     let consumer_ready = Arc::new(AtomicBool::new(false));
-    let health = tokio::spawn(health::serve(
+    let health = tokio::spawn(sepay_runtime::serve_health(
         listener,
         db.clone(),
         bus.clone(),

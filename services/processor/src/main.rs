@@ -19,22 +19,8 @@ struct Cli {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let _telemetry = sepay_telemetry::init(
-        "sepay-processor",
-        sepay_telemetry::LogFormat::from_env_or(sepay_telemetry::LogFormat::Json),
-    );
-    let shutdown = sepay_telemetry::shutdown_on_signals();
-    let result = async {
-        let db = sepay_store::connect(&cli.db).await?;
-        let bus = sepay_bus::Bus::connect(&cli.nats).await?;
-        sepay_processor::run(cli.processor, db, bus, Arc::new(FallbackOnly), shutdown).await
-    }
-    .await;
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("sepay-processor: {err}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    sepay_runtime::run_service("sepay-processor", &cli.db, &cli.nats, |db, bus, shutdown| {
+        sepay_processor::run(cli.processor, db, bus, Arc::new(FallbackOnly), shutdown)
+    })
+    .await
 }

@@ -3,7 +3,6 @@
 //! numeric bank account, rotates endpoints without a delivery gap, cleans up on disconnect, and
 //! reconciles (on request and on a schedule) so no transaction is missed when webhooks are lost.
 
-mod health;
 mod reconcile;
 mod sync;
 mod worker;
@@ -108,7 +107,7 @@ pub async fn serve(
     sepay_telemetry::metrics::handle();
     let provisioner = Provisioner::new(config, db.clone(), bus.clone())?;
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let health = tokio::spawn(health::serve(listener, db, bus, ready.clone(), shutdown.clone()));
+    let health = tokio::spawn(sepay_runtime::serve_health(listener, db, bus, ready.clone(), shutdown.clone()));
     let schedule = tokio::spawn(reconcile::schedule(provisioner.clone(), shutdown.clone()));
     let settings = ConsumerSettings {
         // a reconciliation of a long window may take minutes

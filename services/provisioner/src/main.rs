@@ -25,22 +25,8 @@ async fn main() -> std::process::ExitCode {
     let mut cli = Cli::parse();
     cli.provisioner.sepay = cli.sepay.clone();
     cli.provisioner.public_base_url = cli.public_base_url.clone();
-    let _telemetry = sepay_telemetry::init(
-        "sepay-provisioner",
-        sepay_telemetry::LogFormat::from_env_or(sepay_telemetry::LogFormat::Json),
-    );
-    let shutdown = sepay_telemetry::shutdown_on_signals();
-    let result = async {
-        let db = sepay_store::connect(&cli.db).await?;
-        let bus = sepay_bus::Bus::connect(&cli.nats).await?;
-        sepay_provisioner::run(cli.provisioner, db, bus, shutdown).await
-    }
-    .await;
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("sepay-provisioner: {err:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    sepay_runtime::run_service("sepay-provisioner", &cli.db, &cli.nats, |db, bus, shutdown| {
+        sepay_provisioner::run(cli.provisioner, db, bus, shutdown)
+    })
+    .await
 }

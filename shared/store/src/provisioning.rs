@@ -248,3 +248,13 @@ pub async fn due_for_reconciliation(pool: &PgPool, every: std::time::Duration) -
     .fetch_all(pool)
     .await?)
 }
+
+/// Active SePay-provisioned endpoints of a workspace.
+pub async fn live_endpoint_count(pool: &PgPool, ws_id: Uuid) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "select count(*) from sepay_webhook_endpoints where ws_id = $1 and status = 'active' and sepay_webhook_id is not null",
+    )
+    .bind(ws_id)
+    .fetch_one(pool)
+    .await?)
+}

@@ -1,0 +1,819 @@
+//! The connector against real Postgres, real NATS and the SePay simulator in this process: the
+//! connect flow and every way it fails, the token lifecycle, access control, CSRF, the pages and
+//! their forms, and (in `browser`) the whole flow in headless Chromium.
+
+use futures::StreamExt;
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, HeaderMap, LOCATION, SET_COOKIE};
+use sepay_api::{SepayClient, SepayConfig, Tokens};
+use sepay_bus::{Bus, ConsumerSettings, ControlRequest};
+use sepay_connector::ConnectorConfig;
+use sepay_connector::state::{self, PendingAuth};
+use sepay_crypto::seal::Keyring;
+use sepay_sim::{Sim, SimConfig};
+use sepay_store::{PgPool, admin, connections, workspaces};
+use sepay_testkit::{TestDb, nats_url, test_bus};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+mod browser;
+
+const ADMIN_SECRET: &str = "test-admin-jwt-secret";
+const CLIENT_ID: &str = "connector-test";
+const CLIENT_SECRET: &str = "connector-test-secret";
+
+/// The simulator, the connector and a workspace with an admin (`alice`) and a member (`bob`).
+pub struct App {
+    pub db: PgPool,
+    pub bus: Bus,
+    pub sim: Arc<Sim>,
+    pub url: String,
+    pub sepay: SepayConfig,
+    pub keys: Arc<Keyring>,
+    pub ws: Uuid,
+    http: reqwest::Client,
+    stop: CancellationToken,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+pub fn fast_sim() -> SimConfig {
+    SimConfig { sim_auto_approve: true, sim_rate_limit_per_sec: 1000, sim_time_scale: 0.001, ..Default::default() }
+}
+
+impl App {
+    pub async fn start(sim_config: SimConfig) -> Self {
+        let db = TestDb::new().await.pool;
+        let (bus, _) = test_bus(&nats_url()).await;
+        let stop = CancellationToken::new();
+
+        let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim_url = format!("http://{}", sim_listener.local_addr().unwrap());
+        let sim = Sim::new(sim_config, sim_url.clone(), stop.clone()).unwrap();
+        let router = sepay_sim::router(sim.clone());
+        let sim_stop = stop.clone();
+        tokio::spawn(async move {
+            axum::serve(sim_listener, router).with_graceful_shutdown(sim_stop.cancelled_owned()).await
+        });
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let company = control(&http, &sim_url, "/sim/companies", json!({"name": "Cty Test"})).await;
+        control(&http, &sim_url, "/sim/bank-accounts", json!({"company_id": company["id"], "bank_short_name": "VCB"}))
+            .await;
+        control(
+            &http,
+            &sim_url,
+            "/sim/oauth-clients",
+            json!({"company_id": company["id"], "redirect_uris": [format!("{url}{}", sepay_connector::CALLBACK_PATH)],
+                   "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}),
+        )
+        .await;
+
+        let keys_spec = Keyring::generate_spec("t1");
+        let sepay = SepayConfig {
+            sepay_base_url: sim_url,
+            sepay_client_id: CLIENT_ID.into(),
+            sepay_client_secret: CLIENT_SECRET.into(),
+            sepay_token_keys: Some(keys_spec.clone()),
+            sepay_requests_per_sec: 100,
+            ..Default::default()
+        };
+        tokio::spawn(sepay_connector::serve(listener, connector_config(&url), sepay.clone(), db.clone(), bus.clone(), stop.clone()));
+
+        let ws = workspaces::create_workspace(&db, "Cửa hàng <Test>").await.unwrap().id;
+        admin::grant_admin(&db, ws, "alice").await.unwrap();
+        sqlx::query("insert into workspace_members (ws_id, user_id, role) values ($1, 'bob', 'member')")
+            .bind(ws)
+            .execute(&db)
+            .await
+            .unwrap();
+        let keys = Arc::new(Keyring::parse(&keys_spec).unwrap());
+        Self { db, bus, sim, url, sepay, keys, ws, http, stop }
+    }
+
+    /// Another connector on the same database and bus with other SePay settings.
+    pub async fn another_connector(&self, sepay: SepayConfig) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(sepay_connector::serve(
+            listener,
+            connector_config(&url),
+            sepay,
+            self.db.clone(),
+            self.bus.clone(),
+            self.stop.clone(),
+        ));
+        url
+    }
+
+    pub fn tokens(&self, sepay: &SepayConfig) -> Tokens {
+        Tokens::new(self.db.clone(), Arc::new(SepayClient::new(sepay)), self.keys.clone())
+    }
+
+    pub async fn get(&self, path: &str, session: Option<&str>) -> (StatusCode, String, HeaderMap) {
+        let mut req = self.http.get(format!("{}{path}", self.url));
+        if let Some(token) = session {
+            req = req.header(COOKIE, format!("sepay_admin_session={token}"));
+        }
+        let res = req.send().await.unwrap();
+        let (status, headers) = (res.status(), res.headers().clone());
+        (status, res.text().await.unwrap(), headers)
+    }
+
+    pub async fn post(&self, path: &str, session: &str, form: &[(&str, &str)]) -> (StatusCode, String, HeaderMap) {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header(COOKIE, format!("sepay_admin_session={session}"))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let (status, headers) = (res.status(), res.headers().clone());
+        (status, res.text().await.unwrap(), headers)
+    }
+
+    pub async fn csrf(&self, session: &str) -> String {
+        let (status, page, _) = self.get(&format!("/ws/{}/integrations", self.ws), Some(session)).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        attr_after(&page, "name=\"csrf\" value=\"")
+    }
+
+    /// "Connect SePay": the authorize URL and the state cookie's value.
+    pub async fn start_connect(&self, session: &str) -> (String, String) {
+        self.start_connect_at(&self.url.clone(), session).await
+    }
+
+    async fn start_connect_at(&self, base: &str, session: &str) -> (String, String) {
+        let csrf = self.csrf(session).await;
+        let res = self
+            .http
+            .post(format!("{base}/ws/{}/connect", self.ws))
+            .header(COOKIE, format!("sepay_admin_session={session}"))
+            .form(&[("csrf", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let cookie = set_cookie(res.headers(), state::STATE_COOKIE).expect("a state cookie");
+        (location(res.headers()), cookie)
+    }
+
+    /// The simulator's answer to the authorize URL (auto-approve): the callback URL.
+    pub async fn approve(&self, authorize_url: &str) -> String {
+        let res = self.http.get(authorize_url).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{}", res.text().await.unwrap_or_default());
+        location(res.headers())
+    }
+
+    /// Calls the callback; the redirect's target.
+    pub async fn callback(&self, callback_url: &str, session: &str, state_cookie: Option<&str>) -> String {
+        let mut cookies = format!("sepay_admin_session={session}");
+        if let Some(c) = state_cookie {
+            cookies.push_str(&format!("; {}={c}", state::STATE_COOKIE));
+        }
+        let res = self.http.get(callback_url).header(COOKIE, cookies).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{}", res.text().await.unwrap_or_default());
+        let cleared = set_cookie(res.headers(), state::STATE_COOKIE);
+        assert_eq!(cleared.as_deref(), Some(""), "the callback always clears the state cookie");
+        location(res.headers())
+    }
+
+    /// The whole flow; the callback's redirect.
+    pub async fn connect(&self, session: &str) -> String {
+        let (authorize, cookie) = self.start_connect(session).await;
+        let callback = self.approve(&authorize).await;
+        self.callback(&callback, session, Some(&cookie)).await
+    }
+
+    pub fn integrations_url(&self, query: &str) -> String {
+        format!("{}/ws/{}/integrations?{query}", self.url, self.ws)
+    }
+
+    pub fn error_url(&self, reason: &str) -> String {
+        self.integrations_url(&format!("sepay=error&reason={reason}"))
+    }
+}
+
+fn connector_config(url: &str) -> ConnectorConfig {
+    ConnectorConfig {
+        connector_public_url: url.to_owned(),
+        ingress_public_url: "http://ingress.test".into(),
+        admin_jwt_secret: Some(ADMIN_SECRET.into()),
+        connector_csrf_secret: Some("test-csrf-key".into()),
+        ..Default::default()
+    }
+}
+
+async fn control(http: &reqwest::Client, sim: &str, path: &str, body: Value) -> Value {
+    let res = http.post(format!("{sim}{path}")).json(&body).send().await.unwrap();
+    assert!(res.status().is_success(), "{path}: {}", res.status());
+    res.json().await.unwrap()
+}
+
+pub fn session(user: &str) -> String {
+    sepay_connector::mint_admin_token(ADMIN_SECRET, user, Duration::from_secs(3600)).unwrap()
+}
+
+fn location(headers: &HeaderMap) -> String {
+    headers.get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+/// The value a response sets for cookie `name`.
+fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap_or("").to_owned()))
+}
+
+fn set_cookie_line(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The attribute value that follows `marker` in `page`.
+fn attr_after(page: &str, marker: &str) -> String {
+    let start = page.find(marker).unwrap_or_else(|| panic!("{marker} not in page")) + marker.len();
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+fn query_param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url).ok()?.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// Control messages published under the test's prefix, as the provisioner would read them.
+async fn control_messages(bus: &Bus) -> Vec<(String, ControlRequest)> {
+    let settings = ConsumerSettings {
+        ack_wait: Duration::from_secs(30),
+        max_deliver: 3,
+        max_ack_pending: 100,
+        backoff: vec![],
+    };
+    let consumer = bus.control_consumer("connector-test", &settings).await.unwrap();
+    let mut batch = consumer.fetch().max_messages(100).expires(Duration::from_millis(500)).messages().await.unwrap();
+    let mut out = Vec::new();
+    while let Some(Ok(msg)) = batch.next().await {
+        out.push((msg.subject.to_string(), serde_json::from_slice(&msg.payload).unwrap()));
+        msg.ack().await.unwrap();
+    }
+    out
+}
+
+fn subject_of(bus: &Bus, subject: sepay_bus::ControlSubject) -> String {
+    bus.names().control_subject(subject)
+}
+
+#[tokio::test]
+async fn the_connect_flow_seals_tokens_and_publishes_connected() {
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    let (authorize, cookie) = app.start_connect(&alice).await;
+    assert!(authorize.starts_with(&format!("{}/oauth/authorize?", app.sepay.sepay_base_url)));
+    assert_eq!(query_param(&authorize, "code_challenge_method").as_deref(), Some("S256"));
+    assert!(query_param(&authorize, "scope").unwrap().contains("webhook:write"));
+    let state_param = query_param(&authorize, "state").unwrap();
+    assert!(!cookie.contains(&state_param), "the cookie is sealed, the state not readable");
+
+    let callback = app.approve(&authorize).await;
+    let landed = app.callback(&callback, &alice, Some(&cookie)).await;
+    assert_eq!(landed, app.integrations_url("sepay=connected"));
+
+    let c = connections::get(&app.db, app.ws).await.unwrap().expect("a connection");
+    assert_eq!(c.status, "active");
+    assert!(c.scopes.contains(&"bank-account:read".to_owned()));
+    let sealed = c.access_token_ciphertext.unwrap();
+    let access = String::from_utf8(app.keys.open(app.ws.as_bytes(), &sealed).unwrap()).unwrap();
+    assert!(app.sim.world().access_tokens.contains_key(&access), "the stored token is the simulator's");
+    assert!(!String::from_utf8_lossy(&sealed).contains(&access), "stored sealed, not in clear");
+    // the token works against the API
+    let accounts = app.tokens(&app.sepay).client().list_bank_accounts(&access).await.unwrap();
+    assert_eq!(accounts.len(), 1);
+
+    let messages = control_messages(&app.bus).await;
+    let connected = subject_of(&app.bus, sepay_bus::ControlSubject::ConnectionConnected);
+    assert_eq!(messages, vec![(connected, ControlRequest::workspace(app.ws))]);
+
+    let (status, page, _) = app.get(&format!("/ws/{}/integrations?sepay=connected", app.ws), Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("id=\"connection-status\">active<"), "{page}");
+    assert!(page.contains("SePay is connected"));
+    assert!(page.contains("Cửa hàng &lt;Test&gt;"), "names are escaped");
+    assert!(!page.contains(&access) && !page.contains(&state_param));
+}
+
+#[tokio::test]
+async fn missing_params_and_wrong_states_are_refused() {
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    let callback_base = format!("{}{}", app.url, sepay_connector::CALLBACK_PATH);
+
+    let (_, cookie) = app.start_connect(&alice).await;
+    assert_eq!(app.callback(&callback_base, &alice, Some(&cookie)).await, app.error_url("missing_params"));
+    let only_code = format!("{callback_base}?code=abc");
+    assert_eq!(app.callback(&only_code, &alice, Some(&cookie)).await, app.error_url("missing_params"));
+
+    // a real code, but another state
+    let (authorize, cookie) = app.start_connect(&alice).await;
+    let callback = app.approve(&authorize).await;
+    let code = query_param(&callback, "code").unwrap();
+    let forged = format!("{callback_base}?code={code}&state=forged");
+    assert_eq!(app.callback(&forged, &alice, Some(&cookie)).await, app.error_url("invalid_state"));
+
+    // no cookie, or one that does not open: the workspace is unknown, so home
+    let home_error = format!("{}/?sepay=error&reason=invalid_state", app.url);
+    assert_eq!(app.callback(&callback, &alice, None).await, home_error);
+    assert_eq!(app.callback(&callback, &alice, Some("garbage")).await, home_error);
+    let other_ws = format!("{}.{}", Uuid::new_v4(), cookie.split_once('.').unwrap().1);
+    assert_eq!(app.callback(&callback, &alice, Some(&other_ws)).await, home_error);
+
+    // a provider error is reported by its code, nothing else
+    let provider = format!("{callback_base}?error=server_error&error_description=%3Cscript%3E&state=x");
+    assert_eq!(app.callback(&provider, &alice, Some(&cookie)).await, app.error_url("provider_error"));
+    assert!(connections::get(&app.db, app.ws).await.unwrap().is_none(), "nothing was connected");
+}
+
+#[tokio::test]
+async fn an_expired_state_is_refused() {
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    let (authorize, _) = app.start_connect(&alice).await;
+    let callback = app.approve(&authorize).await;
+    let old = PendingAuth {
+        ws_id: app.ws,
+        state: query_param(&callback, "state").unwrap(),
+        pkce_verifier: "irrelevant".into(),
+        issued_at: chrono::Utc::now().timestamp() - state::STATE_TTL_SECS - 5,
+    };
+    let cookie = state::seal(&app.keys, &old);
+    assert_eq!(app.callback(&callback, &alice, Some(&cookie)).await, app.error_url("expired_state"));
+}
+
+#[tokio::test]
+async fn a_replayed_callback_is_refused() {
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    let (authorize, cookie) = app.start_connect(&alice).await;
+    let callback = app.approve(&authorize).await;
+    assert_eq!(app.callback(&callback, &alice, Some(&cookie)).await, app.integrations_url("sepay=connected"));
+    // the same cookie and state again (a stolen or re-sent URL)
+    assert_eq!(app.callback(&callback, &alice, Some(&cookie)).await, app.error_url("state_reused"));
+}
+
+#[tokio::test]
+async fn a_denial_on_the_consent_page_is_reported() {
+    let app = App::start(SimConfig { sim_auto_approve: false, ..fast_sim() }).await;
+    let alice = session("alice");
+    let (authorize, cookie) = app.start_connect(&alice).await;
+    let consent = app.http.get(&authorize).send().await.unwrap().text().await.unwrap();
+    assert!(consent.contains("id=\"deny\""), "{consent}");
+    // what the consent page's Deny button posts
+    let mut form: Vec<(String, String)> = url::Url::parse(&authorize).unwrap().query_pairs().into_owned().collect();
+    form.push(("decision".into(), "deny".into()));
+    let res = app
+        .http
+        .post(format!("{}/oauth/authorize/decision", app.sepay.sepay_base_url))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let callback = location(res.headers());
+    assert_eq!(query_param(&callback, "error").as_deref(), Some("access_denied"));
+    assert_eq!(app.callback(&callback, &alice, Some(&cookie)).await, app.error_url("access_denied"));
+    let (_, page, _) = app.get(&format!("/ws/{}/integrations?sepay=error&reason=access_denied", app.ws), Some(&alice)).await;
+    assert!(page.contains("Access was denied"), "{page}");
+    assert!(page.contains("id=\"connection-status\">not connected<"));
+}
+
+#[tokio::test]
+async fn exchange_failures_are_reported() {
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    // a connector holding a wrong client secret: SePay refuses the code exchange
+    let wrong = app
+        .another_connector(SepayConfig { sepay_client_secret: "wrong".into(), ..app.sepay.clone() })
+        .await;
+    let (authorize, cookie) = app.start_connect_at(&wrong, &alice).await;
+    let callback = app.approve(&authorize).await.replace(&app.url, &wrong);
+    let landed = app.callback(&callback, &alice, Some(&cookie)).await;
+    assert_eq!(landed, format!("{wrong}/ws/{}/integrations?sepay=error&reason=exchange_failed", app.ws));
+
+    // a code the provider does not know
+    let (authorize, cookie) = app.start_connect(&alice).await;
+    let state_param = query_param(&authorize, "state").unwrap();
+    let bogus = format!("{}{}?code=spc_bogus&state={state_param}", app.url, sepay_connector::CALLBACK_PATH);
+    assert_eq!(app.callback(&bogus, &alice, Some(&cookie)).await, app.error_url("exchange_failed"));
+    assert!(connections::get(&app.db, app.ws).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_save_failure_is_reported() {
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    // the database refuses every new connection row (a failing disk, a broken migration…)
+    sqlx::query("alter table sepay_connections add constraint refuse_all check (ws_id is null) not valid")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(app.connect(&alice).await, app.error_url("save_failed"));
+    assert!(control_messages(&app.bus).await.is_empty(), "nothing announced");
+}
+
+#[tokio::test]
+async fn an_expired_access_token_is_refreshed() {
+    let app = App::start(SimConfig { sim_access_token_ttl_secs: 1, ..fast_sim() }).await;
+    assert_eq!(app.connect(&session("alice")).await, app.integrations_url("sepay=connected"));
+    let first = connections::get(&app.db, app.ws).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let tokens = app.tokens(&app.sepay);
+    let fresh = tokens.access_token(app.ws).await.unwrap();
+    let stored = connections::get(&app.db, app.ws).await.unwrap().unwrap();
+    assert_ne!(stored.access_token_ciphertext, first.access_token_ciphertext);
+    assert_eq!(stored.status, "active");
+    assert_eq!(tokens.client().list_bank_accounts(&fresh).await.unwrap().len(), 1, "the new token works");
+}
+
+#[tokio::test]
+async fn concurrent_callers_share_one_refresh() {
+    // Tokens refresh within 60 s of expiry: a 61 s token needs a refresh after a second, and the
+    // refreshed one does not (a 1 s token would need one on every call)
+    let app = App::start(SimConfig { sim_access_token_ttl_secs: 61, ..fast_sim() }).await;
+    assert_eq!(app.connect(&session("alice")).await, app.integrations_url("sepay=connected"));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let issued_before = app.sim.world().access_tokens.len();
+    let tokens = app.tokens(&app.sepay);
+    let calls = (0..10).map(|_| {
+        let tokens = tokens.clone();
+        let ws = app.ws;
+        tokio::spawn(async move { tokens.access_token(ws).await.unwrap() })
+    });
+    let results: Vec<String> = futures::future::join_all(calls).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(app.sim.world().access_tokens.len(), issued_before + 1, "exactly one refresh at SePay");
+    assert!(results.iter().all(|t| t == &results[0]), "every caller got the same new token");
+}
+
+#[tokio::test]
+async fn a_failed_refresh_puts_the_connection_in_error_on_the_page() {
+    let app = App::start(SimConfig { sim_access_token_ttl_secs: 1, ..fast_sim() }).await;
+    let alice = session("alice");
+    assert_eq!(app.connect(&alice).await, app.integrations_url("sepay=connected"));
+    // the user revoked the app at SePay
+    app.sim.world().refresh_tokens.values_mut().for_each(|g| g.revoked = true);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let err = app.tokens(&app.sepay).access_token(app.ws).await.unwrap_err();
+    assert!(matches!(err, sepay_api::TokenError::Refresh(_)), "{err:?}");
+    let (_, page, _) = app.get(&format!("/ws/{}/integrations", app.ws), Some(&alice)).await;
+    assert!(page.contains("id=\"connection-status\">error<"), "{page}");
+    let last_error = attr_between(&page, "id=\"last-error\">", "<");
+    assert!(last_error.contains("token refresh failed"), "{last_error}");
+    assert!(page.contains("Reconnect SePay"));
+}
+
+fn attr_between(page: &str, start: &str, end: &str) -> String {
+    let from = page.find(start).unwrap() + start.len();
+    page[from..].split(end).next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn only_workspace_admins_see_the_pages() {
+    let app = App::start(fast_sim()).await;
+    let page = format!("/ws/{}/integrations", app.ws);
+
+    let (status, body, _) = app.get(&page, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("id=\"login-required\"") && !body.contains("Test"), "a prompt, no data: {body}");
+
+    let expired = {
+        let now = chrono::Utc::now().timestamp();
+        let claims = json!({"sub": "alice", "iat": now - 7200, "exp": now - 3600});
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(ADMIN_SECRET.as_bytes()),
+        )
+        .unwrap()
+    };
+    let forged = sepay_connector::mint_admin_token("not-the-secret", "alice", Duration::from_secs(60)).unwrap();
+    for bad in [expired.as_str(), forged.as_str(), "garbage"] {
+        let (status, body, _) = app.get(&page, Some(bad)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(body.contains("id=\"login-required\""));
+    }
+
+    let (status, _, _) = app.get(&page, Some(&session("bob"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a member is not an admin");
+    let other = workspaces::create_workspace(&app.db, "Other").await.unwrap().id;
+    admin::grant_admin(&app.db, other, "carol").await.unwrap();
+    let (status, _, _) = app.get(&page, Some(&session("carol"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another workspace's admin");
+    let (status, _, _) = app.get(&format!("/ws/{}/events", app.ws), Some(&session("carol"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = app.post(&format!("/ws/{}/sync", app.ws), &session("carol"), &[("csrf", "x")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // an owner, and a bearer token instead of the cookie
+    sqlx::query("insert into workspace_members (ws_id, user_id, role) values ($1, 'olga', 'owner')")
+        .bind(app.ws)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let res = app.http.get(format!("{}{page}", app.url)).bearer_auth(session("olga")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert!(res.headers()["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+
+    // the callback needs the admin too
+    let (authorize, cookie) = app.start_connect(&session("alice")).await;
+    let callback = app.approve(&authorize).await;
+    let res = app
+        .http
+        .get(&callback)
+        .header(COOKIE, format!("sepay_admin_session={}; {}={cookie}", session("bob"), state::STATE_COOKIE))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(connections::get(&app.db, app.ws).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn the_login_link_sets_an_http_only_session_cookie() {
+    let app = App::start(fast_sim()).await;
+    let token = session("alice");
+    let link = sepay_connector::login_url(&app.url, &token, app.ws);
+    let res = app.http.get(&link).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(res.headers()), app.integrations_url("").trim_end_matches('?'));
+    let line = set_cookie_line(res.headers(), "sepay_admin_session");
+    assert!(line.contains("HttpOnly") && line.contains("SameSite=Lax") && line.contains("Path=/"), "{line}");
+    assert!(!line.contains("Secure"), "plain http is local development");
+    let res = app.http.get(format!("{}/login?token=forged&ws={}", app.url, app.ws)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(set_cookie(res.headers(), "sepay_admin_session").is_none());
+
+    // the state cookie: HttpOnly, Lax, scoped to the callback, 10 minutes
+    let csrf = app.csrf(&token).await;
+    let (_, _, headers) = app.post(&format!("/ws/{}/connect", app.ws), &token, &[("csrf", &csrf)]).await;
+    let line = set_cookie_line(&headers, state::STATE_COOKIE);
+    assert!(line.contains("Path=/oauth/sepay/callback; Max-Age=600; HttpOnly; SameSite=Lax"), "{line}");
+}
+
+#[tokio::test]
+async fn forms_need_the_session_csrf_token() {
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    let sync = format!("/ws/{}/sync", app.ws);
+    let (status, _, _) = app.post(&sync, &alice, &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "missing");
+    let (status, _, _) = app.post(&sync, &alice, &[("csrf", "wrong")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "wrong");
+    // another session of the same user has another token
+    let other_session = sepay_connector::mint_admin_token(ADMIN_SECRET, "alice", Duration::from_secs(3599)).unwrap();
+    let other_csrf = app.csrf(&other_session).await;
+    assert_ne!(other_csrf, app.csrf(&alice).await);
+    let (status, _, _) = app.post(&sync, &alice, &[("csrf", &other_csrf)]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another session's");
+    for path in ["connect", "disconnect", "reconcile", "wallets", "endpoints", "events/replay"] {
+        let (status, _, _) = app.post(&format!("/ws/{}/{path}", app.ws), &alice, &[("csrf", "")]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+    }
+    assert!(control_messages(&app.bus).await.is_empty());
+
+    let csrf = app.csrf(&alice).await;
+    let (status, _, headers) = app.post(&sync, &alice, &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&headers), app.integrations_url("done=sync_requested"));
+    let reconcile = format!("/ws/{}/reconcile", app.ws);
+    assert_eq!(app.post(&reconcile, &alice, &[("csrf", &csrf)]).await.0, StatusCode::SEE_OTHER);
+    let subjects: Vec<String> = control_messages(&app.bus).await.into_iter().map(|(s, _)| s).collect();
+    assert_eq!(
+        subjects,
+        vec![
+            subject_of(&app.bus, sepay_bus::ControlSubject::SyncRequested),
+            subject_of(&app.bus, sepay_bus::ControlSubject::ReconcileRequested)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn disconnect_is_requested_and_shown() {
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    assert_eq!(app.connect(&alice).await, app.integrations_url("sepay=connected"));
+    control_messages(&app.bus).await;
+    let csrf = app.csrf(&alice).await;
+    let (status, _, headers) = app.post(&format!("/ws/{}/disconnect", app.ws), &alice, &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&headers), app.integrations_url("done=disconnect_requested"));
+    let messages = control_messages(&app.bus).await;
+    let disconnected = subject_of(&app.bus, sepay_bus::ControlSubject::ConnectionDisconnected);
+    assert_eq!(messages, vec![(disconnected, ControlRequest::workspace(app.ws))]);
+    let (_, page, _) = app.get(&format!("/ws/{}/integrations", app.ws), Some(&alice)).await;
+    assert!(page.contains("id=\"connection-status\">disconnecting<"), "{page}");
+    // what the provisioner does in the end
+    app.tokens(&app.sepay).disconnect(app.ws).await.unwrap();
+    let (_, page, _) = app.get(&format!("/ws/{}/integrations", app.ws), Some(&alice)).await;
+    assert!(page.contains("id=\"connection-status\">disconnected<"), "{page}");
+    // reconnecting clears the request
+    assert_eq!(app.connect(&alice).await, app.integrations_url("sepay=connected"));
+    let (_, page, _) = app.get(&format!("/ws/{}/integrations", app.ws), Some(&alice)).await;
+    assert!(page.contains("id=\"connection-status\">active<"), "{page}");
+}
+
+/// `count` events: every third failed (`wallet_not_linked`), the rest processed.
+async fn seed_events(db: &PgPool, ws: Uuid, count: i64) {
+    sqlx::query(
+        "insert into sepay_webhook_events (ws_id, source, sepay_transaction_id, dedupe_key, payload, status, failure_reason)
+         select $1, 'webhook', g, 'sepay:' || g,
+                jsonb_build_object('id', g, 'transferType', 'in', 'transferAmount', '2277000.50', 'accountNumber', '0071000888888'),
+                case when g % 3 = 0 then 'failed' else 'processed' end,
+                case when g % 3 = 0 then 'wallet_not_linked' end
+           from generate_series(1, $2) g",
+    )
+    .bind(ws)
+    .bind(count)
+    .execute(db)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn events_page_by_keyset_filter_and_replay() {
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    seed_events(&app.db, app.ws, 3000).await;
+    let started = Instant::now();
+    let (status, page, _) = app.get(&format!("/ws/{}/events", app.ws), Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(started.elapsed() < Duration::from_secs(2), "a page of 3000 events took {:?}", started.elapsed());
+    assert_eq!(page.matches("<tr><td>").count(), 50);
+    assert!(page.contains("<td>3000</td>") && page.contains("2277000.50"));
+    let older = attr_after(&page, "id=\"older\" href=\"").replace("&amp;", "&");
+    assert_eq!(older, format!("/ws/{}/events?before=2951", app.ws));
+    let (_, page, _) = app.get(&older, Some(&alice)).await;
+    assert!(page.contains("<td>2950</td>") && !page.contains("<td>2951</td>"));
+
+    let (_, failed, _) = app.get(&format!("/ws/{}/events?status=failed", app.ws), Some(&alice)).await;
+    assert_eq!(failed.matches("wallet_not_linked").count(), 50);
+    assert!(failed.contains("id=\"replay-2997\""));
+    let (status, _, _) = app.get(&format!("/ws/{}/events?status=bogus", app.ws), Some(&alice)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, _) = app.get(&format!("/ws/{}/events?before=x", app.ws), Some(&alice)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    app.bus.ensure_events_stream().await.unwrap();
+    let csrf = app.csrf(&alice).await;
+    let (status, _, headers) =
+        app.post(&format!("/ws/{}/events/replay", app.ws), &alice, &[("csrf", &csrf), ("id", "2997")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(location(&headers).ends_with("/events?status=failed&done=replayed"));
+    let (status, attempts, published): (String, i32, Option<chrono::DateTime<chrono::Utc>>) =
+        sqlx::query_as("select status, attempts, published_at from sepay_webhook_events where id = 2997")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), attempts), ("received", 2));
+    assert!(published.is_some(), "published for the processor");
+    assert_eq!(app.bus.events_stream_len().await.unwrap(), 1);
+
+    // another workspace's admin cannot replay this workspace's events by id
+    let other = workspaces::create_workspace(&app.db, "Other").await.unwrap().id;
+    admin::grant_admin(&app.db, other, "alice").await.unwrap();
+    let (status, _, _) =
+        app.post(&format!("/ws/{other}/events/replay"), &alice, &[("csrf", &csrf), ("id", "2994")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let status: String = sqlx::query_scalar("select status from sepay_webhook_events where id = 2994")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(status, "failed");
+}
+
+#[tokio::test]
+async fn endpoints_are_created_rotated_and_revoked_from_the_page() {
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    let csrf = app.csrf(&alice).await;
+    let (status, page, _) =
+        app.post(&format!("/ws/{}/endpoints", app.ws), &alice, &[("csrf", &csrf), ("label", "shop <1>"), ("wallet_id", "")])
+            .await;
+    assert_eq!(status, StatusCode::OK);
+    let url = attr_between(&page, "id=\"webhook-url\">", "<");
+    let key = attr_between(&page, "id=\"api-key\">", "<");
+    assert!(url.starts_with("http://ingress.test/api/v1/webhooks/sepay/spwh_"), "{url}");
+    let token = url.rsplit('/').next().unwrap();
+    let found = sepay_store::endpoints::find_by_token_hash(&app.db, &sepay_crypto::sha256(token.as_bytes()))
+        .await
+        .unwrap()
+        .expect("the ingress finds it");
+    assert!(sepay_crypto::verify_secret(&key, &found.api_key_hash));
+    let (_, integration, _) = app.get(&format!("/ws/{}/integrations", app.ws), Some(&alice)).await;
+    assert!(integration.contains("shop &lt;1&gt;") && !integration.contains(&key) && !integration.contains(token));
+
+    // a manual endpoint rotates here: new secrets once, the old ones in their grace period
+    let (status, page, _) =
+        app.post(&format!("/ws/{}/endpoints/{}/rotate", app.ws, found.id), &alice, &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::OK);
+    let new_url = attr_between(&page, "id=\"webhook-url\">", "<");
+    assert_ne!(new_url, url);
+    let old = sepay_store::endpoints::get(&app.db, found.id).await.unwrap();
+    assert_eq!(old.status, "rotating");
+    assert!(old.grace_until.unwrap() > chrono::Utc::now() + chrono::Duration::hours(5));
+
+    // a provisioned endpoint is rotated by the provisioner
+    let provisioned = sepay_store::endpoints::create(
+        &app.db,
+        &sepay_store::endpoints::NewEndpoint {
+            ws_id: app.ws,
+            wallet_id: None,
+            label: "sepay",
+            token_hash: &[7; 32],
+            token_prefix: "spwh_abcdefg",
+            api_key_hash: &[8; 32],
+            sepay_webhook_id: Some(42),
+            bank_account_id: Some("1"),
+        },
+    )
+    .await
+    .unwrap();
+    let (status, _, headers) =
+        app.post(&format!("/ws/{}/endpoints/{}/rotate", app.ws, provisioned.id), &alice, &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&headers), app.integrations_url("done=rotation_requested"));
+    let messages = control_messages(&app.bus).await;
+    let rotate = subject_of(&app.bus, sepay_bus::ControlSubject::EndpointRotateRequested);
+    assert_eq!(
+        messages,
+        vec![(rotate, ControlRequest { endpoint_id: Some(provisioned.id), ..ControlRequest::workspace(app.ws) })]
+    );
+    assert_eq!(sepay_store::endpoints::get(&app.db, provisioned.id).await.unwrap().status, "active");
+
+    let (status, _, _) =
+        app.post(&format!("/ws/{}/endpoints/{}/revoke", app.ws, provisioned.id), &alice, &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(sepay_store::endpoints::get(&app.db, provisioned.id).await.unwrap().status, "revoked");
+
+    // another workspace's endpoint is not found from this workspace
+    let other = workspaces::create_workspace(&app.db, "Other").await.unwrap().id;
+    let foreign = admin::create_manual_endpoint(&app.db, "http://x", other, None, "x").await.unwrap();
+    let (status, _, _) = app
+        .post(&format!("/ws/{}/endpoints/{}/revoke", app.ws, foreign.endpoint.id), &alice, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(sepay_store::endpoints::get(&app.db, foreign.endpoint.id).await.unwrap().status, "active");
+}
+
+#[tokio::test]
+async fn accounts_map_to_wallets_of_the_workspace() {
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    let csrf = app.csrf(&alice).await;
+    let (status, _, _) =
+        app.post(&format!("/ws/{}/wallets", app.ws), &alice, &[("csrf", &csrf), ("name", "VCB 8888"), ("currency", "vnd")])
+            .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let wallet = admin::wallets(&app.db, app.ws).await.unwrap().remove(0);
+    assert_eq!((wallet.name.as_str(), wallet.currency.as_str()), ("VCB 8888", "VND"));
+    let (status, _, _) = app.post(&format!("/ws/{}/wallets", app.ws), &alice, &[("csrf", &csrf), ("name", " ")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let link: Uuid = sqlx::query_scalar(
+        "insert into sepay_wallet_links (ws_id, account_number, bank_short_name, holder_name, sepay_bank_account_id)
+         values ($1, '0071000888888', 'VCB', 'NGUYEN VAN A', '1') returning id",
+    )
+    .bind(app.ws)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    let form_path = format!("/ws/{}/accounts/{link}/wallet", app.ws);
+    let wallet_id = wallet.id.to_string();
+    let (status, _, _) = app.post(&form_path, &alice, &[("csrf", &csrf), ("wallet_id", &wallet_id)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, page, _) = app.get(&format!("/ws/{}/integrations", app.ws), Some(&alice)).await;
+    assert!(page.contains("NGUYEN VAN A"));
+    assert!(page.contains(&format!("<option value=\"{wallet_id}\" selected>")), "{page}");
+
+    let other = workspaces::create_workspace(&app.db, "Other").await.unwrap().id;
+    let foreign = workspaces::create_wallet(&app.db, other, "Theirs", "VND").await.unwrap().id.to_string();
+    let (status, _, _) = app.post(&form_path, &alice, &[("csrf", &csrf), ("wallet_id", &foreign)]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "a wallet of another workspace is refused");
+    let (status, _, _) = app.post(&form_path, &alice, &[("csrf", &csrf), ("wallet_id", "not-a-uuid")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let links = admin::wallet_links(&app.db, app.ws).await.unwrap();
+    assert_eq!(links[0].wallet_id, Some(wallet.id));
+}
