@@ -58,8 +58,16 @@ pub fn jwt_secret(configured: Option<&str>) -> String {
 /// A session token for `user_id`, valid for `ttl` (what the platform issues; `sepayctl admin-token`).
 pub fn mint_admin_token(secret: &str, user_id: &str, ttl: Duration) -> Result<String, jsonwebtoken::errors::Error> {
     let now = chrono::Utc::now().timestamp();
-    let claims = Claims { sub: user_id.to_owned(), iat: now, exp: now + ttl.as_secs() as i64 };
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
+    let claims = Claims {
+        sub: user_id.to_owned(),
+        iat: now,
+        exp: now + ttl.as_secs() as i64,
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
 }
 
 enum Keys {
@@ -76,7 +84,14 @@ struct Jwks {
 impl Jwks {
     async fn fetch(&self) -> Result<JwkSet, AuthError> {
         let failed = |e: reqwest::Error| AuthError::Jwks(e.without_url().to_string());
-        let response = self.http.get(&self.url).send().await.map_err(failed)?.error_for_status().map_err(failed)?;
+        let response = self
+            .http
+            .get(&self.url)
+            .send()
+            .await
+            .map_err(failed)?
+            .error_for_status()
+            .map_err(failed)?;
         response.json().await.map_err(failed)
     }
 
@@ -132,7 +147,9 @@ impl AdminAuth {
                 http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?,
                 cache: RwLock::new(None),
             }),
-            None => Keys::Hs256(DecodingKey::from_secret(jwt_secret(config.admin_jwt_secret.as_deref()).as_bytes())),
+            None => Keys::Hs256(DecodingKey::from_secret(
+                jwt_secret(config.admin_jwt_secret.as_deref()).as_bytes(),
+            )),
         };
         let rng = ring::rand::SystemRandom::new();
         let csrf_key = match &config.connector_csrf_secret {
@@ -201,9 +218,14 @@ impl AdminAuth {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        let token = bearer.or_else(|| cookie(headers, SESSION_COOKIE)).ok_or(AuthError::Missing)?;
+        let token = bearer
+            .or_else(|| cookie(headers, SESSION_COOKIE))
+            .ok_or(AuthError::Missing)?;
         let claims = self.verify(token).await?;
-        Ok(Session { user_id: claims.sub, csrf: self.csrf_token(token) })
+        Ok(Session {
+            user_id: claims.sub,
+            csrf: self.csrf_token(token),
+        })
     }
 
     /// HMAC of the session token: one CSRF token per session, nothing stored.
@@ -235,7 +257,11 @@ mod tests {
     use super::*;
 
     fn auth(secret: &str) -> AdminAuth {
-        AdminAuth::from_config(&ConnectorConfig { admin_jwt_secret: Some(secret.into()), ..Default::default() }).unwrap()
+        AdminAuth::from_config(&ConnectorConfig {
+            admin_jwt_secret: Some(secret.into()),
+            ..Default::default()
+        })
+        .unwrap()
     }
 
     #[tokio::test]
@@ -256,7 +282,11 @@ mod tests {
     #[tokio::test]
     async fn expired_tokens_are_refused() {
         let now = chrono::Utc::now().timestamp();
-        let claims = Claims { sub: "u".into(), iat: now - 7200, exp: now - 3600 };
+        let claims = Claims {
+            sub: "u".into(),
+            iat: now - 7200,
+            exp: now - 3600,
+        };
         let token = jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(b"k")).unwrap();
         assert!(auth("k").verify(&token).await.is_err());
     }
@@ -270,10 +300,82 @@ mod tests {
         assert_ne!(a.csrf_token("session-a"), auth("k").csrf_token("session-a"));
     }
 
+    /// A platform with an Ed25519 key behind a JWKS URL.
+    async fn jwks_platform() -> (AdminAuth, Vec<u8>, Vec<u8>) {
+        use ring::signature::KeyPair;
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let public = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+            .unwrap()
+            .public_key()
+            .as_ref()
+            .to_vec();
+        let jwks = serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
+                                                 "kid": "k1", "x": URL_SAFE_NO_PAD.encode(&public)}]});
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        let app = axum::Router::new().route(
+            "/jwks.json",
+            axum::routing::get(move || async move { axum::Json(jwks) }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let auth = AdminAuth::from_config(&ConnectorConfig {
+            admin_jwks_url: Some(url),
+            ..Default::default()
+        })
+        .unwrap();
+        (auth, pkcs8.as_ref().to_vec(), public)
+    }
+
+    fn signed(alg: Algorithm, kid: Option<&str>, key: &EncodingKey) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: "platform-user".into(),
+            iat: now,
+            exp: now + 60,
+        };
+        let header = Header {
+            kid: kid.map(str::to_owned),
+            ..Header::new(alg)
+        };
+        jsonwebtoken::encode(&header, &claims, key).unwrap()
+    }
+
+    #[tokio::test]
+    async fn jwks_keys_verify_platform_tokens() {
+        let (auth, pkcs8, public) = jwks_platform().await;
+        let key = EncodingKey::from_ed_der(&pkcs8);
+        assert_eq!(
+            auth.verify(&signed(Algorithm::EdDSA, Some("k1"), &key))
+                .await
+                .unwrap()
+                .sub,
+            "platform-user"
+        );
+        // a single key also serves tokens without a kid
+        assert!(auth.verify(&signed(Algorithm::EdDSA, None, &key)).await.is_ok());
+        assert!(
+            auth.verify(&signed(Algorithm::EdDSA, Some("unknown"), &key))
+                .await
+                .is_err()
+        );
+        // the public key used as an HMAC secret (algorithm confusion) is refused
+        let confused = signed(Algorithm::HS256, Some("k1"), &EncodingKey::from_secret(&public));
+        assert!(matches!(auth.verify(&confused).await, Err(AuthError::Invalid(_))));
+        // another Ed25519 key under the same kid
+        let rng = ring::rand::SystemRandom::new();
+        let other = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let forged = signed(Algorithm::EdDSA, Some("k1"), &EncodingKey::from_ed_der(other.as_ref()));
+        assert!(auth.verify(&forged).await.is_err());
+    }
+
     #[test]
     fn cookies_are_found_among_others() {
         let mut h = HeaderMap::new();
-        h.append(http::header::COOKIE, "a=1; sepay_admin_session=tok; b=2".parse().unwrap());
+        h.append(
+            http::header::COOKIE,
+            "a=1; sepay_admin_session=tok; b=2".parse().unwrap(),
+        );
         assert_eq!(cookie(&h, SESSION_COOKIE), Some("tok"));
         assert_eq!(cookie(&h, "missing"), None);
         let c = set_cookie("n", "v", "/p", 600, "Lax", true);

@@ -76,15 +76,27 @@ impl IntoResponse for ConnectorError {
     fn into_response(self) -> Response {
         let (status, title, message) = match &self {
             Self::LoginRequired => return pages::login_prompt().into_response(),
-            Self::Forbidden => (StatusCode::FORBIDDEN, "Forbidden", "You are not an admin of this workspace.".to_owned()),
-            Self::Csrf => (StatusCode::FORBIDDEN, "Forbidden", "The form expired or did not come from this site; reload the page and try again.".to_owned()),
+            Self::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "You are not an admin of this workspace.".to_owned(),
+            ),
+            Self::Csrf => (
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "The form expired or did not come from this site; reload the page and try again.".to_owned(),
+            ),
             Self::NotFound(what) => (StatusCode::NOT_FOUND, "Not found", format!("No such {what}.")),
             Self::BadRequest(reason) => (StatusCode::BAD_REQUEST, "Bad request", reason.clone()),
             Self::Rejected(reason) => (StatusCode::CONFLICT, "Refused", reason.clone()),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable", self.to_string()),
             Self::Internal(err) => {
                 tracing::error!(error = ?err, "request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, "Error", "Something went wrong.".to_owned())
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Error",
+                    "Something went wrong.".to_owned(),
+                )
             }
         };
         if !matches!(self, Self::Internal(_)) {

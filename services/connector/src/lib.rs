@@ -123,7 +123,16 @@ impl AppState {
         let client = Arc::new(SepayClient::new(sepay));
         let tokens = Tokens::new(db.clone(), client.clone(), keys.clone());
         let auth = AdminAuth::from_config(&config)?;
-        Ok(Arc::new(Self { config, db, bus, client, tokens, keys, auth, sepay_origin }))
+        Ok(Arc::new(Self {
+            config,
+            db,
+            bus,
+            client,
+            tokens,
+            keys,
+            auth,
+            sepay_origin,
+        }))
     }
 }
 
@@ -156,6 +165,8 @@ pub async fn serve(
     }
     let state = AppState::new(config, &sepay, db, bus)?;
     tracing::info!(addr = %listener.local_addr()?, origin = state.config.origin(), "sepay-connector listening");
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
     Ok(())
 }

@@ -32,7 +32,8 @@ fn opt(text: Option<&str>) -> String {
 }
 
 fn time(t: Option<DateTime<Utc>>) -> String {
-    t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_else(|| "—".into())
+    t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| "—".into())
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}\
@@ -82,7 +83,9 @@ fn button(action: &str, csrf: &str, label: &str, id: &str) -> String {
 }
 
 fn nav(ws: Uuid) -> String {
-    format!("<nav><a href=\"/ws/{ws}/integrations\">Integration</a><a href=\"/ws/{ws}/events\">Events</a><a href=\"/\">Workspaces</a></nav>")
+    format!(
+        "<nav><a href=\"/ws/{ws}/integrations\">Integration</a><a href=\"/ws/{ws}/events\">Events</a><a href=\"/\">Workspaces</a></nav>"
+    )
 }
 
 pub fn home(user: &str, workspaces: &[AdminWorkspace], sepay: Option<&str>, reason: Option<&str>) -> Html<String> {
@@ -93,7 +96,13 @@ pub fn home(user: &str, workspaces: &[AdminWorkspace], sepay: Option<&str>, reas
     } else {
         body.push_str("<ul>");
         for w in workspaces {
-            let _ = write!(body, "<li><a href=\"/ws/{}/integrations\">{}</a> ({})</li>", w.id, esc(&w.name), esc(&w.role));
+            let _ = write!(
+                body,
+                "<li><a href=\"/ws/{}/integrations\">{}</a> ({})</li>",
+                w.id,
+                esc(&w.name),
+                esc(&w.role)
+            );
         }
         body.push_str("</ul>");
     }
@@ -108,7 +117,9 @@ fn flash(sepay: Option<&str>, reason: Option<&str>, done: Option<&str>) -> Strin
             "bad",
             match reason.unwrap_or_default() {
                 "missing_params" => "SePay's answer lacked the authorization code or state; please connect again.",
-                "invalid_state" => "The connection attempt could not be verified (it was started in another browser or the cookie is gone); please connect again.",
+                "invalid_state" => {
+                    "The connection attempt could not be verified (it was started in another browser or the cookie is gone); please connect again."
+                }
                 "expired_state" => "The connection attempt took longer than 10 minutes; please connect again.",
                 "state_reused" => "This connection attempt was already completed; please connect again.",
                 "access_denied" => "Access was denied on SePay's consent page.",
@@ -121,10 +132,14 @@ fn flash(sepay: Option<&str>, reason: Option<&str>, done: Option<&str>) -> Strin
         (_, Some(done)) => (
             "ok",
             match done {
-                "disconnect_requested" => "Disconnect requested: webhooks are removed and tokens revoked in the background.",
+                "disconnect_requested" => {
+                    "Disconnect requested: webhooks are removed and tokens revoked in the background."
+                }
                 "sync_requested" => "Sync requested.",
                 "reconcile_requested" => "Reconciliation requested.",
-                "rotation_requested" => "Rotation requested: the provisioner updates SePay, then the old URL keeps working for the grace period.",
+                "rotation_requested" => {
+                    "Rotation requested: the provisioner updates SePay, then the old URL keeps working for the grace period."
+                }
                 "revoked" => "Endpoint revoked.",
                 "mapping_saved" => "Wallet mapping saved.",
                 "wallet_created" => "Wallet created.",
@@ -189,12 +204,21 @@ pub fn integrations(v: &Integrations<'_>) -> Html<String> {
             time(c.last_reconciled_at),
         );
     }
-    let connect_label = if v.connection.is_some() { "Reconnect SePay" } else { "Connect SePay" };
+    let connect_label = if v.connection.is_some() {
+        "Reconnect SePay"
+    } else {
+        "Connect SePay"
+    };
     if state != "active" {
         b.push_str(&button(&format!("/ws/{ws}/connect"), csrf, connect_label, "connect"));
     }
     if matches!(state, "active" | "error") {
-        b.push_str(&button(&format!("/ws/{ws}/disconnect"), csrf, "Disconnect", "disconnect"));
+        b.push_str(&button(
+            &format!("/ws/{ws}/disconnect"),
+            csrf,
+            "Disconnect",
+            "disconnect",
+        ));
     }
     if state == "active" {
         b.push_str(&button(&format!("/ws/{ws}/sync"), csrf, "Sync now", "sync"));
@@ -210,7 +234,13 @@ pub fn integrations(v: &Integrations<'_>) -> Html<String> {
             let mut options = String::from("<option value=\"\">(none)</option>");
             for w in v.wallets {
                 let selected = if Some(w.id) == l.wallet_id { " selected" } else { "" };
-                let _ = write!(options, "<option value=\"{}\"{selected}>{} ({})</option>", w.id, esc(&w.name), esc(&w.currency));
+                let _ = write!(
+                    options,
+                    "<option value=\"{}\"{selected}>{} ({})</option>",
+                    w.id,
+                    esc(&w.name),
+                    esc(&w.currency)
+                );
             }
             let _ = write!(
                 b,
@@ -243,17 +273,29 @@ pub fn integrations(v: &Integrations<'_>) -> Html<String> {
         for e in v.endpoints {
             let mut actions = String::new();
             if e.status == "active" {
-                actions.push_str(&button(&format!("/ws/{ws}/endpoints/{}/rotate", e.id), csrf, "Rotate", &format!("rotate-{}", e.id)));
+                actions.push_str(&button(
+                    &format!("/ws/{ws}/endpoints/{}/rotate", e.id),
+                    csrf,
+                    "Rotate",
+                    &format!("rotate-{}", e.id),
+                ));
             }
             if e.status != "revoked" {
-                actions.push_str(&button(&format!("/ws/{ws}/endpoints/{}/revoke", e.id), csrf, "Revoke", &format!("revoke-{}", e.id)));
+                actions.push_str(&button(
+                    &format!("/ws/{ws}/endpoints/{}/revoke", e.id),
+                    csrf,
+                    "Revoke",
+                    &format!("revoke-{}", e.id),
+                ));
             }
             let _ = write!(
                 b,
                 "<tr><td>{}</td><td><span class=\"badge {st}\">{st}</span></td><td><code>{}…</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{actions}</td></tr>",
                 esc(&e.label),
                 esc(&e.token_prefix),
-                e.sepay_webhook_id.map(|i| i.to_string()).unwrap_or_else(|| "manual".into()),
+                e.sepay_webhook_id
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "manual".into()),
                 opt(e.bank_account_id.as_deref()),
                 time(e.last_used_at),
                 time(e.grace_until),
@@ -276,7 +318,12 @@ pub fn integrations(v: &Integrations<'_>) -> Html<String> {
     // reconciliation
     b.push_str("<h2>Reconciliation</h2>");
     if state == "active" {
-        b.push_str(&button(&format!("/ws/{ws}/reconcile"), csrf, "Reconcile now", "reconcile"));
+        b.push_str(&button(
+            &format!("/ws/{ws}/reconcile"),
+            csrf,
+            "Reconcile now",
+            "reconcile",
+        ));
     }
     if v.runs.is_empty() {
         b.push_str("<p>No reconciliation runs yet.</p>");
@@ -328,7 +375,12 @@ pub fn events(v: &Events<'_>) -> Html<String> {
     }
     b.push_str("</p>");
     if v.status == Some("failed") && !v.rows.is_empty() {
-        b.push_str(&button(&format!("/ws/{ws}/events/replay"), v.csrf, "Replay every failed event", "replay-all"));
+        b.push_str(&button(
+            &format!("/ws/{ws}/events/replay"),
+            v.csrf,
+            "Replay every failed event",
+            "replay-all",
+        ));
     }
     if v.rows.is_empty() {
         b.push_str("<p id=\"no-events\">No events.</p>");
@@ -351,7 +403,9 @@ pub fn events(v: &Events<'_>) -> Html<String> {
                 e.id,
                 time(Some(e.received_at)),
                 esc(&e.source),
-                e.sepay_transaction_id.map(|i| i.to_string()).unwrap_or_else(|| "—".into()),
+                e.sepay_transaction_id
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "—".into()),
                 opt(e.account_number.as_deref()),
                 opt(e.transfer_type.as_deref()),
                 opt(e.amount.as_deref()),
@@ -364,14 +418,21 @@ pub fn events(v: &Events<'_>) -> Html<String> {
         b.push_str("</table>");
     }
     if let Some(before) = v.next_before {
-        let _ = write!(b, "<p><a id=\"older\" href=\"/ws/{ws}/events?before={before}{status_q}\">Older events →</a></p>");
+        let _ = write!(
+            b,
+            "<p><a id=\"older\" href=\"/ws/{ws}/events?before={before}{status_q}\">Older events →</a></p>"
+        );
     }
     page(&format!("Events — {}", v.ws_name), &b)
 }
 
 /// The one time a manual endpoint's URL and key are shown.
 pub fn created_endpoint(ws: Uuid, created: &CreatedEndpoint, rotated: bool) -> Html<String> {
-    let what = if rotated { "Endpoint rotated" } else { "Endpoint created" };
+    let what = if rotated {
+        "Endpoint rotated"
+    } else {
+        "Endpoint created"
+    };
     let b = format!(
         "{nav}<p class=\"flash ok\">{what}. Copy these now: they are shown only once. Paste them into SePay's webhook settings \
          (authentication: API key).</p><table><tr><th>Webhook URL</th><td><code id=\"webhook-url\">{}</code></td></tr>\
@@ -380,7 +441,11 @@ pub fn created_endpoint(ws: Uuid, created: &CreatedEndpoint, rotated: bool) -> H
         esc(&created.webhook_url),
         esc(&created.api_key),
         esc(&created.authorization_header),
-        if rotated { "<p>The old URL and key keep working until the grace period ends.</p>" } else { "" },
+        if rotated {
+            "<p>The old URL and key keep working until the grace period ends.</p>"
+        } else {
+            ""
+        },
         nav = nav(ws),
     );
     page(what, &b)
@@ -392,7 +457,10 @@ mod tests {
 
     #[test]
     fn escaping_covers_markup_and_quotes() {
-        assert_eq!(esc("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            esc("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
     }
 
     #[test]

@@ -34,7 +34,9 @@ pub fn router(state: AppRef) -> Router {
         "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {}; frame-ancestors 'none'; base-uri 'none'",
         state.sepay_origin
     ))
-    .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"));
+    .unwrap_or_else(|_| {
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+    });
     Router::new()
         .route("/", get(home))
         .route("/healthz", get(|| async { "ok" }))
@@ -91,7 +93,10 @@ impl Admin {
 
 async fn authorize(state: &AppState, ws_id: Uuid, session: Session) -> Result<Admin> {
     match admin::member_role(&state.db, ws_id, &session.user_id).await?.as_deref() {
-        Some("owner" | "admin") => Ok(Admin { ws_id, csrf: session.csrf }),
+        Some("owner" | "admin") => Ok(Admin {
+            ws_id,
+            csrf: session.csrf,
+        }),
         _ => Err(ConnectorError::Forbidden),
     }
 }
@@ -105,7 +110,10 @@ impl FromRequestParts<AppRef> for Admin {
         let params = Path::<HashMap<String, String>>::from_request_parts(parts, state)
             .await
             .map_err(|_| ConnectorError::Forbidden)?;
-        let ws_id = params.get("ws").and_then(|s| Uuid::parse_str(s).ok()).ok_or(ConnectorError::Forbidden)?;
+        let ws_id = params
+            .get("ws")
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .ok_or(ConnectorError::Forbidden)?;
         authorize(state, ws_id, session).await
     }
 }
@@ -131,7 +139,10 @@ fn control_id(kind: &str, ws_id: Uuid) -> String {
 }
 
 async fn publish(state: &AppState, subject: ControlSubject, kind: &str, request: &ControlRequest) -> Result<()> {
-    state.bus.publish_control(subject, &control_id(kind, request.ws_id), request).await?;
+    state
+        .bus
+        .publish_control(subject, &control_id(kind, request.ws_id), request)
+        .await?;
     Ok(())
 }
 
@@ -150,7 +161,13 @@ async fn home(
     let Query(flash) = query?;
     let session = state.auth.session(&headers).await?;
     let workspaces = admin::admin_workspaces(&state.db, &session.user_id).await?;
-    Ok(pages::home(&session.user_id, &workspaces, flash.sepay.as_deref(), flash.reason.as_deref()).into_response())
+    Ok(pages::home(
+        &session.user_id,
+        &workspaces,
+        flash.sepay.as_deref(),
+        flash.reason.as_deref(),
+    )
+    .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,7 +177,10 @@ struct LoginQuery {
 }
 
 /// The login link: checks the token, keeps it in the session cookie, and opens the workspace.
-async fn login(State(state): State<AppRef>, query: std::result::Result<Query<LoginQuery>, QueryRejection>) -> Result<Response> {
+async fn login(
+    State(state): State<AppRef>,
+    query: std::result::Result<Query<LoginQuery>, QueryRejection>,
+) -> Result<Response> {
     let Query(q) = query?;
     let token = q.token.ok_or(ConnectorError::LoginRequired)?;
     let claims = state.auth.verify(&token).await?;
@@ -170,7 +190,14 @@ async fn login(State(state): State<AppRef>, query: std::result::Result<Query<Log
         None => "/".to_owned(),
     };
     // Lax, not Strict: the session must come along when SePay redirects back to the callback
-    let cookie = set_cookie(SESSION_COOKIE, &token, "/", max_age, "Lax", state.config.secure_cookies());
+    let cookie = set_cookie(
+        SESSION_COOKIE,
+        &token,
+        "/",
+        max_age,
+        "Lax",
+        state.config.secure_cookies(),
+    );
     Ok(with_cookie(to_page(&state, &target), &cookie))
 }
 
@@ -270,14 +297,21 @@ async fn replay(
     let ids: Vec<i64> = form.id.into_iter().collect();
     let reopened = events::reopen_failed(&state.db, Some(admin.ws_id), &ids).await?;
     for event in &reopened {
-        let message = EventReceived { event_id: event.id, ws_id: event.ws_id, attempt: event.attempts };
+        let message = EventReceived {
+            event_id: event.id,
+            ws_id: event.ws_id,
+            attempt: event.attempts,
+        };
         match state.bus.publish_event_received(&message).await {
             Ok(_) => events::mark_published(&state.db, event).await?,
             Err(err) => tracing::warn!(event_id = event.id, error = %err, "replay left to the relay"),
         }
     }
     tracing::info!(ws_id = %admin.ws_id, count = reopened.len(), "failed events replayed");
-    Ok(to_page(&state, &format!("/ws/{}/events?status=failed&done=replayed", admin.ws_id)))
+    Ok(to_page(
+        &state,
+        &format!("/ws/{}/events?status=failed&done=replayed", admin.ws_id),
+    ))
 }
 
 /// "Connect SePay": a fresh state and PKCE verifier, sealed into the callback-scoped cookie.
@@ -375,7 +409,10 @@ async fn callback(
         Some(Ok(p)) => p,
         _ => {
             tracing::info!(reason = "invalid_state", "SePay callback without a valid state cookie");
-            return Ok(with_cookie(to_page(&state, "/?sepay=error&reason=invalid_state"), &clear));
+            return Ok(with_cookie(
+                to_page(&state, "/?sepay=error&reason=invalid_state"),
+                &clear,
+            ));
         }
     };
     // the workspace's admin must finish what they started
@@ -395,7 +432,11 @@ async fn callback(
 async fn finish(state: &AppState, pending: &PendingAuth, q: CallbackQuery) -> std::result::Result<(), CallbackError> {
     if let Some(error) = q.error {
         // the provider's error code only (bounded, plain), never its description
-        let code: String = error.chars().take(64).filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let code: String = error
+            .chars()
+            .take(64)
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
         return Err(CallbackError::Provider(code));
     }
     let (Some(code), Some(returned)) = (q.code.filter(|c| !c.is_empty()), q.state.filter(|s| !s.is_empty())) else {
@@ -443,7 +484,10 @@ async fn disconnect(
     publish(&state, ControlSubject::ConnectionDisconnected, "disconnect", &request).await?;
     admin::set_disconnect_requested(&state.db, admin.ws_id, true).await?;
     tracing::info!(ws_id = %admin.ws_id, "SePay disconnect requested");
-    Ok(to_page(&state, &format!("/ws/{}/integrations?done=disconnect_requested", admin.ws_id)))
+    Ok(to_page(
+        &state,
+        &format!("/ws/{}/integrations?done=disconnect_requested", admin.ws_id),
+    ))
 }
 
 async fn sync(
@@ -453,8 +497,17 @@ async fn sync(
 ) -> Result<Response> {
     let Form(form) = form?;
     admin.check_csrf(&form.csrf)?;
-    publish(&state, ControlSubject::SyncRequested, "sync", &ControlRequest::workspace(admin.ws_id)).await?;
-    Ok(to_page(&state, &format!("/ws/{}/integrations?done=sync_requested", admin.ws_id)))
+    publish(
+        &state,
+        ControlSubject::SyncRequested,
+        "sync",
+        &ControlRequest::workspace(admin.ws_id),
+    )
+    .await?;
+    Ok(to_page(
+        &state,
+        &format!("/ws/{}/integrations?done=sync_requested", admin.ws_id),
+    ))
 }
 
 async fn reconcile(
@@ -464,8 +517,17 @@ async fn reconcile(
 ) -> Result<Response> {
     let Form(form) = form?;
     admin.check_csrf(&form.csrf)?;
-    publish(&state, ControlSubject::ReconcileRequested, "reconcile", &ControlRequest::workspace(admin.ws_id)).await?;
-    Ok(to_page(&state, &format!("/ws/{}/integrations?done=reconcile_requested", admin.ws_id)))
+    publish(
+        &state,
+        ControlSubject::ReconcileRequested,
+        "reconcile",
+        &ControlRequest::workspace(admin.ws_id),
+    )
+    .await?;
+    Ok(to_page(
+        &state,
+        &format!("/ws/{}/integrations?done=reconcile_requested", admin.ws_id),
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -479,7 +541,9 @@ struct WalletChoice {
 fn optional_uuid(text: &str) -> Result<Option<Uuid>> {
     match text.trim() {
         "" => Ok(None),
-        s => Uuid::parse_str(s).map(Some).map_err(|_| ConnectorError::BadRequest("not a wallet id".into())),
+        s => Uuid::parse_str(s)
+            .map(Some)
+            .map_err(|_| ConnectorError::BadRequest("not a wallet id".into())),
     }
 }
 
@@ -494,7 +558,10 @@ async fn set_wallet(
     let Path((_, link_id)) = path.map_err(|_| ConnectorError::NotFound("bank account link"))?;
     // the composite foreign key refuses a wallet of another workspace
     admin::set_link_wallet(&state.db, admin.ws_id, link_id, optional_uuid(&form.wallet_id)?).await?;
-    Ok(to_page(&state, &format!("/ws/{}/integrations?done=mapping_saved", admin.ws_id)))
+    Ok(to_page(
+        &state,
+        &format!("/ws/{}/integrations?done=mapping_saved", admin.ws_id),
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -514,7 +581,9 @@ async fn create_wallet(
     admin.check_csrf(&form.csrf)?;
     let name = form.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(ConnectorError::BadRequest("a wallet needs a name of at most 200 characters".into()));
+        return Err(ConnectorError::BadRequest(
+            "a wallet needs a name of at most 200 characters".into(),
+        ));
     }
     let currency = match form.currency.trim() {
         "" => "VND".to_owned(),
@@ -522,7 +591,10 @@ async fn create_wallet(
         _ => return Err(ConnectorError::BadRequest("a currency is 3 to 8 letters".into())),
     };
     workspaces::create_wallet(&state.db, admin.ws_id, name, &currency).await?;
-    Ok(to_page(&state, &format!("/ws/{}/integrations?done=wallet_created", admin.ws_id)))
+    Ok(to_page(
+        &state,
+        &format!("/ws/{}/integrations?done=wallet_created", admin.ws_id),
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -554,7 +626,8 @@ async fn create_endpoint(
 }
 
 fn endpoint_path(path: std::result::Result<Path<(Uuid, Uuid)>, PathRejection>) -> Result<Uuid> {
-    path.map(|Path((_, id))| id).map_err(|_| ConnectorError::NotFound("endpoint"))
+    path.map(|Path((_, id))| id)
+        .map_err(|_| ConnectorError::NotFound("endpoint"))
 }
 
 /// A SePay-provisioned endpoint is rotated by the provisioner (SePay must learn the new URL
@@ -569,9 +642,15 @@ async fn rotate_endpoint(
     admin.check_csrf(&form.csrf)?;
     let endpoint = admin::endpoint_of(&state.db, admin.ws_id, endpoint_path(path)?).await?;
     if endpoint.sepay_webhook_id.is_some() {
-        let request = ControlRequest { endpoint_id: Some(endpoint.id), ..ControlRequest::workspace(admin.ws_id) };
+        let request = ControlRequest {
+            endpoint_id: Some(endpoint.id),
+            ..ControlRequest::workspace(admin.ws_id)
+        };
         publish(&state, ControlSubject::EndpointRotateRequested, "rotate", &request).await?;
-        return Ok(to_page(&state, &format!("/ws/{}/integrations?done=rotation_requested", admin.ws_id)));
+        return Ok(to_page(
+            &state,
+            &format!("/ws/{}/integrations?done=rotation_requested", admin.ws_id),
+        ));
     }
     let grace = Duration::from_secs(state.config.endpoint_rotation_grace_hours * 3600);
     let created = admin::rotate_locally(&state.db, &state.config.ingress_public_url, endpoint.id, grace).await?;
@@ -590,5 +669,8 @@ async fn revoke_endpoint(
     let endpoint = admin::endpoint_of(&state.db, admin.ws_id, endpoint_path(path)?).await?;
     endpoints::revoke(&state.db, endpoint.id).await?;
     tracing::info!(ws_id = %admin.ws_id, endpoint_id = %endpoint.id, "endpoint revoked");
-    Ok(to_page(&state, &format!("/ws/{}/integrations?done=revoked", admin.ws_id)))
+    Ok(to_page(
+        &state,
+        &format!("/ws/{}/integrations?done=revoked", admin.ws_id),
+    ))
 }

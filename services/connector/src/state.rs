@@ -28,7 +28,10 @@ pub struct PendingAuth {
 
 impl std::fmt::Debug for PendingAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PendingAuth").field("ws_id", &self.ws_id).field("issued_at", &self.issued_at).finish_non_exhaustive()
+        f.debug_struct("PendingAuth")
+            .field("ws_id", &self.ws_id)
+            .field("issued_at", &self.issued_at)
+            .finish_non_exhaustive()
     }
 }
 
@@ -51,7 +54,11 @@ fn aad(ws_id: Uuid) -> Vec<u8> {
 /// `<ws_id>.<sealed JSON, base64url>`: the workspace in clear says which AAD opens it.
 pub fn seal(keys: &Keyring, pending: &PendingAuth) -> String {
     let json = serde_json::to_vec(pending).unwrap_or_default();
-    format!("{}.{}", pending.ws_id, URL_SAFE_NO_PAD.encode(keys.seal(&aad(pending.ws_id), &json)))
+    format!(
+        "{}.{}",
+        pending.ws_id,
+        URL_SAFE_NO_PAD.encode(keys.seal(&aad(pending.ws_id), &json))
+    )
 }
 
 pub fn open(keys: &Keyring, cookie: &str) -> Result<PendingAuth, StateError> {
@@ -91,7 +98,12 @@ mod tests {
     }
 
     fn pending(ws_id: Uuid, issued_at: i64) -> PendingAuth {
-        PendingAuth { ws_id, state: "st4te".into(), pkce_verifier: "verifier".into(), issued_at }
+        PendingAuth {
+            ws_id,
+            state: "st4te".into(),
+            pkce_verifier: "verifier".into(),
+            issued_at,
+        }
     }
 
     #[test]
@@ -99,7 +111,10 @@ mod tests {
         let k = keys();
         let ws = Uuid::new_v4();
         let cookie = seal(&k, &pending(ws, 1000));
-        assert!(!cookie.contains("st4te") && !cookie.contains("verifier"), "the cookie is opaque");
+        assert!(
+            !cookie.contains("st4te") && !cookie.contains("verifier"),
+            "the cookie is opaque"
+        );
         let opened = open(&k, &cookie).unwrap();
         assert_eq!((opened.ws_id, opened.pkce_verifier.as_str()), (ws, "verifier"));
         assert_eq!(verify(&opened, "st4te", 1000 + STATE_TTL_SECS), Ok(()));

@@ -45,7 +45,12 @@ impl Drop for App {
 }
 
 pub fn fast_sim() -> SimConfig {
-    SimConfig { sim_auto_approve: true, sim_rate_limit_per_sec: 1000, sim_time_scale: 0.001, ..Default::default() }
+    SimConfig {
+        sim_auto_approve: true,
+        sim_rate_limit_per_sec: 1000,
+        sim_time_scale: 0.001,
+        ..Default::default()
+    }
 }
 
 impl App {
@@ -60,15 +65,25 @@ impl App {
         let router = sepay_sim::router(sim.clone());
         let sim_stop = stop.clone();
         tokio::spawn(async move {
-            axum::serve(sim_listener, router).with_graceful_shutdown(sim_stop.cancelled_owned()).await
+            axum::serve(sim_listener, router)
+                .with_graceful_shutdown(sim_stop.cancelled_owned())
+                .await
         });
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
         let company = control(&http, &sim_url, "/sim/companies", json!({"name": "Cty Test"})).await;
-        control(&http, &sim_url, "/sim/bank-accounts", json!({"company_id": company["id"], "bank_short_name": "VCB"}))
-            .await;
+        control(
+            &http,
+            &sim_url,
+            "/sim/bank-accounts",
+            json!({"company_id": company["id"], "bank_short_name": "VCB"}),
+        )
+        .await;
         control(
             &http,
             &sim_url,
@@ -87,7 +102,14 @@ impl App {
             sepay_requests_per_sec: 100,
             ..Default::default()
         };
-        tokio::spawn(sepay_connector::serve(listener, connector_config(&url), sepay.clone(), db.clone(), bus.clone(), stop.clone()));
+        tokio::spawn(sepay_connector::serve(
+            listener,
+            connector_config(&url),
+            sepay.clone(),
+            db.clone(),
+            bus.clone(),
+            stop.clone(),
+        ));
 
         let ws = workspaces::create_workspace(&db, "Cửa hàng <Test>").await.unwrap().id;
         admin::grant_admin(&db, ws, "alice").await.unwrap();
@@ -97,13 +119,38 @@ impl App {
             .await
             .unwrap();
         let keys = Arc::new(Keyring::parse(&keys_spec).unwrap());
-        Self { db, bus, sim, url, sepay, keys, ws, http, stop }
+        Self {
+            db,
+            bus,
+            sim,
+            url,
+            sepay,
+            keys,
+            ws,
+            http,
+            stop,
+        }
     }
 
-    /// Another connector on the same database and bus with other SePay settings.
-    pub async fn another_connector(&self, sepay: SepayConfig) -> String {
+    /// Another connector on the same database and bus, registered at the simulator as its own
+    /// client but holding `client_secret`.
+    pub async fn another_connector(&self, client_secret: &str) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
+        let company = *self.sim.world().companies.keys().next().unwrap();
+        let callback = format!("{url}{}", sepay_connector::CALLBACK_PATH);
+        control(
+            &self.http,
+            &self.sepay.sepay_base_url,
+            "/sim/oauth-clients",
+            json!({"company_id": company, "redirect_uris": [callback], "client_id": "second", "client_secret": CLIENT_SECRET}),
+        )
+        .await;
+        let sepay = SepayConfig {
+            sepay_client_id: "second".into(),
+            sepay_client_secret: client_secret.into(),
+            ..self.sepay.clone()
+        };
         tokio::spawn(sepay_connector::serve(
             listener,
             connector_config(&url),
@@ -171,7 +218,12 @@ impl App {
     /// The simulator's answer to the authorize URL (auto-approve): the callback URL.
     pub async fn approve(&self, authorize_url: &str) -> String {
         let res = self.http.get(authorize_url).send().await.unwrap();
-        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{}", res.text().await.unwrap_or_default());
+        assert_eq!(
+            res.status(),
+            StatusCode::SEE_OTHER,
+            "{}",
+            res.text().await.unwrap_or_default()
+        );
         location(res.headers())
     }
 
@@ -181,10 +233,25 @@ impl App {
         if let Some(c) = state_cookie {
             cookies.push_str(&format!("; {}={c}", state::STATE_COOKIE));
         }
-        let res = self.http.get(callback_url).header(COOKIE, cookies).send().await.unwrap();
-        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{}", res.text().await.unwrap_or_default());
+        let res = self
+            .http
+            .get(callback_url)
+            .header(COOKIE, cookies)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::SEE_OTHER,
+            "{}",
+            res.text().await.unwrap_or_default()
+        );
         let cleared = set_cookie(res.headers(), state::STATE_COOKIE);
-        assert_eq!(cleared.as_deref(), Some(""), "the callback always clears the state cookie");
+        assert_eq!(
+            cleared.as_deref(),
+            Some(""),
+            "the callback always clears the state cookie"
+        );
         location(res.headers())
     }
 
@@ -225,7 +292,11 @@ pub fn session(user: &str) -> String {
 }
 
 fn location(headers: &HeaderMap) -> String {
-    headers.get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+    headers
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The value a response sets for cookie `name`.
@@ -234,7 +305,10 @@ fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .get_all(SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap_or("").to_owned()))
+        .find_map(|v| {
+            v.strip_prefix(&format!("{name}="))
+                .map(|rest| rest.split(';').next().unwrap_or("").to_owned())
+        })
 }
 
 fn set_cookie_line(headers: &HeaderMap, name: &str) -> String {
@@ -254,7 +328,11 @@ fn attr_after(page: &str, marker: &str) -> String {
 }
 
 fn query_param(url: &str, name: &str) -> Option<String> {
-    url::Url::parse(url).ok()?.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    url::Url::parse(url)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// Control messages published under the test's prefix, as the provisioner would read them.
@@ -266,7 +344,13 @@ async fn control_messages(bus: &Bus) -> Vec<(String, ControlRequest)> {
         backoff: vec![],
     };
     let consumer = bus.control_consumer("connector-test", &settings).await.unwrap();
-    let mut batch = consumer.fetch().max_messages(100).expires(Duration::from_millis(500)).messages().await.unwrap();
+    let mut batch = consumer
+        .fetch()
+        .max_messages(100)
+        .expires(Duration::from_millis(500))
+        .messages()
+        .await
+        .unwrap();
     let mut out = Vec::new();
     while let Some(Ok(msg)) = batch.next().await {
         out.push((msg.subject.to_string(), serde_json::from_slice(&msg.payload).unwrap()));
@@ -285,10 +369,16 @@ async fn the_connect_flow_seals_tokens_and_publishes_connected() {
     let alice = session("alice");
     let (authorize, cookie) = app.start_connect(&alice).await;
     assert!(authorize.starts_with(&format!("{}/oauth/authorize?", app.sepay.sepay_base_url)));
-    assert_eq!(query_param(&authorize, "code_challenge_method").as_deref(), Some("S256"));
+    assert_eq!(
+        query_param(&authorize, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
     assert!(query_param(&authorize, "scope").unwrap().contains("webhook:write"));
     let state_param = query_param(&authorize, "state").unwrap();
-    assert!(!cookie.contains(&state_param), "the cookie is sealed, the state not readable");
+    assert!(
+        !cookie.contains(&state_param),
+        "the cookie is sealed, the state not readable"
+    );
 
     let callback = app.approve(&authorize).await;
     let landed = app.callback(&callback, &alice, Some(&cookie)).await;
@@ -299,17 +389,30 @@ async fn the_connect_flow_seals_tokens_and_publishes_connected() {
     assert!(c.scopes.contains(&"bank-account:read".to_owned()));
     let sealed = c.access_token_ciphertext.unwrap();
     let access = String::from_utf8(app.keys.open(app.ws.as_bytes(), &sealed).unwrap()).unwrap();
-    assert!(app.sim.world().access_tokens.contains_key(&access), "the stored token is the simulator's");
-    assert!(!String::from_utf8_lossy(&sealed).contains(&access), "stored sealed, not in clear");
+    assert!(
+        app.sim.world().access_tokens.contains_key(&access),
+        "the stored token is the simulator's"
+    );
+    assert!(
+        !String::from_utf8_lossy(&sealed).contains(&access),
+        "stored sealed, not in clear"
+    );
     // the token works against the API
-    let accounts = app.tokens(&app.sepay).client().list_bank_accounts(&access).await.unwrap();
+    let accounts = app
+        .tokens(&app.sepay)
+        .client()
+        .list_bank_accounts(&access)
+        .await
+        .unwrap();
     assert_eq!(accounts.len(), 1);
 
     let messages = control_messages(&app.bus).await;
     let connected = subject_of(&app.bus, sepay_bus::ControlSubject::ConnectionConnected);
     assert_eq!(messages, vec![(connected, ControlRequest::workspace(app.ws))]);
 
-    let (status, page, _) = app.get(&format!("/ws/{}/integrations?sepay=connected", app.ws), Some(&alice)).await;
+    let (status, page, _) = app
+        .get(&format!("/ws/{}/integrations?sepay=connected", app.ws), Some(&alice))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("id=\"connection-status\">active<"), "{page}");
     assert!(page.contains("SePay is connected"));
@@ -324,16 +427,25 @@ async fn missing_params_and_wrong_states_are_refused() {
     let callback_base = format!("{}{}", app.url, sepay_connector::CALLBACK_PATH);
 
     let (_, cookie) = app.start_connect(&alice).await;
-    assert_eq!(app.callback(&callback_base, &alice, Some(&cookie)).await, app.error_url("missing_params"));
+    assert_eq!(
+        app.callback(&callback_base, &alice, Some(&cookie)).await,
+        app.error_url("missing_params")
+    );
     let only_code = format!("{callback_base}?code=abc");
-    assert_eq!(app.callback(&only_code, &alice, Some(&cookie)).await, app.error_url("missing_params"));
+    assert_eq!(
+        app.callback(&only_code, &alice, Some(&cookie)).await,
+        app.error_url("missing_params")
+    );
 
     // a real code, but another state
     let (authorize, cookie) = app.start_connect(&alice).await;
     let callback = app.approve(&authorize).await;
     let code = query_param(&callback, "code").unwrap();
     let forged = format!("{callback_base}?code={code}&state=forged");
-    assert_eq!(app.callback(&forged, &alice, Some(&cookie)).await, app.error_url("invalid_state"));
+    assert_eq!(
+        app.callback(&forged, &alice, Some(&cookie)).await,
+        app.error_url("invalid_state")
+    );
 
     // no cookie, or one that does not open: the workspace is unknown, so home
     let home_error = format!("{}/?sepay=error&reason=invalid_state", app.url);
@@ -344,8 +456,14 @@ async fn missing_params_and_wrong_states_are_refused() {
 
     // a provider error is reported by its code, nothing else
     let provider = format!("{callback_base}?error=server_error&error_description=%3Cscript%3E&state=x");
-    assert_eq!(app.callback(&provider, &alice, Some(&cookie)).await, app.error_url("provider_error"));
-    assert!(connections::get(&app.db, app.ws).await.unwrap().is_none(), "nothing was connected");
+    assert_eq!(
+        app.callback(&provider, &alice, Some(&cookie)).await,
+        app.error_url("provider_error")
+    );
+    assert!(
+        connections::get(&app.db, app.ws).await.unwrap().is_none(),
+        "nothing was connected"
+    );
 }
 
 #[tokio::test]
@@ -361,7 +479,10 @@ async fn an_expired_state_is_refused() {
         issued_at: chrono::Utc::now().timestamp() - state::STATE_TTL_SECS - 5,
     };
     let cookie = state::seal(&app.keys, &old);
-    assert_eq!(app.callback(&callback, &alice, Some(&cookie)).await, app.error_url("expired_state"));
+    assert_eq!(
+        app.callback(&callback, &alice, Some(&cookie)).await,
+        app.error_url("expired_state")
+    );
 }
 
 #[tokio::test]
@@ -370,20 +491,34 @@ async fn a_replayed_callback_is_refused() {
     let alice = session("alice");
     let (authorize, cookie) = app.start_connect(&alice).await;
     let callback = app.approve(&authorize).await;
-    assert_eq!(app.callback(&callback, &alice, Some(&cookie)).await, app.integrations_url("sepay=connected"));
+    assert_eq!(
+        app.callback(&callback, &alice, Some(&cookie)).await,
+        app.integrations_url("sepay=connected")
+    );
     // the same cookie and state again (a stolen or re-sent URL)
-    assert_eq!(app.callback(&callback, &alice, Some(&cookie)).await, app.error_url("state_reused"));
+    assert_eq!(
+        app.callback(&callback, &alice, Some(&cookie)).await,
+        app.error_url("state_reused")
+    );
 }
 
 #[tokio::test]
 async fn a_denial_on_the_consent_page_is_reported() {
-    let app = App::start(SimConfig { sim_auto_approve: false, ..fast_sim() }).await;
+    let app = App::start(SimConfig {
+        sim_auto_approve: false,
+        ..fast_sim()
+    })
+    .await;
     let alice = session("alice");
     let (authorize, cookie) = app.start_connect(&alice).await;
     let consent = app.http.get(&authorize).send().await.unwrap().text().await.unwrap();
     assert!(consent.contains("id=\"deny\""), "{consent}");
     // what the consent page's Deny button posts
-    let mut form: Vec<(String, String)> = url::Url::parse(&authorize).unwrap().query_pairs().into_owned().collect();
+    let mut form: Vec<(String, String)> = url::Url::parse(&authorize)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
     form.push(("decision".into(), "deny".into()));
     let res = app
         .http
@@ -394,8 +529,16 @@ async fn a_denial_on_the_consent_page_is_reported() {
         .unwrap();
     let callback = location(res.headers());
     assert_eq!(query_param(&callback, "error").as_deref(), Some("access_denied"));
-    assert_eq!(app.callback(&callback, &alice, Some(&cookie)).await, app.error_url("access_denied"));
-    let (_, page, _) = app.get(&format!("/ws/{}/integrations?sepay=error&reason=access_denied", app.ws), Some(&alice)).await;
+    assert_eq!(
+        app.callback(&callback, &alice, Some(&cookie)).await,
+        app.error_url("access_denied")
+    );
+    let (_, page, _) = app
+        .get(
+            &format!("/ws/{}/integrations?sepay=error&reason=access_denied", app.ws),
+            Some(&alice),
+        )
+        .await;
     assert!(page.contains("Access was denied"), "{page}");
     assert!(page.contains("id=\"connection-status\">not connected<"));
 }
@@ -405,19 +548,28 @@ async fn exchange_failures_are_reported() {
     let app = App::start(fast_sim()).await;
     let alice = session("alice");
     // a connector holding a wrong client secret: SePay refuses the code exchange
-    let wrong = app
-        .another_connector(SepayConfig { sepay_client_secret: "wrong".into(), ..app.sepay.clone() })
-        .await;
+    let wrong = app.another_connector("wrong").await;
     let (authorize, cookie) = app.start_connect_at(&wrong, &alice).await;
-    let callback = app.approve(&authorize).await.replace(&app.url, &wrong);
+    let callback = app.approve(&authorize).await;
+    assert!(callback.starts_with(&wrong));
     let landed = app.callback(&callback, &alice, Some(&cookie)).await;
-    assert_eq!(landed, format!("{wrong}/ws/{}/integrations?sepay=error&reason=exchange_failed", app.ws));
+    assert_eq!(
+        landed,
+        format!("{wrong}/ws/{}/integrations?sepay=error&reason=exchange_failed", app.ws)
+    );
 
     // a code the provider does not know
     let (authorize, cookie) = app.start_connect(&alice).await;
     let state_param = query_param(&authorize, "state").unwrap();
-    let bogus = format!("{}{}?code=spc_bogus&state={state_param}", app.url, sepay_connector::CALLBACK_PATH);
-    assert_eq!(app.callback(&bogus, &alice, Some(&cookie)).await, app.error_url("exchange_failed"));
+    let bogus = format!(
+        "{}{}?code=spc_bogus&state={state_param}",
+        app.url,
+        sepay_connector::CALLBACK_PATH
+    );
+    assert_eq!(
+        app.callback(&bogus, &alice, Some(&cookie)).await,
+        app.error_url("exchange_failed")
+    );
     assert!(connections::get(&app.db, app.ws).await.unwrap().is_none());
 }
 
@@ -436,8 +588,15 @@ async fn a_save_failure_is_reported() {
 
 #[tokio::test]
 async fn an_expired_access_token_is_refreshed() {
-    let app = App::start(SimConfig { sim_access_token_ttl_secs: 1, ..fast_sim() }).await;
-    assert_eq!(app.connect(&session("alice")).await, app.integrations_url("sepay=connected"));
+    let app = App::start(SimConfig {
+        sim_access_token_ttl_secs: 1,
+        ..fast_sim()
+    })
+    .await;
+    assert_eq!(
+        app.connect(&session("alice")).await,
+        app.integrations_url("sepay=connected")
+    );
     let first = connections::get(&app.db, app.ws).await.unwrap().unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let tokens = app.tokens(&app.sepay);
@@ -445,15 +604,26 @@ async fn an_expired_access_token_is_refreshed() {
     let stored = connections::get(&app.db, app.ws).await.unwrap().unwrap();
     assert_ne!(stored.access_token_ciphertext, first.access_token_ciphertext);
     assert_eq!(stored.status, "active");
-    assert_eq!(tokens.client().list_bank_accounts(&fresh).await.unwrap().len(), 1, "the new token works");
+    assert_eq!(
+        tokens.client().list_bank_accounts(&fresh).await.unwrap().len(),
+        1,
+        "the new token works"
+    );
 }
 
 #[tokio::test]
 async fn concurrent_callers_share_one_refresh() {
     // Tokens refresh within 60 s of expiry: a 61 s token needs a refresh after a second, and the
     // refreshed one does not (a 1 s token would need one on every call)
-    let app = App::start(SimConfig { sim_access_token_ttl_secs: 61, ..fast_sim() }).await;
-    assert_eq!(app.connect(&session("alice")).await, app.integrations_url("sepay=connected"));
+    let app = App::start(SimConfig {
+        sim_access_token_ttl_secs: 61,
+        ..fast_sim()
+    })
+    .await;
+    assert_eq!(
+        app.connect(&session("alice")).await,
+        app.integrations_url("sepay=connected")
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let issued_before = app.sim.world().access_tokens.len();
     let tokens = app.tokens(&app.sepay);
@@ -462,18 +632,37 @@ async fn concurrent_callers_share_one_refresh() {
         let ws = app.ws;
         tokio::spawn(async move { tokens.access_token(ws).await.unwrap() })
     });
-    let results: Vec<String> = futures::future::join_all(calls).await.into_iter().map(Result::unwrap).collect();
-    assert_eq!(app.sim.world().access_tokens.len(), issued_before + 1, "exactly one refresh at SePay");
-    assert!(results.iter().all(|t| t == &results[0]), "every caller got the same new token");
+    let results: Vec<String> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        app.sim.world().access_tokens.len(),
+        issued_before + 1,
+        "exactly one refresh at SePay"
+    );
+    assert!(
+        results.iter().all(|t| t == &results[0]),
+        "every caller got the same new token"
+    );
 }
 
 #[tokio::test]
 async fn a_failed_refresh_puts_the_connection_in_error_on_the_page() {
-    let app = App::start(SimConfig { sim_access_token_ttl_secs: 1, ..fast_sim() }).await;
+    let app = App::start(SimConfig {
+        sim_access_token_ttl_secs: 1,
+        ..fast_sim()
+    })
+    .await;
     let alice = session("alice");
     assert_eq!(app.connect(&alice).await, app.integrations_url("sepay=connected"));
     // the user revoked the app at SePay
-    app.sim.world().refresh_tokens.values_mut().for_each(|g| g.revoked = true);
+    app.sim
+        .world()
+        .refresh_tokens
+        .values_mut()
+        .for_each(|g| g.revoked = true);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let err = app.tokens(&app.sepay).access_token(app.ws).await.unwrap_err();
     assert!(matches!(err, sepay_api::TokenError::Refresh(_)), "{err:?}");
@@ -496,7 +685,10 @@ async fn only_workspace_admins_see_the_pages() {
 
     let (status, body, _) = app.get(&page, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(body.contains("id=\"login-required\"") && !body.contains("Test"), "a prompt, no data: {body}");
+    assert!(
+        body.contains("id=\"login-required\"") && !body.contains("Test"),
+        "a prompt, no data: {body}"
+    );
 
     let expired = {
         let now = chrono::Utc::now().timestamp();
@@ -521,9 +713,13 @@ async fn only_workspace_admins_see_the_pages() {
     admin::grant_admin(&app.db, other, "carol").await.unwrap();
     let (status, _, _) = app.get(&page, Some(&session("carol"))).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "another workspace's admin");
-    let (status, _, _) = app.get(&format!("/ws/{}/events", app.ws), Some(&session("carol"))).await;
+    let (status, _, _) = app
+        .get(&format!("/ws/{}/events", app.ws), Some(&session("carol")))
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _, _) = app.post(&format!("/ws/{}/sync", app.ws), &session("carol"), &[("csrf", "x")]).await;
+    let (status, _, _) = app
+        .post(&format!("/ws/{}/sync", app.ws), &session("carol"), &[("csrf", "x")])
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     // an owner, and a bearer token instead of the cookie
@@ -532,10 +728,21 @@ async fn only_workspace_admins_see_the_pages() {
         .execute(&app.db)
         .await
         .unwrap();
-    let res = app.http.get(format!("{}{page}", app.url)).bearer_auth(session("olga")).send().await.unwrap();
+    let res = app
+        .http
+        .get(format!("{}{page}", app.url))
+        .bearer_auth(session("olga"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["cache-control"], "no-store");
-    assert!(res.headers()["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    assert!(
+        res.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
 
     // the callback needs the admin too
     let (authorize, cookie) = app.start_connect(&session("alice")).await;
@@ -543,7 +750,14 @@ async fn only_workspace_admins_see_the_pages() {
     let res = app
         .http
         .get(&callback)
-        .header(COOKIE, format!("sepay_admin_session={}; {}={cookie}", session("bob"), state::STATE_COOKIE))
+        .header(
+            COOKIE,
+            format!(
+                "sepay_admin_session={}; {}={cookie}",
+                session("bob"),
+                state::STATE_COOKIE
+            ),
+        )
         .send()
         .await
         .unwrap();
@@ -560,17 +774,30 @@ async fn the_login_link_sets_an_http_only_session_cookie() {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(res.headers()), app.integrations_url("").trim_end_matches('?'));
     let line = set_cookie_line(res.headers(), "sepay_admin_session");
-    assert!(line.contains("HttpOnly") && line.contains("SameSite=Lax") && line.contains("Path=/"), "{line}");
+    assert!(
+        line.contains("HttpOnly") && line.contains("SameSite=Lax") && line.contains("Path=/"),
+        "{line}"
+    );
     assert!(!line.contains("Secure"), "plain http is local development");
-    let res = app.http.get(format!("{}/login?token=forged&ws={}", app.url, app.ws)).send().await.unwrap();
+    let res = app
+        .http
+        .get(format!("{}/login?token=forged&ws={}", app.url, app.ws))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert!(set_cookie(res.headers(), "sepay_admin_session").is_none());
 
     // the state cookie: HttpOnly, Lax, scoped to the callback, 10 minutes
     let csrf = app.csrf(&token).await;
-    let (_, _, headers) = app.post(&format!("/ws/{}/connect", app.ws), &token, &[("csrf", &csrf)]).await;
+    let (_, _, headers) = app
+        .post(&format!("/ws/{}/connect", app.ws), &token, &[("csrf", &csrf)])
+        .await;
     let line = set_cookie_line(&headers, state::STATE_COOKIE);
-    assert!(line.contains("Path=/oauth/sepay/callback; Max-Age=600; HttpOnly; SameSite=Lax"), "{line}");
+    assert!(
+        line.contains("Path=/oauth/sepay/callback; Max-Age=600; HttpOnly; SameSite=Lax"),
+        "{line}"
+    );
 }
 
 #[tokio::test]
@@ -588,8 +815,17 @@ async fn forms_need_the_session_csrf_token() {
     assert_ne!(other_csrf, app.csrf(&alice).await);
     let (status, _, _) = app.post(&sync, &alice, &[("csrf", &other_csrf)]).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "another session's");
-    for path in ["connect", "disconnect", "reconcile", "wallets", "endpoints", "events/replay"] {
-        let (status, _, _) = app.post(&format!("/ws/{}/{path}", app.ws), &alice, &[("csrf", "")]).await;
+    for path in [
+        "connect",
+        "disconnect",
+        "reconcile",
+        "wallets",
+        "endpoints",
+        "events/replay",
+    ] {
+        let (status, _, _) = app
+            .post(&format!("/ws/{}/{path}", app.ws), &alice, &[("csrf", "")])
+            .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
     }
     assert!(control_messages(&app.bus).await.is_empty());
@@ -599,7 +835,10 @@ async fn forms_need_the_session_csrf_token() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(location(&headers), app.integrations_url("done=sync_requested"));
     let reconcile = format!("/ws/{}/reconcile", app.ws);
-    assert_eq!(app.post(&reconcile, &alice, &[("csrf", &csrf)]).await.0, StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.post(&reconcile, &alice, &[("csrf", &csrf)]).await.0,
+        StatusCode::SEE_OTHER
+    );
     let subjects: Vec<String> = control_messages(&app.bus).await.into_iter().map(|(s, _)| s).collect();
     assert_eq!(
         subjects,
@@ -617,7 +856,9 @@ async fn disconnect_is_requested_and_shown() {
     assert_eq!(app.connect(&alice).await, app.integrations_url("sepay=connected"));
     control_messages(&app.bus).await;
     let csrf = app.csrf(&alice).await;
-    let (status, _, headers) = app.post(&format!("/ws/{}/disconnect", app.ws), &alice, &[("csrf", &csrf)]).await;
+    let (status, _, headers) = app
+        .post(&format!("/ws/{}/disconnect", app.ws), &alice, &[("csrf", &csrf)])
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(location(&headers), app.integrations_url("done=disconnect_requested"));
     let messages = control_messages(&app.bus).await;
@@ -660,7 +901,11 @@ async fn events_page_by_keyset_filter_and_replay() {
     let started = Instant::now();
     let (status, page, _) = app.get(&format!("/ws/{}/events", app.ws), Some(&alice)).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(started.elapsed() < Duration::from_secs(2), "a page of 3000 events took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a page of 3000 events took {:?}",
+        started.elapsed()
+    );
     assert_eq!(page.matches("<tr><td>").count(), 50);
     assert!(page.contains("<td>3000</td>") && page.contains("2277000.50"));
     let older = attr_after(&page, "id=\"older\" href=\"").replace("&amp;", "&");
@@ -668,18 +913,27 @@ async fn events_page_by_keyset_filter_and_replay() {
     let (_, page, _) = app.get(&older, Some(&alice)).await;
     assert!(page.contains("<td>2950</td>") && !page.contains("<td>2951</td>"));
 
-    let (_, failed, _) = app.get(&format!("/ws/{}/events?status=failed", app.ws), Some(&alice)).await;
+    let (_, failed, _) = app
+        .get(&format!("/ws/{}/events?status=failed", app.ws), Some(&alice))
+        .await;
     assert_eq!(failed.matches("wallet_not_linked").count(), 50);
     assert!(failed.contains("id=\"replay-2997\""));
-    let (status, _, _) = app.get(&format!("/ws/{}/events?status=bogus", app.ws), Some(&alice)).await;
+    let (status, _, _) = app
+        .get(&format!("/ws/{}/events?status=bogus", app.ws), Some(&alice))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _, _) = app.get(&format!("/ws/{}/events?before=x", app.ws), Some(&alice)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     app.bus.ensure_events_stream().await.unwrap();
     let csrf = app.csrf(&alice).await;
-    let (status, _, headers) =
-        app.post(&format!("/ws/{}/events/replay", app.ws), &alice, &[("csrf", &csrf), ("id", "2997")]).await;
+    let (status, _, headers) = app
+        .post(
+            &format!("/ws/{}/events/replay", app.ws),
+            &alice,
+            &[("csrf", &csrf), ("id", "2997")],
+        )
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert!(location(&headers).ends_with("/events?status=failed&done=replayed"));
     let (status, attempts, published): (String, i32, Option<chrono::DateTime<chrono::Utc>>) =
@@ -694,8 +948,13 @@ async fn events_page_by_keyset_filter_and_replay() {
     // another workspace's admin cannot replay this workspace's events by id
     let other = workspaces::create_workspace(&app.db, "Other").await.unwrap().id;
     admin::grant_admin(&app.db, other, "alice").await.unwrap();
-    let (status, _, _) =
-        app.post(&format!("/ws/{other}/events/replay"), &alice, &[("csrf", &csrf), ("id", "2994")]).await;
+    let (status, _, _) = app
+        .post(
+            &format!("/ws/{other}/events/replay"),
+            &alice,
+            &[("csrf", &csrf), ("id", "2994")],
+        )
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let status: String = sqlx::query_scalar("select status from sepay_webhook_events where id = 2994")
         .fetch_one(&app.db)
@@ -709,13 +968,20 @@ async fn endpoints_are_created_rotated_and_revoked_from_the_page() {
     let app = App::start(fast_sim()).await;
     let alice = session("alice");
     let csrf = app.csrf(&alice).await;
-    let (status, page, _) =
-        app.post(&format!("/ws/{}/endpoints", app.ws), &alice, &[("csrf", &csrf), ("label", "shop <1>"), ("wallet_id", "")])
-            .await;
+    let (status, page, _) = app
+        .post(
+            &format!("/ws/{}/endpoints", app.ws),
+            &alice,
+            &[("csrf", &csrf), ("label", "shop <1>"), ("wallet_id", "")],
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let url = attr_between(&page, "id=\"webhook-url\">", "<");
     let key = attr_between(&page, "id=\"api-key\">", "<");
-    assert!(url.starts_with("http://ingress.test/api/v1/webhooks/sepay/spwh_"), "{url}");
+    assert!(
+        url.starts_with("http://ingress.test/api/v1/webhooks/sepay/spwh_"),
+        "{url}"
+    );
     let token = url.rsplit('/').next().unwrap();
     let found = sepay_store::endpoints::find_by_token_hash(&app.db, &sepay_crypto::sha256(token.as_bytes()))
         .await
@@ -726,8 +992,13 @@ async fn endpoints_are_created_rotated_and_revoked_from_the_page() {
     assert!(integration.contains("shop &lt;1&gt;") && !integration.contains(&key) && !integration.contains(token));
 
     // a manual endpoint rotates here: new secrets once, the old ones in their grace period
-    let (status, page, _) =
-        app.post(&format!("/ws/{}/endpoints/{}/rotate", app.ws, found.id), &alice, &[("csrf", &csrf)]).await;
+    let (status, page, _) = app
+        .post(
+            &format!("/ws/{}/endpoints/{}/rotate", app.ws, found.id),
+            &alice,
+            &[("csrf", &csrf)],
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let new_url = attr_between(&page, "id=\"webhook-url\">", "<");
     assert_ne!(new_url, url);
@@ -751,31 +1022,71 @@ async fn endpoints_are_created_rotated_and_revoked_from_the_page() {
     )
     .await
     .unwrap();
-    let (status, _, headers) =
-        app.post(&format!("/ws/{}/endpoints/{}/rotate", app.ws, provisioned.id), &alice, &[("csrf", &csrf)]).await;
+    let (status, _, headers) = app
+        .post(
+            &format!("/ws/{}/endpoints/{}/rotate", app.ws, provisioned.id),
+            &alice,
+            &[("csrf", &csrf)],
+        )
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(location(&headers), app.integrations_url("done=rotation_requested"));
     let messages = control_messages(&app.bus).await;
     let rotate = subject_of(&app.bus, sepay_bus::ControlSubject::EndpointRotateRequested);
     assert_eq!(
         messages,
-        vec![(rotate, ControlRequest { endpoint_id: Some(provisioned.id), ..ControlRequest::workspace(app.ws) })]
+        vec![(
+            rotate,
+            ControlRequest {
+                endpoint_id: Some(provisioned.id),
+                ..ControlRequest::workspace(app.ws)
+            }
+        )]
     );
-    assert_eq!(sepay_store::endpoints::get(&app.db, provisioned.id).await.unwrap().status, "active");
+    assert_eq!(
+        sepay_store::endpoints::get(&app.db, provisioned.id)
+            .await
+            .unwrap()
+            .status,
+        "active"
+    );
 
-    let (status, _, _) =
-        app.post(&format!("/ws/{}/endpoints/{}/revoke", app.ws, provisioned.id), &alice, &[("csrf", &csrf)]).await;
+    let (status, _, _) = app
+        .post(
+            &format!("/ws/{}/endpoints/{}/revoke", app.ws, provisioned.id),
+            &alice,
+            &[("csrf", &csrf)],
+        )
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    assert_eq!(sepay_store::endpoints::get(&app.db, provisioned.id).await.unwrap().status, "revoked");
+    assert_eq!(
+        sepay_store::endpoints::get(&app.db, provisioned.id)
+            .await
+            .unwrap()
+            .status,
+        "revoked"
+    );
 
     // another workspace's endpoint is not found from this workspace
     let other = workspaces::create_workspace(&app.db, "Other").await.unwrap().id;
-    let foreign = admin::create_manual_endpoint(&app.db, "http://x", other, None, "x").await.unwrap();
+    let foreign = admin::create_manual_endpoint(&app.db, "http://x", other, None, "x")
+        .await
+        .unwrap();
     let (status, _, _) = app
-        .post(&format!("/ws/{}/endpoints/{}/revoke", app.ws, foreign.endpoint.id), &alice, &[("csrf", &csrf)])
+        .post(
+            &format!("/ws/{}/endpoints/{}/revoke", app.ws, foreign.endpoint.id),
+            &alice,
+            &[("csrf", &csrf)],
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(sepay_store::endpoints::get(&app.db, foreign.endpoint.id).await.unwrap().status, "active");
+    assert_eq!(
+        sepay_store::endpoints::get(&app.db, foreign.endpoint.id)
+            .await
+            .unwrap()
+            .status,
+        "active"
+    );
 }
 
 #[tokio::test]
@@ -783,13 +1094,23 @@ async fn accounts_map_to_wallets_of_the_workspace() {
     let app = App::start(fast_sim()).await;
     let alice = session("alice");
     let csrf = app.csrf(&alice).await;
-    let (status, _, _) =
-        app.post(&format!("/ws/{}/wallets", app.ws), &alice, &[("csrf", &csrf), ("name", "VCB 8888"), ("currency", "vnd")])
-            .await;
+    let (status, _, _) = app
+        .post(
+            &format!("/ws/{}/wallets", app.ws),
+            &alice,
+            &[("csrf", &csrf), ("name", "VCB 8888"), ("currency", "vnd")],
+        )
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let wallet = admin::wallets(&app.db, app.ws).await.unwrap().remove(0);
     assert_eq!((wallet.name.as_str(), wallet.currency.as_str()), ("VCB 8888", "VND"));
-    let (status, _, _) = app.post(&format!("/ws/{}/wallets", app.ws), &alice, &[("csrf", &csrf), ("name", " ")]).await;
+    let (status, _, _) = app
+        .post(
+            &format!("/ws/{}/wallets", app.ws),
+            &alice,
+            &[("csrf", &csrf), ("name", " ")],
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     let link: Uuid = sqlx::query_scalar(
@@ -802,17 +1123,30 @@ async fn accounts_map_to_wallets_of_the_workspace() {
     .unwrap();
     let form_path = format!("/ws/{}/accounts/{link}/wallet", app.ws);
     let wallet_id = wallet.id.to_string();
-    let (status, _, _) = app.post(&form_path, &alice, &[("csrf", &csrf), ("wallet_id", &wallet_id)]).await;
+    let (status, _, _) = app
+        .post(&form_path, &alice, &[("csrf", &csrf), ("wallet_id", &wallet_id)])
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (_, page, _) = app.get(&format!("/ws/{}/integrations", app.ws), Some(&alice)).await;
     assert!(page.contains("NGUYEN VAN A"));
-    assert!(page.contains(&format!("<option value=\"{wallet_id}\" selected>")), "{page}");
+    assert!(
+        page.contains(&format!("<option value=\"{wallet_id}\" selected>")),
+        "{page}"
+    );
 
     let other = workspaces::create_workspace(&app.db, "Other").await.unwrap().id;
-    let foreign = workspaces::create_wallet(&app.db, other, "Theirs", "VND").await.unwrap().id.to_string();
-    let (status, _, _) = app.post(&form_path, &alice, &[("csrf", &csrf), ("wallet_id", &foreign)]).await;
+    let foreign = workspaces::create_wallet(&app.db, other, "Theirs", "VND")
+        .await
+        .unwrap()
+        .id
+        .to_string();
+    let (status, _, _) = app
+        .post(&form_path, &alice, &[("csrf", &csrf), ("wallet_id", &foreign)])
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "a wallet of another workspace is refused");
-    let (status, _, _) = app.post(&form_path, &alice, &[("csrf", &csrf), ("wallet_id", "not-a-uuid")]).await;
+    let (status, _, _) = app
+        .post(&form_path, &alice, &[("csrf", &csrf), ("wallet_id", "not-a-uuid")])
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let links = admin::wallet_links(&app.db, app.ws).await.unwrap();
     assert_eq!(links[0].wallet_id, Some(wallet.id));

@@ -55,7 +55,10 @@ pub async fn admin_token(cli: &Cli, args: &AdminTokenArgs) -> anyhow::Result<()>
     let expires_at = chrono::Utc::now() + chrono::Duration::seconds(ttl.as_secs() as i64);
     let report = json!({"token": token, "login_url": login_url, "expires_at": expires_at, "granted": args.grant});
     crate::output::print(cli.json, &report, || {
-        format!("login link (valid until {}):\n  {login_url}", expires_at.format("%Y-%m-%d %H:%M UTC"))
+        format!(
+            "login link (valid until {}):\n  {login_url}",
+            expires_at.format("%Y-%m-%d %H:%M UTC")
+        )
     });
     Ok(())
 }
@@ -72,7 +75,13 @@ pub async fn start_connector(
     mut sepay: SepayConfig,
     up: Running<'_>,
 ) -> anyhow::Result<(JoinHandle<anyhow::Result<()>>, String)> {
-    let Running { db, bus, ingress_url, sim_url, shutdown } = up;
+    let Running {
+        db,
+        bus,
+        ingress_url,
+        sim_url,
+        shutdown,
+    } = up;
     let defaults = ConnectorConfig::default();
     if config.connector_public_url == defaults.connector_public_url {
         config.connector_public_url = format!("http://{}", listener.local_addr()?);
@@ -92,7 +101,14 @@ pub async fn start_connector(
     let secret = sepay_connector::auth::jwt_secret(config.admin_jwt_secret.as_deref());
     let token = sepay_connector::mint_admin_token(&secret, LOCAL_ADMIN, Duration::from_secs(12 * 3600))?;
     let link = sepay_connector::login_url(config.origin(), &token, ws_id);
-    let task = tokio::spawn(sepay_connector::serve(listener, config, sepay, db.clone(), bus.clone(), shutdown.clone()));
+    let task = tokio::spawn(sepay_connector::serve(
+        listener,
+        config,
+        sepay,
+        db.clone(),
+        bus.clone(),
+        shutdown.clone(),
+    ));
     Ok((task, link))
 }
 
@@ -107,10 +123,16 @@ pub struct Running<'a> {
 
 /// A simulator company with one bank account, and an OAuth client for the connector.
 async fn register_sim_client(sim_url: &str, sepay: &mut SepayConfig, callback: &str) -> anyhow::Result<()> {
-    let sim = SimClient { base: sim_url.to_owned(), http: reqwest::Client::new() };
+    let sim = SimClient {
+        base: sim_url.to_owned(),
+        http: reqwest::Client::new(),
+    };
     let company = sim.post("/sim/companies", json!({"name": "Cty Local"})).await?;
-    sim.post("/sim/bank-accounts", json!({"company_id": company["id"], "bank_short_name": "Vietcombank"}))
-        .await?;
+    sim.post(
+        "/sim/bank-accounts",
+        json!({"company_id": company["id"], "bank_short_name": "Vietcombank"}),
+    )
+    .await?;
     let secret = sepay_crypto::generate_secret("spcs_").expose().to_owned();
     sim.post(
         "/sim/oauth-clients",

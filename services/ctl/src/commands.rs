@@ -64,9 +64,13 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
                     .join("\n")
             });
         }
-        Command::Up(_) | Command::Sim(_) | Command::Demo { .. } | Command::AdminToken(_) => {
-            unreachable!("handled in main")
-        },
+        // main runs these itself; they never reach the database commands
+        Command::Up(_)
+        | Command::Sim(_)
+        | Command::Demo { .. }
+        | Command::AdminToken(_)
+        | Command::Sync { .. }
+        | Command::Reconcile(_) => bail!("not a database command"),
     }
     Ok(())
 }

@@ -3,6 +3,8 @@
 
 mod admin;
 mod commands;
+mod control;
+mod demo;
 mod output;
 mod sim;
 mod up;
@@ -66,9 +68,16 @@ pub enum Command {
     #[command(subcommand)]
     Transactions(TransactionsCmd),
     /// Run every service in this process.
-    Up(up::UpArgs),
+    Up(Box<up::UpArgs>),
     /// Mint an admin session token and print the connector's login link (local use).
     AdminToken(admin::AdminTokenArgs),
+    /// Ask the provisioner to sync a workspace's bank accounts (and provision webhooks).
+    Sync {
+        #[arg(long)]
+        ws: Uuid,
+    },
+    /// Ask the provisioner to reconcile a workspace with SePay and follow the run.
+    Reconcile(control::ReconcileArgs),
     /// Drive a running SePay simulator.
     Sim(sim::SimArgs),
     /// Seed a demo workspace on running services and show one simulated transaction booked
@@ -168,6 +177,8 @@ async fn main() -> ExitCode {
         Command::Up(ref args) => up::run(&cli, args).await,
         Command::Sim(ref args) => sim::run(json, args).await,
         Command::AdminToken(ref args) => admin::admin_token(&cli, args).await,
+        Command::Sync { ws } => control::sync(&cli, ws).await,
+        Command::Reconcile(ref args) => control::reconcile(&cli, args).await,
         Command::Demo { ref sim_url } => up::demo_on_running(&cli, sim_url).await,
         _ => commands::run(&cli).await,
     };

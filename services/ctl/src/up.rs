@@ -92,13 +92,8 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         sim_url: sim_url.as_deref(),
         shutdown: &shutdown,
     };
-    let (connector, login_link) = crate::admin::start_connector(
-        connector_listener,
-        args.connector.clone(),
-        args.sepay.clone(),
-        running,
-    )
-    .await?;
+    let (connector, login_link) =
+        crate::admin::start_connector(connector_listener, args.connector.clone(), args.sepay.clone(), running).await?;
     let started = json!({
         "sim": sim_url,
         "postgres": cli.db.redacted_url(),

@@ -16,7 +16,19 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-pub use classify::{Classification, Classifier, FallbackOnly};
+pub use classify::{Chain, Classification, ClassifyInput, Classifier, FallbackOnly, Learned, LlmConfig, LlmEnricher, Rules};
+
+/// The production chain: rules → learned → language model (when configured) → fallback.
+pub fn default_classifier(config: &ProcessorConfig, db: &PgPool) -> Arc<dyn Classifier> {
+    let mut links: Vec<Box<dyn Classifier>> = vec![
+        Box::new(Rules { db: db.clone() }),
+        Box::new(Learned::new(db.clone(), config.learned_min_confidence, config.learned_min_examples)),
+    ];
+    if let Some(llm) = LlmEnricher::new(db.clone(), config.llm.clone()) {
+        links.push(Box::new(llm));
+    }
+    Arc::new(Chain::new(links))
+}
 
 /// The durable consumer's name on SEPAY_EVENTS.
 pub const CONSUMER: &str = "sepay-processor";
@@ -41,6 +53,14 @@ pub struct ProcessorConfig {
     /// Time budget of the whole classification chain; booking never waits longer.
     #[arg(long, env = "CLASSIFY_TIMEOUT_MS", default_value_t = 4000)]
     pub classify_timeout_ms: u64,
+    /// The learned classifier's answer counts from this posterior probability.
+    #[arg(long, env = "LEARNED_MIN_CONFIDENCE", default_value_t = 0.8)]
+    pub learned_min_confidence: f64,
+    /// Categorized bookings a workspace needs before its learned classifier is used.
+    #[arg(long, env = "LEARNED_MIN_EXAMPLES", default_value_t = 20)]
+    pub learned_min_examples: usize,
+    #[command(flatten)]
+    pub llm: LlmConfig,
 }
 
 impl Default for ProcessorConfig {
@@ -52,6 +72,9 @@ impl Default for ProcessorConfig {
             processor_ack_wait_secs: 30,
             processor_max_ack_pending: 1000,
             classify_timeout_ms: 4000,
+            learned_min_confidence: 0.8,
+            learned_min_examples: 20,
+            llm: LlmConfig::default(),
         }
     }
 }
@@ -130,6 +153,7 @@ async fn consume_with(
     consumer_ready: Arc<AtomicBool>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let db_for_sweeper = db.clone();
     let worker = Arc::new(worker::Worker {
         db,
         classifier,
@@ -138,6 +162,7 @@ async fn consume_with(
     });
     tracing::info!(concurrency = config.processor_concurrency, "sepay-processor consuming");
     tokio::spawn(worker::report_consumer(bus.clone(), shutdown.clone()));
+    tokio::spawn(worker::sweep_reservations(db_for_sweeper, shutdown.clone()));
     worker::consume_loop(
         worker,
         bus,

@@ -1,8 +1,7 @@
 use clap::Parser;
 use sepay_bus::NatsConfig;
-use sepay_processor::{FallbackOnly, ProcessorConfig};
+use sepay_processor::ProcessorConfig;
 use sepay_store::DbConfig;
-use std::sync::Arc;
 
 /// sepay-processor: books SePay events into wallet transactions.
 #[derive(Parser)]
@@ -20,7 +19,8 @@ struct Cli {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     sepay_runtime::run_service("sepay-processor", &cli.db, &cli.nats, |db, bus, shutdown| {
-        sepay_processor::run(cli.processor, db, bus, Arc::new(FallbackOnly), shutdown)
+        let classifier = sepay_processor::default_classifier(&cli.processor, &db);
+        sepay_processor::run(cli.processor, db, bus, classifier, shutdown)
     })
     .await
 }

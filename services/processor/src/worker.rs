@@ -1,4 +1,4 @@
-use crate::classify::{Classifier, FALLBACK_DECIDER, FALLBACK_EXPENSE, FALLBACK_INCOME};
+use crate::classify::{ClassifyInput, Classifier, FALLBACK_DECIDER, FALLBACK_EXPENSE, FALLBACK_INCOME};
 use async_nats::jetstream::AckKind;
 use futures::StreamExt;
 use sepay_bus::{Bus, ConsumerSettings, EventReceived, Message};
@@ -75,6 +75,25 @@ pub async fn consume_loop(
     ready.store(false, Ordering::Relaxed);
     tracing::info!("sepay-processor stopped");
     Ok(())
+}
+
+/// Releases AI credit reservations whose worker died before committing or releasing them.
+pub async fn sweep_reservations(db: PgPool, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(15));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match sepay_store::classification::release_expired(&db).await {
+            Ok(0) => {}
+            Ok(n) => {
+                metrics::counter!("sepay_ai_credits_swept_total").increment(n);
+                tracing::warn!(released = n, "expired AI credit reservations released");
+            }
+            Err(err) => tracing::warn!(error = ?err, "reservation sweep failed"),
+        }
+    }
 }
 
 /// Publishes the consumer's lag and redeliveries as gauges every few seconds.
@@ -209,7 +228,7 @@ impl Worker {
             .normalize()
             .map_err(|e| Failure::Event(e.reason(), e.to_string()))?;
         let wallet_id = self.resolve_wallet(event.ws_id, event.endpoint_id, &tx).await?;
-        let (category, decided_by, confidence) = self.classify(event.ws_id, &tx).await;
+        let (category, decided_by, confidence, tags) = self.classify(event.ws_id, event.id, &tx).await;
         let booked = ledger::book(
             &self.db,
             &Booking {
@@ -224,6 +243,7 @@ impl Worker {
                 category: &category,
                 classified_by: &decided_by,
                 confidence,
+                tags: &tags,
             },
         )
         .await?;
@@ -265,33 +285,34 @@ impl Worker {
             })
     }
 
-    /// The classifier's choice within the time budget, else the fallback category.
-    async fn classify(&self, ws_id: uuid::Uuid, tx: &NormalizedTransaction) -> (CategoryChoice, String, Option<f32>) {
-        match tokio::time::timeout(self.classify_budget, self.classifier.classify(ws_id, tx)).await {
-            Ok(Ok(Some(c))) => {
-                return (CategoryChoice::Existing(c.category_id), c.decided_by, c.confidence);
-            }
-            Ok(Ok(None)) => {}
+    /// The chain's choice within the time budget, else the fallback category (tags kept).
+    async fn classify(
+        &self,
+        ws_id: uuid::Uuid,
+        event_id: i64,
+        tx: &NormalizedTransaction,
+    ) -> (CategoryChoice, String, Option<f32>, Vec<String>) {
+        let input = ClassifyInput { ws_id, event_id, tx };
+        let verdict = match tokio::time::timeout(self.classify_budget, self.classifier.classify(&input)).await {
+            Ok(Ok(verdict)) => verdict.unwrap_or_default(),
             Ok(Err(err)) => {
-                tracing::warn!(error = %err, "classifier failed; using the fallback category")
+                tracing::warn!(error = %err, "classifier failed; using the fallback category");
+                Default::default()
             }
-            Err(_) => tracing::warn!(
-                budget_ms = self.classify_budget.as_millis() as u64,
-                "classifier timed out; using the fallback category"
-            ),
-        }
-        let name = if tx.direction.is_expense() {
-            FALLBACK_EXPENSE
-        } else {
-            FALLBACK_INCOME
+            Err(_) => {
+                tracing::warn!(budget_ms = self.classify_budget.as_millis() as u64, "classifier timed out; using the fallback category");
+                Default::default()
+            }
         };
+        if let Some(category) = verdict.category_id {
+            return (CategoryChoice::Existing(category), verdict.decided_by, verdict.confidence, verdict.tags);
+        }
+        let name = if tx.direction.is_expense() { FALLBACK_EXPENSE } else { FALLBACK_INCOME };
         (
-            CategoryChoice::Fallback {
-                name: name.to_owned(),
-                is_expense: tx.direction.is_expense(),
-            },
+            CategoryChoice::Fallback { name: name.to_owned(), is_expense: tx.direction.is_expense() },
             FALLBACK_DECIDER.to_owned(),
             None,
+            verdict.tags,
         )
     }
 }

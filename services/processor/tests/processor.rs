@@ -3,8 +3,8 @@
 
 use rust_decimal::Decimal;
 use sepay_bus::{Bus, EventReceived};
-use sepay_core::{DedupeKey, Delivery, EventSource, NormalizedTransaction, RetryPolicy};
-use sepay_processor::{Classification, Classifier, FallbackOnly, ProcessorConfig};
+use sepay_core::{DedupeKey, Delivery, EventSource, RetryPolicy};
+use sepay_processor::{Classification, ClassifyInput, Classifier, FallbackOnly, ProcessorConfig};
 use sepay_store::PgPool;
 use sepay_store::events::{self, EventBody, EventRef, NewEvent};
 use sepay_testkit::{Seeded, TestDb, count, delivery, eventually, test_bus};
@@ -329,7 +329,7 @@ async fn the_endpoint_wallet_wins_and_sub_accounts_fall_back_to_their_account() 
 struct Slow;
 #[async_trait::async_trait]
 impl Classifier for Slow {
-    async fn classify(&self, _: Uuid, _: &NormalizedTransaction) -> anyhow::Result<Option<Classification>> {
+    async fn classify(&self, _: &ClassifyInput<'_>) -> anyhow::Result<Option<Classification>> {
         tokio::time::sleep(Duration::from_secs(30)).await;
         Ok(None)
     }
@@ -338,7 +338,7 @@ impl Classifier for Slow {
 struct Broken;
 #[async_trait::async_trait]
 impl Classifier for Broken {
-    async fn classify(&self, _: Uuid, _: &NormalizedTransaction) -> anyhow::Result<Option<Classification>> {
+    async fn classify(&self, _: &ClassifyInput<'_>) -> anyhow::Result<Option<Classification>> {
         anyhow::bail!("model unavailable")
     }
 }
@@ -346,11 +346,12 @@ impl Classifier for Broken {
 struct Fixed(Uuid);
 #[async_trait::async_trait]
 impl Classifier for Fixed {
-    async fn classify(&self, _: Uuid, _: &NormalizedTransaction) -> anyhow::Result<Option<Classification>> {
+    async fn classify(&self, _: &ClassifyInput<'_>) -> anyhow::Result<Option<Classification>> {
         Ok(Some(Classification {
-            category_id: self.0,
+            category_id: Some(self.0),
             decided_by: "rules".into(),
             confidence: Some(1.0),
+            tags: vec!["pinned".into()],
         }))
     }
 }

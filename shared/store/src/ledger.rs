@@ -30,6 +30,7 @@ pub struct Booking<'a> {
     pub category: &'a CategoryChoice,
     pub classified_by: &'a str,
     pub confidence: Option<f32>,
+    pub tags: &'a [String],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +84,22 @@ pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
     .bind(b.confidence)
     .fetch_optional(&mut *tx)
     .await?;
+    if let Some(id) = created {
+        for tag in b.tags {
+            sqlx::query(
+                "with tag as (
+                   insert into transaction_tags (ws_id, name) values ($1, $2)
+                   on conflict (ws_id, name) do update set name = excluded.name returning id)
+                 insert into wallet_transaction_tags (transaction_id, tag_id) select $3, id from tag
+                 on conflict do nothing",
+            )
+            .bind(b.ws_id)
+            .bind(tag)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
     let (outcome, status, tx_id) = match created {
         Some(id) => (Booked::Created(id), "processed", id),
         None => {

@@ -3,6 +3,7 @@
 
 pub mod admin;
 mod connect;
+pub mod classification;
 pub mod connections;
 pub mod endpoints;
 mod error;

@@ -70,12 +70,22 @@ async fn save_screenshot(browser: &Client, name: &str) -> Option<PathBuf> {
 }
 
 async fn text_of(browser: &Client, id: &str) -> Result<String, String> {
-    let element = browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::Id(id)).await.map_err(|e| format!("#{id}: {e}"))?;
+    let element = browser
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Id(id))
+        .await
+        .map_err(|e| format!("#{id}: {e}"))?;
     element.text().await.map_err(|e| format!("text of #{id}: {e}"))
 }
 
 async fn click(browser: &Client, id: &str) -> Result<(), String> {
-    let element = browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::Id(id)).await.map_err(|e| format!("#{id}: {e}"))?;
+    let element = browser
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Id(id))
+        .await
+        .map_err(|e| format!("#{id}: {e}"))?;
     element.click().await.map_err(|e| format!("click #{id}: {e}"))
 }
 
@@ -122,7 +132,13 @@ async fn journey(app: &App, browser: &Client, account: &str) -> Result<(), Strin
         return Err(format!("accounts table without {account}: {accounts}"));
     }
     save_screenshot(browser, "connector-connected").await;
-    browser.find(Locator::LinkText("Events")).await.map_err(|e| e.to_string())?.click().await.map_err(|e| e.to_string())?;
+    browser
+        .find(Locator::LinkText("Events"))
+        .await
+        .map_err(|e| e.to_string())?
+        .click()
+        .await
+        .map_err(|e| e.to_string())?;
     let events = text_of(browser, "events").await?;
     if !events.contains("wallet_not_linked") {
         return Err(format!("events table: {events}"));
@@ -135,10 +151,18 @@ async fn journey(app: &App, browser: &Client, account: &str) -> Result<(), Strin
 async fn an_admin_connects_sepay_in_a_real_browser() {
     let started = Instant::now();
     let driver = Driver::start();
-    let app = App::start(SimConfig { sim_auto_approve: false, ..fast_sim() }).await;
-    let wallet = workspaces::create_wallet(&app.db, app.ws, "VCB 8888", "VND").await.unwrap();
+    let app = App::start(SimConfig {
+        sim_auto_approve: false,
+        ..fast_sim()
+    })
+    .await;
+    let wallet = workspaces::create_wallet(&app.db, app.ws, "VCB 8888", "VND")
+        .await
+        .unwrap();
     let account = "0071000888888";
-    workspaces::link_account(&app.db, app.ws, account, None, wallet.id).await.unwrap();
+    workspaces::link_account(&app.db, app.ws, account, None, wallet.id)
+        .await
+        .unwrap();
     seed_events(&app.db, app.ws, 120).await;
 
     let profile = std::env::temp_dir().join(format!("sepay-chromium-{}", uuid::Uuid::new_v4().simple()));

@@ -1,0 +1,35 @@
+use super::{Classification, ClassifyInput, Classifier};
+use sepay_core::classify::{Condition, Rule, apply_rules};
+use sepay_store::PgPool;
+
+/// The workspace's ordered rules (read per event: a new rule applies at once).
+pub struct Rules {
+    pub db: PgPool,
+}
+
+#[async_trait::async_trait]
+impl Classifier for Rules {
+    async fn classify(&self, input: &ClassifyInput<'_>) -> anyhow::Result<Option<Classification>> {
+        let rows = sepay_store::classification::rules(&self.db, input.ws_id).await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let rules: Vec<Rule<uuid::Uuid>> = rows
+            .into_iter()
+            .filter_map(|r| {
+                let conditions: Vec<Condition> = serde_json::from_value(r.conditions).ok()?;
+                Some(Rule { match_all: r.match_all, conditions, category: r.category_id, tags: r.tags, stop_processing: r.stop_processing })
+            })
+            .collect();
+        let outcome = apply_rules(&rules, input.tx);
+        if outcome.category.is_none() && outcome.tags.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Classification {
+            category_id: outcome.category,
+            decided_by: "rules".into(),
+            confidence: outcome.category.map(|_| 1.0),
+            tags: outcome.tags,
+        }))
+    }
+}
