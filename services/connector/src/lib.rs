@@ -109,6 +109,8 @@ pub struct AppState {
     pub auth: AdminAuth,
     /// The SePay origin forms may end up at (the connect button redirects there).
     pub sepay_origin: String,
+    /// No OAuth client is configured: connecting cannot work.
+    pub sepay_client_id_missing: bool,
 }
 
 impl AppState {
@@ -119,6 +121,10 @@ impl AppState {
             .map_err(|e| anyhow::anyhow!("SEPAY_BASE_URL is not a URL: {e}"))?
             .origin()
             .ascii_serialization();
+        let sepay_client_id_missing = sepay.sepay_client_id.is_empty();
+        if sepay_client_id_missing {
+            tracing::warn!("SEPAY_CLIENT_ID is not set: \"Connect SePay\" answers 503 until it is configured");
+        }
         let keys = Arc::new(sepay.keyring().map_err(|e| anyhow::anyhow!("SEPAY_TOKEN_KEYS: {e}"))?);
         let client = Arc::new(SepayClient::new(sepay));
         let tokens = Tokens::new(db.clone(), client.clone(), keys.clone());
@@ -132,6 +138,7 @@ impl AppState {
             keys,
             auth,
             sepay_origin,
+            sepay_client_id_missing,
         }))
     }
 }

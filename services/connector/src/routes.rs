@@ -322,6 +322,9 @@ async fn connect(
 ) -> Result<Response> {
     let Form(form) = form?;
     admin.check_csrf(&form.csrf)?;
+    if state.sepay_client_id_missing {
+        return Err(ConnectorError::Unavailable);
+    }
     let request = state
         .client
         .authorize_request(&state.config.callback_url())
@@ -402,22 +405,25 @@ async fn callback(
     State(state): State<AppRef>,
     headers: HeaderMap,
     query: std::result::Result<Query<CallbackQuery>, QueryRejection>,
-) -> Result<Response> {
+) -> Response {
     let clear = set_cookie(STATE_COOKIE, "", CALLBACK_PATH, 0, "Lax", state.config.secure_cookies());
     let q = query.map(|Query(q)| q).unwrap_or_default();
     let pending = match cookie(&headers, STATE_COOKIE).map(|c| oauth_state::open(&state.keys, c)) {
         Some(Ok(p)) => p,
         _ => {
             tracing::info!(reason = "invalid_state", "SePay callback without a valid state cookie");
-            return Ok(with_cookie(
-                to_page(&state, "/?sepay=error&reason=invalid_state"),
-                &clear,
-            ));
+            return with_cookie(to_page(&state, "/?sepay=error&reason=invalid_state"), &clear);
         }
     };
     // the workspace's admin must finish what they started
-    let session = state.auth.session(&headers).await?;
-    let ws_id = authorize(&state, pending.ws_id, session).await?.ws_id;
+    let admin = match state.auth.session(&headers).await.map_err(ConnectorError::from) {
+        Ok(session) => authorize(&state, pending.ws_id, session).await,
+        Err(err) => Err(err),
+    };
+    let ws_id = match admin {
+        Ok(admin) => admin.ws_id,
+        Err(err) => return with_cookie(err.into_response(), &clear),
+    };
     let target = match finish(&state, &pending, q).await {
         Ok(()) => format!("/ws/{ws_id}/integrations?sepay=connected"),
         Err(err) => {
@@ -426,7 +432,7 @@ async fn callback(
             format!("/ws/{ws_id}/integrations?sepay=error&reason={code}")
         }
     };
-    Ok(with_cookie(to_page(&state, &target), &clear))
+    with_cookie(to_page(&state, &target), &clear)
 }
 
 async fn finish(state: &AppState, pending: &PendingAuth, q: CallbackQuery) -> std::result::Result<(), CallbackError> {

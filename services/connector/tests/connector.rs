@@ -762,6 +762,11 @@ async fn only_workspace_admins_see_the_pages() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        set_cookie(res.headers(), state::STATE_COOKIE).as_deref(),
+        Some(""),
+        "cleared"
+    );
     assert!(connections::get(&app.db, app.ws).await.unwrap().is_none());
 }
 

@@ -1,127 +1,20 @@
 //! The processor against real Postgres and NATS: events are recorded and published the way the
 //! ingress does it, then consumed and booked.
 
+mod common;
+
+use common::{Harness, event};
+
 use rust_decimal::Decimal;
-use sepay_bus::{Bus, EventReceived};
-use sepay_core::{DedupeKey, Delivery, EventSource, RetryPolicy};
-use sepay_processor::{Classification, ClassifyInput, Classifier, FallbackOnly, ProcessorConfig};
+use sepay_processor::{Classification, ClassifyInput, Classifier, FallbackOnly};
 use sepay_store::PgPool;
-use sepay_store::events::{self, EventBody, EventRef, NewEvent};
-use sepay_testkit::{Seeded, TestDb, count, delivery, eventually, test_bus};
-use serde_json::{Value, json};
+use sepay_store::events::{self, EventRef};
+use sepay_testkit::{Seeded, count, delivery, eventually};
+use serde_json::json;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-
-struct Harness {
-    db: TestDb,
-    bus: Bus,
-    stop: CancellationToken,
-}
-
-impl Harness {
-    async fn new() -> Self {
-        let db = TestDb::new().await;
-        let (bus, _) = test_bus(&sepay_testkit::nats_url()).await;
-        bus.ensure_events_stream().await.unwrap();
-        Self {
-            db,
-            bus,
-            stop: CancellationToken::new(),
-        }
-    }
-
-    fn config() -> ProcessorConfig {
-        ProcessorConfig {
-            processor_concurrency: 8,
-            processor_max_deliver: 3,
-            classify_timeout_ms: 200,
-            ..Default::default()
-        }
-    }
-
-    fn start(&self, classifier: Arc<dyn Classifier>) {
-        tokio::spawn(sepay_processor::consume(
-            Self::config(),
-            self.db.pool.clone(),
-            self.bus.clone(),
-            classifier,
-            self.stop.clone(),
-        ));
-    }
-
-    /// Records and publishes a delivery as the ingress would.
-    async fn ingest(&self, seed: &Seeded, body: &Value) -> EventRef {
-        let Delivery::Object(payload) = Delivery::parse(body.to_string().as_bytes()) else {
-            panic!("not an object")
-        };
-        let key = DedupeKey::for_payload(&payload);
-        let value = payload.clone().into_value();
-        let recorded = events::record_delivery(
-            &self.db.pool,
-            &NewEvent {
-                ws_id: seed.ws_id,
-                endpoint_id: Some(seed.endpoint_id),
-                source: EventSource::Webhook,
-                sepay_transaction_id: payload.sepay_id(),
-                dedupe_key: &key,
-                body: EventBody::Json(&value),
-            },
-            &RetryPolicy::default(),
-        )
-        .await
-        .unwrap();
-        let event = recorded.event();
-        self.publish(&event).await;
-        event
-    }
-
-    async fn publish(&self, event: &EventRef) {
-        self.bus
-            .publish_event_received(&EventReceived {
-                event_id: event.id,
-                ws_id: event.ws_id,
-                attempt: event.attempts,
-            })
-            .await
-            .unwrap();
-    }
-
-    async fn wait_status(&self, event_id: i64, want: &str) -> EventRow {
-        eventually(Duration::from_secs(10), || async {
-            let row = event(&self.db.pool, event_id).await;
-            (row.status == want).then_some(row)
-        })
-        .await
-        .unwrap_or_else(|| panic!("event {event_id} never became {want}"))
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-#[derive(Debug, sqlx::FromRow)]
-struct EventRow {
-    status: String,
-    failure_reason: Option<String>,
-    created_transaction_id: Option<Uuid>,
-    payload: Option<Value>,
-}
-
-async fn event(db: &PgPool, id: i64) -> EventRow {
-    sqlx::query_as(
-        "select status, failure_reason, created_transaction_id, payload from sepay_webhook_events where id = $1",
-    )
-    .bind(id)
-    .fetch_one(db)
-    .await
-    .unwrap()
-}
 
 #[derive(Debug, sqlx::FromRow)]
 struct TxRow {
