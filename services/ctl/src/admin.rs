@@ -74,7 +74,7 @@ pub async fn start_connector(
     mut config: ConnectorConfig,
     mut sepay: SepayConfig,
     up: Running<'_>,
-) -> anyhow::Result<(JoinHandle<anyhow::Result<()>>, String)> {
+) -> anyhow::Result<StartedConnector> {
     let Running {
         db,
         bus,
@@ -100,16 +100,30 @@ pub async fn start_connector(
     let ws_id = local_workspace(db).await?;
     let secret = sepay_connector::auth::jwt_secret(config.admin_jwt_secret.as_deref());
     let token = sepay_connector::mint_admin_token(&secret, LOCAL_ADMIN, Duration::from_secs(12 * 3600))?;
-    let link = sepay_connector::login_url(config.origin(), &token, ws_id);
+    let login_link = sepay_connector::login_url(config.origin(), &token, ws_id);
+    let callback_url = format!("{}{CALLBACK_PATH}", config.origin());
     let task = tokio::spawn(sepay_connector::serve(
         listener,
         config,
-        sepay,
+        sepay.clone(),
         db.clone(),
         bus.clone(),
         shutdown.clone(),
     ));
-    Ok((task, link))
+    Ok(StartedConnector {
+        task,
+        login_link,
+        sepay,
+        callback_url,
+    })
+}
+
+/// The running connector, and the SePay settings it settled on (shared with the provisioner).
+pub struct StartedConnector {
+    pub task: JoinHandle<anyhow::Result<()>>,
+    pub login_link: String,
+    pub sepay: SepayConfig,
+    pub callback_url: String,
 }
 
 /// What `up` already runs, for the connector.

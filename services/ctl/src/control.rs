@@ -33,21 +33,30 @@ pub struct ReconcileArgs {
 async fn publish(cli: &Cli, subject: ControlSubject, request: &ControlRequest) -> anyhow::Result<()> {
     let bus = Bus::connect(&cli.nats).await?;
     bus.ensure_control_stream().await?;
-    let id = format!("{}-{}-{}", subject.as_str(), request.ws_id, Utc::now().timestamp_micros());
+    let id = format!(
+        "{}-{}-{}",
+        subject.as_str(),
+        request.ws_id,
+        Utc::now().timestamp_micros()
+    );
     bus.publish_control(subject, &id, request).await?;
     Ok(())
 }
 
 pub async fn sync(cli: &Cli, ws: Uuid) -> anyhow::Result<()> {
     publish(cli, ControlSubject::SyncRequested, &ControlRequest::workspace(ws)).await?;
-    print(cli.json, &json!({"sync_requested": ws}), || format!("account sync of workspace {ws} requested"));
+    print(cli.json, &json!({"sync_requested": ws}), || {
+        format!("account sync of workspace {ws} requested")
+    });
     Ok(())
 }
 
 /// "30m", "6h", "2d" → a duration.
 fn parse_since(text: &str) -> anyhow::Result<chrono::Duration> {
     let (number, unit) = text.trim().split_at(text.trim().len().saturating_sub(1));
-    let n: i64 = number.parse().with_context(|| format!("--since {text:?}: use a number and m, h or d"))?;
+    let n: i64 = number
+        .parse()
+        .with_context(|| format!("--since {text:?}: use a number and m, h or d"))?;
     match unit {
         "m" => Ok(chrono::Duration::minutes(n)),
         "h" => Ok(chrono::Duration::hours(n)),
@@ -67,7 +76,11 @@ pub async fn reconcile(cli: &Cli, args: &ReconcileArgs) -> anyhow::Result<()> {
         (None, Some(_), Some(_)) => bail!("--from must not be after --to"),
         _ => (None, None),
     };
-    let last = provisioning::list_runs(&db, args.ws, 1).await?.first().map(|r| r.id).unwrap_or(0);
+    let last = provisioning::list_runs(&db, args.ws, 1)
+        .await?
+        .first()
+        .map(|r| r.id)
+        .unwrap_or(0);
     let request = ControlRequest {
         from: from.map(|t| t.to_rfc3339()),
         to: to.map(|t| t.to_rfc3339()),
@@ -75,14 +88,20 @@ pub async fn reconcile(cli: &Cli, args: &ReconcileArgs) -> anyhow::Result<()> {
     };
     publish(cli, ControlSubject::ReconcileRequested, &request).await?;
     if args.no_wait {
-        print(cli.json, &json!({"reconcile_requested": args.ws}), || "reconciliation requested".into());
+        print(cli.json, &json!({"reconcile_requested": args.ws}), || {
+            "reconciliation requested".into()
+        });
         return Ok(());
     }
     // follow the run the provisioner starts for this request
     let started = Instant::now();
     let mut shown = (-1, -1);
     loop {
-        let run = provisioning::list_runs(&db, args.ws, 1).await?.into_iter().next().filter(|r| r.id > last);
+        let run = provisioning::list_runs(&db, args.ws, 1)
+            .await?
+            .into_iter()
+            .next()
+            .filter(|r| r.id > last);
         match run {
             Some(run) if run.status != "running" => {
                 print(cli.json, &run, || {
@@ -102,12 +121,18 @@ pub async fn reconcile(cli: &Cli, args: &ReconcileArgs) -> anyhow::Result<()> {
             }
             Some(run) if !cli.json && (run.fetched, run.inserted) != shown => {
                 shown = (run.fetched, run.inserted);
-                eprintln!("reconciliation {} running: {} fetched, {} inserted so far", run.id, run.fetched, run.inserted);
+                eprintln!(
+                    "reconciliation {} running: {} fetched, {} inserted so far",
+                    run.id, run.fetched, run.inserted
+                );
             }
             _ => {}
         }
         if started.elapsed() > FOLLOW_LIMIT {
-            bail!("no finished reconciliation after {} s: is sepay-provisioner running?", FOLLOW_LIMIT.as_secs());
+            bail!(
+                "no finished reconciliation after {} s: is sepay-provisioner running?",
+                FOLLOW_LIMIT.as_secs()
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -15,6 +15,8 @@ use sepay_store::DbConfig;
 use std::process::ExitCode;
 use uuid::Uuid;
 
+pub const DEFAULT_PUBLIC_BASE_URL: &str = "http://127.0.0.1:8080";
+
 #[derive(Parser)]
 #[command(name = "sepayctl", version, about = "Operate the SePay integration")]
 pub struct Cli {

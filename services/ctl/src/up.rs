@@ -4,10 +4,9 @@ use crate::Cli;
 use crate::sim::SimClient;
 use anyhow::Context;
 use sepay_ingress::IngressConfig;
-use sepay_processor::{FallbackOnly, ProcessorConfig};
+use sepay_processor::ProcessorConfig;
 use sepay_store::{PgPool, admin, events, ledger, workspaces};
 use serde_json::json;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
@@ -21,6 +20,8 @@ pub struct UpArgs {
     sim: sepay_sim::SimConfig,
     #[command(flatten)]
     connector: sepay_connector::ConnectorConfig,
+    #[command(flatten)]
+    provisioner: sepay_provisioner::ProvisionerConfig,
     /// SePay for the services that call it; unset, the embedded simulator.
     #[command(flatten)]
     sepay: sepay_api::SepayConfig,
@@ -50,6 +51,14 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     let processor_listener = TcpListener::bind(args.processor.processor_addr)
         .await
         .with_context(|| format!("cannot listen on {} (PROCESSOR_ADDR)", args.processor.processor_addr))?;
+    let provisioner_listener = TcpListener::bind(args.provisioner.provisioner_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (PROVISIONER_ADDR)",
+                args.provisioner.provisioner_addr
+            )
+        })?;
     let connector_listener = TcpListener::bind(args.connector.connector_addr)
         .await
         .with_context(|| format!("cannot listen on {} (CONNECTOR_ADDR)", args.connector.connector_addr))?;
@@ -81,7 +90,7 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         args.processor.clone(),
         db.clone(),
         bus.clone(),
-        Arc::new(FallbackOnly),
+        sepay_processor::default_classifier(&args.processor, &db),
         shutdown.clone(),
     ));
     let sim = sim_listener.map(|l| tokio::spawn(sepay_sim::serve(l, args.sim.clone(), shutdown.clone())));
@@ -92,9 +101,25 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         sim_url: sim_url.as_deref(),
         shutdown: &shutdown,
     };
-    let (connector, login_link) =
+    let started =
         crate::admin::start_connector(connector_listener, args.connector.clone(), args.sepay.clone(), running).await?;
-    let started = json!({
+    let (connector, login_link) = (started.task, started.login_link.clone());
+    // the provisioner calls SePay with the connector's OAuth client, and gives SePay the ingress URL
+    let mut provisioner_config = args.provisioner.clone();
+    provisioner_config.sepay = started.sepay.clone();
+    provisioner_config.public_base_url = if cli.public_base_url == crate::DEFAULT_PUBLIC_BASE_URL {
+        ingress_url.clone()
+    } else {
+        cli.public_base_url.clone()
+    };
+    let provisioner = tokio::spawn(sepay_provisioner::serve(
+        provisioner_listener,
+        provisioner_config,
+        db.clone(),
+        bus.clone(),
+        shutdown.clone(),
+    ));
+    let summary = json!({
         "sim": sim_url,
         "postgres": cli.db.redacted_url(),
         "nats": cli.nats.nats_url,
@@ -102,7 +127,7 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         "processor": format!("{processor_url}/readyz"),
         "connector_login": login_link,
     });
-    crate::output::print(cli.json, &started, || {
+    crate::output::print(cli.json, &summary, || {
         format!(
             "sepay is up\n  postgres   {} (migrated)\n  nats       {}\n  ingress    {ingress_url}/api/v1/webhooks/sepay/{{token}}   health {ingress_url}/readyz\n  processor  {processor_url}/readyz\n  sepay-sim  {}\n  connector  admin pages, sign in with {login_link}\nCtrl-C stops everything.",
             cli.db.redacted_url(),
@@ -117,19 +142,25 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     });
 
     if args.demo {
-        let result = demo(cli, &db, &ingress_url, sim_url.as_deref()).await;
+        let result = match sim_url.as_deref() {
+            Some(sim) => crate::demo::run(&db, &bus, sim, &started.sepay, &started.callback_url)
+                .await
+                .map(|report| crate::output::print(cli.json, &report.value, || report.table.clone())),
+            None => demo(cli, &db, &ingress_url, None).await,
+        };
         if args.exit_after_demo || result.is_err() {
             shutdown.cancel();
         }
         if let Err(err) = result {
-            let _ = tokio::join!(ingress, processor);
+            let _ = tokio::join!(ingress, processor, connector, provisioner);
             return Err(err);
         }
     }
-    let (i, p, c) = tokio::join!(ingress, processor, connector);
+    let (i, p, c, v) = tokio::join!(ingress, processor, connector, provisioner);
     i??;
     p??;
     c??;
+    v??;
     if let Some(sim) = sim {
         sim.await??;
     }

@@ -151,4 +151,3 @@ pub(crate) async fn publish(app: &AppState, event: &events::EventRef) {
         }
     }
 }
-

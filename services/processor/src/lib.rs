@@ -16,13 +16,19 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-pub use classify::{Chain, Classification, ClassifyInput, Classifier, FallbackOnly, Learned, LlmConfig, LlmEnricher, Rules};
+pub use classify::{
+    Chain, Classification, Classifier, ClassifyInput, FallbackOnly, Learned, LlmConfig, LlmEnricher, Rules,
+};
 
 /// The production chain: rules → learned → language model (when configured) → fallback.
 pub fn default_classifier(config: &ProcessorConfig, db: &PgPool) -> Arc<dyn Classifier> {
     let mut links: Vec<Box<dyn Classifier>> = vec![
         Box::new(Rules { db: db.clone() }),
-        Box::new(Learned::new(db.clone(), config.learned_min_confidence, config.learned_min_examples)),
+        Box::new(Learned::new(
+            db.clone(),
+            config.learned_min_confidence,
+            config.learned_min_examples,
+        )),
     ];
     if let Some(llm) = LlmEnricher::new(db.clone(), config.llm.clone()) {
         links.push(Box::new(llm));

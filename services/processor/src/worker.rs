@@ -1,4 +1,4 @@
-use crate::classify::{ClassifyInput, Classifier, FALLBACK_DECIDER, FALLBACK_EXPENSE, FALLBACK_INCOME};
+use crate::classify::{Classifier, ClassifyInput, FALLBACK_DECIDER, FALLBACK_EXPENSE, FALLBACK_INCOME};
 use async_nats::jetstream::AckKind;
 use futures::StreamExt;
 use sepay_bus::{Bus, ConsumerSettings, EventReceived, Message};
@@ -300,16 +300,31 @@ impl Worker {
                 Default::default()
             }
             Err(_) => {
-                tracing::warn!(budget_ms = self.classify_budget.as_millis() as u64, "classifier timed out; using the fallback category");
+                tracing::warn!(
+                    budget_ms = self.classify_budget.as_millis() as u64,
+                    "classifier timed out; using the fallback category"
+                );
                 Default::default()
             }
         };
         if let Some(category) = verdict.category_id {
-            return (CategoryChoice::Existing(category), verdict.decided_by, verdict.confidence, verdict.tags);
+            return (
+                CategoryChoice::Existing(category),
+                verdict.decided_by,
+                verdict.confidence,
+                verdict.tags,
+            );
         }
-        let name = if tx.direction.is_expense() { FALLBACK_EXPENSE } else { FALLBACK_INCOME };
+        let name = if tx.direction.is_expense() {
+            FALLBACK_EXPENSE
+        } else {
+            FALLBACK_INCOME
+        };
         (
-            CategoryChoice::Fallback { name: name.to_owned(), is_expense: tx.direction.is_expense() },
+            CategoryChoice::Fallback {
+                name: name.to_owned(),
+                is_expense: tx.direction.is_expense(),
+            },
             FALLBACK_DECIDER.to_owned(),
             None,
             verdict.tags,

@@ -6,7 +6,7 @@ mod common;
 use common::{Harness, event};
 
 use rust_decimal::Decimal;
-use sepay_processor::{Classification, ClassifyInput, Classifier, FallbackOnly};
+use sepay_processor::{Classification, Classifier, ClassifyInput, FallbackOnly};
 use sepay_store::PgPool;
 use sepay_store::events::{self, EventRef};
 use sepay_testkit::{Seeded, count, delivery, eventually};

@@ -107,7 +107,13 @@ pub async fn serve(
     sepay_telemetry::metrics::handle();
     let provisioner = Provisioner::new(config, db.clone(), bus.clone())?;
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let health = tokio::spawn(sepay_runtime::serve_health(listener, db, bus, ready.clone(), shutdown.clone()));
+    let health = tokio::spawn(sepay_runtime::serve_health(
+        listener,
+        db,
+        bus,
+        ready.clone(),
+        shutdown.clone(),
+    ));
     let schedule = tokio::spawn(reconcile::schedule(provisioner.clone(), shutdown.clone()));
     let settings = ConsumerSettings {
         // a reconciliation of a long window may take minutes

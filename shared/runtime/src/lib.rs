@@ -21,7 +21,10 @@ where
     F: FnOnce(PgPool, Bus, CancellationToken) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let _telemetry = sepay_telemetry::init(name, sepay_telemetry::LogFormat::from_env_or(sepay_telemetry::LogFormat::Json));
+    let _telemetry = sepay_telemetry::init(
+        name,
+        sepay_telemetry::LogFormat::from_env_or(sepay_telemetry::LogFormat::Json),
+    );
     let shutdown = sepay_telemetry::shutdown_on_signals();
     let result = async {
         let db = sepay_store::connect(db).await?;
@@ -52,7 +55,11 @@ pub fn health_router(db: PgPool, bus: Bus, consumer_ready: Option<Arc<AtomicBool
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
         .route("/metrics", get(sepay_telemetry::metrics::endpoint))
-        .with_state(Health { db, bus, consumer: consumer_ready })
+        .with_state(Health {
+            db,
+            bus,
+            consumer: consumer_ready,
+        })
 }
 
 /// Serves [`health_router`] until `shutdown`.
@@ -79,5 +86,12 @@ async fn ready(State(h): State<Health>) -> impl IntoResponse {
         body["consumer"] = json!(attached);
         ok &= attached;
     }
-    (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body))
+    (
+        if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(body),
+    )
 }

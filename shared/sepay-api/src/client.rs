@@ -42,7 +42,8 @@ impl SepayClient {
 
     /// Waits for this token's next slot: at most `sepay_requests_per_sec` calls a second.
     async fn pace(&self, token: &str) {
-        let interval = Duration::from_secs(1) / self.config.sepay_requests_per_sec.max(1);
+        // a little slower than the limit: SePay counts in a sliding second
+        let interval = Duration::from_secs(1) / self.config.sepay_requests_per_sec.max(1) + Duration::from_millis(10);
         let slot = {
             let mut slots = self.slots.lock().await;
             let now = Instant::now();

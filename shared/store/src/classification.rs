@@ -61,7 +61,10 @@ pub async fn add_rule(pool: &PgPool, r: &NewRule<'_>) -> StoreResult<Uuid> {
 }
 
 pub async fn delete_rule(pool: &PgPool, id: Uuid) -> StoreResult<()> {
-    let deleted = sqlx::query("delete from classification_rules where id = $1").bind(id).execute(pool).await?;
+    let deleted = sqlx::query("delete from classification_rules where id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
     if deleted.rows_affected() == 0 {
         return Err(StoreError::NotFound("rule"));
     }
@@ -130,7 +133,14 @@ pub enum Reservation {
 }
 
 /// Reserves `amount` credits for (event, purpose), idempotently; never holds a lock afterwards.
-pub async fn reserve(pool: &PgPool, ws_id: Uuid, event_id: i64, purpose: &str, amount: i64, ttl_secs: f64) -> StoreResult<Reservation> {
+pub async fn reserve(
+    pool: &PgPool,
+    ws_id: Uuid,
+    event_id: i64,
+    purpose: &str,
+    amount: i64,
+    ttl_secs: f64,
+) -> StoreResult<Reservation> {
     let mut tx = pool.begin().await?;
     let existing: Option<(Uuid, String, Option<Value>)> = sqlx::query_as(
         "select id, status, result from ai_credit_reservations where event_id = $1 and purpose = $2 for update",
@@ -144,12 +154,14 @@ pub async fn reserve(pool: &PgPool, ws_id: Uuid, event_id: i64, purpose: &str, a
         Some((_, status, _)) if status == "reserved" => return Ok(Reservation::InFlight),
         _ => {}
     }
-    let debited = sqlx::query("update workspace_ai_credits set balance = balance - $2, updated_at = now() where ws_id = $1 and balance >= $2")
-        .bind(ws_id)
-        .bind(amount)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let debited = sqlx::query(
+        "update workspace_ai_credits set balance = balance - $2, updated_at = now() where ws_id = $1 and balance >= $2",
+    )
+    .bind(ws_id)
+    .bind(amount)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
     if debited == 0 {
         return Ok(Reservation::NoCredits);
     }

@@ -168,8 +168,10 @@ pub async fn list_transactions(pool: &PgPool, ws_id: Uuid, limit: i64) -> StoreR
 
 /// How many wallet transactions a workspace has, and their sum.
 pub async fn totals(pool: &PgPool, ws_id: Uuid) -> StoreResult<(i64, Decimal)> {
-    Ok(sqlx::query_as("select count(*), coalesce(sum(amount), 0) from wallet_transactions where ws_id = $1")
-        .bind(ws_id)
-        .fetch_one(pool)
-        .await?)
+    Ok(
+        sqlx::query_as("select count(*), coalesce(sum(amount), 0) from wallet_transactions where ws_id = $1")
+            .bind(ws_id)
+            .fetch_one(pool)
+            .await?,
+    )
 }

@@ -2,8 +2,8 @@
 //! returns typed rows; the decisions it applies come from `sepay-core`.
 
 pub mod admin;
-mod connect;
 pub mod classification;
+mod connect;
 pub mod connections;
 pub mod endpoints;
 mod error;

@@ -1,4 +1,4 @@
-use super::{Classification, ClassifyInput, Classifier};
+use super::{Classification, Classifier, ClassifyInput};
 
 /// Links in order; the first category wins, tags accumulate.
 pub struct Chain {
@@ -34,6 +34,9 @@ impl Classifier for Chain {
                 return Ok(Some(Classification { tags, ..verdict }));
             }
         }
-        Ok((!tags.is_empty()).then(|| Classification { tags, ..Default::default() }))
+        Ok((!tags.is_empty()).then(|| Classification {
+            tags,
+            ..Default::default()
+        }))
     }
 }

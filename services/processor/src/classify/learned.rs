@@ -1,4 +1,4 @@
-use super::{Classification, ClassifyInput, Classifier};
+use super::{Classification, Classifier, ClassifyInput};
 use sepay_core::classify::NaiveBayes;
 use sepay_store::PgPool;
 use std::collections::HashMap;
@@ -21,7 +21,12 @@ pub struct Learned {
 
 impl Learned {
     pub fn new(db: PgPool, min_confidence: f64, min_examples: usize) -> Self {
-        Self { db, min_confidence, min_examples, models: Mutex::new(HashMap::new()) }
+        Self {
+            db,
+            min_confidence,
+            min_examples,
+            models: Mutex::new(HashMap::new()),
+        }
     }
 
     async fn model(&self, ws_id: Uuid) -> anyhow::Result<Arc<NaiveBayes<Uuid>>> {
@@ -31,8 +36,13 @@ impl Learned {
             return Ok(model.clone());
         }
         let history = sepay_store::classification::history(&self.db, ws_id, HISTORY).await?;
-        let model = Arc::new(NaiveBayes::train(history.iter().map(|(text, category)| (text.as_str(), *category))));
-        self.models.lock().unwrap_or_else(|p| p.into_inner()).insert(ws_id, (Instant::now(), model.clone()));
+        let model = Arc::new(NaiveBayes::train(
+            history.iter().map(|(text, category)| (text.as_str(), *category)),
+        ));
+        self.models
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ws_id, (Instant::now(), model.clone()));
         Ok(model)
     }
 }
@@ -44,8 +54,14 @@ impl Classifier for Learned {
         if model.examples() < self.min_examples {
             return Ok(None);
         }
-        Ok(model.predict(&input.tx.description).filter(|(_, p)| *p >= self.min_confidence).map(|(category, p)| {
-            Classification { category_id: Some(category), decided_by: "learned".into(), confidence: Some(p as f32), tags: vec![] }
-        }))
+        Ok(model
+            .predict(&input.tx.description)
+            .filter(|(_, p)| *p >= self.min_confidence)
+            .map(|(category, p)| Classification {
+                category_id: Some(category),
+                decided_by: "learned".into(),
+                confidence: Some(p as f32),
+                tags: vec![],
+            }))
     }
 }

@@ -3,7 +3,7 @@
 //! first, idempotently per (event, purpose): committed on success, released on error or timeout,
 //! released by the sweeper if the worker died. No transaction or lock is held during the call.
 
-use super::{Classification, ClassifyInput, Classifier};
+use super::{Classification, Classifier, ClassifyInput};
 use sepay_core::classify::looks_like_prompt_injection;
 use sepay_store::PgPool;
 use sepay_store::classification::{self as store, Reservation};
@@ -57,13 +57,20 @@ impl LlmEnricher {
     /// `None` when no endpoint is configured.
     pub fn new(db: PgPool, config: LlmConfig) -> Option<Self> {
         config.llm_base_url.as_ref()?;
-        let http = reqwest::Client::builder().timeout(Duration::from_millis(config.llm_timeout_ms)).build().ok()?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.llm_timeout_ms))
+            .build()
+            .ok()?;
         Some(Self { db, config, http })
     }
 
     /// One chat completion; the chosen index, if valid and confident enough.
     async fn ask(&self, input: &ClassifyInput<'_>, categories: &[store::Category]) -> anyhow::Result<Option<usize>> {
-        let list: String = categories.iter().enumerate().map(|(i, c)| format!("{i}. {}\n", c.name)).collect();
+        let list: String = categories
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{i}. {}\n", c.name))
+            .collect();
         let tx = input.tx;
         let prompt = format!(
             "Bank transfer ({direction}, {amount} VND). Transfer content: {content:?}\nCategories:\n{list}",
@@ -80,16 +87,29 @@ impl LlmEnricher {
                 {"role": "user", "content": prompt},
             ],
         });
-        let url = format!("{}/chat/completions", self.config.llm_base_url.as_deref().unwrap_or_default().trim_end_matches('/'));
+        let url = format!(
+            "{}/chat/completions",
+            self.config
+                .llm_base_url
+                .as_deref()
+                .unwrap_or_default()
+                .trim_end_matches('/')
+        );
         let mut request = self.http.post(url).json(&body);
         if let Some(key) = &self.config.llm_api_key {
             request = request.bearer_auth(key);
         }
-        let response = request.send().await.map_err(|e| anyhow::anyhow!("model call failed: {}", e.without_url()))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("model call failed: {}", e.without_url()))?;
         anyhow::ensure!(response.status().is_success(), "model answered {}", response.status());
         let answer: Value = response.json().await?;
-        let content = answer["choices"][0]["message"]["content"].as_str().ok_or_else(|| anyhow::anyhow!("no message content"))?;
-        let verdict: Value = serde_json::from_str(content).map_err(|e| anyhow::anyhow!("model reply is not JSON: {e}"))?;
+        let content = answer["choices"][0]["message"]["content"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("no message content"))?;
+        let verdict: Value =
+            serde_json::from_str(content).map_err(|e| anyhow::anyhow!("model reply is not JSON: {e}"))?;
         let index = match &verdict["category_index"] {
             Value::Null => return Ok(None),
             v => v.as_u64().map(|i| i as usize).filter(|i| *i < categories.len()),
@@ -105,7 +125,10 @@ impl LlmEnricher {
 impl Classifier for LlmEnricher {
     async fn classify(&self, input: &ClassifyInput<'_>) -> anyhow::Result<Option<Classification>> {
         if looks_like_prompt_injection(&input.tx.description) {
-            tracing::warn!(event_id = input.event_id, "transfer content looks like prompt injection: no model call");
+            tracing::warn!(
+                event_id = input.event_id,
+                "transfer content looks like prompt injection: no model call"
+            );
             return Ok(None);
         }
         let categories: Vec<store::Category> = store::categories(&self.db, input.ws_id)
@@ -118,13 +141,26 @@ impl Classifier for LlmEnricher {
         }
         // a reservation outlives the call, so a crashed worker's is swept, never leaked
         let ttl = Duration::from_millis(self.config.llm_timeout_ms).as_secs_f64() + 30.0;
-        let reservation = store::reserve(&self.db, input.ws_id, input.event_id, PURPOSE, self.config.llm_credits_per_call, ttl).await?;
+        let reservation = store::reserve(
+            &self.db,
+            input.ws_id,
+            input.event_id,
+            PURPOSE,
+            self.config.llm_credits_per_call,
+            ttl,
+        )
+        .await?;
         let id = match reservation {
             Reservation::Reserved(id) => id,
             Reservation::Paid(result) => {
                 // a redelivery: reuse what was bought, pay nothing
                 let category = result.and_then(|r| r["category_id"].as_str().and_then(|s| s.parse().ok()));
-                return Ok(category.map(|c| Classification { category_id: Some(c), decided_by: "llm".into(), confidence: None, tags: vec![] }));
+                return Ok(category.map(|c| Classification {
+                    category_id: Some(c),
+                    decided_by: "llm".into(),
+                    confidence: None,
+                    tags: vec![],
+                }));
             }
             Reservation::InFlight | Reservation::NoCredits => {
                 metrics::counter!("sepay_ai_credits_skipped_total", "reason" => if reservation == Reservation::NoCredits { "no_credits" } else { "in_flight" }).increment(1);
@@ -136,8 +172,14 @@ impl Classifier for LlmEnricher {
             Ok(choice) => {
                 let category = choice.map(|i| categories[i].id);
                 store::commit(&self.db, id, &json!({"category_id": category})).await?;
-                metrics::counter!("sepay_ai_credits_committed_total").increment(self.config.llm_credits_per_call as u64);
-                Ok(category.map(|c| Classification { category_id: Some(c), decided_by: "llm".into(), confidence: None, tags: vec![] }))
+                metrics::counter!("sepay_ai_credits_committed_total")
+                    .increment(self.config.llm_credits_per_call as u64);
+                Ok(category.map(|c| Classification {
+                    category_id: Some(c),
+                    decided_by: "llm".into(),
+                    confidence: None,
+                    tags: vec![],
+                }))
             }
             Err(err) => {
                 store::release(&self.db, id).await?;

@@ -1,4 +1,4 @@
-use super::{Classification, ClassifyInput, Classifier};
+use super::{Classification, Classifier, ClassifyInput};
 use sepay_core::classify::{Condition, Rule, apply_rules};
 use sepay_store::PgPool;
 
@@ -18,7 +18,13 @@ impl Classifier for Rules {
             .into_iter()
             .filter_map(|r| {
                 let conditions: Vec<Condition> = serde_json::from_value(r.conditions).ok()?;
-                Some(Rule { match_all: r.match_all, conditions, category: r.category_id, tags: r.tags, stop_processing: r.stop_processing })
+                Some(Rule {
+                    match_all: r.match_all,
+                    conditions,
+                    category: r.category_id,
+                    tags: r.tags,
+                    stop_processing: r.stop_processing,
+                })
             })
             .collect();
         let outcome = apply_rules(&rules, input.tx);

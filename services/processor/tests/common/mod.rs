@@ -25,11 +25,20 @@ impl Harness {
         let db = TestDb::new().await;
         let (bus, _) = test_bus(&sepay_testkit::nats_url()).await;
         bus.ensure_events_stream().await.unwrap();
-        Self { db, bus, stop: CancellationToken::new() }
+        Self {
+            db,
+            bus,
+            stop: CancellationToken::new(),
+        }
     }
 
     pub fn config() -> ProcessorConfig {
-        ProcessorConfig { processor_concurrency: 8, processor_max_deliver: 3, classify_timeout_ms: 200, ..Default::default() }
+        ProcessorConfig {
+            processor_concurrency: 8,
+            processor_max_deliver: 3,
+            classify_timeout_ms: 200,
+            ..Default::default()
+        }
     }
 
     pub fn start(&self, classifier: Arc<dyn Classifier>) {
@@ -37,12 +46,20 @@ impl Harness {
     }
 
     pub fn start_with(&self, config: ProcessorConfig, classifier: Arc<dyn Classifier>) {
-        tokio::spawn(sepay_processor::consume(config, self.db.pool.clone(), self.bus.clone(), classifier, self.stop.clone()));
+        tokio::spawn(sepay_processor::consume(
+            config,
+            self.db.pool.clone(),
+            self.bus.clone(),
+            classifier,
+            self.stop.clone(),
+        ));
     }
 
     /// Records and publishes a delivery as the ingress would.
     pub async fn ingest(&self, seed: &Seeded, body: &Value) -> EventRef {
-        let Delivery::Object(payload) = Delivery::parse(body.to_string().as_bytes()) else { panic!("not an object") };
+        let Delivery::Object(payload) = Delivery::parse(body.to_string().as_bytes()) else {
+            panic!("not an object")
+        };
         let key = DedupeKey::for_payload(&payload);
         let value = payload.clone().into_value();
         let recorded = events::record_delivery(
@@ -66,7 +83,11 @@ impl Harness {
 
     pub async fn publish(&self, event: &EventRef) {
         self.bus
-            .publish_event_received(&EventReceived { event_id: event.id, ws_id: event.ws_id, attempt: event.attempts })
+            .publish_event_received(&EventReceived {
+                event_id: event.id,
+                ws_id: event.ws_id,
+                attempt: event.attempts,
+            })
             .await
             .unwrap();
     }
@@ -96,9 +117,11 @@ pub struct EventRow {
 }
 
 pub async fn event(db: &PgPool, id: i64) -> EventRow {
-    sqlx::query_as("select status, failure_reason, created_transaction_id, payload from sepay_webhook_events where id = $1")
-        .bind(id)
-        .fetch_one(db)
-        .await
-        .unwrap()
+    sqlx::query_as(
+        "select status, failure_reason, created_transaction_id, payload from sepay_webhook_events where id = $1",
+    )
+    .bind(id)
+    .fetch_one(db)
+    .await
+    .unwrap()
 }
