@@ -182,14 +182,20 @@ def cmd_overlay(name: str, rendered: str) -> list[str]:
             if isinstance(tp, str) and tp not in names:
                 p(f"Service/{sname}: targetPort {tp!r} is not a container port of the selected pods")
 
-    # Ingress routes the webhook path to a real Service port
+    # Ingresses: one routes the webhook path, one the admin pages (connector)
     ingresses = by_kind.get("Ingress", [])
-    if len(ingresses) != 1:
-        p("expected exactly one Ingress")
+    all_paths = [
+        (ing["metadata"]["name"], pa)
+        for ing in ingresses
+        for rule in ing["spec"].get("rules", [])
+        for pa in rule.get("http", {}).get("paths", [])
+    ]
+    if not any(pa.get("path") == "/api/v1/webhooks/sepay" for _, pa in all_paths):
+        p("no Ingress rule for /api/v1/webhooks/sepay")
+    if not any(pa.get("backend", {}).get("service", {}).get("name") == "sepay-connector" for _, pa in all_paths):
+        p("no Ingress rule for the connector's admin pages")
     for ing in ingresses:
         paths = [pa for rule in ing["spec"].get("rules", []) for pa in rule.get("http", {}).get("paths", [])]
-        if not any(pa.get("path") == "/api/v1/webhooks/sepay" for pa in paths):
-            p(f"Ingress/{ing['metadata']['name']}: no rule for /api/v1/webhooks/sepay")
         for pa in paths:
             backend = pa["backend"]["service"]
             svc = services.get(backend["name"])
@@ -308,6 +314,7 @@ def cmd_compose(path: str) -> list[str]:
         "ingress": ["sepay-ingress"],
         "processor": ["sepay-processor"],
         "provisioner": ["sepay-provisioner"],
+        "connector": ["sepay-connector"],
         "demo": ["sepayctl", "demo"],
     }
     for sname, cmd in commands.items():
@@ -327,7 +334,7 @@ def cmd_compose(path: str) -> list[str]:
             host = urlparse(str(env.get(key, ""))).hostname
             if host and host not in services:
                 p(f"{sname}: {key} points at {host}, which is not a compose service")
-        if sname in ("ingress", "processor", "provisioner"):
+        if sname in ("ingress", "processor", "provisioner", "connector"):
             dep = svc.get("depends_on", {})
             if dep.get("migrate", {}).get("condition") != "service_completed_successfully":
                 p(f"{sname}: must depend on migrate with condition service_completed_successfully")

@@ -21,22 +21,8 @@ struct Cli {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let _telemetry = sepay_telemetry::init(
-        "sepay-connector",
-        sepay_telemetry::LogFormat::from_env_or(sepay_telemetry::LogFormat::Json),
-    );
-    let shutdown = sepay_telemetry::shutdown_on_signals();
-    let result = async {
-        let db = sepay_store::connect(&cli.db).await?;
-        let bus = sepay_bus::Bus::connect(&cli.nats).await?;
-        sepay_connector::run(cli.connector, cli.sepay, db, bus, shutdown).await
-    }
-    .await;
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("sepay-connector: {err}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    sepay_runtime::run_service("sepay-connector", &cli.db, &cli.nats, |db, bus, shutdown| {
+        sepay_connector::run(cli.connector, cli.sepay, db, bus, shutdown)
+    })
+    .await
 }

@@ -39,7 +39,6 @@ pub fn router(state: AppRef) -> Router {
     });
     Router::new()
         .route("/", get(home))
-        .route("/healthz", get(|| async { "ok" }))
         .route("/login", get(login))
         .route("/ws/{ws}/integrations", get(integrations))
         .route("/ws/{ws}/events", get(events_page))
@@ -72,7 +71,9 @@ pub fn router(state: AppRef) -> Router {
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
         }))
-        .with_state(state)
+        .with_state(state.clone())
+        // /healthz, /readyz (Postgres and NATS) and /metrics, as every service has them
+        .merge(sepay_runtime::health_router(state.db.clone(), state.bus.clone(), None))
 }
 
 /// An owner or admin of the workspace in the path, with this session's CSRF token.

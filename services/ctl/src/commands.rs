@@ -70,6 +70,8 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
         | Command::Demo { .. }
         | Command::AdminToken(_)
         | Command::Sync { .. }
+        | Command::Rules(_)
+        | Command::Credits(_)
         | Command::Reconcile(_) => bail!("not a database command"),
     }
     Ok(())

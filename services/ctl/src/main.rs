@@ -6,6 +6,7 @@ mod commands;
 mod control;
 mod demo;
 mod output;
+mod rules;
 mod sim;
 mod up;
 
@@ -73,6 +74,12 @@ pub enum Command {
     Up(Box<up::UpArgs>),
     /// Mint an admin session token and print the connector's login link (local use).
     AdminToken(admin::AdminTokenArgs),
+    /// Classification rules (applied in order before the learned classifier and the model).
+    #[command(subcommand)]
+    Rules(rules::RulesCmd),
+    /// Workspace AI credits (paid by model calls).
+    #[command(subcommand)]
+    Credits(rules::CreditsCmd),
     /// Ask the provisioner to sync a workspace's bank accounts (and provision webhooks).
     Sync {
         #[arg(long)]
@@ -180,6 +187,8 @@ async fn main() -> ExitCode {
         Command::Sim(ref args) => sim::run(json, args).await,
         Command::AdminToken(ref args) => admin::admin_token(&cli, args).await,
         Command::Sync { ws } => control::sync(&cli, ws).await,
+        Command::Rules(ref cmd) => rules::rules(&cli, cmd).await,
+        Command::Credits(ref cmd) => rules::credits(&cli, cmd).await,
         Command::Reconcile(ref args) => control::reconcile(&cli, args).await,
         Command::Demo { ref sim_url } => up::demo_on_running(&cli, sim_url).await,
         _ => commands::run(&cli).await,

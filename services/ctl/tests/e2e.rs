@@ -503,3 +503,82 @@ async fn sepayctl_up_stops_gracefully_on_sigterm() {
     .await;
     assert!(exited.expect("still running 10 s after SIGTERM").success());
 }
+
+#[tokio::test]
+async fn rules_and_credits_are_managed_with_sepayctl() {
+    let db = TestDb::new().await;
+    let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
+    let seed = Seeded::new(&db.pool).await;
+    let ws = seed.ws_id.to_string();
+    let bad = Command::new(env!("CARGO_BIN_EXE_sepayctl"))
+        .args(["rules", "add", "--ws", &ws, "--name", "x", "--when", "colour is red"])
+        .env("DATABASE_URL", &db.config.database_url)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown field"));
+    sepayctl(
+        &db,
+        &nats,
+        &[
+            "rules",
+            "add",
+            "--ws",
+            &ws,
+            "--name",
+            "rides",
+            "--when",
+            "content contains grab",
+            "--category",
+            "Transport",
+            "--expense",
+            "--tag",
+            "ride",
+        ],
+    );
+    let listed = sepayctl(&db, &nats, &["rules", "list", "--ws", &ws]);
+    assert_eq!(listed[0]["category_name"], json!("Transport"));
+    let credits = sepayctl(&db, &nats, &["credits", "grant", "--ws", &ws, "--amount", "25"]);
+    assert_eq!(credits["balance"], json!(25));
+
+    // the running processor applies the rule at once
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let bus = sepay_bus::Bus::connect(&nats).await.unwrap();
+    let ingress = IngressConfig {
+        relay_interval_ms: 100,
+        relay_min_age_ms: 200,
+        ..Default::default()
+    };
+    tokio::spawn(sepay_ingress::serve(
+        listener,
+        ingress,
+        db.pool.clone(),
+        bus.clone(),
+        stop.clone(),
+    ));
+    let config = ProcessorConfig::default();
+    let classifier = sepay_processor::default_classifier(&config, &db.pool);
+    tokio::spawn(sepay_processor::consume(
+        config,
+        db.pool.clone(),
+        bus,
+        classifier,
+        stop.clone(),
+    ));
+    let mut body = delivery(77, "out", json!(85000));
+    body["content"] = json!("GRAB chuyen xe");
+    assert_eq!(post(&url, &seed, &body).await, 200);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            (processed(&db).await == 1).then_some(())
+        })
+        .await
+        .is_some()
+    );
+    let txs = sepayctl(&db, &nats, &["transactions", "list", "--ws", &ws]);
+    assert_eq!(txs[0]["category_name"], json!("Transport"));
+    assert_eq!(txs[0]["classified_by"], json!("rules"));
+    stop.cancel();
+}

@@ -1,0 +1,146 @@
+//! `sepayctl rules …` and `sepayctl credits …`: the classification chain's admin inputs.
+
+use crate::Cli;
+use crate::output::print;
+use anyhow::Context;
+use clap::Subcommand;
+use sepay_core::classify::Condition;
+use sepay_store::classification::{self as store, NewRule};
+use serde_json::json;
+use uuid::Uuid;
+
+#[derive(Subcommand)]
+pub enum RulesCmd {
+    /// Append a rule: `--when "content contains grab" --when "amount gte 100000" --category Transport --expense`.
+    Add {
+        #[arg(long)]
+        ws: Uuid,
+        #[arg(long)]
+        name: String,
+        /// `<content|amount|direction|account> <contains|is|regex|one_of|gte|lte> <value>`
+        #[arg(long = "when", required = true)]
+        conditions: Vec<String>,
+        /// Match when any condition holds (default: all).
+        #[arg(long)]
+        any: bool,
+        /// Category to assign (created if missing).
+        #[arg(long)]
+        category: Option<String>,
+        /// The category is an expense (else income).
+        #[arg(long, requires = "category")]
+        expense: bool,
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// Let later rules add their tags too.
+        #[arg(long = "continue")]
+        keep_going: bool,
+    },
+    List {
+        #[arg(long)]
+        ws: Uuid,
+    },
+    Delete {
+        id: Uuid,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CreditsCmd {
+    /// Add AI credits to a workspace.
+    Grant {
+        #[arg(long)]
+        ws: Uuid,
+        #[arg(long)]
+        amount: i64,
+    },
+    /// Balance and reservations (reserved, committed, released).
+    Show {
+        #[arg(long)]
+        ws: Uuid,
+    },
+}
+
+pub async fn rules(cli: &Cli, cmd: &RulesCmd) -> anyhow::Result<()> {
+    let db = sepay_store::connect(&cli.db).await?;
+    match cmd {
+        RulesCmd::Add {
+            ws,
+            name,
+            conditions,
+            any,
+            category,
+            expense,
+            tags,
+            keep_going,
+        } => {
+            let parsed: Vec<Condition> = conditions
+                .iter()
+                .map(|c| Condition::parse(c).with_context(|| format!("--when {c:?}")))
+                .collect::<anyhow::Result<_>>()?;
+            let category_id = match category {
+                Some(name) => Some(store::category(&db, *ws, name, *expense).await?),
+                None => None,
+            };
+            let conditions = serde_json::to_value(&parsed)?;
+            let id = store::add_rule(
+                &db,
+                &NewRule {
+                    ws_id: *ws,
+                    name,
+                    match_all: !any,
+                    conditions: &conditions,
+                    category_id,
+                    tags,
+                    stop_processing: !keep_going,
+                },
+            )
+            .await?;
+            print(cli.json, &json!({"id": id}), || format!("rule {id} added"));
+        }
+        RulesCmd::List { ws } => {
+            let rows = store::rules(&db, *ws).await?;
+            print(cli.json, &rows, || {
+                rows.iter()
+                    .map(|r| {
+                        format!(
+                            "{:>3}. {}  {}  when {} {}  → {}  tags {:?}{}",
+                            r.position,
+                            r.id,
+                            r.name,
+                            if r.match_all { "all" } else { "any" },
+                            r.conditions,
+                            r.category_name.as_deref().unwrap_or("-"),
+                            r.tags,
+                            if r.stop_processing { "" } else { "  (continues)" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        RulesCmd::Delete { id } => {
+            store::delete_rule(&db, *id).await?;
+            print(cli.json, &json!({"deleted": id}), || format!("rule {id} deleted"));
+        }
+    }
+    Ok(())
+}
+
+pub async fn credits(cli: &Cli, cmd: &CreditsCmd) -> anyhow::Result<()> {
+    let db = sepay_store::connect(&cli.db).await?;
+    let ws = match cmd {
+        CreditsCmd::Grant { ws, amount } => {
+            anyhow::ensure!(*amount > 0, "--amount must be positive");
+            store::grant_credits(&db, *ws, *amount).await?;
+            *ws
+        }
+        CreditsCmd::Show { ws } => *ws,
+    };
+    let (balance, reserved, committed, released) = store::credit_ledger(&db, ws).await?;
+    let value =
+        json!({"ws": ws, "balance": balance, "reserved": reserved, "committed": committed, "released": released});
+    print(cli.json, &value, || {
+        format!("balance {balance}; reserved {reserved}, committed {committed}, released {released}")
+    });
+    Ok(())
+}
