@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 /// Ingress and processor in this process, as `sepayctl up` runs them.
 struct System {
@@ -580,5 +581,128 @@ async fn rules_and_credits_are_managed_with_sepayctl() {
     let txs = sepayctl(&db, &nats, &["transactions", "list", "--ws", &ws]);
     assert_eq!(txs[0]["category_name"], json!("Transport"));
     assert_eq!(txs[0]["classified_by"], json!("rules"));
+    stop.cancel();
+}
+
+/// A workspace connected to an in-process simulator through the real OAuth code flow, with the
+/// provisioner running: what `sepayctl sync` and `sepayctl reconcile` talk to.
+async fn connected_workspace(db: &TestDb, nats: &NatsConfig, stop: &CancellationToken) -> (Uuid, String, i64) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = format!("http://{}", listener.local_addr().unwrap());
+    let config = sepay_sim::SimConfig {
+        sim_auto_approve: true,
+        sim_rate_limit_per_sec: 1000,
+        ..Default::default()
+    };
+    tokio::spawn(sepay_sim::serve(listener, config, stop.clone()));
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let post = |path: &str, body: Value| {
+        let (http, url) = (http.clone(), format!("{sim}{path}"));
+        async move {
+            http.post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let company = post("/sim/companies", json!({"name": "Cty"})).await["id"].clone();
+    let account = post("/sim/bank-accounts", json!({"company_id": company})).await["id"]
+        .as_i64()
+        .unwrap();
+    let redirect = "http://127.0.0.1:9/callback";
+    let client = post(
+        "/sim/oauth-clients",
+        json!({"company_id": company, "redirect_uris": [redirect]}),
+    )
+    .await;
+    let sepay = sepay_api::SepayConfig {
+        sepay_base_url: sim.clone(),
+        sepay_client_id: client["client_id"].as_str().unwrap().into(),
+        sepay_client_secret: client["client_secret"].as_str().unwrap().into(),
+        sepay_requests_per_sec: 100,
+        ..Default::default()
+    };
+    let api = sepay_api::SepayClient::new(&sepay);
+    let request = api.authorize_request(redirect).unwrap();
+    let location = http.get(&request.url).send().await.unwrap().headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let code = url::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let grant = api
+        .exchange_code(&code, &request.pkce_verifier, redirect)
+        .await
+        .unwrap();
+    let ws = sepay_store::workspaces::create_workspace(&db.pool, "Shop")
+        .await
+        .unwrap()
+        .id;
+    let bus = sepay_bus::Bus::connect(nats).await.unwrap();
+    let mut config = sepay_provisioner::ProvisionerConfig::default();
+    config.sepay = sepay;
+    let provisioner = sepay_provisioner::Provisioner::new(config.clone(), db.pool.clone(), bus.clone()).unwrap();
+    provisioner.tokens.store_grant(ws, &grant).await.unwrap();
+    let health = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    tokio::spawn(sepay_provisioner::serve(
+        health,
+        config,
+        db.pool.clone(),
+        bus,
+        stop.clone(),
+    ));
+    (ws, sim, account)
+}
+
+// multi-threaded: the blocking `sepayctl` calls must not stall the in-process provisioner
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sepayctl_sync_and_reconcile_drive_the_provisioner() {
+    let db = TestDb::new().await;
+    let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
+    let stop = CancellationToken::new();
+    let (ws, sim, account) = connected_workspace(&db, &nats, &stop).await;
+    let ws_text = ws.to_string();
+    sepayctl(&db, &nats, &["sync", "--ws", &ws_text]);
+    let synced = eventually(Duration::from_secs(15), || async {
+        (sepay_store::provisioning::live_endpoint_count(&db.pool, ws)
+            .await
+            .unwrap()
+            == 1)
+            .then_some(())
+    })
+    .await;
+    assert!(synced.is_some(), "sync did not provision the account's webhook");
+    // two transfers SePay never delivered (the webhook points nowhere reachable)
+    for amount in [1000, 2000] {
+        reqwest::Client::new()
+            .post(format!("{sim}/sim/transactions"))
+            .json(&json!({"bank_account_id": account, "transfer_type": "in", "amount": amount}))
+            .send()
+            .await
+            .unwrap();
+    }
+    let run = sepayctl(&db, &nats, &["reconcile", "--ws", &ws_text, "--since", "1h"]);
+    assert_eq!(
+        (
+            run["status"].as_str(),
+            run["fetched"].as_i64(),
+            run["inserted"].as_i64()
+        ),
+        (Some("succeeded"), Some(2), Some(2))
+    );
+    let again = sepayctl(&db, &nats, &["reconcile", "--ws", &ws_text, "--since", "1h"]);
+    assert_eq!(again["inserted"], json!(0));
     stop.cancel();
 }

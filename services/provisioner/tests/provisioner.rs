@@ -35,6 +35,15 @@ impl World {
     /// A simulator with a company and OAuth client, a workspace connected to it through the real
     /// code flow (PKCE, `oauth2` crate), and a provisioner configuration pointing at both.
     async fn new(sim_config: SimConfig) -> Self {
+        Self::start(sim_config, None).await
+    }
+
+    /// Like `new`, for a company the simulator's fixture already holds.
+    async fn new_for_company(sim_config: SimConfig, company: i64) -> Self {
+        Self::start(sim_config, Some(company)).await
+    }
+
+    async fn start(sim_config: SimConfig, existing_company: Option<i64>) -> Self {
         let stop = CancellationToken::new();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim = format!("http://{}", listener.local_addr().unwrap());
@@ -61,9 +70,12 @@ impl World {
                     .unwrap()
             }
         };
-        let company = post("/sim/companies", json!({"name": "Cty Demo"})).await["id"]
-            .as_i64()
-            .unwrap();
+        let company = match existing_company {
+            Some(id) => id,
+            None => post("/sim/companies", json!({"name": "Cty Demo"})).await["id"]
+                .as_i64()
+                .unwrap(),
+        };
         let client = post(
             "/sim/oauth-clients",
             json!({"company_id": company, "redirect_uris": [REDIRECT]}),
@@ -258,6 +270,67 @@ async fn sync_honours_429_in_both_header_forms_and_fails_with_a_reason_when_it_p
         .await
         .unwrap();
     assert!(reason.unwrap().contains("rate limit"));
+}
+
+#[tokio::test]
+async fn ten_thousand_accounts_are_listed_page_by_page() {
+    let path = std::env::temp_dir().join(format!("sim-10k-{}.json", Uuid::new_v4()));
+    let accounts: Vec<Value> = (1..=10_000)
+        .map(|i| json!({"id": i, "company_id": 1, "account_number": format!("99{i:08}")}))
+        .collect();
+    std::fs::write(
+        &path,
+        json!({"companies": [{"id": 1, "name": "Big Co"}], "bank_accounts": accounts}).to_string(),
+    )
+    .unwrap();
+    let sim_config = SimConfig {
+        sim_rate_limit_per_sec: 10_000,
+        sim_fixture: Some(path.clone()),
+        ..Default::default()
+    };
+    let w = World::new_for_company(sim_config, 1).await;
+    let p = w.provisioner().await;
+    let token = p.tokens.access_token(w.ws_id).await.unwrap();
+    let started = std::time::Instant::now();
+    let listed = p.tokens.client().list_bank_accounts(&token).await.unwrap();
+    assert_eq!(listed.len(), 10_000);
+    assert_eq!(listed.last().unwrap().account_number, "9900010000");
+    println!("10 000 accounts in 100 pages listed in {:?}", started.elapsed());
+    std::fs::remove_file(path).ok();
+}
+
+#[tokio::test]
+async fn accounts_gone_from_sepay_are_marked_inactive_not_deleted() {
+    let w = World::new(SimConfig {
+        sim_rate_limit_per_sec: 1000,
+        ..Default::default()
+    })
+    .await;
+    let ids = w.accounts(3).await;
+    let p = w.provisioner().await;
+    sepay_provisioner::sync_and_provision(&p, w.ws_id).await.unwrap();
+    let closed = w
+        .http
+        .delete(format!("{}/sim/bank-accounts/{}", w.sim, ids[1]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), 204);
+    let outcome = sepay_provisioner::sync_and_provision(&p, w.ws_id).await.unwrap();
+    assert_eq!(outcome.deactivated, 1);
+    let links: Vec<(String, bool)> =
+        sqlx::query_as("select sepay_bank_account_id, active from sepay_wallet_links order by sepay_bank_account_id")
+            .fetch_all(&w.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        links,
+        [
+            (ids[0].to_string(), true),
+            (ids[1].to_string(), false),
+            (ids[2].to_string(), true)
+        ]
+    );
 }
 
 #[tokio::test]

@@ -21,6 +21,7 @@ pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
         .route("/sim/companies", post(create_company))
         .route("/sim/bank-accounts", post(create_bank_account))
+        .route("/sim/bank-accounts/{id}", axum::routing::delete(delete_bank_account))
         .route("/sim/oauth-clients", post(create_client))
         .route("/sim/webhooks", post(create_webhook))
         .route("/sim/transactions", post(create_transaction))
@@ -266,6 +267,20 @@ async fn create_bank_account(State(sim): State<Arc<Sim>>, b: JsonBody<NewBankAcc
     v["company_id"] = json!(account.company_id);
     v["sub_accounts"] = serde_json::to_value(&account.sub_accounts).unwrap_or_default();
     Ok(created(v))
+}
+
+/// An account closed at SePay: it disappears from every listing (its transactions stay).
+async fn delete_bank_account(
+    State(sim): State<Arc<Sim>>,
+    axum::extract::Path(id): axum::extract::Path<Id>,
+) -> Result<Response, SimError> {
+    let mut world = sim.world();
+    world
+        .bank_accounts
+        .remove(&id)
+        .ok_or(SimError::NotFound("bank account"))?;
+    world.webhooks.retain(|_, w| w.bank_account_id != id);
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn create_client(State(sim): State<Arc<Sim>>, b: JsonBody<NewClient>) -> Result<Response, SimError> {
