@@ -4,9 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::Html;
 use chrono::{DateTime, Utc};
-use sepay_store::admin::{
-    AdminWorkspace, ConnectionView, CreatedEndpoint, EventRow, ReconciliationRun, WalletLinkView, WalletRow,
-};
+use sepay_store::admin::{AdminWorkspace, ConnectionView, CreatedEndpoint, EventRow, WalletLinkView, WalletRow};
 use sepay_store::endpoints::Endpoint;
 use std::fmt::Write;
 use uuid::Uuid;
@@ -171,7 +169,7 @@ pub struct Integrations<'a> {
     pub links: &'a [WalletLinkView],
     pub wallets: &'a [WalletRow],
     pub endpoints: &'a [Endpoint],
-    pub runs: &'a [ReconciliationRun],
+    pub runs: &'a [sepay_store::provisioning::ReconciliationRun],
     pub sepay: Option<&'a str>,
     pub reason: Option<&'a str>,
     pub done: Option<&'a str>,

@@ -215,7 +215,7 @@ async fn integrations(
     let links = admin::wallet_links(db, ws_id).await?;
     let wallets = admin::wallets(db, ws_id).await?;
     let endpoints = endpoints::list(db, Some(ws_id)).await?;
-    let runs = admin::reconciliation_runs(db, ws_id, 20).await?;
+    let runs = sepay_store::provisioning::list_runs(db, ws_id, 20).await?;
     Ok(pages::integrations(&pages::Integrations {
         ws_id,
         ws_name: &ws.name,
@@ -502,19 +502,7 @@ async fn sync(
     admin: Admin,
     form: std::result::Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response> {
-    let Form(form) = form?;
-    admin.check_csrf(&form.csrf)?;
-    publish(
-        &state,
-        ControlSubject::SyncRequested,
-        "sync",
-        &ControlRequest::workspace(admin.ws_id),
-    )
-    .await?;
-    Ok(to_page(
-        &state,
-        &format!("/ws/{}/integrations?done=sync_requested", admin.ws_id),
-    ))
+    request_from_page(&state, &admin, form, ControlSubject::SyncRequested, "sync").await
 }
 
 async fn reconcile(
@@ -522,18 +510,23 @@ async fn reconcile(
     admin: Admin,
     form: std::result::Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response> {
+    request_from_page(&state, &admin, form, ControlSubject::ReconcileRequested, "reconcile").await
+}
+
+/// A button that asks the provisioner for something: CSRF, publish, back to the page.
+async fn request_from_page(
+    state: &AppRef,
+    admin: &Admin,
+    form: std::result::Result<Form<CsrfForm>, FormRejection>,
+    subject: ControlSubject,
+    what: &'static str,
+) -> Result<Response> {
     let Form(form) = form?;
     admin.check_csrf(&form.csrf)?;
-    publish(
-        &state,
-        ControlSubject::ReconcileRequested,
-        "reconcile",
-        &ControlRequest::workspace(admin.ws_id),
-    )
-    .await?;
+    publish(state, subject, what, &ControlRequest::workspace(admin.ws_id)).await?;
     Ok(to_page(
-        &state,
-        &format!("/ws/{}/integrations?done=reconcile_requested", admin.ws_id),
+        state,
+        &format!("/ws/{}/integrations?done={what}_requested", admin.ws_id),
     ))
 }
 

@@ -206,31 +206,6 @@ pub async fn events_page(
     .await?)
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct ReconciliationRun {
-    pub id: i64,
-    pub trigger: String,
-    pub window_from: DateTime<Utc>,
-    pub window_to: DateTime<Utc>,
-    pub status: String,
-    pub fetched: i32,
-    pub inserted: i32,
-    pub error: Option<String>,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
-pub async fn reconciliation_runs(pool: &PgPool, ws_id: Uuid, limit: i64) -> StoreResult<Vec<ReconciliationRun>> {
-    Ok(sqlx::query_as(
-        "select id, trigger, window_from, window_to, status, fetched, inserted, error, started_at, finished_at
-           from sepay_reconciliation_runs where ws_id = $1 order by id desc limit $2",
-    )
-    .bind(ws_id)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
-}
-
 /// An endpoint of `ws_id` (another workspace's id is "not found").
 pub async fn endpoint_of(pool: &PgPool, ws_id: Uuid, id: Uuid) -> StoreResult<Endpoint> {
     match endpoints::get(pool, id).await {
