@@ -403,3 +403,36 @@ async fn the_chain_keeps_rule_tags_when_a_later_link_decides() {
         ("Transport".into(), Some("llm".into()), vec!["spending".into()])
     );
 }
+
+#[tokio::test]
+async fn a_model_timeout_releases_the_reservation() {
+    let h = Harness::new().await;
+    let seed = Seeded::new(&h.db.pool).await;
+    store::category(&h.db.pool, seed.ws_id, "Transport", true)
+        .await
+        .unwrap();
+    store::grant_credits(&h.db.pool, seed.ws_id, 3).await.unwrap();
+    let (url, calls) = fake_model(Model::Slow(3)).await;
+    let llm = LlmEnricher::new(h.db.pool.clone(), llm_config(&url, 1000)).unwrap();
+    let Delivery::Object(p) = Delivery::parse(with_content(1, "out", "GRAB").to_string().as_bytes()) else {
+        unreachable!()
+    };
+    let tx = p.normalize().unwrap();
+    let e = h.ingest(&seed, &with_content(1, "out", "GRAB")).await;
+    let started = Instant::now();
+    let result = llm
+        .classify(&ClassifyInput {
+            ws_id: seed.ws_id,
+            event_id: e.id,
+            tx: &tx,
+        })
+        .await;
+    let took = started.elapsed();
+    assert!(result.is_err(), "a timeout is an error");
+    assert!(
+        took < Duration::from_millis(2500),
+        "the call was cut at its own limit, took {took:?}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(ledger(&h, seed.ws_id).await, (3, 0, 0, 1), "released, balance restored");
+}
