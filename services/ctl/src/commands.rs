@@ -71,6 +71,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
         | Command::AdminToken(_)
         | Command::Sync { .. }
         | Command::Rules(_)
+        | Command::Bench(_)
         | Command::Credits(_)
         | Command::Reconcile(_) => bail!("not a database command"),
     }

@@ -2,6 +2,7 @@
 //! service in one process.
 
 mod admin;
+mod bench;
 mod commands;
 mod control;
 mod demo;
@@ -87,6 +88,8 @@ pub enum Command {
     },
     /// Ask the provisioner to reconcile a workspace with SePay and follow the run.
     Reconcile(control::ReconcileArgs),
+    /// Measure the insert limit, the ingress and end-to-end booking in one run (loopback only).
+    Bench(bench::BenchArgs),
     /// Drive a running SePay simulator.
     Sim(sim::SimArgs),
     /// Seed a demo workspace on running services and show one simulated transaction booked
@@ -185,6 +188,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Up(ref args) => up::run(&cli, args).await,
         Command::Sim(ref args) => sim::run(json, args).await,
+        Command::Bench(ref args) => bench::run(&cli, args).await,
         Command::AdminToken(ref args) => admin::admin_token(&cli, args).await,
         Command::Sync { ws } => control::sync(&cli, ws).await,
         Command::Rules(ref cmd) => rules::rules(&cli, cmd).await,

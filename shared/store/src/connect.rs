@@ -102,3 +102,8 @@ pub async fn migrate(pool: &PgPool) -> StoreResult<()> {
         .await
         .map_err(|e| StoreError::Db(sqlx::Error::Migrate(Box::new(e))))
 }
+
+/// Drops a database (benchmarks clean up the one they made).
+pub async fn drop_database(url: &str) -> StoreResult<()> {
+    Postgres::drop_database(url).await.map_err(StoreError::Db)
+}

@@ -359,3 +359,28 @@ pub async fn reopen_failed(pool: &PgPool, ws_id: Option<Uuid>, ids: &[i64]) -> S
     .fetch_all(pool)
     .await?)
 }
+
+/// POST→booked latency of a workspace's processed events: (count, p50, p99, p99.9) in milliseconds.
+pub async fn booking_latency(pool: &PgPool, ws_id: Uuid) -> StoreResult<(i64, f64, f64, f64)> {
+    Ok(sqlx::query_as(
+        "select count(*),
+                coalesce(percentile_cont(0.5) within group (order by ms), 0)::float8,
+                coalesce(percentile_cont(0.99) within group (order by ms), 0)::float8,
+                coalesce(percentile_cont(0.999) within group (order by ms), 0)::float8
+           from (select extract(epoch from processed_at - received_at) * 1000 as ms
+                   from sepay_webhook_events where ws_id = $1 and status = 'processed') l",
+    )
+    .bind(ws_id)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Events of a workspace, booked or not.
+pub async fn count_for_workspace(pool: &PgPool, ws_id: Uuid) -> StoreResult<(i64, i64)> {
+    Ok(sqlx::query_as(
+        "select count(*), count(*) filter (where status = 'processed') from sepay_webhook_events where ws_id = $1",
+    )
+    .bind(ws_id)
+    .fetch_one(pool)
+    .await?)
+}

@@ -12,7 +12,7 @@ pub mod ledger;
 pub mod provisioning;
 pub mod workspaces;
 
-pub use connect::{DbConfig, connect, migrate};
+pub use connect::{DbConfig, connect, drop_database, migrate};
 pub use error::{StoreError, StoreResult};
 pub use sqlx::PgPool;
 
