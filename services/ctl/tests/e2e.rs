@@ -706,3 +706,23 @@ async fn sepayctl_sync_and_reconcile_drive_the_provisioner() {
     assert_eq!(again["inserted"], json!(0));
     stop.cancel();
 }
+
+#[tokio::test]
+async fn the_benchmark_runs_and_books_every_distinct_delivery() {
+    let db = TestDb::new().await;
+    let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
+    let report = tokio::task::spawn_blocking(move || {
+        sepayctl(
+            &db,
+            &nats,
+            &["bench", "--deliveries", "60", "--concurrency", "8", "--replicas", "1,2"],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(report["insert_limit_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["ingress"]["failed"], json!(0));
+    for round in report["end_to_end"].as_array().unwrap() {
+        assert_eq!(round["booked"], round["expected"], "{round}");
+    }
+}
