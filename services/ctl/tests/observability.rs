@@ -247,3 +247,58 @@ async fn readiness_follows_postgres_and_nats_going_away_and_coming_back() {
         wait_ready(url, 200).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_request_continues_the_publishers_trace_in_the_provisioner() {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let _telemetry = sepay_telemetry::init_with_provider(provider.clone(), sepay_telemetry::LogFormat::Text);
+    let db = TestDb::new().await;
+    let (bus, _) = test_bus(&sepay_testkit::nats_url()).await;
+    let stop = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = sepay_provisioner::ProvisionerConfig {
+        reconcile_interval_secs: 0,
+        ..Default::default()
+    };
+    tokio::spawn(sepay_provisioner::serve(
+        listener,
+        config,
+        db.pool.clone(),
+        bus.clone(),
+        stop.clone(),
+    ));
+    bus.ensure_control_stream().await.unwrap();
+    // what the connector does when an admin presses "Sync now"
+    let page = tracing::info_span!("POST /ws/{ws}/sync");
+    let trace_id = {
+        use opentelemetry::trace::TraceContextExt;
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        page.context().span().span_context().trace_id()
+    };
+    {
+        use tracing::Instrument;
+        let request = sepay_bus::ControlRequest::workspace(uuid::Uuid::new_v4());
+        bus.publish_control(sepay_bus::ControlSubject::SyncRequested, "trace-1", &request)
+            .instrument(page.clone())
+            .await
+            .unwrap();
+    }
+    drop(page);
+    let spans = eventually(Duration::from_secs(10), || {
+        let _ = provider.force_flush();
+        let spans = exporter.get_finished_spans().unwrap();
+        async move { spans.iter().any(|s| s.name == "sepay.control process").then_some(spans) }
+    })
+    .await
+    .expect("the provisioner's span was exported");
+    let consumer = spans.iter().find(|s| s.name == "sepay.control process").unwrap();
+    assert_eq!(
+        consumer.span_context.trace_id(),
+        trace_id,
+        "one trace from the page to the provisioner"
+    );
+    stop.cancel();
+}
