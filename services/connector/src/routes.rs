@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use sepay_api::{ApiError, TokenError};
-use sepay_bus::{ControlRequest, ControlSubject, EventReceived};
+use sepay_bus::{ControlRequest, ControlSubject};
 use sepay_store::{StoreError, admin, endpoints, events, workspaces};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -298,14 +298,8 @@ async fn replay(
     let ids: Vec<i64> = form.id.into_iter().collect();
     let reopened = events::reopen_failed(&state.db, Some(admin.ws_id), &ids).await?;
     for event in &reopened {
-        let message = EventReceived {
-            event_id: event.id,
-            ws_id: event.ws_id,
-            attempt: event.attempts,
-        };
-        match state.bus.publish_event_received(&message).await {
-            Ok(_) => events::mark_published(&state.db, event).await?,
-            Err(err) => tracing::warn!(event_id = event.id, error = %err, "replay left to the relay"),
+        if let Err(err) = sepay_runtime::publish_event(&state.db, &state.bus, event).await {
+            tracing::warn!(event_id = event.id, error = %err, "replay left to the relay");
         }
     }
     tracing::info!(ws_id = %admin.ws_id, count = reopened.len(), "failed events replayed");

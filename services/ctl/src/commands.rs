@@ -1,10 +1,10 @@
 use crate::output::print;
 use crate::{Cli, Command, EndpointCmd, EventsCmd, TransactionsCmd, WalletCmd, WorkspaceCmd};
 use anyhow::{Context, bail};
-use sepay_bus::{Bus, ControlSubject, EventReceived};
+use sepay_bus::{Bus, ControlSubject};
 use sepay_core::EventStatus;
 use sepay_store::admin::{self, CreatedEndpoint};
-use sepay_store::events::{EventFilter, EventRef};
+use sepay_store::events::EventFilter;
 use sepay_store::{PgPool, endpoints, events, ledger, workspaces};
 use serde_json::json;
 use std::time::Duration;
@@ -205,7 +205,7 @@ async fn events_cmd(cli: &Cli, db: &PgPool, cmd: &EventsCmd) -> anyhow::Result<(
             let reopened = events::reopen_failed(db, *ws, ids).await?;
             let mut published = 0;
             for event in &reopened {
-                publish(db, &bus, event).await?;
+                sepay_runtime::publish_event(db, &bus, event).await?;
                 published += 1;
             }
             let ids: Vec<i64> = reopened.iter().map(|e| e.id).collect();
@@ -214,16 +214,5 @@ async fn events_cmd(cli: &Cli, db: &PgPool, cmd: &EventsCmd) -> anyhow::Result<(
             });
         }
     }
-    Ok(())
-}
-
-async fn publish(db: &PgPool, bus: &Bus, event: &EventRef) -> anyhow::Result<()> {
-    bus.publish_event_received(&EventReceived {
-        event_id: event.id,
-        ws_id: event.ws_id,
-        attempt: event.attempts,
-    })
-    .await?;
-    events::mark_published(db, event).await?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! worker, a lost message) — SePay's own retries would only be answered "in flight".
 
 use crate::IngressConfig;
-use sepay_bus::{Bus, EventReceived};
+use sepay_bus::Bus;
 use sepay_store::PgPool;
 use sepay_store::events;
 use sepay_telemetry::metrics;
@@ -65,13 +65,7 @@ async fn pass(config: &RelayConfig, db: &PgPool, bus: &Bus) -> anyhow::Result<us
     }
     let mut published = 0;
     for event in pending {
-        let message = EventReceived {
-            event_id: event.id,
-            ws_id: event.ws_id,
-            attempt: event.attempts,
-        };
-        bus.publish_event_received(&message).await?;
-        events::mark_published(db, &event).await?;
+        sepay_runtime::publish_event(db, bus, &event).await?;
         metrics::counter!("sepay_relay_published_total").increment(1);
         published += 1;
     }

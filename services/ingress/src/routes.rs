@@ -7,7 +7,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use sepay_bus::EventReceived;
 use sepay_core::auth::parse_api_key;
 use sepay_core::{DedupeKey, Delivery, EventSource};
 use sepay_crypto::{WEBHOOK_TOKEN_PREFIX, sha256, verify_secret};
@@ -132,22 +131,11 @@ async fn receive(
 /// publishes it once NATS answers again.
 pub(crate) async fn publish(app: &AppState, event: &events::EventRef) {
     if !app.bus.is_connected() {
+        metrics::counter!("sepay_events_publish_failed_total").increment(1);
         tracing::warn!(event_id = event.id, "NATS disconnected; the relay will publish");
         return;
     }
-    let message = EventReceived {
-        event_id: event.id,
-        ws_id: event.ws_id,
-        attempt: event.attempts,
-    };
-    match app.bus.publish_event_received(&message).await {
-        Ok(_) => {
-            if let Err(err) = events::mark_published(&app.db, event).await {
-                tracing::warn!(event_id = event.id, error = ?err, "published but not marked; the relay may publish again");
-            }
-        }
-        Err(err) => {
-            tracing::warn!(event_id = event.id, error = %err, "publish failed; the relay will retry")
-        }
+    if let Err(err) = sepay_runtime::publish_event(&app.db, &app.bus, event).await {
+        tracing::warn!(event_id = event.id, error = %err, "publish failed; the relay will retry");
     }
 }

@@ -5,7 +5,7 @@ mod common;
 
 use axum::Json;
 use common::Harness;
-use sepay_core::{DedupeKey, Delivery};
+use sepay_core::Delivery;
 use sepay_processor::{Chain, Classifier, ClassifyInput, Learned, LlmConfig, LlmEnricher, ProcessorConfig, Rules};
 use sepay_store::classification::{self as store, NewRule};
 use sepay_testkit::{Seeded, delivery};
@@ -240,7 +240,6 @@ async fn a_successful_call_commits_exactly_one_reservation_and_a_redelivery_pays
     assert_eq!(again.category_id, first.category_id);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert_eq!(ledger(&h, seed.ws_id).await, (4, 0, 1, 0));
-    let _ = DedupeKey::for_sepay_id(1);
 }
 
 #[tokio::test]

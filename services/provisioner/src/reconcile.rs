@@ -5,7 +5,7 @@ use crate::Provisioner;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sepay_api::{Transaction, TransactionQuery};
-use sepay_bus::{ControlRequest, EventReceived};
+use sepay_bus::ControlRequest;
 use sepay_core::provisioning::Window;
 use sepay_core::{DedupeKey, Delivery, EventSource};
 use sepay_store::events::{self, EventBody, NewEvent};
@@ -142,16 +142,8 @@ async fn insert(p: &Provisioner, ws_id: Uuid, tx: &Transaction) -> anyhow::Resul
     let Some(event) = inserted else { return Ok(false) };
     tracing::info!(event_id = event.id, sepay_id = tx.id, "missing transaction recovered");
     // a failed publish leaves the row unpublished: the ingress relay publishes it
-    if p.bus
-        .publish_event_received(&EventReceived {
-            event_id: event.id,
-            ws_id,
-            attempt: event.attempts,
-        })
-        .await
-        .is_ok()
-    {
-        events::mark_published(&p.db, &event).await?;
+    if let Err(err) = sepay_runtime::publish_event(&p.db, &p.bus, &event).await {
+        tracing::warn!(event_id = event.id, error = %err, "left to the relay");
     }
     Ok(true)
 }

@@ -42,11 +42,6 @@ impl DedupeKey {
         Self(format!("{RAW_PREFIX}{}", sha256_hex(body)))
     }
 
-    /// The key for SePay transaction `id`, as reconciliation and webhooks both build it.
-    pub fn for_sepay_id(id: i64) -> Self {
-        Self(format!("{ID_PREFIX}{id}"))
-    }
-
     /// True for payloads without a SePay id: these get the short duplicate window.
     pub fn is_eventless(&self) -> bool {
         self.0.starts_with(EVENTLESS_PREFIX)
@@ -85,8 +80,6 @@ mod tests {
             DedupeKey::for_payload(&payload(json!({"id": "92704"}))).as_str(),
             "sepay:92704"
         );
-        assert_eq!(DedupeKey::for_sepay_id(92704).as_str(), "sepay:92704");
-        assert!(!DedupeKey::for_sepay_id(1).is_eventless());
     }
 
     #[test]
