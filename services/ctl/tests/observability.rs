@@ -175,10 +175,12 @@ async fn metrics_move_as_deliveries_are_taken_rejected_and_booked() {
     wait_processed(&db, 2).await;
     let after = eventually(Duration::from_secs(5), || async {
         let text = scrape(&services.processor).await;
-        (sample(&text, r#"sepay_events_settled_total{outcome="booked"}"#) >= 2.0).then_some(text)
+        // the processing histogram is recorded after the ack, a moment after the settled counter
+        let settled = sample(&text, r#"sepay_events_settled_total{outcome="booked"}"#) >= 2.0;
+        (settled && sample(&text, "sepay_processing_seconds_count") >= 2.0).then_some(text)
     })
     .await
-    .expect("booked counter");
+    .expect("booked counter and processing histogram");
     let moved = |series: &str| sample(&after, series) - sample(&before, series);
     assert_eq!(moved(r#"sepay_webhook_deliveries_total{outcome="new"}"#), 2.0);
     assert_eq!(moved(r#"sepay_webhook_rejected_total{reason="unauthorized"}"#), 1.0);
