@@ -341,7 +341,6 @@ async fn control_messages(bus: &Bus) -> Vec<(String, ControlRequest)> {
         ack_wait: Duration::from_secs(30),
         max_deliver: 3,
         max_ack_pending: 100,
-        backoff: vec![],
     };
     let consumer = bus.control_consumer("connector-test", &settings).await.unwrap();
     let mut batch = consumer

@@ -2,10 +2,9 @@
 
 use crate::Cli;
 use crate::output::print;
-use anyhow::Context;
 use clap::Subcommand;
-use sepay_core::classify::Condition;
-use sepay_store::classification::{self as store, NewRule};
+use sepay_core::classify::RuleDraft;
+use sepay_store::classification as store;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -73,28 +72,16 @@ pub async fn rules(cli: &Cli, cmd: &RulesCmd) -> anyhow::Result<()> {
             tags,
             keep_going,
         } => {
-            let parsed: Vec<Condition> = conditions
-                .iter()
-                .map(|c| Condition::parse(c).with_context(|| format!("--when {c:?}")))
-                .collect::<anyhow::Result<_>>()?;
-            let category_id = match category {
-                Some(name) => Some(store::category(&db, *ws, name, *expense).await?),
-                None => None,
-            };
-            let conditions = serde_json::to_value(&parsed)?;
-            let id = store::add_rule(
-                &db,
-                &NewRule {
-                    ws_id: *ws,
-                    name,
-                    match_all: !any,
-                    conditions: &conditions,
-                    category_id,
-                    tags,
-                    stop_processing: !keep_going,
-                },
-            )
-            .await?;
+            let draft = RuleDraft::parse(
+                name,
+                conditions.iter().map(String::as_str),
+                !any,
+                category.as_deref(),
+                *expense,
+                tags.iter().map(String::as_str),
+                !keep_going,
+            )?;
+            let id = store::create_rule(&db, *ws, &draft).await?;
             print(cli.json, &json!({"id": id}), || format!("rule {id} added"));
         }
         RulesCmd::List { ws } => {
@@ -103,12 +90,12 @@ pub async fn rules(cli: &Cli, cmd: &RulesCmd) -> anyhow::Result<()> {
                 rows.iter()
                     .map(|r| {
                         format!(
-                            "{:>3}. {}  {}  when {} {}  → {}  tags {:?}{}",
+                            "{:>3}. {}  {}  when {} of [{}]  → {}  tags {:?}{}",
                             r.position,
                             r.id,
                             r.name,
                             if r.match_all { "all" } else { "any" },
-                            r.conditions,
+                            r.condition_texts().join("; "),
                             r.category_name.as_deref().unwrap_or("-"),
                             r.tags,
                             if r.stop_processing { "" } else { "  (continues)" }
@@ -119,7 +106,7 @@ pub async fn rules(cli: &Cli, cmd: &RulesCmd) -> anyhow::Result<()> {
             });
         }
         RulesCmd::Delete { id } => {
-            store::delete_rule(&db, *id).await?;
+            store::delete_rule(&db, None, *id).await?;
             print(cli.json, &json!({"deleted": id}), || format!("rule {id} deleted"));
         }
     }

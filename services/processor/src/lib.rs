@@ -17,10 +17,12 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use classify::{
-    Chain, Classification, Classifier, ClassifyInput, FallbackOnly, Learned, LlmConfig, LlmEnricher, Rules,
+    Chain, Classification, Classifier, ClassifyInput, FallbackOnly, LLM_DECIDER, Learned, LlmConfig, LlmEnricher,
+    LlmTagger, Rules,
 };
 
-/// The production chain: rules → learned → language model (when configured) → fallback.
+/// The production chain: rules → learned → language model (when configured) → fallback, with
+/// the model tagger (when configured) alongside.
 pub fn default_classifier(config: &ProcessorConfig, db: &PgPool) -> Arc<dyn Classifier> {
     let mut links: Vec<Box<dyn Classifier>> = vec![
         Box::new(Rules { db: db.clone() }),
@@ -33,7 +35,11 @@ pub fn default_classifier(config: &ProcessorConfig, db: &PgPool) -> Arc<dyn Clas
     if let Some(llm) = LlmEnricher::new(db.clone(), config.llm.clone()) {
         links.push(Box::new(llm));
     }
-    Arc::new(Chain::new(links))
+    let mut taggers: Vec<Box<dyn Classifier>> = vec![];
+    if let Some(tagger) = LlmTagger::new(db.clone(), config.llm.clone()) {
+        taggers.push(Box::new(tagger));
+    }
+    Arc::new(Chain::new(links).with_taggers(taggers))
 }
 
 /// The durable consumer's name on SEPAY_EVENTS.
@@ -92,16 +98,26 @@ impl ProcessorConfig {
             ack_wait,
             max_deliver: self.processor_max_deliver,
             max_ack_pending: self.processor_max_ack_pending,
-            // after an ack timeout (a worker died mid-message): retry soon, then back off;
-            // JetStream wants fewer backoff steps than deliveries
-            backoff: [1u64, 5, 30, 60]
-                .into_iter()
-                .take((self.processor_max_deliver - 1).max(0) as usize)
-                .map(Duration::from_secs)
-                .collect(),
         }
     }
+
+    /// JetStream redelivers a message unacked for `ack_wait`: it must outlast classification
+    /// and booking, or a slow message gets a second, concurrent attempt.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let needed = Duration::from_millis(self.classify_timeout_ms) + BOOKING_ALLOWANCE;
+        anyhow::ensure!(
+            Duration::from_secs(self.processor_ack_wait_secs) >= needed,
+            "PROCESSOR_ACK_WAIT_SECS ({}) must be at least CLASSIFY_TIMEOUT_MS plus {} s ({} s)",
+            self.processor_ack_wait_secs,
+            BOOKING_ALLOWANCE.as_secs(),
+            needed.as_secs_f64().ceil()
+        );
+        Ok(())
+    }
 }
+
+/// Time a message may take beyond classification (load, resolve, book, ack).
+const BOOKING_ALLOWANCE: Duration = Duration::from_secs(5);
 
 /// Consumes until `shutdown` is cancelled; in-flight messages finish first.
 pub async fn run(
@@ -159,6 +175,7 @@ async fn consume_with(
     consumer_ready: Arc<AtomicBool>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    config.validate()?;
     let db_for_sweeper = db.clone();
     let worker = Arc::new(worker::Worker {
         db,

@@ -292,8 +292,16 @@ impl Worker {
         event_id: i64,
         tx: &NormalizedTransaction,
     ) -> (CategoryChoice, String, Option<f32>, Vec<String>) {
-        let input = ClassifyInput { ws_id, event_id, tx };
-        let verdict = match tokio::time::timeout(self.classify_budget, self.classifier.classify(&input)).await {
+        let deadline = tokio::time::Instant::now() + self.classify_budget;
+        let input = ClassifyInput {
+            ws_id,
+            event_id,
+            tx,
+            deadline,
+        };
+        // the chain bounds itself by the deadline; this is the backstop for any classifier
+        let backstop = deadline + CLASSIFY_BACKSTOP_GRACE;
+        let verdict = match tokio::time::timeout_at(backstop, self.classifier.classify(&input)).await {
             Ok(Ok(verdict)) => verdict.unwrap_or_default(),
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, "classifier failed; using the fallback category");
@@ -331,6 +339,9 @@ impl Worker {
         )
     }
 }
+
+/// How long past its deadline a classifier that ignores it is waited for.
+const CLASSIFY_BACKSTOP_GRACE: Duration = Duration::from_millis(50);
 
 enum Failure {
     /// The event cannot be booked as it is; recorded on the row.

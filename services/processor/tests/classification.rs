@@ -8,7 +8,7 @@ use common::Harness;
 use sepay_core::Delivery;
 use sepay_processor::{Chain, Classifier, ClassifyInput, Learned, LlmConfig, LlmEnricher, ProcessorConfig, Rules};
 use sepay_store::classification::{self as store, NewRule};
-use sepay_testkit::{Seeded, delivery};
+use sepay_testkit::{Seeded, delivery, eventually};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Model {
+    /// For the classifier a category index, for the tagger a tag index; with a confidence.
     Answer(u64, f64),
     ServerError,
     Slow(u64),
@@ -24,24 +25,43 @@ enum Model {
     OutOfRange,
 }
 
-/// A fake chat-completions endpoint; counts the calls it gets.
-async fn fake_model(behaviour: Model) -> (String, Arc<AtomicUsize>) {
-    let calls = Arc::new(AtomicUsize::new(0));
+/// Calls the fake model got, per purpose.
+#[derive(Clone, Default)]
+struct Calls(Arc<[AtomicUsize; 2]>);
+
+impl Calls {
+    fn classifier(&self) -> usize {
+        self.0[0].load(Ordering::SeqCst)
+    }
+    fn tagger(&self) -> usize {
+        self.0[1].load(Ordering::SeqCst)
+    }
+}
+
+/// A fake chat-completions endpoint answering the classifier and the tagger (told apart by the
+/// system message) each with its own behaviour.
+async fn fake_model_for(classifier: Model, tagger: Model) -> (String, Calls) {
+    let calls = Calls::default();
     let counter = calls.clone();
     let app = axum::Router::new().route(
         "/v1/chat/completions",
         axum::routing::post(move |Json(body): Json<Value>| {
             let counter = counter.clone();
             async move {
-                counter.fetch_add(1, Ordering::SeqCst);
                 assert_eq!(body["response_format"]["type"], "json_object");
-                let content = match behaviour {
-                    Model::Answer(i, c) => json!({"category_index": i, "confidence": c}).to_string(),
-                    Model::OutOfRange => json!({"category_index": 99, "confidence": 0.99}).to_string(),
+                let tagging = body["messages"][0]["content"].as_str().unwrap().starts_with("You tag");
+                counter.0[tagging as usize].fetch_add(1, Ordering::SeqCst);
+                let answer = |i: u64, c: f64| match tagging {
+                    true => json!({"tags": [{"index": i, "confidence": c}]}).to_string(),
+                    false => json!({"category_index": i, "confidence": c}).to_string(),
+                };
+                let content = match if tagging { tagger } else { classifier } {
+                    Model::Answer(i, c) => answer(i, c),
+                    Model::OutOfRange => answer(99, 0.99),
                     Model::Garbage => "certainly! the category is Food".to_string(),
                     Model::Slow(secs) => {
                         tokio::time::sleep(Duration::from_secs(secs)).await;
-                        json!({"category_index": 0, "confidence": 0.9}).to_string()
+                        answer(0, 0.9)
                     }
                     Model::ServerError => {
                         return (
@@ -61,6 +81,10 @@ async fn fake_model(behaviour: Model) -> (String, Arc<AtomicUsize>) {
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, calls)
+}
+
+async fn fake_model(behaviour: Model) -> (String, Calls) {
+    fake_model_for(behaviour, behaviour).await
 }
 
 fn llm_config(url: &str, timeout_ms: u64) -> LlmConfig {
@@ -209,6 +233,10 @@ fn llm_only(h: &Harness, url: &str, timeout_ms: u64) -> Arc<dyn Classifier> {
     )]))
 }
 
+fn deadline_in(secs: u64) -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(secs)
+}
+
 async fn ledger(h: &Harness, ws: Uuid) -> (i64, i64, i64, i64) {
     store::credit_ledger(&h.db.pool, ws).await.unwrap()
 }
@@ -232,19 +260,20 @@ async fn a_successful_call_commits_exactly_one_reservation_and_a_redelivery_pays
         ws_id: seed.ws_id,
         event_id: e.id,
         tx: &tx,
+        deadline: deadline_in(5),
     };
     let first = llm.classify(&input).await.unwrap().unwrap();
     assert_eq!(first.decided_by, "llm");
     // the same (event, purpose) again: the bought answer, no second call, no second charge
     let again = llm.classify(&input).await.unwrap().unwrap();
     assert_eq!(again.category_id, first.category_id);
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(calls.classifier(), 1);
     assert_eq!(ledger(&h, seed.ws_id).await, (4, 0, 1, 0));
 }
 
 #[tokio::test]
 async fn failed_calls_release_their_credits_and_book_the_fallback() {
-    for behaviour in [Model::ServerError, Model::Garbage, Model::OutOfRange] {
+    for behaviour in [Model::ServerError, Model::Garbage, Model::OutOfRange, Model::Slow(3)] {
         let h = Harness::new().await;
         let seed = Seeded::new(&h.db.pool).await;
         store::category(&h.db.pool, seed.ws_id, "Transport", true)
@@ -270,7 +299,7 @@ async fn failed_calls_release_their_credits_and_book_the_fallback() {
             (3, 0, 0, 1),
             "{behaviour:?}: released, balance restored"
         );
-        assert_eq!(calls.load(Ordering::SeqCst), 1, "{behaviour:?}");
+        assert_eq!(calls.classifier(), 1, "{behaviour:?}");
     }
 }
 
@@ -285,7 +314,7 @@ async fn no_credits_means_no_call() {
     h.start(llm_only(&h, &url, 1000));
     let e = h.ingest(&seed, &with_content(1, "out", "GRAB")).await;
     assert_eq!(category_of(&h, e.id).await.0, "Uncategorized Expense");
-    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert_eq!(calls.classifier(), 0);
     // prompt injection never reaches the model either
     store::grant_credits(&h.db.pool, seed.ws_id, 5).await.unwrap();
     let e = h
@@ -295,7 +324,7 @@ async fn no_credits_means_no_call() {
         )
         .await;
     assert_eq!(category_of(&h, e.id).await.0, "Uncategorized Expense");
-    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert_eq!(calls.classifier(), 0);
     assert_eq!(ledger(&h, seed.ws_id).await, (5, 0, 0, 0));
 }
 
@@ -325,7 +354,7 @@ async fn fifty_concurrent_events_with_ten_credits_commit_exactly_ten() {
         }
     }
     assert_eq!(by_llm, 10);
-    assert_eq!(calls.load(Ordering::SeqCst), 10);
+    assert_eq!(calls.classifier(), 10);
     assert_eq!(
         ledger(&h, seed.ws_id).await,
         (0, 0, 10, 0),
@@ -356,14 +385,30 @@ async fn a_slow_model_does_not_hold_booking_and_its_reservation_is_swept() {
         "booking waited {:?}",
         started.elapsed()
     );
-    // the abandoned call left its reservation; once expired the sweeper refunds it
-    assert_eq!(ledger(&h, seed.ws_id).await, (1, 1, 0, 0));
-    sqlx::query("update ai_credit_reservations set expires_at = now() - interval '1 second'")
-        .execute(&h.db.pool)
+    // the budget abandoned the call: it is cancelled and its credits come back at once
+    let released = eventually(Duration::from_secs(2), || async {
+        (ledger(&h, seed.ws_id).await == (2, 0, 0, 1)).then_some(())
+    })
+    .await;
+    assert!(released.is_some(), "ledger {:?}", ledger(&h, seed.ws_id).await);
+}
+
+#[tokio::test]
+async fn the_sweeper_refunds_the_reservation_of_a_worker_that_died() {
+    let h = Harness::new().await;
+    let seed = Seeded::new(&h.db.pool).await;
+    store::grant_credits(&h.db.pool, seed.ws_id, 2).await.unwrap();
+    let e = h.ingest(&seed, &with_content(1, "out", "GRAB")).await;
+    // a reservation nobody will settle, as a killed worker leaves it
+    let held = store::reserve(&h.db.pool, seed.ws_id, e.id, "classifier", 1, 0.0)
         .await
         .unwrap();
+    assert!(matches!(held, store::Reservation::Reserved(_)));
+    assert_eq!(ledger(&h, seed.ws_id).await, (1, 1, 0, 0));
+    tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(store::release_expired(&h.db.pool).await.unwrap(), 1);
     assert_eq!(ledger(&h, seed.ws_id).await, (2, 0, 0, 1));
+    assert_eq!(store::release_expired(&h.db.pool).await.unwrap(), 0, "released once");
 }
 
 #[tokio::test]
@@ -424,6 +469,7 @@ async fn a_model_timeout_releases_the_reservation() {
             ws_id: seed.ws_id,
             event_id: e.id,
             tx: &tx,
+            deadline: deadline_in(5),
         })
         .await;
     let took = started.elapsed();
@@ -432,6 +478,132 @@ async fn a_model_timeout_releases_the_reservation() {
         took < Duration::from_millis(2500),
         "the call was cut at its own limit, took {took:?}"
     );
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(calls.classifier(), 1);
     assert_eq!(ledger(&h, seed.ws_id).await, (3, 0, 0, 1), "released, balance restored");
+}
+
+async fn add_tags(h: &Harness, ws: Uuid, names: &[&str]) {
+    for name in names {
+        sqlx::query("insert into transaction_tags (ws_id, name) values ($1, $2)")
+            .bind(ws)
+            .bind(name)
+            .execute(&h.db.pool)
+            .await
+            .unwrap();
+    }
+}
+
+fn with_model(url: &str, budget_ms: u64, model_timeout_ms: u64) -> ProcessorConfig {
+    ProcessorConfig {
+        classify_timeout_ms: budget_ms,
+        llm: llm_config(url, model_timeout_ms),
+        ..Harness::config()
+    }
+}
+
+#[tokio::test]
+async fn the_model_tagger_adds_workspace_tags_and_each_purpose_pays_once() {
+    let h = Harness::new().await;
+    let seed = Seeded::new(&h.db.pool).await;
+    store::category(&h.db.pool, seed.ws_id, "Transport", true)
+        .await
+        .unwrap();
+    add_tags(&h, seed.ws_id, &["food", "ride"]).await;
+    store::grant_credits(&h.db.pool, seed.ws_id, 5).await.unwrap();
+    let (url, calls) = fake_model_for(Model::Answer(0, 0.9), Model::Answer(1, 0.8)).await;
+    let config = with_model(&url, 3000, 2000);
+    let chain = sepay_processor::default_classifier(&config, &h.db.pool);
+    h.start_with(config, chain.clone());
+    let e = h.ingest(&seed, &with_content(1, "out", "GRAB chuyen xe")).await;
+    assert_eq!(
+        category_of(&h, e.id).await,
+        ("Transport".into(), Some("llm".into()), vec!["ride".into()])
+    );
+    let confidence: Option<f32> =
+        sqlx::query_scalar("select classification_confidence from wallet_transactions where ws_id = $1")
+            .bind(seed.ws_id)
+            .fetch_one(&h.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(confidence, Some(0.9), "the model's confidence is recorded");
+    assert_eq!((calls.classifier(), calls.tagger()), (1, 1));
+    assert_eq!(ledger(&h, seed.ws_id).await, (3, 0, 2, 0), "one commit per purpose");
+    // the same event classified again (a redelivery) reuses both answers and pays nothing
+    let Delivery::Object(p) = Delivery::parse(with_content(1, "out", "GRAB chuyen xe").to_string().as_bytes()) else {
+        unreachable!()
+    };
+    let tx = p.normalize().unwrap();
+    let again = chain
+        .classify(&ClassifyInput {
+            ws_id: seed.ws_id,
+            event_id: e.id,
+            tx: &tx,
+            deadline: deadline_in(5),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (again.decided_by.as_str(), again.tags),
+        ("llm", vec!["ride".to_string()])
+    );
+    assert_eq!((calls.classifier(), calls.tagger()), (1, 1));
+    assert_eq!(ledger(&h, seed.ws_id).await, (3, 0, 2, 0));
+}
+
+#[tokio::test]
+async fn a_failing_or_slow_tagger_releases_its_credits_and_never_costs_the_category() {
+    for tagger in [Model::ServerError, Model::Garbage, Model::OutOfRange, Model::Slow(10)] {
+        let h = Harness::new().await;
+        let seed = Seeded::new(&h.db.pool).await;
+        store::category(&h.db.pool, seed.ws_id, "Transport", true)
+            .await
+            .unwrap();
+        add_tags(&h, seed.ws_id, &["ride"]).await;
+        store::grant_credits(&h.db.pool, seed.ws_id, 5).await.unwrap();
+        let (url, calls) = fake_model_for(Model::Answer(0, 0.9), tagger).await;
+        // the slow tagger outlives the budget (1 s) but not its own limit (20 s): the budget cuts it
+        let config = with_model(&url, 1000, 20_000);
+        h.start_with(config.clone(), sepay_processor::default_classifier(&config, &h.db.pool));
+        let started = Instant::now();
+        let e = h.ingest(&seed, &with_content(1, "out", "GRAB chuyen xe")).await;
+        assert_eq!(
+            category_of(&h, e.id).await,
+            ("Transport".into(), Some("llm".into()), vec![]),
+            "{tagger:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{tagger:?}: booking waited {:?}",
+            started.elapsed()
+        );
+        let settled = eventually(Duration::from_secs(2), || async {
+            (ledger(&h, seed.ws_id).await == (4, 0, 1, 1)).then_some(())
+        })
+        .await;
+        assert!(
+            settled.is_some(),
+            "{tagger:?}: ledger {:?}",
+            ledger(&h, seed.ws_id).await
+        );
+        assert_eq!((calls.classifier(), calls.tagger()), (1, 1), "{tagger:?}");
+    }
+}
+
+#[tokio::test]
+async fn no_tags_in_the_workspace_means_no_tagger_call() {
+    let h = Harness::new().await;
+    let seed = Seeded::new(&h.db.pool).await;
+    store::grant_credits(&h.db.pool, seed.ws_id, 5).await.unwrap();
+    let (url, calls) = fake_model(Model::Answer(0, 0.9)).await;
+    let config = with_model(&url, 2000, 1000);
+    h.start_with(config.clone(), sepay_processor::default_classifier(&config, &h.db.pool));
+    let e = h.ingest(&seed, &with_content(1, "out", "GRAB")).await;
+    assert_eq!(category_of(&h, e.id).await.0, "Uncategorized Expense");
+    assert_eq!(
+        (calls.classifier(), calls.tagger()),
+        (0, 0),
+        "no categories, no tags: nothing to ask"
+    );
+    assert_eq!(ledger(&h, seed.ws_id).await, (5, 0, 0, 0));
 }

@@ -6,7 +6,7 @@ mod common;
 use common::{Harness, event};
 
 use rust_decimal::Decimal;
-use sepay_processor::{Classification, Classifier, ClassifyInput, FallbackOnly};
+use sepay_processor::{Classification, Classifier, ClassifyInput, FallbackOnly, ProcessorConfig};
 use sepay_store::PgPool;
 use sepay_store::events::{self, EventRef};
 use sepay_testkit::{Seeded, count, delivery, eventually};
@@ -289,4 +289,46 @@ async fn classification_never_blocks_booking() {
         (tx.category.as_str(), tx.classified_by.as_deref()),
         ("Sales", Some("rules"))
     );
+}
+
+/// Counts its calls and takes its time (under the budget).
+struct Deliberate(Arc<std::sync::atomic::AtomicUsize>);
+#[async_trait::async_trait]
+impl Classifier for Deliberate {
+    async fn classify(&self, _: &ClassifyInput<'_>) -> anyhow::Result<Option<Classification>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        Ok(None)
+    }
+}
+
+#[tokio::test]
+async fn a_message_still_being_worked_on_is_not_delivered_again() {
+    let h = Harness::new().await;
+    let seed = Seeded::new(&h.db.pool).await;
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let config = ProcessorConfig {
+        classify_timeout_ms: 3000,
+        ..Harness::config()
+    };
+    h.start_with(config, Arc::new(Deliberate(calls.clone())));
+    let e = h.ingest(&seed, &delivery(1, "in", json!(100))).await;
+    h.wait_status(e.id, "processed").await;
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one attempt: JetStream must not redeliver while the worker is classifying"
+    );
+}
+
+#[test]
+fn the_ack_wait_must_outlast_classification() {
+    let config = ProcessorConfig {
+        processor_ack_wait_secs: 6,
+        classify_timeout_ms: 4000,
+        ..Default::default()
+    };
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.contains("PROCESSOR_ACK_WAIT_SECS (6) must be at least"), "{err}");
+    assert!(ProcessorConfig::default().validate().is_ok());
 }

@@ -120,11 +120,6 @@ pub async fn serve(
         ack_wait: Duration::from_secs(300),
         max_deliver: 5,
         max_ack_pending: 100,
-        backoff: vec![
-            Duration::from_secs(5),
-            Duration::from_secs(30),
-            Duration::from_secs(120),
-        ],
     };
     worker::consume(provisioner, settings, ready, shutdown).await;
     let _ = schedule.await;

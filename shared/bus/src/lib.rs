@@ -195,9 +195,10 @@ pub struct ConsumerSettings {
     pub ack_wait: Duration,
     pub max_deliver: i64,
     pub max_ack_pending: i64,
-    /// Redelivery delays after an ack timeout; must be shorter than `max_deliver`.
-    pub backoff: Vec<Duration>,
 }
+// No JetStream BackOff: it replaces AckWait per delivery, so a step shorter than the longest
+// processing redelivers a message still being worked on (a second, concurrent attempt). Failures
+// are retried by explicit NAKs with their own delay; `ack_wait` only covers a worker that died.
 
 #[derive(Clone)]
 pub struct Bus {
@@ -331,19 +332,16 @@ impl Bus {
         settings: &ConsumerSettings,
     ) -> BusResult<PullConsumer> {
         let durable = self.names.durable(service);
+        // create or update: changed settings reach a consumer that already exists
         stream
-            .get_or_create_consumer(
-                &durable,
-                consumer::pull::Config {
-                    durable_name: Some(durable.clone()),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: settings.ack_wait,
-                    max_deliver: settings.max_deliver,
-                    max_ack_pending: settings.max_ack_pending,
-                    backoff: settings.backoff.clone(),
-                    ..Default::default()
-                },
-            )
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some(durable.clone()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: settings.ack_wait,
+                max_deliver: settings.max_deliver,
+                max_ack_pending: settings.max_ack_pending,
+                ..Default::default()
+            })
             .await
             .map_err(|e| js_err("create consumer")(&e))
     }

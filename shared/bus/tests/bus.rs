@@ -12,7 +12,6 @@ fn settings() -> ConsumerSettings {
         ack_wait: Duration::from_secs(5),
         max_deliver: 3,
         max_ack_pending: 10,
-        backoff: vec![Duration::from_secs(1)],
     }
 }
 

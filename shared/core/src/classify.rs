@@ -66,6 +66,118 @@ pub enum RuleError {
     Op(String),
     #[error("{0}")]
     Value(String),
+    #[error("{text:?}: {reason}")]
+    InCondition { text: String, reason: Box<RuleError> },
+    #[error("{0}")]
+    Draft(&'static str),
+}
+
+impl Field {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Content => "content",
+            Field::Amount => "amount",
+            Field::Direction => "direction",
+            Field::Account => "account",
+        }
+    }
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Contains => "contains",
+            Op::Is => "is",
+            Op::Regex => "regex",
+            Op::OneOf => "one_of",
+            Op::Gte => "gte",
+            Op::Lte => "lte",
+        }
+    }
+}
+
+/// The text [`Condition::parse`] reads: `content contains grab`.
+impl std::fmt::Display for Condition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {}", self.field.as_str(), self.op.as_str(), self.value)
+    }
+}
+
+/// A rule as an admin writes it (`sepayctl rules add` flags or the connector's form), checked
+/// once here for both.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleDraft {
+    pub name: String,
+    pub match_all: bool,
+    pub conditions: Vec<Condition>,
+    /// Category name and whether it is an expense (created if missing).
+    pub category: Option<(String, bool)>,
+    pub tags: Vec<String>,
+    pub stop_processing: bool,
+}
+
+impl RuleDraft {
+    pub const MAX_CONDITIONS: usize = 20;
+    pub const MAX_TAGS: usize = 20;
+    const MAX_NAME: usize = 200;
+
+    /// Blank conditions, tags and category are ignored; a rule must set a category or a tag.
+    #[allow(clippy::too_many_arguments)]
+    pub fn parse<'a>(
+        name: &str,
+        conditions: impl IntoIterator<Item = &'a str>,
+        match_all: bool,
+        category: Option<&str>,
+        is_expense: bool,
+        tags: impl IntoIterator<Item = &'a str>,
+        stop_processing: bool,
+    ) -> Result<Self, RuleError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > Self::MAX_NAME {
+            return Err(RuleError::Draft("a rule needs a name of at most 200 characters"));
+        }
+        let conditions = conditions
+            .into_iter()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(|text| {
+                Condition::parse(text).map_err(|reason| RuleError::InCondition {
+                    text: text.to_owned(),
+                    reason: Box::new(reason),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if conditions.is_empty() || conditions.len() > Self::MAX_CONDITIONS {
+            return Err(RuleError::Draft("a rule needs 1 to 20 conditions"));
+        }
+        let category = category.map(str::trim).filter(|c| !c.is_empty());
+        if category.is_some_and(|c| c.chars().count() > Self::MAX_NAME) {
+            return Err(RuleError::Draft("a category name is at most 200 characters"));
+        }
+        let mut unique: Vec<String> = Vec::new();
+        for tag in tags.into_iter().map(str::trim).filter(|t| !t.is_empty()) {
+            if tag.chars().count() > 64 {
+                return Err(RuleError::Draft("a tag is at most 64 characters"));
+            }
+            if !unique.iter().any(|t| t == tag) {
+                unique.push(tag.to_owned());
+            }
+        }
+        if unique.len() > Self::MAX_TAGS {
+            return Err(RuleError::Draft("a rule sets at most 20 tags"));
+        }
+        if category.is_none() && unique.is_empty() {
+            return Err(RuleError::Draft("a rule must set a category or a tag"));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            match_all,
+            conditions,
+            category: category.map(|c| (c.to_owned(), is_expense)),
+            tags: unique,
+            stop_processing,
+        })
+    }
 }
 
 impl Condition {
@@ -508,6 +620,54 @@ mod tests {
         }
         for text in ["GRAB chuyen xe", "Thanh toan don hang 1001", "luong thang 3"] {
             assert!(!looks_like_prompt_injection(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn rule_drafts_are_checked_once_for_cli_and_pages() {
+        let ok = RuleDraft::parse(
+            " Grab ",
+            ["content contains grab", " ", "amount gte 10000"],
+            true,
+            Some(" Transport "),
+            true,
+            ["ride", "ride", " "],
+            false,
+        )
+        .unwrap();
+        assert_eq!(ok.name, "Grab");
+        assert_eq!(ok.conditions.len(), 2);
+        assert_eq!(ok.conditions[1].to_string(), "amount gte 10000");
+        assert_eq!(ok.category, Some(("Transport".into(), true)));
+        assert_eq!(ok.tags, vec!["ride".to_string()]);
+        let long = "x".repeat(201);
+        let cases: [(&str, &[&str], Option<&str>, &[&str], &str); 6] = [
+            ("", &["content contains a"], Some("C"), &[], "a rule needs a name"),
+            (&long, &["content contains a"], Some("C"), &[], "a rule needs a name"),
+            ("r", &[" "], Some("C"), &[], "1 to 20 conditions"),
+            (
+                "r",
+                &["content has a"],
+                Some("C"),
+                &[],
+                "\"content has a\": unknown operator",
+            ),
+            ("r", &["amount gte lots"], Some("C"), &[], "amount needs a number"),
+            ("r", &["content contains a"], Some(" "), &[" "], "a category or a tag"),
+        ];
+        for (name, conditions, category, tags, expected) in cases {
+            let err = RuleDraft::parse(
+                name,
+                conditions.iter().copied(),
+                true,
+                category,
+                false,
+                tags.iter().copied(),
+                true,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(expected), "{name:?} {conditions:?}: {err}");
         }
     }
 }

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod classify;
 pub mod dedupe;
+pub mod model_reply;
 pub mod money;
 pub mod payload;
 pub mod provisioning;

@@ -1,6 +1,7 @@
 //! Rules, learning history, categories and AI credit reservations.
 
 use crate::error::{StoreError, StoreResult};
+use sepay_core::classify::RuleDraft;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -17,6 +18,16 @@ pub struct RuleRow {
     pub category_name: Option<String>,
     pub tags: Vec<String>,
     pub stop_processing: bool,
+}
+
+impl RuleRow {
+    /// The conditions as an admin writes them (`content contains grab`).
+    pub fn condition_texts(&self) -> Vec<String> {
+        match serde_json::from_value::<Vec<sepay_core::classify::Condition>>(self.conditions.clone()) {
+            Ok(conditions) => conditions.iter().map(ToString::to_string).collect(),
+            Err(_) => vec![self.conditions.to_string()],
+        }
+    }
 }
 
 /// Active rules in order.
@@ -60,15 +71,90 @@ pub async fn add_rule(pool: &PgPool, r: &NewRule<'_>) -> StoreResult<Uuid> {
     .await?)
 }
 
-pub async fn delete_rule(pool: &PgPool, id: Uuid) -> StoreResult<()> {
-    let deleted = sqlx::query("delete from classification_rules where id = $1")
+/// Appends an admin's checked rule, creating its category if missing.
+pub async fn create_rule(pool: &PgPool, ws_id: Uuid, draft: &RuleDraft) -> StoreResult<Uuid> {
+    let category_id = match &draft.category {
+        Some((name, is_expense)) => Some(category(pool, ws_id, name, *is_expense).await?),
+        None => None,
+    };
+    let conditions =
+        serde_json::to_value(&draft.conditions).map_err(|e| StoreError::Rejected { message: e.to_string() })?;
+    add_rule(
+        pool,
+        &NewRule {
+            ws_id,
+            name: &draft.name,
+            match_all: draft.match_all,
+            conditions: &conditions,
+            category_id,
+            tags: &draft.tags,
+            stop_processing: draft.stop_processing,
+        },
+    )
+    .await
+}
+
+/// Deletes a rule; with `ws_id`, only one of that workspace (an admin page's scope).
+pub async fn delete_rule(pool: &PgPool, ws_id: Option<Uuid>, id: Uuid) -> StoreResult<()> {
+    let deleted = sqlx::query("delete from classification_rules where id = $1 and ($2::uuid is null or ws_id = $2)")
         .bind(id)
+        .bind(ws_id)
         .execute(pool)
         .await?;
     if deleted.rows_affected() == 0 {
         return Err(StoreError::NotFound("rule"));
     }
     Ok(())
+}
+
+/// Swaps a rule with its neighbour above (`up`) or below, in one transaction; at the edge it
+/// stays where it is.
+pub async fn move_rule(pool: &PgPool, ws_id: Uuid, id: Uuid, up: bool) -> StoreResult<()> {
+    let mut tx = pool.begin().await?;
+    // the workspace's rules, locked, so two moves at once cannot interleave
+    let order: Vec<(Uuid, i32)> = sqlx::query_as(
+        "select id, position from classification_rules where ws_id = $1 and active
+          order by position, created_at for update",
+    )
+    .bind(ws_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let at = order
+        .iter()
+        .position(|(rule, _)| *rule == id)
+        .ok_or(StoreError::NotFound("rule"))?;
+    let other = match up {
+        true => at.checked_sub(1),
+        false => Some(at + 1).filter(|i| *i < order.len()),
+    };
+    if let Some(other) = other {
+        // positions renumbered 1..n first, so equal positions still swap
+        for (i, (rule, _)) in order.iter().enumerate() {
+            let position = match i {
+                i if i == at => other,
+                i if i == other => at,
+                i => i,
+            } as i32
+                + 1;
+            sqlx::query("update classification_rules set position = $2 where id = $1")
+                .bind(rule)
+                .bind(position)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The workspace's tag names, for a model to choose among.
+pub async fn tags(pool: &PgPool, ws_id: Uuid) -> StoreResult<Vec<String>> {
+    Ok(
+        sqlx::query_scalar("select name from transaction_tags where ws_id = $1 order by name limit 200")
+            .bind(ws_id)
+            .fetch_all(pool)
+            .await?,
+    )
 }
 
 /// A category by name and direction, created if missing (one canonical id under concurrency).

@@ -1,6 +1,6 @@
 //! Classification behind one trait, as a chain: workspace rules → a classifier learned from the
 //! workspace's own history → an optional language model paid with AI credits → the fallback
-//! category. It never blocks booking: the worker bounds the whole chain in time and any error,
+//! category; alongside, an optional model tagger choosing among the workspace's tags. It never blocks booking: the worker bounds the whole chain in time and any error,
 //! timeout or missing credit falls back to "Uncategorized Income/Expense".
 
 mod chain;
@@ -10,7 +10,7 @@ mod rules;
 
 pub use chain::Chain;
 pub use learned::Learned;
-pub use llm::{LlmConfig, LlmEnricher};
+pub use llm::{LLM_DECIDER, LlmConfig, LlmEnricher, LlmTagger};
 pub use rules::Rules;
 
 use sepay_core::NormalizedTransaction;
@@ -21,6 +21,8 @@ pub struct ClassifyInput<'a> {
     pub ws_id: Uuid,
     pub event_id: i64,
     pub tx: &'a NormalizedTransaction,
+    /// When the chain's time budget ends; booking does not wait past it.
+    pub deadline: tokio::time::Instant,
 }
 
 /// A link's verdict: a category (or none) and tags.
