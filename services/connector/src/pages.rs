@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::Html;
 use chrono::{DateTime, Utc};
 use sepay_store::admin::{AdminWorkspace, ConnectionView, CreatedEndpoint, EventRow, WalletLinkView, WalletRow};
+use sepay_store::classification::RuleRow;
 use sepay_store::endpoints::Endpoint;
 use std::fmt::Write;
 use uuid::Uuid;
@@ -82,7 +83,8 @@ fn button(action: &str, csrf: &str, label: &str, id: &str) -> String {
 
 fn nav(ws: Uuid) -> String {
     format!(
-        "<nav><a href=\"/ws/{ws}/integrations\">Integration</a><a href=\"/ws/{ws}/events\">Events</a><a href=\"/\">Workspaces</a></nav>"
+        "<nav><a href=\"/ws/{ws}/integrations\">Integration</a><a href=\"/ws/{ws}/events\">Events</a>\
+         <a href=\"/ws/{ws}/rules\">Rules</a><a href=\"/\">Workspaces</a></nav>"
     )
 }
 
@@ -142,6 +144,9 @@ fn flash(sepay: Option<&str>, reason: Option<&str>, done: Option<&str>) -> Strin
                 "mapping_saved" => "Wallet mapping saved.",
                 "wallet_created" => "Wallet created.",
                 "replayed" => "Failed events re-driven.",
+                "rule_added" => "Rule added at the end of the order.",
+                "rule_deleted" => "Rule deleted.",
+                "rule_moved" => "Rule order saved.",
                 _ => return String::new(),
             },
         ),
@@ -422,6 +427,112 @@ pub fn events(v: &Events<'_>) -> Html<String> {
         );
     }
     page(&format!("Events — {}", v.ws_name), &b)
+}
+
+pub struct Rules<'a> {
+    pub ws_id: Uuid,
+    pub ws_name: &'a str,
+    pub csrf: &'a str,
+    pub rules: &'a [RuleRow],
+    /// (balance, reserved, committed, released)
+    pub credits: (i64, i64, i64, i64),
+    pub done: Option<&'a str>,
+}
+
+/// A one-field POST form (the move buttons).
+fn value_button(action: &str, csrf: &str, field: (&str, &str), label: &str, id: &str) -> String {
+    format!(
+        "<form class=\"inline\" method=\"post\" action=\"{}\">{}<input type=\"hidden\" name=\"{}\" value=\"{}\"><button id=\"{}\">{}</button></form>",
+        esc(action),
+        hidden_csrf(csrf),
+        esc(field.0),
+        esc(field.1),
+        esc(id),
+        esc(label)
+    )
+}
+
+pub fn rules(v: &Rules<'_>) -> Html<String> {
+    let ws = v.ws_id;
+    let csrf = v.csrf;
+    let mut b = nav(ws);
+    b.push_str(&flash(None, None, v.done));
+    b.push_str(
+        "<p>Rules run in order before the learned classifier and the model: the first matching rule with a category \
+         decides; tags add up until a rule that does not continue.</p>",
+    );
+    if v.rules.is_empty() {
+        b.push_str("<p id=\"no-rules\">No rules yet.</p>");
+    } else {
+        b.push_str("<table id=\"rules\"><tr><th>#</th><th>Name</th><th>When</th><th>Category</th><th>Tags</th><th>Then</th><th></th></tr>");
+        for (i, r) in v.rules.iter().enumerate() {
+            let base = format!("/ws/{ws}/rules/{}", r.id);
+            let mut actions = String::new();
+            if i > 0 {
+                actions.push_str(&value_button(
+                    &format!("{base}/move"),
+                    csrf,
+                    ("direction", "up"),
+                    "↑",
+                    &format!("up-{}", r.id),
+                ));
+            }
+            if i + 1 < v.rules.len() {
+                actions.push_str(&value_button(
+                    &format!("{base}/move"),
+                    csrf,
+                    ("direction", "down"),
+                    "↓",
+                    &format!("down-{}", r.id),
+                ));
+            }
+            actions.push_str(&button(
+                &format!("{base}/delete"),
+                csrf,
+                "Delete",
+                &format!("delete-{}", r.id),
+            ));
+            let conditions: Vec<String> = r
+                .condition_texts()
+                .iter()
+                .map(|c| format!("<code>{}</code>", esc(c)))
+                .collect();
+            let _ = write!(
+                b,
+                "<tr><td>{}</td><td>{}</td><td>{} of {}</td><td>{}</td><td>{}</td><td>{}</td><td>{actions}</td></tr>",
+                i + 1,
+                esc(&r.name),
+                if r.match_all { "all" } else { "any" },
+                conditions.join(", "),
+                opt(r.category_name.as_deref()),
+                esc(&r.tags.join(", ")),
+                if r.stop_processing { "stop" } else { "continue" },
+            );
+        }
+        b.push_str("</table>");
+    }
+    let _ = write!(
+        b,
+        "<h2>Add a rule</h2><form method=\"post\" action=\"/ws/{ws}/rules\" id=\"add-rule\">{}\
+         <p><label>Name <input name=\"name\" required maxlength=\"200\"></label></p>\
+         <p><label>Conditions, one a line: <i>field operator value</i> with field content, amount, direction or account \
+         and operator contains, is, one_of (a,b,c), regex, gte or lte<br>\
+         <textarea name=\"conditions\" rows=\"3\" cols=\"60\" required placeholder=\"content contains grab\"></textarea></label></p>\
+         <p><label><select name=\"matching\"><option value=\"all\">all conditions</option><option value=\"any\">any condition</option></select></label></p>\
+         <p><label>Category <input name=\"category\" maxlength=\"200\"></label> \
+         <select name=\"kind\"><option value=\"expense\">expense</option><option value=\"income\">income</option></select> (created if new)</p>\
+         <p><label>Tags <input name=\"tags\" placeholder=\"ride, work\"></label> \
+         <label><input type=\"checkbox\" name=\"keep_going\"> later rules may add their tags too</label></p>\
+         <button id=\"add-rule-button\">Add rule</button></form>",
+        hidden_csrf(csrf)
+    );
+    let (balance, reserved, committed, released) = v.credits;
+    let _ = write!(
+        b,
+        "<h2>AI credits</h2><table id=\"credits\"><tr><th>Balance</th><td>{balance}</td></tr><tr><th>Reserved now</th><td>{reserved}</td></tr>\
+         <tr><th>Spent</th><td>{committed}</td></tr><tr><th>Returned (failed or abandoned calls)</th><td>{released}</td></tr></table>"
+    );
+    page(&format!("Classification rules — {}", v.ws_name), &b)
 }
 
 /// The one time a manual endpoint's URL and key are shown.

@@ -14,7 +14,8 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use sepay_api::{ApiError, TokenError};
 use sepay_bus::{ControlRequest, ControlSubject};
-use sepay_store::{StoreError, admin, endpoints, events, workspaces};
+use sepay_core::classify::RuleDraft;
+use sepay_store::{StoreError, admin, classification, endpoints, events, workspaces};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,6 +54,9 @@ pub fn router(state: AppRef) -> Router {
         .route("/ws/{ws}/endpoints", post(create_endpoint))
         .route("/ws/{ws}/endpoints/{id}/rotate", post(rotate_endpoint))
         .route("/ws/{ws}/endpoints/{id}/revoke", post(revoke_endpoint))
+        .route("/ws/{ws}/rules", get(rules_page).post(create_rule))
+        .route("/ws/{ws}/rules/{id}/delete", post(delete_rule))
+        .route("/ws/{ws}/rules/{id}/move", post(move_rule))
         .layer(axum::middleware::map_response(move |mut res: Response| {
             let csp = csp.clone();
             async move {
@@ -667,4 +671,109 @@ async fn revoke_endpoint(
         &state,
         &format!("/ws/{}/integrations?done=revoked", admin.ws_id),
     ))
+}
+
+async fn rules_page(
+    State(state): State<AppRef>,
+    admin: Admin,
+    query: std::result::Result<Query<Flash>, QueryRejection>,
+) -> Result<Response> {
+    let Query(flash) = query?;
+    let ws = workspaces::get_workspace(&state.db, admin.ws_id).await?;
+    let rules = classification::rules(&state.db, admin.ws_id).await?;
+    let credits = classification::credit_ledger(&state.db, admin.ws_id).await?;
+    Ok(pages::rules(&pages::Rules {
+        ws_id: admin.ws_id,
+        ws_name: &ws.name,
+        csrf: &admin.csrf,
+        rules: &rules,
+        credits,
+        done: flash.done.as_deref(),
+    })
+    .into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct NewRuleForm {
+    csrf: String,
+    name: String,
+    /// One condition a line: `content contains grab`.
+    conditions: String,
+    /// "any": one condition suffices; otherwise all must hold.
+    matching: String,
+    category: String,
+    /// "expense" or "income".
+    kind: String,
+    /// Comma-separated.
+    tags: String,
+    /// Present: later rules may add their tags too.
+    keep_going: Option<String>,
+}
+
+/// Adds a rule at the end of the order; the same checks as `sepayctl rules add`.
+async fn create_rule(
+    State(state): State<AppRef>,
+    admin: Admin,
+    form: std::result::Result<Form<NewRuleForm>, FormRejection>,
+) -> Result<Response> {
+    let Form(form) = form?;
+    admin.check_csrf(&form.csrf)?;
+    let draft = RuleDraft::parse(
+        &form.name,
+        form.conditions.lines(),
+        form.matching != "any",
+        Some(form.category.as_str()),
+        form.kind == "expense",
+        form.tags.split(','),
+        form.keep_going.is_none(),
+    )
+    .map_err(|e| ConnectorError::BadRequest(e.to_string()))?;
+    let id = classification::create_rule(&state.db, admin.ws_id, &draft).await?;
+    tracing::info!(ws_id = %admin.ws_id, rule_id = %id, "classification rule added");
+    Ok(to_page(&state, &format!("/ws/{}/rules?done=rule_added", admin.ws_id)))
+}
+
+fn rule_path(path: std::result::Result<Path<(Uuid, Uuid)>, PathRejection>) -> Result<Uuid> {
+    path.map(|Path((_, id))| id)
+        .map_err(|_| ConnectorError::NotFound("rule"))
+}
+
+async fn delete_rule(
+    State(state): State<AppRef>,
+    admin: Admin,
+    path: std::result::Result<Path<(Uuid, Uuid)>, PathRejection>,
+    form: std::result::Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response> {
+    let Form(form) = form?;
+    admin.check_csrf(&form.csrf)?;
+    let id = rule_path(path)?;
+    classification::delete_rule(&state.db, Some(admin.ws_id), id).await?;
+    tracing::info!(ws_id = %admin.ws_id, rule_id = %id, "classification rule deleted");
+    Ok(to_page(&state, &format!("/ws/{}/rules?done=rule_deleted", admin.ws_id)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct MoveForm {
+    csrf: String,
+    /// "up" or "down".
+    direction: String,
+}
+
+async fn move_rule(
+    State(state): State<AppRef>,
+    admin: Admin,
+    path: std::result::Result<Path<(Uuid, Uuid)>, PathRejection>,
+    form: std::result::Result<Form<MoveForm>, FormRejection>,
+) -> Result<Response> {
+    let Form(form) = form?;
+    admin.check_csrf(&form.csrf)?;
+    let up = match form.direction.as_str() {
+        "up" => true,
+        "down" => false,
+        _ => return Err(ConnectorError::BadRequest("direction is up or down".into())),
+    };
+    classification::move_rule(&state.db, admin.ws_id, rule_path(path)?, up).await?;
+    Ok(to_page(&state, &format!("/ws/{}/rules?done=rule_moved", admin.ws_id)))
 }

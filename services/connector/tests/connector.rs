@@ -1155,3 +1155,119 @@ async fn accounts_map_to_wallets_of_the_workspace() {
     let links = admin::wallet_links(&app.db, app.ws).await.unwrap();
     assert_eq!(links[0].wallet_id, Some(wallet.id));
 }
+
+#[tokio::test]
+async fn classification_rules_are_managed_from_the_page() {
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    let rules_path = format!("/ws/{}/rules", app.ws);
+    let (status, page, _) = app.get(&rules_path, Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("id=\"no-rules\"") && page.contains("id=\"credits\""),
+        "{page}"
+    );
+    assert_eq!(
+        app.get(&rules_path, Some(&session("bob"))).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let csrf = app.csrf(&alice).await;
+    let add = |name: &'static str,
+               conditions: &'static str,
+               category: &'static str,
+               kind: &'static str,
+               tags: &'static str| {
+        let (app, alice, csrf, rules_path) = (&app, &alice, &csrf, &rules_path);
+        async move {
+            app.post(
+                rules_path,
+                alice,
+                &[
+                    ("csrf", csrf),
+                    ("name", name),
+                    ("conditions", conditions),
+                    ("category", category),
+                    ("kind", kind),
+                    ("tags", tags),
+                ],
+            )
+            .await
+        }
+    };
+    let (status, _, headers) = add(
+        "Grab",
+        "content contains grab\r\namount gte 10000",
+        "Transport",
+        "expense",
+        "ride, work",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&headers), format!("{}{rules_path}?done=rule_added", app.url));
+    assert_eq!(
+        add("Salary", "direction is in", "Salary", "income", "").await.0,
+        StatusCode::SEE_OTHER
+    );
+    // the same checks as the CLI, with the reason on the page; nothing is saved
+    let (status, page, _) = add("Bad", "content has grab", "X", "expense", "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("unknown operator"), "{page}");
+    assert_eq!(
+        add("Nothing", "direction is out", "", "expense", " ").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let (status, _, _) = app.post(&rules_path, &alice, &[("csrf", "wrong"), ("name", "x")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let rules = sepay_store::classification::rules(&app.db, app.ws).await.unwrap();
+    let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["Grab", "Salary"]);
+    assert_eq!(
+        rules[0].condition_texts(),
+        ["content contains grab", "amount gte 10000"]
+    );
+    assert_eq!(rules[0].tags, ["ride", "work"]);
+    assert_eq!(rules[1].category_name.as_deref(), Some("Salary"));
+    let (_, page, _) = app.get(&rules_path, Some(&alice)).await;
+    assert!(page.contains("<code>content contains grab</code>"), "{page}");
+
+    let salary = rules[1].id;
+    let (status, _, _) = app
+        .post(
+            &format!("{rules_path}/{salary}/move"),
+            &alice,
+            &[("csrf", &csrf), ("direction", "up")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let order: Vec<Uuid> = sepay_store::classification::rules(&app.db, app.ws)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(order, [salary, rules[0].id]);
+
+    // another workspace's rule cannot be touched from this one
+    let other = workspaces::create_workspace(&app.db, "Other").await.unwrap().id;
+    admin::grant_admin(&app.db, other, "alice").await.unwrap();
+    let (status, _, _) = app
+        .post(
+            &format!("/ws/{other}/rules/{salary}/delete"),
+            &alice,
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = app
+        .post(&format!("{rules_path}/{salary}/delete"), &alice, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let left: Vec<String> = sepay_store::classification::rules(&app.db, app.ws)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(left, ["Grab"]);
+}
