@@ -11,6 +11,10 @@ pub enum IngressError {
     UnknownToken,
     #[error("missing or wrong API key")]
     WrongKey,
+    #[error("too many failed authentications from this address; slow down")]
+    TooManyFailures,
+    #[error("this source address may not post webhooks")]
+    SourceNotAllowed,
     #[error("body larger than {} bytes", crate::MAX_BODY_BYTES)]
     TooLarge,
     /// Stored as `failed`/`invalid_payload` before this answer.
@@ -28,6 +32,8 @@ impl IngressError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::UnknownToken | Self::WrongKey => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::TooManyFailures => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::SourceNotAllowed => (StatusCode::FORBIDDEN, "forbidden_source"),
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::NotAnObject { .. } => (StatusCode::BAD_REQUEST, "invalid_payload"),
             Self::BadBody(_) => (StatusCode::BAD_REQUEST, "bad_request"),
@@ -54,6 +60,10 @@ impl IntoResponse for IngressError {
         match &self {
             Self::Internal(err) => tracing::error!(error = ?err, "delivery failed"),
             Self::Unavailable => tracing::warn!("delivery refused: storage unavailable"),
+            // a flood of junk must not become a flood of log lines: the metric counts them
+            Self::UnknownToken | Self::WrongKey | Self::TooManyFailures | Self::SourceNotAllowed => {
+                tracing::debug!(reason = code, detail = %self, "delivery refused")
+            }
             other => tracing::info!(reason = code, detail = %other, "delivery refused"),
         }
         // one shape for every refusal; internal errors carry no detail
@@ -62,6 +72,13 @@ impl IntoResponse for IngressError {
             other => other.to_string(),
         };
         let body = json!({"success": false, "error": {"code": code, "message": message}});
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if matches!(self, Self::TooManyFailures) {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }

@@ -2,7 +2,9 @@
 //! to JetStream and answers. Nothing else happens on the request path (no wallet lookup, no
 //! classification, no SePay call), so answers are fast and an authenticated delivery is never lost.
 
+mod directory;
 mod error;
+mod guard;
 mod relay;
 mod routes;
 
@@ -15,6 +17,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use error::IngressError;
+pub use guard::{GuardConfigError, SEPAY_SOURCE_ADDRESSES};
 pub use routes::router;
 
 /// Largest accepted body.
@@ -40,6 +43,27 @@ pub struct IngressConfig {
     /// Events the relay publishes per pass.
     #[arg(long, env = "RELAY_BATCH", default_value_t = 500)]
     pub relay_batch: i64,
+    /// Full reload of the in-memory endpoint directory (changes arrive at once by LISTEN/NOTIFY;
+    /// this is the safety net).
+    #[arg(long, env = "ENDPOINT_REFRESH_SECS", default_value_t = 30)]
+    pub endpoint_refresh_secs: u64,
+    /// Header a trusted proxy puts the client address in (its last entry is used), e.g.
+    /// `X-Forwarded-For`; unset: the socket peer.
+    #[arg(long, env = "INGRESS_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<String>,
+    /// Only these sources may post: addresses and networks, comma-separated; `sepay` = SePay's
+    /// documented addresses. Unset: any source (authentication still applies).
+    #[arg(long, env = "INGRESS_SOURCE_ALLOWLIST")]
+    pub source_allowlist: Option<String>,
+    /// No proxy in front: the allow-list may use the socket peer.
+    #[arg(long, env = "INGRESS_TRUST_SOCKET_ADDRESS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_socket_address: bool,
+    /// Failed authentications allowed per source address and second (then 429).
+    #[arg(long, env = "INGRESS_AUTH_FAILURES_PER_SEC", default_value_t = 5)]
+    pub auth_failures_per_sec: u32,
+    /// Failed authentications a source may make in a burst before the rate applies.
+    #[arg(long, env = "INGRESS_AUTH_FAILURE_BURST", default_value_t = 20)]
+    pub auth_failure_burst: u32,
 }
 
 impl Default for IngressConfig {
@@ -51,6 +75,12 @@ impl Default for IngressConfig {
             relay_interval_ms: 1000,
             relay_min_age_ms: 2000,
             relay_batch: 500,
+            endpoint_refresh_secs: 30,
+            client_ip_header: None,
+            source_allowlist: None,
+            trust_socket_address: false,
+            auth_failures_per_sec: 5,
+            auth_failure_burst: 20,
         }
     }
 }
@@ -62,14 +92,25 @@ impl IngressConfig {
             eventless_window: Duration::from_secs(self.eventless_dedupe_window_secs),
         }
     }
+
+    pub fn source_guard(&self) -> Result<guard::SourceGuard, GuardConfigError> {
+        guard::SourceGuard::new(&guard::GuardSettings {
+            client_ip_header: self.client_ip_header.as_deref(),
+            allowlist: self.source_allowlist.as_deref(),
+            trust_socket_address: self.trust_socket_address,
+            failures_per_sec: self.auth_failures_per_sec,
+            failure_burst: self.auth_failure_burst,
+        })
+    }
 }
 
 /// What every request handler shares.
-#[derive(Clone)]
 pub struct AppState {
     pub db: PgPool,
     pub bus: Bus,
     pub policy: RetryPolicy,
+    directory: Arc<directory::Directory>,
+    guard: guard::SourceGuard,
 }
 
 /// Serves until `shutdown` is cancelled, then drains in-flight requests.
@@ -93,16 +134,38 @@ pub async fn serve(
         tracing::warn!(error = %err, "events stream not ensured at start-up");
     }
     sepay_telemetry::metrics::handle();
+    let directory = Arc::new(directory::Directory::default());
     let state = Arc::new(AppState {
         db: db.clone(),
         bus: bus.clone(),
         policy: config.retry_policy(),
+        directory: directory.clone(),
+        guard: config.source_guard()?,
     });
+    let refresh = Duration::from_secs(config.endpoint_refresh_secs.max(1));
+    let fresh = tokio::spawn({
+        let (db, shutdown) = (db.clone(), shutdown.clone());
+        async move { directory.keep_fresh(db, refresh, shutdown).await }
+    });
+    let forget = tokio::spawn(forget_idle_sources(state.clone(), shutdown.clone()));
     let relay = tokio::spawn(relay::run(relay::RelayConfig::from(&config), db, bus, shutdown.clone()));
     tracing::info!(addr = %listener.local_addr()?, "sepay-ingress listening");
-    axum::serve(listener, router(state))
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     relay.await?;
+    fresh.await?;
+    forget.await?;
     Ok(())
+}
+
+async fn forget_idle_sources(state: Arc<AppState>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => state.guard.forget_idle(),
+        }
+    }
 }

@@ -1,19 +1,23 @@
+use crate::directory::Lookup;
 use crate::error::IngressError;
 use crate::{AppState, MAX_BODY_BYTES};
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use sepay_core::auth::parse_api_key;
 use sepay_core::{DedupeKey, Delivery, EventSource};
 use sepay_crypto::{WEBHOOK_TOKEN_PREFIX, sha256, verify_secret};
+use sepay_store::endpoints::EndpointAuth;
 use sepay_store::events::{self, EventBody, NewEvent, Recorded};
 use sepay_telemetry::metrics;
 use serde_json::json;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -43,25 +47,26 @@ async fn time_answer(request: axum::extract::Request, next: axum::middleware::Ne
 )]
 async fn receive(
     State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(token): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, IngressError> {
-    // A token of the wrong shape cannot exist: refuse it without a database round trip.
-    if !token.starts_with(WEBHOOK_TOKEN_PREFIX) || token.len() > 128 {
-        return Err(IngressError::UnknownToken);
+    let source = app.guard.client_ip(&headers, peer);
+    if !app.guard.allowed(source) {
+        return Err(IngressError::SourceNotAllowed);
     }
-    let endpoint = sepay_store::endpoints::find_by_token_hash(&app.db, &sha256(token.as_bytes()))
-        .await?
-        .ok_or(IngressError::UnknownToken)?;
-    let key = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_api_key)
-        .ok_or(IngressError::WrongKey)?;
-    if !verify_secret(key, &endpoint.api_key_hash) {
-        return Err(IngressError::WrongKey);
-    }
+    let endpoint = match authenticate(&app, &token, &headers).await {
+        Ok(endpoint) => endpoint,
+        // only failures count against an address: honest SePay traffic is never limited
+        Err(err @ (IngressError::UnknownToken | IngressError::WrongKey)) => {
+            return Err(match app.guard.over_failure_limit(source) {
+                true => IngressError::TooManyFailures,
+                false => err,
+            });
+        }
+        Err(err) => return Err(err),
+    };
     let span = tracing::Span::current();
     span.record("ws_id", tracing::field::display(endpoint.ws_id));
 
@@ -126,6 +131,42 @@ async fn receive(
     tracing::info!(outcome, "delivery accepted");
     Ok((StatusCode::OK, Json(answer)).into_response())
 }
+
+/// The endpoint a delivery is for, from memory: junk costs a hash and a map lookup, never a
+/// database round trip (Postgres is asked only until the directory's first load).
+async fn authenticate(app: &AppState, token: &str, headers: &HeaderMap) -> Result<EndpointAuth, IngressError> {
+    // a token of the wrong shape cannot exist
+    if !token.starts_with(WEBHOOK_TOKEN_PREFIX) || token.len() > 128 {
+        return Err(IngressError::UnknownToken);
+    }
+    let token_hash = sha256(token.as_bytes());
+    let endpoint = match app.directory.lookup(&token_hash) {
+        Lookup::Found(endpoint) => endpoint,
+        Lookup::NotReady => sepay_store::endpoints::find_by_token_hash(&app.db, &token_hash)
+            .await?
+            .ok_or(IngressError::UnknownToken)?,
+        // an endpoint created a moment ago may still be on its way through LISTEN/NOTIFY
+        Lookup::Unknown => {
+            tokio::time::sleep(NEW_ENDPOINT_GRACE).await;
+            match app.directory.lookup(&token_hash) {
+                Lookup::Found(endpoint) => endpoint,
+                _ => return Err(IngressError::UnknownToken),
+            }
+        }
+    };
+    let key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_api_key)
+        .ok_or(IngressError::WrongKey)?;
+    if !verify_secret(key, &endpoint.api_key_hash) {
+        return Err(IngressError::WrongKey);
+    }
+    Ok(endpoint)
+}
+
+/// How long an unknown token waits for an announcement in flight before it is refused.
+const NEW_ENDPOINT_GRACE: Duration = Duration::from_millis(50);
 
 /// Publishes after the commit. A failure is logged, not returned: the row is safe and the relay
 /// publishes it once NATS answers again.

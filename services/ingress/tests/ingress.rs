@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use sepay_ingress::IngressConfig;
 use sepay_store::PgPool;
-use sepay_testkit::{Seeded, TestDb, count, delivery, eventually, test_bus};
+use sepay_testkit::{Seeded, TcpProxy, TestDb, count, delivery, eventually, test_bus};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -119,6 +119,8 @@ async fn unknown_tokens_and_wrong_keys_get_401_and_write_nothing() {
     sepay_store::endpoints::revoke(&db.pool, revoked.endpoint_id)
         .await
         .unwrap();
+    // the revocation reaches the ingress's directory by LISTEN/NOTIFY within milliseconds
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let body = delivery(1, "in", json!(1000)).to_string();
     let good_auth = seed.authorization();
     let other_key = format!("Apikey {}", revoked.api_key);
@@ -396,10 +398,12 @@ async fn a_rotated_token_works_until_its_grace_ends() {
         .execute(&db.pool)
         .await
         .unwrap();
-    assert_eq!(
-        ingress.deliver(&seed, &delivery(3, "in", json!(1))).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    // the change reaches the ingress's in-memory directory by LISTEN/NOTIFY, within a second
+    let refused = eventually(Duration::from_secs(1), || async {
+        (ingress.deliver(&seed, &delivery(3, "in", json!(1))).await.0 == StatusCode::UNAUTHORIZED).then_some(())
+    })
+    .await;
+    assert!(refused.is_some(), "the expired grace still let deliveries in");
     // the relay's pass turns the expired rotation into a revocation
     let revoked = eventually(Duration::from_secs(5), || async {
         let status: String = sqlx::query_scalar("select status from sepay_webhook_endpoints where id = $1")
@@ -411,4 +415,146 @@ async fn a_rotated_token_works_until_its_grace_ends() {
     })
     .await;
     assert!(revoked.is_some());
+}
+
+#[tokio::test]
+async fn junk_is_refused_from_memory_even_while_postgres_is_away() {
+    let db = TestDb::new().await;
+    let (bus, _) = test_bus(&sepay_testkit::nats_url()).await;
+    let seed = Seeded::new(&db.pool).await;
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let config = sepay_store::DbConfig {
+        database_url: proxy.database_url(&db.config.database_url),
+        db_max_connections: 4,
+        db_acquire_timeout_ms: 500,
+    };
+    let ingress = Ingress::start(config.lazy_pool().unwrap(), bus).await;
+    let loaded = eventually(Duration::from_secs(5), || async {
+        (ingress.deliver(&seed, &delivery(1, "in", json!(1))).await.0 == StatusCode::OK).then_some(())
+    })
+    .await;
+    assert!(loaded.is_some());
+    proxy.cut();
+    let body = delivery(2, "in", json!(1)).to_string();
+    let unknown = "/api/v1/webhooks/sepay/spwh_unknown0000000000000000000000000000000000";
+    for (path, auth, why) in [
+        (unknown, seed.authorization(), "unknown token"),
+        (seed.path().as_str(), "Apikey spak_wrong".to_owned(), "wrong key"),
+    ] {
+        let (status, answer) = ingress.post(path, Some(&auth), body.clone()).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("unauthorized")),
+            "{why}: answered without Postgres"
+        );
+    }
+    // an honest delivery needs storage: 503, so SePay retries
+    assert_eq!(
+        ingress.deliver(&seed, &delivery(2, "in", json!(1))).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    proxy.restore();
+    // revocation while running reaches the directory within a second
+    sepay_store::endpoints::revoke(&db.pool, seed.endpoint_id)
+        .await
+        .unwrap();
+    let refused = eventually(Duration::from_secs(1), || async {
+        (ingress.deliver(&seed, &delivery(3, "in", json!(1))).await.0 == StatusCode::UNAUTHORIZED).then_some(())
+    })
+    .await;
+    assert!(refused.is_some(), "a revoked endpoint still posts");
+    let stored = count(&db.pool, "sepay_webhook_events").await;
+    assert_eq!(
+        ingress.deliver(&seed, &delivery(4, "in", json!(1))).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        count(&db.pool, "sepay_webhook_events").await,
+        stored,
+        "nothing stored once refused"
+    );
+}
+
+#[tokio::test]
+async fn repeated_failures_from_one_address_get_429_and_honest_deliveries_never_do() {
+    let (db, _bus, seed, ingress) = setup_with(IngressConfig {
+        auth_failures_per_sec: 1,
+        auth_failure_burst: 5,
+        ..Default::default()
+    })
+    .await;
+    let body = delivery(1, "in", json!(1)).to_string();
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(
+            ingress
+                .post(&seed.path(), Some("Apikey spak_wrong"), body.clone())
+                .await
+                .0,
+        );
+    }
+    assert_eq!(&statuses[..5], [StatusCode::UNAUTHORIZED; 5]);
+    assert_eq!(&statuses[5..], [StatusCode::TOO_MANY_REQUESTS; 3]);
+    let limited = ingress
+        .http
+        .post(format!("{}{}", ingress.url, seed.path()))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.headers()["retry-after"], "1");
+    assert_eq!(
+        limited.json::<Value>().await.unwrap()["error"]["code"],
+        json!("rate_limited")
+    );
+    // the same address with the right key is served, however many failures it made
+    for id in 1..=20 {
+        assert_eq!(
+            ingress.deliver(&seed, &delivery(id, "in", json!(1))).await.0,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(count(&db.pool, "sepay_webhook_events").await, 20);
+}
+
+#[tokio::test]
+async fn the_source_allowlist_uses_the_trusted_proxy_header() {
+    let (db, _bus, seed, ingress) = setup_with(IngressConfig {
+        client_ip_header: Some("X-Forwarded-For".into()),
+        source_allowlist: Some("sepay, 10.0.0.0/8".into()),
+        ..Default::default()
+    })
+    .await;
+    let post_from = |from: &'static str, id: i64| {
+        let (ingress, seed) = (&ingress, &seed);
+        async move {
+            ingress
+                .http
+                .post(format!("{}{}", ingress.url, seed.path()))
+                .header("authorization", seed.authorization())
+                .header("x-forwarded-for", from)
+                .body(delivery(id, "in", json!(1)).to_string())
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(post_from("172.236.138.20", 1).await, StatusCode::OK);
+    assert_eq!(
+        post_from("8.8.8.8, 10.1.2.3", 2).await,
+        StatusCode::OK,
+        "the proxy's entry counts"
+    );
+    assert_eq!(post_from("10.1.2.3, 8.8.8.8", 3).await, StatusCode::FORBIDDEN);
+    assert_eq!(count(&db.pool, "sepay_webhook_events").await, 2);
+    let bad = IngressConfig {
+        source_allowlist: Some("sepay".into()),
+        ..Default::default()
+    };
+    assert!(
+        bad.source_guard().is_err(),
+        "an allow-list on the socket address needs INGRESS_TRUST_SOCKET_ADDRESS"
+    );
 }

@@ -56,6 +56,44 @@ pub async fn find_by_token_hash(pool: &PgPool, token_hash: &[u8]) -> StoreResult
     .await?)
 }
 
+/// Where endpoint changes are announced (migration 000006); the payload is the endpoint id.
+pub const CHANGES_CHANNEL: &str = "sepay_endpoints";
+
+/// An endpoint that may post now, as the ingress keeps it in memory; `grace_until` is checked at
+/// each use, so a rotation's old token stops at the exact moment.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LiveEndpoint {
+    pub id: Uuid,
+    pub ws_id: Uuid,
+    pub token_hash: Vec<u8>,
+    pub api_key_hash: Vec<u8>,
+    pub grace_until: Option<DateTime<Utc>>,
+}
+
+const LIVE: &str = "select id, ws_id, token_hash, api_key_hash,
+                           case when status = 'rotating' then grace_until end as grace_until
+                      from sepay_webhook_endpoints
+                     where (status = 'active' or (status = 'rotating' and grace_until > now()))";
+
+pub async fn live_endpoints(pool: &PgPool) -> StoreResult<Vec<LiveEndpoint>> {
+    Ok(sqlx::query_as(LIVE).fetch_all(pool).await?)
+}
+
+/// One endpoint if it may post now; `None` when it is gone, revoked or past its grace.
+pub async fn live_endpoint(pool: &PgPool, id: Uuid) -> StoreResult<Option<LiveEndpoint>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!("{LIVE} and id = $1")))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// A connection listening on [`CHANGES_CHANNEL`].
+pub async fn listen_for_changes(pool: &PgPool) -> StoreResult<sqlx::postgres::PgListener> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(CHANGES_CHANNEL).await?;
+    Ok(listener)
+}
+
 pub async fn create(pool: &PgPool, new: &NewEndpoint<'_>) -> StoreResult<Endpoint> {
     Ok(sqlx::query_as(AssertSqlSafe(format!(
         "insert into sepay_webhook_endpoints
