@@ -4,7 +4,9 @@
 //! 1. the insert limit: the ingress's own insert (`record_delivery`) straight into Postgres with
 //!    the same concurrency, no HTTP, no NATS: the ceiling a durable ingress can reach;
 //! 2. the ingress alone: POSTs answered (stored + published), ack latency from an HDR histogram;
-//! 3. end to end with 1, 2 and 4 processor replicas on one durable consumer: POST → booked.
+//! 3. the ingress under a flood: the same honest load with `--junk-rate` junk requests a second
+//!    alongside (unknown tokens and wrong keys): honest ack latency against phase 2, junk rows;
+//! 4. end to end with 1, 2 and 4 processor replicas on one durable consumer: POST → booked.
 
 use crate::Cli;
 use anyhow::Context;
@@ -38,6 +40,10 @@ pub struct BenchArgs {
     /// Processor replicas to measure end to end.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
     replicas: Vec<usize>,
+    /// Junk requests per second (unknown tokens, wrong keys) sent alongside honest load in the
+    /// flood phase; 0 skips it.
+    #[arg(long, default_value_t = 5000)]
+    junk_rate: u64,
     /// Keep the benchmark database.
     #[arg(long)]
     keep_db: bool,
@@ -117,6 +123,54 @@ async fn post_all(
         failed += (!ok) as usize;
     }
     Ok((hist, started.elapsed(), failed))
+}
+
+/// Junk at `rate` a second until `stop`: unknown tokens and a real token with a wrong key, in
+/// turn. Returns how many were sent and the answers by status.
+async fn flood(
+    http: reqwest::Client,
+    real_url: String,
+    base: String,
+    rate: u64,
+    stop: CancellationToken,
+) -> (u64, String) {
+    let unknown = format!("{base}/api/v1/webhooks/sepay/spwh_junk000000000000000000000000000000000000");
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(512));
+    let answers: Arc<std::sync::Mutex<std::collections::BTreeMap<u16, u64>>> = Default::default();
+    let per_tick = rate.div_ceil(1000).max(1);
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    let mut sent = 0u64;
+    while !stop.is_cancelled() {
+        tick.tick().await;
+        for _ in 0..per_tick {
+            // a full pipe drops junk rather than queueing it: the rate is what the ingress sees
+            let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                continue;
+            };
+            let url = if sent % 2 == 0 { &unknown } else { &real_url };
+            let request = http.post(url).header("authorization", "Apikey spak_junk").body("{}");
+            let answers = answers.clone();
+            sent += 1;
+            tokio::spawn(async move {
+                let status = request.send().await.map(|r| r.status().as_u16()).unwrap_or(0);
+                *answers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(status)
+                    .or_default() += 1;
+                drop(permit);
+            });
+        }
+    }
+    let _ = in_flight.acquire_many(512).await;
+    let by_status = answers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(status, n)| format!("{status}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (sent, by_status)
 }
 
 fn peak_rss_mib() -> f64 {
@@ -233,7 +287,48 @@ async fn phases(cli: &Cli, args: &BenchArgs, db: &PgPool, stamp: i64) -> anyhow:
         "end_to_end": [],
     });
 
-    // 3. end to end, N processor replicas on one durable consumer (a fresh workspace each round)
+    // 3. the same ingress under a flood of junk
+    if args.junk_rate > 0 {
+        let flood_ws = workspace(db, &ingress_url).await?;
+        let honest = deliveries(args, 20);
+        let expected = unique(&honest) as i64;
+        let junk_stop = CancellationToken::new();
+        let junk = tokio::spawn(flood(
+            http.clone(),
+            ws.url.clone(),
+            ingress_url.clone(),
+            args.junk_rate,
+            junk_stop.clone(),
+        ));
+        let (flood_hist, flood_took, flood_failed) = post_all(&http, &flood_ws, &honest, args.concurrency).await?;
+        junk_stop.cancel();
+        let (sent, by_status) = junk.await?;
+        let (stored, _) = events::count_for_workspace(db, flood_ws.ws_id).await?;
+        let junk_rows = stored - expected;
+        let flood_rate = args.deliveries as f64 / flood_took.as_secs_f64();
+        let (p50, p99) = (hist.value_at_quantile(0.5) as f64, hist.value_at_quantile(0.99) as f64);
+        let (fp50, fp99) = (
+            flood_hist.value_at_quantile(0.5) as f64,
+            flood_hist.value_at_quantile(0.99) as f64,
+        );
+        let junk_per_s = sent as f64 / flood_took.as_secs_f64();
+        rows.push((
+            format!("ingress with {junk_per_s:.0} junk/s alongside: deliveries answered"),
+            flood_rate,
+            format!(
+                "ack p50 {:.1} ms ({:+.0}%), p99 {:.1} ms ({:+.0}%), {flood_failed} failed; junk answers {by_status}; {junk_rows} junk rows",
+                fp50 / 1000.0,
+                (fp50 / p50 - 1.0) * 100.0,
+                fp99 / 1000.0,
+                (fp99 / p99 - 1.0) * 100.0,
+            ),
+        ));
+        value["flood"] = json!({"junk_per_s": junk_per_s, "junk_sent": sent, "junk_answers": by_status, "per_s": flood_rate,
+            "ack_ms": {"p50": fp50 / 1000.0, "p99": fp99 / 1000.0}, "p50_change": fp50 / p50 - 1.0, "p99_change": fp99 / p99 - 1.0,
+            "junk_rows": junk_rows, "failed": flood_failed});
+    }
+
+    // 4. end to end, N processor replicas on one durable consumer (a fresh workspace each round)
     for (round, replicas) in args.replicas.iter().enumerate() {
         let round_stop = CancellationToken::new();
         let round_nats = sepay_bus::NatsConfig {
