@@ -240,10 +240,7 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+        .find_map(|v| sepay_crypto::cookie::cookie_value(v, name))
 }
 
 /// A `Set-Cookie` value: HttpOnly always, Secure outside local development.

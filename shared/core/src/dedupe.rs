@@ -30,10 +30,9 @@ impl DedupeKey {
             payload.text("accountNumber").unwrap_or_default(),
             payload.text("transactionDate").unwrap_or_default(),
         ];
-        // \u{1f} (unit separator) cannot be confused with field content
         Self(format!(
             "{EVENTLESS_PREFIX}{}",
-            sha256_hex(parts.join("\u{1f}").as_bytes())
+            sha256_hex(encode_parts(&parts).as_bytes())
         ))
     }
 
@@ -49,6 +48,20 @@ impl DedupeKey {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// The fields joined by the unit separator, as keys have always been made. A field that itself
+/// holds the separator would make that ambiguous (`"a\u{1f}"` + `""` and `"a"` + `"\u{1f}"` would
+/// hash alike, so a later, different transaction could be taken for a repeat of an earlier one):
+/// such fields are JSON-encoded (no raw separator inside) behind five separators, which no plain
+/// join (exactly four) starts with. Keys of payloads without the separator are unchanged.
+fn encode_parts(parts: &[String; 5]) -> String {
+    const SEPARATOR: &str = "\u{1f}";
+    if parts.iter().any(|p| p.contains(SEPARATOR)) {
+        format!("{}{}", SEPARATOR.repeat(5), serde_json::Value::from(parts.to_vec()))
+    } else {
+        parts.join(SEPARATOR)
     }
 }
 
@@ -108,6 +121,29 @@ mod tests {
         let mut zero = base();
         zero["id"] = json!(0);
         assert_eq!(DedupeKey::for_payload(&payload(zero)), k);
+    }
+
+    #[test]
+    fn fields_holding_the_separator_do_not_collide() {
+        // found by the property tests: the plain join let content move across fields
+        let a = DedupeKey::for_payload(&payload(json!({"accountNumber": "\u{1f}", "transactionDate": ""})));
+        let b = DedupeKey::for_payload(&payload(json!({"accountNumber": "", "transactionDate": "\u{1f}"})));
+        assert_ne!(a, b);
+        let c = DedupeKey::for_payload(&payload(
+            json!({"referenceCode": "FT1\u{1f}in", "transferAmount": 1000}),
+        ));
+        let d = DedupeKey::for_payload(&payload(
+            json!({"referenceCode": "FT1", "transferType": "in\u{1f}1000"}),
+        ));
+        assert_ne!(c, d);
+        // keys without the separator are what they always were (stored keys stay valid)
+        assert_eq!(
+            DedupeKey::for_payload(&payload(base())).as_str(),
+            format!(
+                "sepay-noid:{}",
+                sha256_hex("FT123\u{1f}in\u{1f}1000\u{1f}0071000888888\u{1f}2024-01-01 10:00:00".as_bytes())
+            )
+        );
     }
 
     #[test]
