@@ -4,8 +4,8 @@
 //! 1. the insert limit: the ingress's own insert (`record_delivery`) straight into Postgres with
 //!    the same concurrency, no HTTP, no NATS: the ceiling a durable ingress can reach;
 //! 2. the ingress alone: POSTs answered (stored + published), ack latency from an HDR histogram;
-//! 3. the ingress under a flood: the same honest load with `--junk-rate` junk requests a second
-//!    alongside (unknown tokens and wrong keys): honest ack latency against phase 2, junk rows;
+//! 3. half the ingress's max load at a fixed rate, alone and then beside `--junk-rate` junk
+//!    requests a second from another process (unknown tokens, wrong keys): ack latency, junk rows;
 //! 4. end to end with 1, 2 and 4 processor replicas on one durable consumer: POST → booked.
 
 use crate::Cli;
@@ -125,29 +125,117 @@ async fn post_all(
     Ok((hist, started.elapsed(), failed))
 }
 
-/// Junk at `rate` a second until `stop`: unknown tokens and a real token with a wrong key, in
-/// turn. Returns how many were sent and the answers by status.
-async fn flood(
-    http: reqwest::Client,
-    real_url: String,
+/// Posts the payloads at a fixed rate (open loop: a slow answer does not delay the next
+/// request); ack latencies in microseconds.
+async fn post_at_rate(
+    http: &reqwest::Client,
+    ws: &Workspace,
+    payloads: &[Value],
+    rate: f64,
+) -> anyhow::Result<(Histogram<u64>, Duration, usize)> {
+    let gap = Duration::from_secs_f64(1.0 / rate);
+    let started = tokio::time::Instant::now();
+    let mut answers = Vec::with_capacity(payloads.len());
+    for (n, p) in payloads.iter().enumerate() {
+        tokio::time::sleep_until(started + gap.mul_f64(n as f64)).await;
+        let request = http.post(&ws.url).header("authorization", &ws.auth).json(p);
+        answers.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let ok = request.send().await.map(|r| r.status().is_success()).unwrap_or(false);
+            (t.elapsed(), ok)
+        }));
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut failed = 0;
+    for answer in answers {
+        let (took, ok) = answer.await?;
+        hist.record(took.as_micros().max(1) as u64)?;
+        failed += (!ok) as usize;
+    }
+    Ok((hist, started.elapsed(), failed))
+}
+
+/// `sepayctl junk` in a child process: an attacker's load, not sharing this process's runtime.
+struct Junk(tokio::process::Child);
+
+impl Junk {
+    fn start(base: &str, real_url: &str, rate: u64) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("cannot find sepayctl itself")?;
+        let child = tokio::process::Command::new(exe)
+            .args([
+                "--json",
+                "junk",
+                "--base",
+                base,
+                "--real-url",
+                real_url,
+                "--rate",
+                &rate.to_string(),
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start the junk generator")?;
+        Ok(Self(child))
+    }
+
+    /// Closes its stdin (its signal to stop) and reads its summary.
+    async fn stop(&mut self) -> anyhow::Result<Value> {
+        drop(self.0.stdin.take());
+        let mut out = String::new();
+        if let Some(mut stdout) = self.0.stdout.take() {
+            tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut out).await?;
+        }
+        self.0.wait().await?;
+        serde_json::from_str(out.trim()).context("the junk generator's summary")
+    }
+}
+
+#[derive(clap::Args)]
+pub struct JunkArgs {
+    /// The ingress (unknown tokens are posted under it).
+    #[arg(long)]
     base: String,
+    /// A real endpoint URL, posted with a wrong key.
+    #[arg(long)]
+    real_url: String,
+    #[arg(long, default_value_t = 5000)]
     rate: u64,
-    stop: CancellationToken,
-) -> (u64, String) {
-    let unknown = format!("{base}/api/v1/webhooks/sepay/spwh_junk000000000000000000000000000000000000");
-    let in_flight = Arc::new(tokio::sync::Semaphore::new(512));
+}
+
+/// Junk at `rate` a second until stdin closes (unknown tokens and a real token with a wrong key,
+/// in turn); prints how many were sent and the answers by status.
+pub async fn junk(args: &JunkArgs) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let _ = tokio::task::spawn_blocking(|| std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new()))
+                .await;
+            stop.cancel();
+        }
+    });
+    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let unknown = format!(
+        "{}/api/v1/webhooks/sepay/spwh_junk000000000000000000000000000000000000",
+        args.base
+    );
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(256));
     let answers: Arc<std::sync::Mutex<std::collections::BTreeMap<u16, u64>>> = Default::default();
-    let per_tick = rate.div_ceil(1000).max(1);
+    let per_tick = args.rate.div_ceil(1000).max(1);
     let mut tick = tokio::time::interval(Duration::from_millis(1));
-    let mut sent = 0u64;
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let (started, mut sent, mut dropped) = (Instant::now(), 0u64, 0u64);
     while !stop.is_cancelled() {
         tick.tick().await;
         for _ in 0..per_tick {
             // a full pipe drops junk rather than queueing it: the rate is what the ingress sees
             let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                dropped += 1;
                 continue;
             };
-            let url = if sent % 2 == 0 { &unknown } else { &real_url };
+            let url = if sent % 2 == 0 { &unknown } else { &args.real_url };
             let request = http.post(url).header("authorization", "Apikey spak_junk").body("{}");
             let answers = answers.clone();
             sent += 1;
@@ -162,15 +250,19 @@ async fn flood(
             });
         }
     }
-    let _ = in_flight.acquire_many(512).await;
-    let by_status = answers
+    let seconds = started.elapsed().as_secs_f64();
+    let _ = in_flight.acquire_many(256).await;
+    let answers: serde_json::Map<String, Value> = answers
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .iter()
-        .map(|(status, n)| format!("{status}: {n}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    (sent, by_status)
+        .map(|(status, n)| (status.to_string(), json!(n)))
+        .collect();
+    println!(
+        "{}",
+        json!({"sent": sent, "not_sent_pipe_full": dropped, "seconds": seconds, "answers": answers})
+    );
+    Ok(())
 }
 
 fn peak_rss_mib() -> f64 {
@@ -287,45 +379,48 @@ async fn phases(cli: &Cli, args: &BenchArgs, db: &PgPool, stamp: i64) -> anyhow:
         "end_to_end": [],
     });
 
-    // 3. the same ingress under a flood of junk
+    // 3. half of the ingress's max load at a fixed rate, alone and then beside a flood of junk
+    //    from another process (as an attacker would be)
     if args.junk_rate > 0 {
+        let honest_rate = (rate * 0.5).max(1.0);
         let flood_ws = workspace(db, &ingress_url).await?;
-        let honest = deliveries(args, 20);
-        let expected = unique(&honest) as i64;
-        let junk_stop = CancellationToken::new();
-        let junk = tokio::spawn(flood(
-            http.clone(),
-            ws.url.clone(),
-            ingress_url.clone(),
-            args.junk_rate,
-            junk_stop.clone(),
-        ));
-        let (flood_hist, flood_took, flood_failed) = post_all(&http, &flood_ws, &honest, args.concurrency).await?;
-        junk_stop.cancel();
-        let (sent, by_status) = junk.await?;
-        let (stored, _) = events::count_for_workspace(db, flood_ws.ws_id).await?;
-        let junk_rows = stored - expected;
-        let flood_rate = args.deliveries as f64 / flood_took.as_secs_f64();
-        let (p50, p99) = (hist.value_at_quantile(0.5) as f64, hist.value_at_quantile(0.99) as f64);
-        let (fp50, fp99) = (
-            flood_hist.value_at_quantile(0.5) as f64,
-            flood_hist.value_at_quantile(0.99) as f64,
-        );
-        let junk_per_s = sent as f64 / flood_took.as_secs_f64();
+        let calm = deliveries(args, 20);
+        let (calm_hist, _, calm_failed) = post_at_rate(&http, &flood_ws, &calm, honest_rate).await?;
+        // junk that got in would be stored in the workspace whose real URL it posts to
+        let (before_junk, _) = events::count_for_workspace(db, ws.ws_id).await?;
+        let mut junk = Junk::start(&ingress_url, &ws.url, args.junk_rate)?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let stormy = deliveries(args, 21);
+        let (storm_hist, storm_took, storm_failed) = post_at_rate(&http, &flood_ws, &stormy, honest_rate).await?;
+        let summary = junk.stop().await?;
+        let junk_rows = events::count_for_workspace(db, ws.ws_id).await?.0 - before_junk;
+        let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        let change = |q: f64| (ms(&storm_hist, q) / ms(&calm_hist, q) - 1.0) * 100.0;
+        let junk_per_s = summary["sent"].as_f64().unwrap_or(0.0) / summary["seconds"].as_f64().unwrap_or(1.0);
         rows.push((
-            format!("ingress with {junk_per_s:.0} junk/s alongside: deliveries answered"),
-            flood_rate,
+            format!("ingress at 50% load ({honest_rate:.0}/s), alone"),
+            honest_rate,
             format!(
-                "ack p50 {:.1} ms ({:+.0}%), p99 {:.1} ms ({:+.0}%), {flood_failed} failed; junk answers {by_status}; {junk_rows} junk rows",
-                fp50 / 1000.0,
-                (fp50 / p50 - 1.0) * 100.0,
-                fp99 / 1000.0,
-                (fp99 / p99 - 1.0) * 100.0,
+                "ack p50 {:.1} ms, p99 {:.1} ms, {calm_failed} failed",
+                ms(&calm_hist, 0.5),
+                ms(&calm_hist, 0.99)
             ),
         ));
-        value["flood"] = json!({"junk_per_s": junk_per_s, "junk_sent": sent, "junk_answers": by_status, "per_s": flood_rate,
-            "ack_ms": {"p50": fp50 / 1000.0, "p99": fp99 / 1000.0}, "p50_change": fp50 / p50 - 1.0, "p99_change": fp99 / p99 - 1.0,
-            "junk_rows": junk_rows, "failed": flood_failed});
+        rows.push((
+            format!("ingress at 50% load beside {junk_per_s:.0} junk/s"),
+            args.deliveries as f64 / storm_took.as_secs_f64(),
+            format!(
+                "ack p50 {:.1} ms ({:+.0}%), p99 {:.1} ms ({:+.0}%), {storm_failed} failed; junk answers {}; {junk_rows} junk rows",
+                ms(&storm_hist, 0.5),
+                change(0.5),
+                ms(&storm_hist, 0.99),
+                change(0.99),
+                summary["answers"]
+            ),
+        ));
+        value["half_load"] = json!({"per_s": honest_rate, "ack_ms": {"p50": ms(&calm_hist, 0.5), "p99": ms(&calm_hist, 0.99)}, "failed": calm_failed});
+        value["flood"] = json!({"junk_per_s": junk_per_s, "junk": summary, "ack_ms": {"p50": ms(&storm_hist, 0.5), "p99": ms(&storm_hist, 0.99)},
+            "p50_change_pct": change(0.5), "p99_change_pct": change(0.99), "junk_rows": junk_rows, "failed": storm_failed});
     }
 
     // 4. end to end, N processor replicas on one durable consumer (a fresh workspace each round)

@@ -72,6 +72,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
         | Command::Sync { .. }
         | Command::Rules(_)
         | Command::Bench(_)
+        | Command::Junk(_)
         | Command::Credits(_)
         | Command::Reconcile(_) => bail!("not a database command"),
     }

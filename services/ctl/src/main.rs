@@ -90,6 +90,9 @@ pub enum Command {
     Reconcile(control::ReconcileArgs),
     /// Measure the insert limit, the ingress and end-to-end booking in one run (loopback only).
     Bench(bench::BenchArgs),
+    /// The bench's junk generator (runs until stdin closes).
+    #[command(hide = true)]
+    Junk(bench::JunkArgs),
     /// Drive a running SePay simulator.
     Sim(sim::SimArgs),
     /// Seed a demo workspace on running services and show one simulated transaction booked
@@ -189,6 +192,7 @@ async fn main() -> ExitCode {
         Command::Up(ref args) => up::run(&cli, args).await,
         Command::Sim(ref args) => sim::run(json, args).await,
         Command::Bench(ref args) => bench::run(&cli, args).await,
+        Command::Junk(ref args) => bench::junk(args).await,
         Command::AdminToken(ref args) => admin::admin_token(&cli, args).await,
         Command::Sync { ws } => control::sync(&cli, ws).await,
         Command::Rules(ref cmd) => rules::rules(&cli, cmd).await,

@@ -715,13 +715,29 @@ async fn the_benchmark_runs_and_books_every_distinct_delivery() {
         sepayctl(
             &db,
             &nats,
-            &["bench", "--deliveries", "60", "--concurrency", "8", "--replicas", "1,2"],
+            &[
+                "bench",
+                "--deliveries",
+                "60",
+                "--concurrency",
+                "8",
+                "--replicas",
+                "1,2",
+                "--junk-rate",
+                "500",
+            ],
         )
     })
     .await
     .unwrap();
     assert!(report["insert_limit_per_s"].as_f64().unwrap() > 0.0);
     assert_eq!(report["ingress"]["failed"], json!(0));
+    assert_eq!(report["flood"]["junk_rows"], json!(0), "{}", report["flood"]);
+    assert!(
+        report["flood"]["junk"]["sent"].as_u64().unwrap() > 0,
+        "{}",
+        report["flood"]
+    );
     for round in report["end_to_end"].as_array().unwrap() {
         assert_eq!(round["booked"], round["expected"], "{round}");
     }
