@@ -1271,3 +1271,47 @@ async fn classification_rules_are_managed_from_the_page() {
         .collect();
     assert_eq!(left, ["Grab"]);
 }
+
+#[tokio::test]
+async fn redirects_stay_on_the_configured_origin_whatever_the_request_says() {
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    let callback = format!("{}{}", app.url, sepay_connector::CALLBACK_PATH);
+    let hostile = [
+        "?error=access_denied&redirect_uri=https://evil.example/",
+        "?code=x&state=y&next=//evil.example",
+        "?error=https://evil.example",
+        "",
+    ];
+    for query in hostile {
+        for host in [None, Some("evil.example")] {
+            let mut request = app
+                .http
+                .get(format!("{callback}{query}"))
+                .header(COOKIE, format!("sepay_admin_session={alice}"));
+            if let Some(host) = host {
+                request = request.header("host", host).header("x-forwarded-host", host);
+            }
+            let res = request.send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::SEE_OTHER, "{query} {host:?}");
+            let target = location(res.headers());
+            assert!(
+                target.starts_with(&format!("{}/", app.url)) && !target.contains("evil"),
+                "{query} {host:?} → {target}"
+            );
+        }
+    }
+    let (_, _, headers) = app
+        .get(
+            &format!("/login?token={alice}&ws={}&next=https://evil.example", app.ws),
+            None,
+        )
+        .await;
+    assert!(location(&headers).starts_with(&format!("{}/", app.url)));
+}
+
+#[test]
+fn cookies_are_secure_unless_served_over_plain_http() {
+    assert!(connector_config("https://connector.example").secure_cookies());
+    assert!(!connector_config("http://127.0.0.1:8082").secure_cookies());
+}
