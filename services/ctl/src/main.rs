@@ -6,6 +6,7 @@ mod bench;
 mod commands;
 mod control;
 mod demo;
+mod faults;
 mod output;
 mod rules;
 mod sim;
@@ -90,6 +91,8 @@ pub enum Command {
     Reconcile(control::ReconcileArgs),
     /// Measure the insert limit, the ingress and end-to-end booking in one run (loopback only).
     Bench(bench::BenchArgs),
+    /// The fault suite: crashes and outages under load; every accepted delivery booked once.
+    Faults(faults::FaultsArgs),
     /// The bench's junk generator (runs until stdin closes).
     #[command(hide = true)]
     Junk(bench::JunkArgs),
@@ -193,6 +196,7 @@ async fn main() -> ExitCode {
         Command::Sim(ref args) => sim::run(json, args).await,
         Command::Bench(ref args) => bench::run(&cli, args).await,
         Command::Junk(ref args) => bench::junk(args).await,
+        Command::Faults(ref args) => faults::run(&cli, args).await,
         Command::AdminToken(ref args) => admin::admin_token(&cli, args).await,
         Command::Sync { ws } => control::sync(&cli, ws).await,
         Command::Rules(ref cmd) => rules::rules(&cli, cmd).await,

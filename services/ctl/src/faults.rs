@@ -1,0 +1,760 @@
+//! `sepayctl faults`: the fault suite. Each scenario runs the ingress and processors in this
+//! process against a database of its own (`sepay_faults_<stamp>`, dropped afterwards) and a bus
+//! prefix of its own, sends steady load, injects one fault, and checks that every accepted
+//! delivery is booked exactly once (count and sum), that nothing is left `received`, and that AI
+//! credit reservations balance. Bounded: every scenario has a settle deadline.
+//!
+//! 1. `sepay_retries`: every delivery posted 1..=8 times, copies concurrent with random delays;
+//! 2. `processor_crash`: processor tasks aborted mid-load (`JoinHandle::abort`: no drain, no ack,
+//!    the in-process equivalent of SIGKILL) and new ones started; JetStream redelivers;
+//! 3. `ingress_nats_outage`: the ingress reaches NATS through a TCP proxy that is cut for
+//!    `--outage-secs`; rows are stored and answered, the relay publishes them afterwards;
+//! 4. `postgres_outage`: the services reach Postgres through a TCP proxy that is cut; the load
+//!    generator retries 503s with backoff up to 8 times, as SePay does;
+//! 5. `nats_restart`: a private nats-server (JetStream, store directory) stopped and started.
+
+use crate::Cli;
+use anyhow::Context;
+use sepay_ingress::IngressConfig;
+use sepay_processor::{FallbackOnly, ProcessorConfig};
+use sepay_store::{DbConfig, PgPool, workspaces};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const SCENARIOS: [&str; 5] = [
+    "sepay_retries",
+    "processor_crash",
+    "ingress_nats_outage",
+    "postgres_outage",
+    "nats_restart",
+];
+
+#[derive(clap::Args)]
+pub struct FaultsArgs {
+    /// Distinct deliveries (SePay transactions) per scenario.
+    #[arg(long, default_value_t = 500)]
+    deliveries: usize,
+    /// Length of the ingress's NATS outage; the Postgres outage and the NATS restart last at
+    /// most 5 s of it.
+    #[arg(long, default_value_t = 30)]
+    outage_secs: u64,
+    /// Run only these scenarios (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Requests in flight at most.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Processor replicas on the durable consumer.
+    #[arg(long, default_value_t = 2)]
+    processors: usize,
+    /// Seconds a scenario may take to settle after its load ends before it fails.
+    #[arg(long, default_value_t = 120)]
+    settle_secs: u64,
+    /// The ingress's stale TTL: a `received` event unbooked this long is re-driven by the relay.
+    #[arg(long, default_value_t = 10)]
+    stale_ttl_secs: u64,
+    /// Seed of the random copies and delays (a run is repeatable in what it sends).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Keep the fault database.
+    #[arg(long)]
+    keep_db: bool,
+}
+
+/// SplitMix64: deterministic copies and delays without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// A TCP path that can be cut (open connections dropped, new ones refused) and restored.
+struct Proxy {
+    port: u16,
+    up: Arc<AtomicBool>,
+    connections: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(target: SocketAddr) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let up = Arc::new(AtomicBool::new(true));
+        let connections: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>> = Default::default();
+        let accept = tokio::spawn({
+            let (up, connections) = (up.clone(), connections.clone());
+            async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !up.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    let task = tokio::spawn(async move {
+                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    let mut open = connections.lock().unwrap_or_else(|p| p.into_inner());
+                    open.retain(|t| !t.is_finished());
+                    open.push(task);
+                }
+            }
+        });
+        Ok(Self {
+            port,
+            up,
+            connections,
+            accept,
+        })
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for task in self.connections.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            task.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+/// A nats-server of this run's own (JetStream with a store directory, so streams and the
+/// durable consumer survive a restart).
+struct PrivateNats {
+    port: u16,
+    store: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateNats {
+    async fn start() -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let store = std::env::temp_dir().join(format!("sepay-faults-nats-{}", Uuid::new_v4().simple()));
+        let mut nats = Self {
+            port,
+            store,
+            child: None,
+        };
+        nats.resume().await?;
+        Ok(nats)
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    async fn resume(&mut self) -> anyhow::Result<()> {
+        let binary = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "/usr/sbin/nats-server".into());
+        let child = std::process::Command::new(&binary)
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(&self.store)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {binary} (set NATS_SERVER_BIN)"))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_err() {
+            anyhow::ensure!(Instant::now() < deadline, "nats-server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM (a restart, not a crash), SIGKILL if it has not exited within 5 s.
+    async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+async fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    tokio::net::lookup_host((host, port))
+        .await?
+        .next()
+        .with_context(|| format!("cannot resolve {host}"))
+}
+
+/// The ingress and processors of one scenario.
+struct Services {
+    db: PgPool,
+    processor_bus: sepay_bus::Bus,
+    stop: CancellationToken,
+    processors: Vec<(JoinHandle<anyhow::Result<()>>, CancellationToken)>,
+    ingress: JoinHandle<anyhow::Result<()>>,
+}
+
+fn processor_config() -> ProcessorConfig {
+    // the ack wait must cover the classification budget plus 5 s; it bounds how long a crashed
+    // replica's unacked messages wait for redelivery
+    ProcessorConfig {
+        classify_timeout_ms: 500,
+        processor_ack_wait_secs: 6,
+        ..ProcessorConfig::default()
+    }
+}
+
+impl Services {
+    fn start_processors(&mut self, n: usize) {
+        for _ in 0..n {
+            let token = self.stop.child_token();
+            let handle = tokio::spawn(sepay_processor::consume(
+                processor_config(),
+                self.db.clone(),
+                self.processor_bus.clone(),
+                Arc::new(FallbackOnly),
+                token.clone(),
+            ));
+            self.processors.push((handle, token));
+        }
+    }
+
+    /// No drain: in-flight messages are dropped unacked, as with SIGKILL.
+    fn kill_processors(&mut self) {
+        for (handle, token) in self.processors.drain(..) {
+            handle.abort();
+            token.cancel(); // only the side tasks (consumer gauges, reservation sweep) still watch it
+        }
+    }
+
+    fn stop(mut self) {
+        self.stop.cancel();
+        self.kill_processors();
+        self.ingress.abort();
+    }
+}
+
+/// What the load generator learned about one SePay transaction.
+struct Sent {
+    id: i64,
+    amount: i64,
+    copies: u32,
+    posts: u32,
+    accepted: bool,
+}
+
+/// Posts one copy, retrying a non-2xx answer with backoff up to 8 attempts (SePay's retries).
+async fn post_with_retries(
+    http: &reqwest::Client,
+    url: &str,
+    auth: &str,
+    body: &Value,
+    permits: &tokio::sync::Semaphore,
+) -> (bool, u32) {
+    let mut backoff = Duration::from_millis(250);
+    for attempt in 1..=8u32 {
+        let ok = {
+            let _permit = permits.acquire().await;
+            http.post(url)
+                .header("authorization", auth)
+                .json(body)
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false)
+        };
+        if ok {
+            return (true, attempt);
+        }
+        if attempt < 8 {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(4));
+        }
+    }
+    (false, 8)
+}
+
+fn payload(id: i64, amount: i64) -> Value {
+    json!({
+        "id": id, "gateway": "Vietcombank", "transactionDate": "2026-03-01 10:00:00", "accountNumber": ACCOUNT,
+        "code": null, "content": format!("FAULT thanh toan {id}"), "transferType": if amount < 0 { "out" } else { "in" },
+        "transferAmount": amount.abs(), "accumulated": 0, "subAccount": null, "referenceCode": format!("FT{id}"), "description": ""
+    })
+}
+
+const ACCOUNT: &str = "0071000777777";
+
+/// Open-loop load over `duration`: transaction n starts at n × duration / count, whatever the
+/// answers before it; `max_copies` > 1 posts each transaction that many times at most (random),
+/// concurrently, each after a random delay of up to 300 ms.
+#[allow(clippy::too_many_arguments)]
+async fn load(
+    http: reqwest::Client,
+    url: String,
+    auth: String,
+    first_id: i64,
+    count: usize,
+    duration: Duration,
+    max_copies: u64,
+    concurrency: usize,
+    seed: u64,
+) -> Vec<Sent> {
+    let mut rng = Rng(seed);
+    let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let gap = duration.div_f64(count.max(1) as f64);
+    let started = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(count);
+    for n in 0..count {
+        let id = first_id + n as i64;
+        let magnitude = 1_000 + rng.below(5_000_000) as i64;
+        let amount = if rng.below(3) == 0 { -magnitude } else { magnitude };
+        let copies = 1 + rng.below(max_copies) as u32;
+        let delays: Vec<Duration> = (0..copies)
+            .map(|_| Duration::from_millis(if max_copies > 1 { rng.below(300) } else { 0 }))
+            .collect();
+        tokio::time::sleep_until(started + gap.mul_f64(n as f64)).await;
+        let (http, url, auth, permits) = (http.clone(), url.clone(), auth.clone(), permits.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = payload(id, amount);
+            let answers = futures::future::join_all(delays.into_iter().map(|delay| {
+                let (http, url, auth, body, permits) = (&http, &url, &auth, &body, &permits);
+                async move {
+                    tokio::time::sleep(delay).await;
+                    post_with_retries(http, url, auth, body, permits).await
+                }
+            }))
+            .await;
+            Sent {
+                id,
+                amount,
+                copies,
+                posts: answers.iter().map(|(_, posts)| posts).sum(),
+                accepted: answers.iter().any(|(ok, _)| *ok),
+            }
+        }));
+    }
+    let mut out = Vec::with_capacity(count);
+    for task in tasks {
+        if let Ok(sent) = task.await {
+            out.push(sent);
+        }
+    }
+    out
+}
+
+/// The ledger as Postgres sees it for one workspace.
+struct Ledger {
+    rows: i64,
+    per_id: BTreeMap<i64, (i64, i64)>, // sepay id → (bookings, sum of amounts)
+    received: i64,
+    received_past_ttl: i64,
+    failed: i64,
+    credits: (i64, i64, i64), // reserved, committed, released
+}
+
+async fn ledger(db: &PgPool, ws_id: Uuid, ttl_secs: u64) -> anyhow::Result<Ledger> {
+    let rows: i64 = sqlx::query_scalar("select count(*) from wallet_transactions where ws_id = $1")
+        .bind(ws_id)
+        .fetch_one(db)
+        .await?;
+    let per: Vec<(Option<i64>, i64, i64)> = sqlx::query_as(
+        "select e.sepay_transaction_id, count(*), coalesce(sum(t.amount), 0)::bigint
+           from wallet_transactions t
+           join sepay_webhook_events e on e.ws_id = t.ws_id and e.dedupe_key = t.external_ref
+          where t.ws_id = $1 group by 1",
+    )
+    .bind(ws_id)
+    .fetch_all(db)
+    .await?;
+    let (received, received_past_ttl, failed): (i64, i64, i64) = sqlx::query_as(
+        "select count(*) filter (where status = 'received'),
+                count(*) filter (where status = 'received' and opened_at < now() - make_interval(secs => $2)),
+                count(*) filter (where status = 'failed')
+           from sepay_webhook_events where ws_id = $1",
+    )
+    .bind(ws_id)
+    .bind(ttl_secs as f64)
+    .fetch_one(db)
+    .await?;
+    let credits: (i64, i64, i64) = sqlx::query_as(
+        "select count(*) filter (where status = 'reserved'), count(*) filter (where status = 'committed'),
+                count(*) filter (where status = 'released')
+           from ai_credit_reservations where ws_id = $1",
+    )
+    .bind(ws_id)
+    .fetch_one(db)
+    .await?;
+    Ok(Ledger {
+        rows,
+        per_id: per
+            .into_iter()
+            .map(|(id, n, sum)| (id.unwrap_or(-1), (n, sum)))
+            .collect(),
+        received,
+        received_past_ttl,
+        failed,
+        credits,
+    })
+}
+
+struct Ctx<'a> {
+    cli: &'a Cli,
+    args: &'a FaultsArgs,
+    db: PgPool,
+    db_url: String,
+    stamp: i64,
+    http: reqwest::Client,
+}
+
+/// One scenario from set-up to verdict; the row of the table as JSON.
+async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Value> {
+    let args = ctx.args;
+    let outage = Duration::from_secs(args.outage_secs.max(1));
+    let short_outage = outage.min(Duration::from_secs(5));
+    let lead = Duration::from_secs(1);
+    let (fault_len, load_len) = match name {
+        "ingress_nats_outage" => (outage, outage + lead * 2),
+        "postgres_outage" | "nats_restart" => (short_outage, short_outage + lead * 2),
+        _ => (
+            Duration::ZERO,
+            Duration::from_secs_f64((args.deliveries as f64 / 100.0).clamp(3.0, 20.0)),
+        ),
+    };
+
+    // the paths that can fail
+    let mut private_nats = None;
+    let mut nats_proxy = None;
+    let mut pg_proxy = None;
+    let mut ingress_nats = ctx.cli.nats.nats_url.clone();
+    let mut processor_nats = ingress_nats.clone();
+    let mut service_db = ctx.db.clone();
+    match name {
+        "nats_restart" => {
+            let nats = PrivateNats::start().await?;
+            ingress_nats = nats.url();
+            processor_nats = nats.url();
+            private_nats = Some(nats);
+        }
+        "ingress_nats_outage" => {
+            let parsed = url::Url::parse(&ingress_nats).context("NATS_URL")?;
+            let target = resolve(parsed.host_str().unwrap_or("127.0.0.1"), parsed.port().unwrap_or(4222)).await?;
+            let proxy = Proxy::start(target).await?;
+            ingress_nats = format!("nats://127.0.0.1:{}", proxy.port);
+            nats_proxy = Some(proxy);
+        }
+        "postgres_outage" => {
+            let mut parsed = url::Url::parse(&ctx.db_url).context("DATABASE_URL")?;
+            let target = resolve(parsed.host_str().unwrap_or("127.0.0.1"), parsed.port().unwrap_or(5432)).await?;
+            let proxy = Proxy::start(target).await?;
+            parsed.set_host(Some("127.0.0.1")).map_err(|e| anyhow::anyhow!("{e}"))?;
+            parsed
+                .set_port(Some(proxy.port))
+                .map_err(|_| anyhow::anyhow!("cannot set the port"))?;
+            service_db = DbConfig {
+                database_url: parsed.to_string(),
+                db_max_connections: 16,
+                db_acquire_timeout_ms: 1000,
+            }
+            .lazy_pool()?;
+            pg_proxy = Some(proxy);
+        }
+        _ => {}
+    }
+    let bus_config = |url: &str| sepay_bus::NatsConfig {
+        nats_url: url.to_owned(),
+        bus_prefix: format!("faults{}s{index}", ctx.stamp),
+        nats_publish_timeout_ms: 2000,
+    };
+    let ingress_bus = sepay_bus::Bus::connect(&bus_config(&ingress_nats)).await?;
+    let processor_bus = sepay_bus::Bus::connect(&bus_config(&processor_nats)).await?;
+
+    // the workspace and its endpoint exist before the ingress loads its directory
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let ws = workspaces::create_workspace(&ctx.db, &format!("faults {name}")).await?;
+    let wallet = workspaces::create_wallet(&ctx.db, ws.id, "faults", "VND").await?;
+    workspaces::link_account(&ctx.db, ws.id, ACCOUNT, None, wallet.id).await?;
+    let endpoint = sepay_store::admin::create_manual_endpoint(&ctx.db, &base, ws.id, None, name).await?;
+    let stop = CancellationToken::new();
+    let ingress_config = IngressConfig {
+        stale_event_ttl_secs: args.stale_ttl_secs,
+        ..IngressConfig::default()
+    };
+    let mut services = Services {
+        db: service_db.clone(),
+        processor_bus,
+        stop: stop.clone(),
+        processors: Vec::new(),
+        ingress: tokio::spawn(sepay_ingress::serve(
+            listener,
+            ingress_config,
+            service_db.clone(),
+            ingress_bus,
+            stop.clone(),
+        )),
+    };
+    services.start_processors(args.processors);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let first_id = (ctx.stamp % 100_000) * 100_000_000 + index as i64 * 10_000_000 + 1;
+    let max_copies = if name == "sepay_retries" { 8 } else { 1 };
+    let load_task = tokio::spawn(load(
+        ctx.http.clone(),
+        endpoint.webhook_url.clone(),
+        format!("Apikey {}", endpoint.api_key),
+        first_id,
+        args.deliveries,
+        load_len,
+        max_copies,
+        args.concurrency,
+        args.seed.wrapping_mul(31).wrapping_add(index as u64),
+    ));
+
+    // the fault
+    let started = Instant::now();
+    let mut in_flight_at_crash = 0;
+    let fault_end = match name {
+        "processor_crash" => {
+            tokio::time::sleep(load_len.mul_f64(0.4)).await;
+            // mid-batch: wait (2 s at most) until the replicas hold unacked messages
+            let until = Instant::now() + Duration::from_secs(2);
+            loop {
+                let pending = services.processor_bus.consumer_state(sepay_processor::CONSUMER).await;
+                let held = pending.map(|c| c.ack_pending).unwrap_or(0);
+                if held > 0 || Instant::now() > until {
+                    in_flight_at_crash = held;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            services.kill_processors();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            services.start_processors(args.processors);
+            Instant::now()
+        }
+        "ingress_nats_outage" | "postgres_outage" => {
+            let proxy = nats_proxy.as_ref().or(pg_proxy.as_ref()).context("no proxy")?;
+            tokio::time::sleep(lead).await;
+            proxy.cut();
+            tokio::time::sleep(fault_len).await;
+            proxy.restore();
+            Instant::now()
+        }
+        "nats_restart" => {
+            let nats = private_nats.as_mut().context("no private NATS")?;
+            tokio::time::sleep(lead).await;
+            nats.stop().await;
+            tokio::time::sleep(fault_len).await;
+            nats.resume().await?;
+            Instant::now()
+        }
+        _ => started,
+    };
+    let sent = load_task.await?;
+    let load_end = Instant::now();
+    let fault_end = if name == "sepay_retries" { load_end } else { fault_end };
+
+    // settle: every accepted id booked and nothing left `received`
+    let accepted: BTreeSet<i64> = sent.iter().filter(|s| s.accepted).map(|s| s.id).collect();
+    let deadline = load_end + Duration::from_secs(args.settle_secs);
+    let (settled, state) = loop {
+        let state = ledger(&ctx.db, ws.id, args.stale_ttl_secs).await?;
+        let all_booked = accepted.iter().all(|id| state.per_id.contains_key(id));
+        if all_booked && state.received == 0 {
+            break (true, state);
+        }
+        if Instant::now() > deadline {
+            break (false, state);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let recovery = Instant::now().saturating_duration_since(fault_end);
+    // a moment more: a late duplicate would show now
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let state = if settled {
+        ledger(&ctx.db, ws.id, args.stale_ttl_secs).await?
+    } else {
+        state
+    };
+    let redelivered = match services.processor_bus.consumer_state(sepay_processor::CONSUMER).await {
+        Ok(c) => json!(c.redelivered),
+        Err(_) => Value::Null,
+    };
+    services.stop();
+    drop((nats_proxy, pg_proxy));
+    if let Some(mut nats) = private_nats {
+        nats.stop().await;
+    }
+
+    let booked_ids = state.per_id.len() as i64;
+    let duplicates = state.per_id.values().filter(|(n, _)| *n > 1).count();
+    let lost = accepted.iter().filter(|id| !state.per_id.contains_key(id)).count();
+    let unexpected = state
+        .per_id
+        .keys()
+        .filter(|id| !sent.iter().any(|s| s.id == **id))
+        .count();
+    let sent_sum: i64 = sent
+        .iter()
+        .filter(|s| state.per_id.contains_key(&s.id) || s.accepted)
+        .map(|s| s.amount)
+        .sum();
+    let booked_sum: i64 = state.per_id.values().map(|(_, sum)| sum).sum();
+    let posts: u32 = sent.iter().map(|s| s.posts).sum();
+    let copies: u32 = sent.iter().map(|s| s.copies).sum();
+    let ok = settled
+        && duplicates == 0
+        && lost == 0
+        && unexpected == 0
+        && sent_sum == booked_sum
+        && state.rows == booked_ids
+        && state.received_past_ttl == 0
+        && state.credits.0 == 0;
+    Ok(json!({
+        "fault": name, "ok": ok, "settled": settled,
+        "transactions": sent.len(), "copies": copies, "posts": posts,
+        "deliveries": accepted.len(), "rejected": sent.len() - accepted.len(),
+        "booked": state.rows, "booked_ids": booked_ids, "duplicates": duplicates, "lost": lost,
+        "booked_not_accepted": booked_ids - (accepted.len() - lost) as i64, "unexpected": unexpected,
+        "sum_sent": sent_sum, "sum_booked": booked_sum, "sum_match": sent_sum == booked_sum,
+        "received_left": state.received, "received_past_ttl": state.received_past_ttl, "failed_left": state.failed,
+        "ai_credits": {"reserved": state.credits.0, "committed": state.credits.1, "released": state.credits.2},
+        "unacked_at_crash": in_flight_at_crash, "redelivered_now": redelivered,
+        "fault_secs": fault_len.as_secs_f64(), "load_secs": (load_end - started).as_secs_f64(),
+        "recovery_secs": recovery.as_secs_f64(),
+    }))
+}
+
+pub async fn run(cli: &Cli, args: &FaultsArgs) -> anyhow::Result<()> {
+    for only in &args.only {
+        anyhow::ensure!(
+            SCENARIOS.contains(&only.as_str()),
+            "unknown scenario {only:?}; one of {}",
+            SCENARIOS.join(", ")
+        );
+    }
+    let stamp = chrono::Utc::now().timestamp();
+    let base = cli
+        .db
+        .database_url
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_owned())
+        .context("DATABASE_URL has no database name")?;
+    let db_config = DbConfig {
+        database_url: format!("{base}/sepay_faults_{stamp}_{}", std::process::id()),
+        db_max_connections: 10,
+        ..cli.db.clone()
+    };
+    let db = sepay_store::connect(&db_config).await?;
+    let ctx = Ctx {
+        cli,
+        args,
+        db: db.clone(),
+        db_url: db_config.database_url.clone(),
+        stamp,
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(args.concurrency)
+            .build()?,
+    };
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    let mut error = None;
+    for (index, name) in SCENARIOS.iter().enumerate() {
+        if !args.only.is_empty() && !args.only.iter().any(|o| o == name) {
+            continue;
+        }
+        match scenario(&ctx, index, name).await {
+            Ok(row) => rows.push(row),
+            Err(err) => {
+                error = Some(err.context(format!("scenario {name}")));
+                break;
+            }
+        }
+    }
+    db.close().await;
+    if !args.keep_db {
+        sepay_store::drop_database(&db_config.database_url).await?;
+    }
+    if let Some(err) = error {
+        return Err(err);
+    }
+    let value = json!({
+        "deliveries": args.deliveries, "outage_secs": args.outage_secs, "processors": args.processors,
+        "debug_build": cfg!(debug_assertions), "seconds": started.elapsed().as_secs_f64(), "scenarios": rows,
+    });
+    crate::output::print(cli.json, &value, || table(args, &value));
+    let failed: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["ok"] != json!(true))
+        .filter_map(|r| r["fault"].as_str())
+        .collect();
+    anyhow::ensure!(failed.is_empty(), "fault scenarios failed: {}", failed.join(", "));
+    Ok(())
+}
+
+fn table(args: &FaultsArgs, value: &Value) -> String {
+    let mut out = format!(
+        "sepayctl faults: {} transactions per scenario, {} processors, outage {} s (debug build: {}), {:.0} s in all\n\n\
+         | fault | deliveries | booked | duplicates | lost | sum sent = booked | left received | AI reserved | recovery s | ok |\n\
+         |---|---:|---:|---:|---:|---|---:|---:|---:|---|\n",
+        args.deliveries,
+        args.processors,
+        args.outage_secs,
+        cfg!(debug_assertions),
+        value["seconds"].as_f64().unwrap_or(0.0)
+    );
+    for r in value["scenarios"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "| {} | {} ({} posts) | {} | {} | {} | {} = {} | {} | {} | {:.1} | {} |\n",
+            r["fault"].as_str().unwrap_or(""),
+            r["deliveries"],
+            r["posts"],
+            r["booked"],
+            r["duplicates"],
+            r["lost"],
+            r["sum_sent"],
+            r["sum_booked"],
+            r["received_left"],
+            r["ai_credits"]["reserved"],
+            r["recovery_secs"].as_f64().unwrap_or(0.0),
+            if r["ok"] == json!(true) { "yes" } else { "NO" }
+        ));
+    }
+    out
+}
