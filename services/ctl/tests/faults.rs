@@ -64,5 +64,6 @@ async fn every_fault_scenario_books_every_accepted_delivery_exactly_once() {
         scenarios[0]
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(started.elapsed().as_secs() < 60, "took {:?}", started.elapsed());
+    // about 30 s alone on 2 cores (debug); the bound leaves room for a busy machine
+    assert!(started.elapsed().as_secs() < 120, "took {:?}", started.elapsed());
 }
