@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Control messages handled at once (different workspaces proceed side by side).
 const CONCURRENCY: usize = 4;
@@ -54,8 +55,6 @@ pub async fn consume(
 }
 
 async fn handle(p: &Provisioner, message: Message) {
-    let delivered = message.info().map(|i| i.delivered as u64).unwrap_or(1);
-    let subject = p.bus.names().control_subject_of(&message.subject);
     let span = tracing::info_span!(
         "sepay.control process",
         otel.kind = "consumer",
@@ -64,7 +63,15 @@ async fn handle(p: &Provisioner, message: Message) {
         ws_id = tracing::field::Empty,
     );
     sepay_bus::continue_trace(&span, message.headers.as_ref());
-    let _entered = span.enter();
+    // instrumented, never entered across an await: an entered guard stays on the thread the task
+    // leaves, so other messages' lines landed in this span (another workspace's ws_id) and the
+    // registry could clone a closed span (a panic in debug builds)
+    settle(p, message, &span).instrument(span.clone()).await
+}
+
+async fn settle(p: &Provisioner, message: Message, span: &tracing::Span) {
+    let delivered = message.info().map(|i| i.delivered as u64).unwrap_or(1);
+    let subject = p.bus.names().control_subject_of(&message.subject);
     let request = serde_json::from_slice::<ControlRequest>(&message.payload);
     let (Some(subject), Ok(request)) = (subject, request) else {
         tracing::error!(subject = %message.subject, "undecodable control message");

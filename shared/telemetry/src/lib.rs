@@ -12,6 +12,10 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+/// The subscriber crate the services log through, for tests that install their own capturing
+/// subscriber (`services/ctl/tests/hygiene.rs`) with the same version and features.
+pub use tracing_subscriber;
+
 /// Keeps the tracer provider alive; dropping it flushes pending spans.
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,

@@ -216,6 +216,20 @@ pub fn delivery(id: i64, transfer_type: &str, amount: Value) -> Value {
     })
 }
 
+/// Serves `router` on `listener` until `stop`: a service whose state the test keeps a handle
+/// on, such as sepay-sim's `Sim` (`sepay_sim::router`), running in the test's process.
+pub fn serve_router(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    stop: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+    })
+}
+
 /// Polls `check` every 20 ms until it returns `Some` or `timeout` passes.
 pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
 where
