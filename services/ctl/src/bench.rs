@@ -205,7 +205,8 @@ pub struct JunkArgs {
 }
 
 /// Junk at `rate` a second until stdin closes (unknown tokens and a real token with a wrong key,
-/// in turn); prints how many were sent and the answers by status.
+/// in turn) over raw keep-alive HTTP/1.1 connections, so the generator costs little CPU beside
+/// the ingress on the same machine; prints how many were sent and the answers by status.
 pub async fn junk(args: &JunkArgs) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     tokio::spawn({
@@ -216,42 +217,88 @@ pub async fn junk(args: &JunkArgs) -> anyhow::Result<()> {
             stop.cancel();
         }
     });
-    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
-    let unknown = format!(
-        "{}/api/v1/webhooks/sepay/spwh_junk000000000000000000000000000000000000",
-        args.base
+    let base = url::Url::parse(&args.base).context("--base")?;
+    let real = url::Url::parse(&args.real_url).context("--real-url")?;
+    let addr = format!(
+        "{}:{}",
+        base.host_str().unwrap_or("127.0.0.1"),
+        base.port_or_known_default().unwrap_or(80)
     );
-    let in_flight = Arc::new(tokio::sync::Semaphore::new(256));
+    let request = |path: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Apikey spak_junk\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+        )
+        .into_bytes()
+    };
+    let requests = Arc::new([
+        request("/api/v1/webhooks/sepay/spwh_junk000000000000000000000000000000000000"),
+        request(real.path()),
+    ]);
+    // tickets at the rate; each connection spends one a request
+    let tickets = Arc::new(tokio::sync::Semaphore::new(0));
+    let per_tick = args.rate.div_ceil(1000).max(1) as usize;
     let answers: Arc<std::sync::Mutex<std::collections::BTreeMap<u16, u64>>> = Default::default();
-    let per_tick = args.rate.div_ceil(1000).max(1);
+    let started = Instant::now();
+    let mut connections = Vec::new();
+    for n in 0..JUNK_CONNECTIONS {
+        let (tickets, answers, requests, stop, addr) = (
+            tickets.clone(),
+            answers.clone(),
+            requests.clone(),
+            stop.clone(),
+            addr.clone(),
+        );
+        connections.push(tokio::spawn(async move {
+            let mut sent = 0u64;
+            while !stop.is_cancelled() {
+                let Ok(mut stream) = tokio::net::TcpStream::connect(&addr).await else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let mut buffer = Vec::with_capacity(1024);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return sent,
+                        ticket = tickets.acquire() => match ticket {
+                            Ok(t) => t.forget(),
+                            Err(_) => return sent,
+                        },
+                    }
+                    let body = &requests[(n + sent as usize) % 2];
+                    sent += 1;
+                    let status = match exchange(&mut stream, body, &mut buffer).await {
+                        Some(status) => status,
+                        None => break, // closed: reconnect
+                    };
+                    *answers
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .entry(status)
+                        .or_default() += 1;
+                }
+            }
+            sent
+        }));
+    }
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let (started, mut sent, mut dropped) = (Instant::now(), 0u64, 0u64);
+    let mut not_sent = 0u64;
     while !stop.is_cancelled() {
         tick.tick().await;
-        for _ in 0..per_tick {
-            // a full pipe drops junk rather than queueing it: the rate is what the ingress sees
-            let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-                dropped += 1;
-                continue;
-            };
-            let url = if sent % 2 == 0 { &unknown } else { &args.real_url };
-            let request = http.post(url).header("authorization", "Apikey spak_junk").body("{}");
-            let answers = answers.clone();
-            sent += 1;
-            tokio::spawn(async move {
-                let status = request.send().await.map(|r| r.status().as_u16()).unwrap_or(0);
-                *answers
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .entry(status)
-                    .or_default() += 1;
-                drop(permit);
-            });
+        // tickets nobody could use within a tick are dropped: the rate is what the ingress sees
+        let unused = tickets.available_permits();
+        not_sent += unused as u64;
+        if let Ok(stale) = tickets.try_acquire_many(unused as u32) {
+            stale.forget();
         }
+        tickets.add_permits(per_tick);
     }
+    tickets.close();
     let seconds = started.elapsed().as_secs_f64();
-    let _ = in_flight.acquire_many(256).await;
+    let mut sent = 0;
+    for c in connections {
+        sent += c.await.unwrap_or(0);
+    }
     let answers: serde_json::Map<String, Value> = answers
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -260,9 +307,41 @@ pub async fn junk(args: &JunkArgs) -> anyhow::Result<()> {
         .collect();
     println!(
         "{}",
-        json!({"sent": sent, "not_sent_pipe_full": dropped, "seconds": seconds, "answers": answers})
+        json!({"sent": sent, "not_sent": not_sent, "seconds": seconds, "answers": answers})
     );
     Ok(())
+}
+
+const JUNK_CONNECTIONS: usize = 32;
+
+/// One request and its response on a keep-alive connection; the status, or `None` when closed.
+async fn exchange(stream: &mut tokio::net::TcpStream, request: &[u8], buffer: &mut Vec<u8>) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(request).await.ok()?;
+    buffer.clear();
+    loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = std::str::from_utf8(&buffer[..end]).ok()?;
+            let status = head.split(' ').nth(1)?.parse().ok()?;
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            while buffer.len() < end + 4 + length {
+                if stream.read_buf(buffer).await.ok()? == 0 {
+                    return None;
+                }
+            }
+            return Some(status);
+        }
+        if stream.read_buf(buffer).await.ok()? == 0 {
+            return None;
+        }
+    }
 }
 
 fn peak_rss_mib() -> f64 {

@@ -15,7 +15,7 @@ use sepay_store::endpoints::EndpointAuth;
 use sepay_store::events::{self, EventBody, NewEvent, Recorded};
 use sepay_telemetry::metrics;
 use serde_json::json;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,17 +56,7 @@ async fn receive(
     if !app.guard.allowed(source) {
         return Err(IngressError::SourceNotAllowed);
     }
-    let endpoint = match authenticate(&app, &token, &headers).await {
-        Ok(endpoint) => endpoint,
-        // only failures count against an address: honest SePay traffic is never limited
-        Err(err @ (IngressError::UnknownToken | IngressError::WrongKey)) => {
-            return Err(match app.guard.over_failure_limit(source) {
-                true => IngressError::TooManyFailures,
-                false => err,
-            });
-        }
-        Err(err) => return Err(err),
-    };
+    let endpoint = authenticate(&app, source, &token, &headers).await?;
     let span = tracing::Span::current();
     span.record("ws_id", tracing::field::display(endpoint.ws_id));
 
@@ -133,20 +123,34 @@ async fn receive(
 }
 
 /// The endpoint a delivery is for, from memory: junk costs a hash and a map lookup, never a
-/// database round trip (Postgres is asked only until the directory's first load).
-async fn authenticate(app: &AppState, token: &str, headers: &HeaderMap) -> Result<EndpointAuth, IngressError> {
+/// database round trip (Postgres is asked only until the directory's first load). Only failures
+/// count against the source's limit, so honest SePay traffic is never limited.
+async fn authenticate(
+    app: &AppState,
+    source: IpAddr,
+    token: &str,
+    headers: &HeaderMap,
+) -> Result<EndpointAuth, IngressError> {
+    let refuse = |err: IngressError| match app.guard.over_failure_limit(source) {
+        true => IngressError::TooManyFailures,
+        false => err,
+    };
     // a token of the wrong shape cannot exist
     if !token.starts_with(WEBHOOK_TOKEN_PREFIX) || token.len() > 128 {
-        return Err(IngressError::UnknownToken);
+        return Err(refuse(IngressError::UnknownToken));
     }
     let token_hash = sha256(token.as_bytes());
     let endpoint = match app.directory.lookup(&token_hash) {
         Lookup::Found(endpoint) => endpoint,
         Lookup::NotReady => sepay_store::endpoints::find_by_token_hash(&app.db, &token_hash)
             .await?
-            .ok_or(IngressError::UnknownToken)?,
-        // an endpoint created a moment ago may still be on its way through LISTEN/NOTIFY
+            .ok_or_else(|| refuse(IngressError::UnknownToken))?,
         Lookup::Unknown => {
+            // counted first: a source over its limit is answered at once, without the wait
+            if let err @ IngressError::TooManyFailures = refuse(IngressError::UnknownToken) {
+                return Err(err);
+            }
+            // an endpoint created a moment ago may still be on its way through LISTEN/NOTIFY
             tokio::time::sleep(NEW_ENDPOINT_GRACE).await;
             match app.directory.lookup(&token_hash) {
                 Lookup::Found(endpoint) => endpoint,
@@ -158,9 +162,9 @@ async fn authenticate(app: &AppState, token: &str, headers: &HeaderMap) -> Resul
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_api_key)
-        .ok_or(IngressError::WrongKey)?;
+        .ok_or_else(|| refuse(IngressError::WrongKey))?;
     if !verify_secret(key, &endpoint.api_key_hash) {
-        return Err(IngressError::WrongKey);
+        return Err(refuse(IngressError::WrongKey));
     }
     Ok(endpoint)
 }
