@@ -15,6 +15,7 @@
 
 use crate::Cli;
 use anyhow::Context;
+use rust_decimal::prelude::ToPrimitive;
 use sepay_ingress::IngressConfig;
 use sepay_processor::{FallbackOnly, ProcessorConfig};
 use sepay_store::{DbConfig, PgPool, workspaces};
@@ -385,51 +386,24 @@ struct Ledger {
     received: i64,
     received_past_ttl: i64,
     failed: i64,
-    credits: (i64, i64, i64), // reserved, committed, released
+    credits: (i64, i64, i64), // credits reserved, committed, released
 }
 
 async fn ledger(db: &PgPool, ws_id: Uuid, ttl_secs: u64) -> anyhow::Result<Ledger> {
-    let rows: i64 = sqlx::query_scalar("select count(*) from wallet_transactions where ws_id = $1")
-        .bind(ws_id)
-        .fetch_one(db)
-        .await?;
-    let per: Vec<(Option<i64>, i64, i64)> = sqlx::query_as(
-        "select e.sepay_transaction_id, count(*), coalesce(sum(t.amount), 0)::bigint
-           from wallet_transactions t
-           join sepay_webhook_events e on e.ws_id = t.ws_id and e.dedupe_key = t.external_ref
-          where t.ws_id = $1 group by 1",
-    )
-    .bind(ws_id)
-    .fetch_all(db)
-    .await?;
-    let (received, received_past_ttl, failed): (i64, i64, i64) = sqlx::query_as(
-        "select count(*) filter (where status = 'received'),
-                count(*) filter (where status = 'received' and opened_at < now() - make_interval(secs => $2)),
-                count(*) filter (where status = 'failed')
-           from sepay_webhook_events where ws_id = $1",
-    )
-    .bind(ws_id)
-    .bind(ttl_secs as f64)
-    .fetch_one(db)
-    .await?;
-    let credits: (i64, i64, i64) = sqlx::query_as(
-        "select count(*) filter (where status = 'reserved'), count(*) filter (where status = 'committed'),
-                count(*) filter (where status = 'released')
-           from ai_credit_reservations where ws_id = $1",
-    )
-    .bind(ws_id)
-    .fetch_one(db)
-    .await?;
+    let audit = sepay_store::ledger::audit(db, ws_id, Duration::from_secs(ttl_secs)).await?;
+    // (balance, reserved, committed, released) in credits
+    let (_, reserved, committed, released) = sepay_store::classification::credit_ledger(db, ws_id).await?;
     Ok(Ledger {
-        rows,
-        per_id: per
+        rows: audit.rows,
+        per_id: audit
+            .per_sepay_id
             .into_iter()
-            .map(|(id, n, sum)| (id.unwrap_or(-1), (n, sum)))
+            .map(|(id, n, sum)| (id.unwrap_or(-1), (n, sum.trunc().to_i64().unwrap_or(i64::MAX))))
             .collect(),
-        received,
-        received_past_ttl,
-        failed,
-        credits,
+        received: audit.received,
+        received_past_ttl: audit.received_past_stale,
+        failed: audit.failed,
+        credits: (reserved, committed, released),
     })
 }
 

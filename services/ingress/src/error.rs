@@ -7,9 +7,10 @@ use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngressError {
-    #[error("unknown or revoked webhook token")]
+    // one message for both: the answer must not tell a caller whether a token exists
+    #[error("unknown token or wrong API key")]
     UnknownToken,
-    #[error("missing or wrong API key")]
+    #[error("unknown token or wrong API key")]
     WrongKey,
     #[error("too many failed authentications from this address; slow down")]
     TooManyFailures,
@@ -62,7 +63,8 @@ impl IntoResponse for IngressError {
             Self::Unavailable => tracing::warn!("delivery refused: storage unavailable"),
             // a flood of junk must not become a flood of log lines: the metric counts them
             Self::UnknownToken | Self::WrongKey | Self::TooManyFailures | Self::SourceNotAllowed => {
-                tracing::debug!(reason = code, detail = %self, "delivery refused")
+                // the variant (UnknownToken, WrongKey, …) tells operators what the answer does not
+                tracing::debug!(reason = code, cause = ?self, "delivery refused")
             }
             other => tracing::info!(reason = code, detail = %other, "delivery refused"),
         }

@@ -175,3 +175,49 @@ pub async fn totals(pool: &PgPool, ws_id: Uuid) -> StoreResult<(i64, Decimal)> {
             .await?,
     )
 }
+
+/// What a workspace's books say, for checking "nothing lost, nothing booked twice" after faults.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    /// Wallet transactions of the workspace.
+    pub rows: i64,
+    /// Per SePay transaction id (`None`: eventless): bookings and the sum of their amounts.
+    pub per_sepay_id: Vec<(Option<i64>, i64, Decimal)>,
+    /// Events still `received`, of them past `stale_after`, and `failed`.
+    pub received: i64,
+    pub received_past_stale: i64,
+    pub failed: i64,
+}
+
+pub async fn audit(pool: &PgPool, ws_id: Uuid, stale_after: std::time::Duration) -> StoreResult<Audit> {
+    let rows: i64 = sqlx::query_scalar("select count(*) from wallet_transactions where ws_id = $1")
+        .bind(ws_id)
+        .fetch_one(pool)
+        .await?;
+    let per_sepay_id = sqlx::query_as(
+        "select e.sepay_transaction_id, count(*), coalesce(sum(t.amount), 0)
+           from wallet_transactions t
+           join sepay_webhook_events e on e.ws_id = t.ws_id and e.dedupe_key = t.external_ref
+          where t.ws_id = $1 group by 1",
+    )
+    .bind(ws_id)
+    .fetch_all(pool)
+    .await?;
+    let (received, received_past_stale, failed) = sqlx::query_as(
+        "select count(*) filter (where status = 'received'),
+                count(*) filter (where status = 'received' and opened_at < now() - make_interval(secs => $2)),
+                count(*) filter (where status = 'failed')
+           from sepay_webhook_events where ws_id = $1",
+    )
+    .bind(ws_id)
+    .bind(stale_after.as_secs_f64())
+    .fetch_one(pool)
+    .await?;
+    Ok(Audit {
+        rows,
+        per_sepay_id,
+        received,
+        received_past_stale,
+        failed,
+    })
+}
