@@ -16,7 +16,7 @@ use sepay_core::{DedupeKey, Delivery, EventSource, RetryPolicy};
 use sepay_ingress::IngressConfig;
 use sepay_processor::{FallbackOnly, ProcessorConfig};
 use sepay_store::events::{self, EventBody, NewEvent};
-use sepay_store::{DbConfig, PgPool, workspaces};
+use sepay_store::{PgPool, workspaces};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -358,17 +358,10 @@ fn peak_rss_mib() -> f64 {
 
 pub async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
     let stamp = chrono::Utc::now().timestamp();
-    let base = cli
+    let db_config = cli
         .db
-        .database_url
-        .rsplit_once('/')
-        .map(|(b, _)| b.to_owned())
+        .sibling(&format!("sepay_bench_{stamp}"), 40)
         .context("DATABASE_URL has no database name")?;
-    let db_config = DbConfig {
-        database_url: format!("{base}/sepay_bench_{stamp}"),
-        db_max_connections: 40,
-        ..cli.db.clone()
-    };
     let db = sepay_store::connect(&db_config).await?;
     let result = phases(cli, args, &db, stamp).await;
     db.close().await;

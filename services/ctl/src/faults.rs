@@ -645,17 +645,10 @@ pub async fn run(cli: &Cli, args: &FaultsArgs) -> anyhow::Result<()> {
         );
     }
     let stamp = chrono::Utc::now().timestamp();
-    let base = cli
+    let db_config = cli
         .db
-        .database_url
-        .rsplit_once('/')
-        .map(|(b, _)| b.to_owned())
+        .sibling(&format!("sepay_faults_{stamp}_{}", std::process::id()), 10)
         .context("DATABASE_URL has no database name")?;
-    let db_config = DbConfig {
-        database_url: format!("{base}/sepay_faults_{stamp}_{}", std::process::id()),
-        db_max_connections: 10,
-        ..cli.db.clone()
-    };
     let db = sepay_store::connect(&db_config).await?;
     let ctx = Ctx {
         cli,

@@ -49,6 +49,17 @@ impl DbConfig {
         }
     }
 
+    /// The same server and credentials, another database (the bench's and fault suite's own,
+    /// dropped afterwards); `None` when the URL names no database.
+    pub fn sibling(&self, database: &str, max_connections: u32) -> Option<DbConfig> {
+        let (server, _) = self.database_url.rsplit_once('/')?;
+        Some(DbConfig {
+            database_url: format!("{server}/{database}"),
+            db_max_connections: max_connections,
+            ..self.clone()
+        })
+    }
+
     /// A pool that does not connect until first used (requests then get 503 while Postgres is down).
     pub fn lazy_pool(&self) -> StoreResult<PgPool> {
         let options = PgConnectOptions::from_str(&self.database_url).map_err(StoreError::Db)?;
