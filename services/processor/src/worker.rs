@@ -266,23 +266,24 @@ impl Worker {
         endpoint_id: Option<uuid::Uuid>,
         tx: &NormalizedTransaction,
     ) -> Result<uuid::Uuid, Failure> {
-        if let Some(endpoint_id) = endpoint_id
-            && let Some(wallet) = sepay_store::endpoints::wallet_of(&self.db, endpoint_id).await?
-        {
-            return Ok(wallet);
-        }
-        sepay_store::workspaces::linked_wallet(&self.db, ws_id, &tx.account_number, tx.sub_account.as_deref())
-            .await?
-            .ok_or_else(|| {
-                Failure::Event(
-                    FailureReason::WalletNotLinked,
-                    format!(
-                        "no wallet linked to account {}{}",
-                        tx.account_number,
-                        tx.sub_account.as_deref().map(|s| format!(" / {s}")).unwrap_or_default()
-                    ),
-                )
-            })
+        sepay_store::workspaces::wallet_for(
+            &self.db,
+            ws_id,
+            endpoint_id,
+            &tx.account_number,
+            tx.sub_account.as_deref(),
+        )
+        .await?
+        .ok_or_else(|| {
+            Failure::Event(
+                FailureReason::WalletNotLinked,
+                format!(
+                    "no wallet linked to account {}{}",
+                    tx.account_number,
+                    tx.sub_account.as_deref().map(|s| format!(" / {s}")).unwrap_or_default()
+                ),
+            )
+        })
     }
 
     /// The chain's choice within the time budget, else the fallback category (tags kept).

@@ -196,11 +196,3 @@ pub async fn expire_rotations(pool: &PgPool) -> StoreResult<u64> {
     .await?
     .rows_affected())
 }
-
-pub async fn wallet_of(pool: &PgPool, endpoint_id: Uuid) -> StoreResult<Option<Uuid>> {
-    let row: Option<(Option<Uuid>,)> = sqlx::query_as("select wallet_id from sepay_webhook_endpoints where id = $1")
-        .bind(endpoint_id)
-        .fetch_optional(pool)
-        .await?;
-    Ok(row.and_then(|(w,)| w))
-}

@@ -43,89 +43,81 @@ pub enum Booked {
     DuplicateOf(Uuid),
 }
 
-/// Locks the event, inserts the transaction and marks the event processed, all or nothing.
+/// Locks the event, inserts the transaction with its tags and marks the event processed: one
+/// statement, so one round trip and all or nothing. A concurrent booking of the same event waits
+/// on the row lock and then finds it processed.
 pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
-    let mut tx = pool.begin().await?;
-    let status: Option<String> = sqlx::query_scalar("select status from sepay_webhook_events where id = $1 for update")
-        .bind(b.event_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if matches!(status.as_deref(), None | Some("processed" | "duplicate")) {
-        return Ok(Booked::AlreadyProcessed);
-    }
-    let category_id: Uuid = match b.category {
-        CategoryChoice::Existing(id) => *id,
-        CategoryChoice::Fallback { name, is_expense } => {
-            sqlx::query_scalar("select ensure_fallback_category($1, $2, $3)")
-                .bind(b.ws_id)
-                .bind(name)
-                .bind(is_expense)
-                .fetch_one(&mut *tx)
-                .await?
-        }
+    let (existing, fallback) = match b.category {
+        CategoryChoice::Existing(id) => (Some(*id), None),
+        CategoryChoice::Fallback { name, is_expense } => (None, Some((name.as_str(), *is_expense))),
     };
-    let created: Option<Uuid> = sqlx::query_scalar(
-        "insert into wallet_transactions
-           (ws_id, wallet_id, amount, description, category_id, taken_at, source, external_ref,
-            classified_by, classification_confidence)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-         on conflict (ws_id, external_ref) do nothing
-         returning id",
+    let (open, created): (bool, Option<Uuid>) = sqlx::query_as(
+        "with event as (
+           select id from sepay_webhook_events
+            where id = $1 and status in ('received', 'failed') for update),
+         created as (
+           insert into wallet_transactions
+             (ws_id, wallet_id, amount, description, category_id, taken_at, source, external_ref,
+              classified_by, classification_confidence)
+           select $2, $3, $4, $5, coalesce($6, ensure_fallback_category($2, $7, $8)), $9, $10, $11, $12, $13
+            where exists (select 1 from event)
+           on conflict (ws_id, external_ref) do nothing
+           returning id),
+         tag as (
+           insert into transaction_tags (ws_id, name)
+           select distinct $2::uuid, name from unnest($14::text[]) as name where exists (select 1 from created)
+           on conflict (ws_id, name) do update set name = excluded.name
+           returning id),
+         tagged as (
+           insert into wallet_transaction_tags (transaction_id, tag_id)
+           select created.id, tag.id from created, tag
+           on conflict do nothing),
+         marked as (
+           update sepay_webhook_events
+              set status = 'processed', created_transaction_id = (select id from created), wallet_id = $3,
+                  processed_at = now(), failure_reason = null, failure_detail = null
+            where id = $1 and exists (select 1 from created)
+           returning id)
+         select exists (select 1 from event), (select id from created)",
     )
+    .bind(b.event_id)
     .bind(b.ws_id)
     .bind(b.wallet_id)
     .bind(b.amount)
     .bind(b.description)
-    .bind(category_id)
+    .bind(existing)
+    .bind(fallback.map(|(name, _)| name))
+    .bind(fallback.map(|(_, is_expense)| is_expense))
     .bind(b.taken_at)
     .bind(b.source)
     .bind(b.external_ref)
     .bind(b.classified_by)
     .bind(b.confidence)
-    .fetch_optional(&mut *tx)
+    .bind(b.tags)
+    .fetch_one(pool)
     .await?;
-    if let Some(id) = created {
-        for tag in b.tags {
-            sqlx::query(
-                "with tag as (
-                   insert into transaction_tags (ws_id, name) values ($1, $2)
-                   on conflict (ws_id, name) do update set name = excluded.name returning id)
-                 insert into wallet_transaction_tags (transaction_id, tag_id) select $3, id from tag
-                 on conflict do nothing",
+    match (open, created) {
+        (false, _) => Ok(Booked::AlreadyProcessed),
+        (true, Some(id)) => Ok(Booked::Created(id)),
+        // the bank transaction was booked by another event: this one is its duplicate
+        (true, None) => {
+            let duplicate_of: Option<Uuid> = sqlx::query_scalar(
+                "update sepay_webhook_events e
+                    set status = 'duplicate', created_transaction_id = t.id, wallet_id = $4, processed_at = now(),
+                        failure_reason = null, failure_detail = null
+                   from wallet_transactions t
+                  where e.id = $1 and e.status in ('received', 'failed') and t.ws_id = $2 and t.external_ref = $3
+                 returning t.id",
             )
+            .bind(b.event_id)
             .bind(b.ws_id)
-            .bind(tag)
-            .bind(id)
-            .execute(&mut *tx)
+            .bind(b.external_ref)
+            .bind(b.wallet_id)
+            .fetch_optional(pool)
             .await?;
+            Ok(duplicate_of.map_or(Booked::AlreadyProcessed, Booked::DuplicateOf))
         }
     }
-    let (outcome, status, tx_id) = match created {
-        Some(id) => (Booked::Created(id), "processed", id),
-        None => {
-            let existing: Uuid =
-                sqlx::query_scalar("select id from wallet_transactions where ws_id = $1 and external_ref = $2")
-                    .bind(b.ws_id)
-                    .bind(b.external_ref)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            (Booked::DuplicateOf(existing), "duplicate", existing)
-        }
-    };
-    sqlx::query(
-        "update sepay_webhook_events
-            set status = $2, created_transaction_id = $3, wallet_id = $4, processed_at = now(),
-                failure_reason = null, failure_detail = null
-          where id = $1",
-    )
-    .bind(b.event_id)
-    .bind(status)
-    .bind(tx_id)
-    .bind(b.wallet_id)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(outcome)
 }
 
 pub async fn ensure_fallback_category(pool: &PgPool, ws_id: Uuid, name: &str, is_expense: bool) -> StoreResult<Uuid> {

@@ -78,25 +78,30 @@ pub async fn link_account(
 
 /// The wallet a transaction on (account, sub account) books into: the exact link first, else
 /// the account's own link (a virtual sub account books into its main account's wallet).
-pub async fn linked_wallet(
+/// The wallet a transaction books into: the endpoint's own wallet if it has one, else the link of
+/// (account, sub account), falling back to the account's link without a sub account. One query.
+pub async fn wallet_for(
     pool: &PgPool,
     ws_id: Uuid,
+    endpoint_id: Option<Uuid>,
     account_number: &str,
     sub_account: Option<&str>,
 ) -> StoreResult<Option<Uuid>> {
-    let wallet: Option<(Option<Uuid>,)> = sqlx::query_as(
-        "select wallet_id from sepay_wallet_links
-         where ws_id = $1 and account_number = $2 and active and wallet_id is not null
-           and (sub_account is null or sub_account = $3)
-         order by (sub_account is not distinct from $3) desc
-         limit 1",
+    Ok(sqlx::query_scalar(
+        "select coalesce(
+           (select wallet_id from sepay_webhook_endpoints where id = $4 and ws_id = $1),
+           (select wallet_id from sepay_wallet_links
+             where ws_id = $1 and account_number = $2 and active and wallet_id is not null
+               and (sub_account is null or sub_account = $3)
+             order by (sub_account is not distinct from $3) desc
+             limit 1))",
     )
     .bind(ws_id)
     .bind(account_number)
     .bind(sub_account)
-    .fetch_optional(pool)
-    .await?;
-    Ok(wallet.and_then(|(w,)| w))
+    .bind(endpoint_id)
+    .fetch_one(pool)
+    .await?)
 }
 
 pub async fn get_workspace(pool: &PgPool, ws_id: Uuid) -> StoreResult<Workspace> {

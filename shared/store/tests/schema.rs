@@ -102,7 +102,7 @@ async fn links_are_unique_per_account_and_sub_account() {
         .await
         .unwrap();
     assert_eq!(count(store, "sepay_wallet_links").await, 2);
-    let wallet = sepay_store::workspaces::linked_wallet(store, seed.ws_id, sepay_testkit::ACCOUNT, None)
+    let wallet = sepay_store::workspaces::wallet_for(store, seed.ws_id, None, sepay_testkit::ACCOUNT, None)
         .await
         .unwrap();
     assert_eq!(wallet, Some(other.id));
@@ -112,4 +112,105 @@ async fn links_are_unique_per_account_and_sub_account() {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Rejected { .. }), "{err:?}");
+}
+
+/// An event recorded as the ingress does, for booking.
+async fn recorded_event(db: &sepay_store::PgPool, seed: &Seeded, id: i64) -> (i64, String) {
+    use sepay_core::{DedupeKey, Delivery, EventSource, RetryPolicy};
+    let body = sepay_testkit::delivery(id, "in", serde_json::json!(1000)).to_string();
+    let Delivery::Object(payload) = Delivery::parse(body.as_bytes()) else {
+        unreachable!()
+    };
+    let key = DedupeKey::for_payload(&payload);
+    let value = payload.clone().into_value();
+    let new = sepay_store::events::NewEvent {
+        ws_id: seed.ws_id,
+        endpoint_id: Some(seed.endpoint_id),
+        source: EventSource::Webhook,
+        sepay_transaction_id: payload.sepay_id(),
+        dedupe_key: &key,
+        body: sepay_store::events::EventBody::Json(&value),
+    };
+    let recorded = sepay_store::events::record_delivery(db, &new, &RetryPolicy::default())
+        .await
+        .unwrap();
+    (recorded.event().id, key.as_str().to_owned())
+}
+
+#[tokio::test]
+async fn booking_is_one_statement_exactly_once_with_its_tags_or_a_duplicate() {
+    use sepay_store::ledger::{Booked, Booking, CategoryChoice, book};
+    let db = TestDb::new().await;
+    let seed = Seeded::new(&db.pool).await;
+    let (event_id, key) = recorded_event(&db.pool, &seed, 1).await;
+    let fallback = CategoryChoice::Fallback {
+        name: "Uncategorized Income".into(),
+        is_expense: false,
+    };
+    let tags = vec!["a".to_string(), "b".to_string()];
+    let booking = |event_id: i64, external_ref: String| {
+        let (pool, fallback, tags) = (db.pool.clone(), fallback.clone(), tags.clone());
+        async move {
+            book(
+                &pool,
+                &Booking {
+                    event_id,
+                    ws_id: seed.ws_id,
+                    wallet_id: seed.wallet_id,
+                    amount: 1000.into(),
+                    description: "x",
+                    taken_at: chrono::Utc::now(),
+                    source: "sepay",
+                    external_ref: &external_ref,
+                    category: &fallback,
+                    classified_by: "fallback",
+                    confidence: None,
+                    tags: &tags,
+                },
+            )
+            .await
+            .unwrap()
+        }
+    };
+    // eight workers booking the same event at once: one creates, the others find it processed
+    let outcomes = futures::future::join_all((0..8).map(|_| booking(event_id, key.clone()))).await;
+    let created: Vec<&Booked> = outcomes.iter().filter(|o| matches!(o, Booked::Created(_))).collect();
+    assert_eq!(created.len(), 1, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Booked::Created(_) | Booked::AlreadyProcessed))
+    );
+    assert_eq!(count(&db.pool, "wallet_transactions").await, 1);
+    assert_eq!(
+        count(&db.pool, "wallet_transaction_tags").await,
+        2,
+        "tags in the same statement"
+    );
+    let status: String = sqlx::query_scalar("select status from sepay_webhook_events where id = $1")
+        .bind(event_id)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "processed");
+
+    // another event whose bank transaction is already booked becomes its duplicate
+    let (second, _) = recorded_event(&db.pool, &seed, 2).await;
+    let Booked::Created(first_tx) = created[0] else {
+        unreachable!()
+    };
+    assert_eq!(booking(second, key.clone()).await, Booked::DuplicateOf(*first_tx));
+    let (status, points_to): (String, Option<Uuid>) =
+        sqlx::query_as("select status, created_transaction_id from sepay_webhook_events where id = $1")
+            .bind(second)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), points_to), ("duplicate", Some(*first_tx)));
+    assert_eq!(count(&db.pool, "wallet_transactions").await, 1);
+    assert_eq!(
+        booking(second, key).await,
+        Booked::AlreadyProcessed,
+        "settled events stay settled"
+    );
 }
