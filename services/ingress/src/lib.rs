@@ -5,6 +5,7 @@
 mod directory;
 mod error;
 mod guard;
+mod marks;
 mod relay;
 mod routes;
 
@@ -111,6 +112,7 @@ pub struct AppState {
     pub policy: RetryPolicy,
     directory: Arc<directory::Directory>,
     guard: guard::SourceGuard,
+    marks: marks::PublishedMarks,
 }
 
 /// Serves until `shutdown` is cancelled, then drains in-flight requests.
@@ -135,12 +137,16 @@ pub async fn serve(
     }
     sepay_telemetry::metrics::handle();
     let directory = Arc::new(directory::Directory::default());
+    // stopped after the server has drained, so the last requests' marks are written
+    let marks_stop = CancellationToken::new();
+    let (marks, marks_writer) = marks::PublishedMarks::start(db.clone(), marks_stop.clone());
     let state = Arc::new(AppState {
         db: db.clone(),
         bus: bus.clone(),
         policy: config.retry_policy(),
         directory: directory.clone(),
         guard: config.source_guard()?,
+        marks,
     });
     let refresh = Duration::from_secs(config.endpoint_refresh_secs.max(1));
     let fresh = tokio::spawn({
@@ -154,6 +160,8 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
+    marks_stop.cancel();
+    marks_writer.await?;
     relay.await?;
     fresh.await?;
     forget.await?;

@@ -180,7 +180,8 @@ pub(crate) async fn publish(app: &AppState, event: &events::EventRef) {
         tracing::warn!(event_id = event.id, "NATS disconnected; the relay will publish");
         return;
     }
-    if let Err(err) = sepay_runtime::publish_event(&app.db, &app.bus, event).await {
-        tracing::warn!(event_id = event.id, error = %err, "publish failed; the relay will retry");
+    match sepay_runtime::announce_event(&app.bus, event).await {
+        Ok(()) => app.marks.note(event),
+        Err(err) => tracing::warn!(event_id = event.id, error = %err, "publish failed; the relay will retry"),
     }
 }

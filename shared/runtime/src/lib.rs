@@ -99,19 +99,25 @@ async fn ready(State(h): State<Health>) -> impl IntoResponse {
 /// Publishes an open event for processing and notes the publication on its row. An error leaves
 /// the row unpublished: the ingress relay publishes it later (the message id dedupes a double).
 pub async fn publish_event(db: &PgPool, bus: &Bus, event: &sepay_store::events::EventRef) -> anyhow::Result<()> {
-    let result = async {
-        let message = sepay_bus::EventReceived {
-            event_id: event.id,
-            ws_id: event.ws_id,
-            attempt: event.attempts,
-        };
-        bus.publish_event_received(&message).await?;
-        sepay_store::events::mark_published(db, event).await?;
-        anyhow::Ok(())
-    }
-    .await;
-    if result.is_err() {
+    announce_event(bus, event).await?;
+    if let Err(err) = sepay_store::events::mark_published(db, event).await {
         sepay_telemetry::metrics::counter!("sepay_events_publish_failed_total").increment(1);
+        return Err(err.into());
     }
-    result
+    Ok(())
+}
+
+/// Publishes an open event for processing, without noting it on the row (the ingress notes its
+/// publications in batches).
+pub async fn announce_event(bus: &Bus, event: &sepay_store::events::EventRef) -> anyhow::Result<()> {
+    let message = sepay_bus::EventReceived {
+        event_id: event.id,
+        ws_id: event.ws_id,
+        attempt: event.attempts,
+    };
+    if let Err(err) = bus.publish_event_received(&message).await {
+        sepay_telemetry::metrics::counter!("sepay_events_publish_failed_total").increment(1);
+        return Err(err.into());
+    }
+    Ok(())
 }

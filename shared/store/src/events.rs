@@ -226,6 +226,22 @@ pub async fn mark_published(pool: &PgPool, event: &EventRef) -> StoreResult<()> 
     Ok(())
 }
 
+/// Notes many publications in one statement (the ingress batches them: one commit per batch,
+/// not per delivery). A row reopened since (a new attempt) is left unpublished.
+pub async fn mark_published_many(pool: &PgPool, events: &[(i64, i32)]) -> StoreResult<u64> {
+    let (ids, attempts): (Vec<i64>, Vec<i32>) = events.iter().copied().unzip();
+    Ok(sqlx::query(
+        "update sepay_webhook_events e set published_at = now()
+           from unnest($1::bigint[], $2::int[]) as m(id, attempts)
+          where e.id = m.id and e.attempts = m.attempts and e.published_at is null",
+    )
+    .bind(&ids)
+    .bind(&attempts)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
 /// Reopens `received` rows that have sat unbooked past the stale TTL (a worker died, a message
 /// was lost): they get a new attempt and become unpublished, so the relay drives them again.
 pub async fn reopen_stale(pool: &PgPool, stale_after: Duration, limit: i64) -> StoreResult<u64> {
