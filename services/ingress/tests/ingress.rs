@@ -106,7 +106,10 @@ async fn a_delivery_is_stored_published_and_acknowledged() {
     .await
     .expect("published_at noted");
     let (status, attempts, deliveries, reason, _) = row;
-    assert_eq!((status.as_str(), attempts, deliveries, reason), ("received", 1, 1, None));
+    assert_eq!(
+        (status.as_str(), attempts, deliveries, reason),
+        ("received", 1, 1, None)
+    );
     let last_used: Option<chrono::DateTime<chrono::Utc>> =
         sqlx::query_scalar("select last_used_at from sepay_webhook_endpoints where id = $1")
             .bind(seed.endpoint_id)
