@@ -441,6 +441,21 @@ async fn junk_is_refused_from_memory_even_while_postgres_is_away() {
     })
     .await;
     assert!(loaded.is_some());
+    // the directory's first load (the delivery above may have been served before it, by Postgres)
+    let directory_loaded = eventually(Duration::from_secs(5), || async {
+        let metrics = ingress
+            .http
+            .get(format!("{}/metrics", ingress.url))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        metrics.contains("sepay_ingress_live_endpoints 1").then_some(())
+    })
+    .await;
+    assert!(directory_loaded.is_some(), "the endpoint directory never loaded");
     proxy.cut();
     let body = delivery(2, "in", json!(1)).to_string();
     let unknown = "/api/v1/webhooks/sepay/spwh_unknown0000000000000000000000000000000000";

@@ -17,8 +17,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use classify::{
-    Chain, Classification, Classifier, ClassifyInput, FallbackOnly, LLM_DECIDER, Learned, LlmConfig, LlmEnricher,
-    LlmTagger, Rules,
+    Chain, Classification, Classifier, ClassifyInput, FallbackOnly, Learned, LlmConfig, LlmEnricher, LlmTagger, Rules,
 };
 
 /// The production chain: rules → learned → language model (when configured) → fallback, with

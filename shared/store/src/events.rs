@@ -215,14 +215,7 @@ pub async fn insert_missing(pool: &PgPool, new: &NewEvent<'_>) -> StoreResult<Op
 
 /// Notes that the publication of attempt `attempts` reached the bus.
 pub async fn mark_published(pool: &PgPool, event: &EventRef) -> StoreResult<()> {
-    sqlx::query(
-        "update sepay_webhook_events set published_at = now()
-         where id = $1 and attempts = $2 and published_at is null",
-    )
-    .bind(event.id)
-    .bind(event.attempts)
-    .execute(pool)
-    .await?;
+    mark_published_many(pool, &[(event.id, event.attempts)]).await?;
     Ok(())
 }
 

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// `classified_by` of a category the model chose.
-pub const LLM_DECIDER: &str = "llm";
+const LLM_DECIDER: &str = "llm";
 /// Tags a model call may add to one transaction.
 const MAX_MODEL_TAGS: usize = 5;
 
@@ -203,15 +203,8 @@ impl Model {
             Reservation::Reserved(id) => id,
             // a redelivery: reuse what was bought, pay nothing
             Reservation::Paid(result) => return Ok(result),
-            skipped @ (Reservation::InFlight | Reservation::NoCredits) => {
-                let reason = match skipped {
-                    Reservation::NoCredits => "no_credits",
-                    _ => "in_flight",
-                };
-                metrics::counter!("sepay_ai_credits_skipped_total", "reason" => reason, "purpose" => purpose.as_str())
-                    .increment(1);
-                return Ok(None);
-            }
+            Reservation::InFlight => return Ok(skipped("in_flight", purpose)),
+            Reservation::NoCredits => return Ok(skipped("no_credits", purpose)),
         };
         metrics::counter!("sepay_ai_credits_reserved_total", "purpose" => purpose.as_str()).increment(credits as u64);
         let outcome = tokio::select! {
@@ -234,6 +227,12 @@ impl Model {
             }
         }
     }
+}
+
+/// No call was made: counted by reason.
+fn skipped(reason: &'static str, purpose: Purpose) -> Option<Value> {
+    metrics::counter!("sepay_ai_credits_skipped_total", "reason" => reason, "purpose" => purpose.as_str()).increment(1);
+    None
 }
 
 /// Content that tries prompt injection never reaches the model.

@@ -10,7 +10,7 @@ mod rules;
 
 pub use chain::Chain;
 pub use learned::Learned;
-pub use llm::{LLM_DECIDER, LlmConfig, LlmEnricher, LlmTagger};
+pub use llm::{LlmConfig, LlmEnricher, LlmTagger};
 pub use rules::Rules;
 
 use sepay_core::NormalizedTransaction;
