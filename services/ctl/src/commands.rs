@@ -73,6 +73,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
         | Command::Rules(_)
         | Command::Bench(_)
         | Command::Junk(_)
+        | Command::Serve(_)
         | Command::Faults(_)
         | Command::Credits(_)
         | Command::Reconcile(_) => bail!("not a database command"),

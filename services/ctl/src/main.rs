@@ -9,6 +9,7 @@ mod demo;
 mod faults;
 mod output;
 mod rules;
+mod serve;
 mod sim;
 mod up;
 
@@ -96,6 +97,9 @@ pub enum Command {
     /// The bench's junk generator (runs until stdin closes).
     #[command(hide = true)]
     Junk(bench::JunkArgs),
+    /// One service alone (the bench and the fault suite run services as processes of their own).
+    #[command(hide = true, subcommand)]
+    Serve(serve::ServeCmd),
     /// Drive a running SePay simulator.
     Sim(sim::SimArgs),
     /// Seed a demo workspace on running services and show one simulated transaction booked
@@ -191,6 +195,9 @@ pub enum TransactionsCmd {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
+    if let Command::Serve(ref cmd) = cli.command {
+        return serve::run(&cli, cmd).await;
+    }
     let result = match cli.command {
         Command::Up(ref args) => up::run(&cli, args).await,
         Command::Sim(ref args) => sim::run(json, args).await,

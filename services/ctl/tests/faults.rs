@@ -41,9 +41,10 @@ async fn every_fault_scenario_books_every_accepted_delivery_exactly_once() {
         names,
         [
             "sepay_retries",
-            "processor_crash",
+            "processor_sigkill",
             "ingress_nats_outage",
             "postgres_outage",
+            "postgres_restart",
             "nats_restart"
         ]
     );

@@ -1,39 +1,44 @@
-//! `sepayctl faults`: the fault suite. Each scenario runs the ingress and processors in this
-//! process against a database of its own (`sepay_faults_<stamp>`, dropped afterwards) and a bus
-//! prefix of its own, sends steady load, injects one fault, and checks that every accepted
+//! `sepayctl faults`: the fault suite. Each scenario runs the ingress in this process and the
+//! processors as processes of their own, against a database of its own (`sepay_faults_<stamp>`,
+//! dropped afterwards) and a bus prefix of its own, sends steady load, injects one fault, and checks that every accepted
 //! delivery is booked exactly once (count and sum), that nothing is left `received`, and that AI
 //! credit reservations balance. Bounded: every scenario has a settle deadline.
 //!
 //! 1. `sepay_retries`: every delivery posted 1..=8 times, copies concurrent with random delays;
-//! 2. `processor_crash`: processor tasks aborted mid-load (`JoinHandle::abort`: no drain, no ack,
-//!    the in-process equivalent of SIGKILL) and new ones started; JetStream redelivers;
+//! 2. `processor_sigkill`: the processors (processes of their own, `sepayctl serve processor`)
+//!    killed with SIGKILL mid-batch and started again; JetStream redelivers what they held;
 //! 3. `ingress_nats_outage`: the ingress reaches NATS through a TCP proxy that is cut for
 //!    `--outage-secs`; rows are stored and answered, the relay publishes them afterwards;
 //! 4. `postgres_outage`: the services reach Postgres through a TCP proxy that is cut; the load
 //!    generator retries 503s with backoff up to 8 times, as SePay does;
-//! 5. `nats_restart`: a private nats-server (JetStream, store directory) stopped and started.
+//! 5. `postgres_restart`: a private Postgres cluster (initdb in a temporary directory) stopped
+//!    with `-m immediate` (a crash: no checkpoint, WAL replay on start) and started again;
+//! 6. `nats_restart`: a private nats-server (JetStream, store directory) stopped and started.
+
+mod servers;
 
 use crate::Cli;
+use crate::serve::{ServiceProcess, free_port};
 use anyhow::Context;
 use rust_decimal::prelude::ToPrimitive;
 use sepay_ingress::IngressConfig;
-use sepay_processor::{FallbackOnly, ProcessorConfig};
 use sepay_store::{DbConfig, PgPool, workspaces};
 use serde_json::{Value, json};
+use servers::{PrivateNats, PrivatePostgres, Proxy};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub const SCENARIOS: [&str; 5] = [
+pub const SCENARIOS: [&str; 6] = [
     "sepay_retries",
-    "processor_crash",
+    "processor_sigkill",
     "ingress_nats_outage",
     "postgres_outage",
+    "postgres_restart",
     "nats_restart",
 ];
 
@@ -86,134 +91,6 @@ impl Rng {
     }
 }
 
-/// A TCP path that can be cut (open connections dropped, new ones refused) and restored.
-struct Proxy {
-    port: u16,
-    up: Arc<AtomicBool>,
-    connections: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
-    accept: JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(target: SocketAddr) -> anyhow::Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let port = listener.local_addr()?.port();
-        let up = Arc::new(AtomicBool::new(true));
-        let connections: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>> = Default::default();
-        let accept = tokio::spawn({
-            let (up, connections) = (up.clone(), connections.clone());
-            async move {
-                while let Ok((mut inbound, _)) = listener.accept().await {
-                    if !up.load(Ordering::SeqCst) {
-                        continue;
-                    }
-                    let task = tokio::spawn(async move {
-                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
-                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                        }
-                    });
-                    let mut open = connections.lock().unwrap_or_else(|p| p.into_inner());
-                    open.retain(|t| !t.is_finished());
-                    open.push(task);
-                }
-            }
-        });
-        Ok(Self {
-            port,
-            up,
-            connections,
-            accept,
-        })
-    }
-
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for task in self.connections.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
-            task.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.cut();
-        self.accept.abort();
-    }
-}
-
-/// A nats-server of this run's own (JetStream with a store directory, so streams and the
-/// durable consumer survive a restart).
-struct PrivateNats {
-    port: u16,
-    store: std::path::PathBuf,
-    child: Option<std::process::Child>,
-}
-
-impl PrivateNats {
-    async fn start() -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let store = std::env::temp_dir().join(format!("sepay-faults-nats-{}", Uuid::new_v4().simple()));
-        let mut nats = Self {
-            port,
-            store,
-            child: None,
-        };
-        nats.resume().await?;
-        Ok(nats)
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    async fn resume(&mut self) -> anyhow::Result<()> {
-        let binary = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "/usr/sbin/nats-server".into());
-        let child = std::process::Command::new(&binary)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
-            .arg(&self.store)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .with_context(|| format!("cannot start {binary} (set NATS_SERVER_BIN)"))?;
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_err() {
-            anyhow::ensure!(Instant::now() < deadline, "nats-server did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(())
-    }
-
-    /// SIGTERM (a restart, not a crash), SIGKILL if it has not exited within 5 s.
-    async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for PrivateNats {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.store);
-    }
-}
-
 async fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
     tokio::net::lookup_host((host, port))
         .await?
@@ -221,51 +98,41 @@ async fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("cannot resolve {host}"))
 }
 
-/// The ingress and processors of one scenario.
+/// The ingress (in this process) and the processors (processes of their own) of one scenario.
 struct Services {
-    db: PgPool,
     processor_bus: sepay_bus::Bus,
+    /// What a processor process connects to.
+    processor_env: Vec<(&'static str, String)>,
     stop: CancellationToken,
-    processors: Vec<(JoinHandle<anyhow::Result<()>>, CancellationToken)>,
+    processors: Vec<ServiceProcess>,
     ingress: JoinHandle<anyhow::Result<()>>,
 }
 
-fn processor_config() -> ProcessorConfig {
-    // the ack wait must cover the classification budget plus 5 s; it bounds how long a crashed
-    // replica's unacked messages wait for redelivery
-    ProcessorConfig {
-        classify_timeout_ms: 500,
-        processor_ack_wait_secs: 6,
-        ..ProcessorConfig::default()
-    }
-}
-
 impl Services {
-    fn start_processors(&mut self, n: usize) {
+    async fn start_processors(&mut self, n: usize) -> anyhow::Result<()> {
         for _ in 0..n {
-            let token = self.stop.child_token();
-            let handle = tokio::spawn(sepay_processor::consume(
-                processor_config(),
-                self.db.clone(),
-                self.processor_bus.clone(),
-                Arc::new(FallbackOnly),
-                token.clone(),
-            ));
-            self.processors.push((handle, token));
+            let port = free_port()?;
+            let args = [
+                "processor".to_owned(),
+                "--processor-addr".into(),
+                format!("127.0.0.1:{port}"),
+            ];
+            self.processors
+                .push(ServiceProcess::start(&args, port, &self.processor_env).await?);
+        }
+        Ok(())
+    }
+
+    /// SIGKILL: in-flight messages are left unacked; JetStream redelivers them after the ack wait.
+    async fn kill_processors(&mut self) {
+        for processor in self.processors.drain(..) {
+            processor.sigkill().await;
         }
     }
 
-    /// No drain: in-flight messages are dropped unacked, as with SIGKILL.
-    fn kill_processors(&mut self) {
-        for (handle, token) in self.processors.drain(..) {
-            handle.abort();
-            token.cancel(); // only the side tasks (consumer gauges, reservation sweep) still watch it
-        }
-    }
-
-    fn stop(mut self) {
+    async fn stop(mut self) {
         self.stop.cancel();
-        self.kill_processors();
+        self.kill_processors().await;
         self.ingress.abort();
     }
 }
@@ -424,11 +291,11 @@ async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Val
     let lead = Duration::from_secs(1);
     let (fault_len, load_len) = match name {
         "ingress_nats_outage" => (outage, outage + lead * 2),
-        "postgres_outage" | "nats_restart" => (short_outage, short_outage + lead * 2),
+        "postgres_outage" | "postgres_restart" | "nats_restart" => (short_outage, short_outage + lead * 2),
         // faster than the processors book, so the replicas hold a backlog of unacked messages
-        "processor_crash" => (
+        "processor_sigkill" => (
             Duration::ZERO,
-            Duration::from_secs_f64((args.deliveries as f64 / 400.0).clamp(1.0, 20.0)),
+            Duration::from_secs_f64((args.deliveries as f64 / 1000.0).clamp(0.25, 20.0)),
         ),
         _ => (
             Duration::ZERO,
@@ -438,11 +305,14 @@ async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Val
 
     // the paths that can fail
     let mut private_nats = None;
+    let mut private_pg = None;
     let mut nats_proxy = None;
     let mut pg_proxy = None;
     let mut ingress_nats = ctx.cli.nats.nats_url.clone();
     let mut processor_nats = ingress_nats.clone();
-    let mut service_db = ctx.db.clone();
+    // `store` checks the books; the services reach Postgres at `service_db_url`
+    let mut store = ctx.db.clone();
+    let mut service_db_url = ctx.db_url.clone();
     match name {
         "nats_restart" => {
             let nats = PrivateNats::start().await?;
@@ -465,19 +335,32 @@ async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Val
             parsed
                 .set_port(Some(proxy.port))
                 .map_err(|_| anyhow::anyhow!("cannot set the port"))?;
-            service_db = DbConfig {
-                database_url: parsed.to_string(),
-                db_max_connections: 16,
-                db_acquire_timeout_ms: 1000,
-            }
-            .lazy_pool()?;
+            service_db_url = parsed.to_string();
             pg_proxy = Some(proxy);
+        }
+        "postgres_restart" => {
+            let pg = PrivatePostgres::start().await?;
+            service_db_url = pg.url("sepay_faults");
+            store = sepay_store::connect(&DbConfig {
+                database_url: service_db_url.clone(),
+                db_max_connections: 4,
+                db_acquire_timeout_ms: 5000,
+            })
+            .await?;
+            private_pg = Some(pg);
         }
         _ => {}
     }
+    // requests get 503 within a second while Postgres is away
+    let service_db = DbConfig {
+        database_url: service_db_url.clone(),
+        db_max_connections: 16,
+        db_acquire_timeout_ms: 1000,
+    };
+    let bus_prefix = format!("faults{}s{index}", ctx.stamp);
     let bus_config = |url: &str| sepay_bus::NatsConfig {
         nats_url: url.to_owned(),
-        bus_prefix: format!("faults{}s{index}", ctx.stamp),
+        bus_prefix: bus_prefix.clone(),
         nats_publish_timeout_ms: 2000,
     };
     let ingress_bus = sepay_bus::Bus::connect(&bus_config(&ingress_nats)).await?;
@@ -486,30 +369,38 @@ async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Val
     // the workspace and its endpoint exist before the ingress loads its directory
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    let ws = workspaces::create_workspace(&ctx.db, &format!("faults {name}")).await?;
-    let wallet = workspaces::create_wallet(&ctx.db, ws.id, "faults", "VND").await?;
-    workspaces::link_account(&ctx.db, ws.id, ACCOUNT, None, wallet.id).await?;
-    let endpoint = sepay_store::admin::create_manual_endpoint(&ctx.db, &base, ws.id, None, name).await?;
+    let ws = workspaces::create_workspace(&store, &format!("faults {name}")).await?;
+    let wallet = workspaces::create_wallet(&store, ws.id, "faults", "VND").await?;
+    workspaces::link_account(&store, ws.id, ACCOUNT, None, wallet.id).await?;
+    let endpoint = sepay_store::admin::create_manual_endpoint(&store, &base, ws.id, None, name).await?;
     let stop = CancellationToken::new();
     let ingress_config = IngressConfig {
         stale_event_ttl_secs: args.stale_ttl_secs,
         ..IngressConfig::default()
     };
     let mut services = Services {
-        db: service_db.clone(),
         processor_bus,
+        processor_env: vec![
+            ("DATABASE_URL", service_db.database_url.clone()),
+            ("DB_ACQUIRE_TIMEOUT_MS", service_db.db_acquire_timeout_ms.to_string()),
+            ("NATS_URL", processor_nats.clone()),
+            ("BUS_PREFIX", bus_prefix.clone()),
+            // the ack wait must cover the classification budget plus 5 s; it bounds how long
+            // a killed replica's unacked messages wait for redelivery
+            ("CLASSIFY_TIMEOUT_MS", "500".into()),
+            ("PROCESSOR_ACK_WAIT_SECS", "6".into()),
+        ],
         stop: stop.clone(),
         processors: Vec::new(),
         ingress: tokio::spawn(sepay_ingress::serve(
             listener,
             ingress_config,
-            service_db.clone(),
+            service_db.lazy_pool()?,
             ingress_bus,
             stop.clone(),
         )),
     };
-    services.start_processors(args.processors);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    services.start_processors(args.processors).await?;
 
     let first_id = (ctx.stamp % 100_000) * 100_000_000 + index as i64 * 10_000_000 + 1;
     let max_copies = if name == "sepay_retries" { 8 } else { 1 };
@@ -529,7 +420,7 @@ async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Val
     let started = Instant::now();
     let mut in_flight_at_crash = 0;
     let fault_end = match name {
-        "processor_crash" => {
+        "processor_sigkill" => {
             tokio::time::sleep(load_len.mul_f64(0.4)).await;
             // mid-batch: wait (2 s at most) until the replicas hold unacked messages
             let until = Instant::now() + Duration::from_secs(2);
@@ -542,9 +433,9 @@ async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Val
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            services.kill_processors();
+            services.kill_processors().await;
             tokio::time::sleep(Duration::from_millis(500)).await;
-            services.start_processors(args.processors);
+            services.start_processors(args.processors).await?;
             Instant::now()
         }
         "ingress_nats_outage" | "postgres_outage" => {
@@ -553,6 +444,14 @@ async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Val
             proxy.cut();
             tokio::time::sleep(fault_len).await;
             proxy.restore();
+            Instant::now()
+        }
+        "postgres_restart" => {
+            let pg = private_pg.as_ref().context("no private Postgres")?;
+            tokio::time::sleep(lead).await;
+            pg.crash().await?;
+            tokio::time::sleep(fault_len).await;
+            pg.resume().await?;
             Instant::now()
         }
         "nats_restart" => {
@@ -573,7 +472,7 @@ async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Val
     let accepted: BTreeSet<i64> = sent.iter().filter(|s| s.accepted).map(|s| s.id).collect();
     let deadline = load_end + Duration::from_secs(args.settle_secs);
     let (settled, state) = loop {
-        let state = ledger(&ctx.db, ws.id, args.stale_ttl_secs).await?;
+        let state = ledger(&store, ws.id, args.stale_ttl_secs).await?;
         let all_booked = accepted.iter().all(|id| state.per_id.contains_key(id));
         if all_booked && state.received == 0 {
             break (true, state);
@@ -587,12 +486,16 @@ async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Val
     // a moment more: a late duplicate would show now
     tokio::time::sleep(Duration::from_millis(500)).await;
     let state = if settled {
-        ledger(&ctx.db, ws.id, args.stale_ttl_secs).await?
+        ledger(&store, ws.id, args.stale_ttl_secs).await?
     } else {
         state
     };
-    services.stop();
+    services.stop().await;
     drop((nats_proxy, pg_proxy));
+    if private_pg.is_some() {
+        store.close().await;
+    }
+    drop(private_pg);
     if let Some(mut nats) = private_nats {
         nats.stop().await;
     }
