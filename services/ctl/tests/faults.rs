@@ -45,7 +45,8 @@ async fn every_fault_scenario_books_every_accepted_delivery_exactly_once() {
             "ingress_nats_outage",
             "postgres_outage",
             "postgres_restart",
-            "nats_restart"
+            "nats_restart",
+            "reconciliation"
         ]
     );
     for s in scenarios {
@@ -63,6 +64,12 @@ async fn every_fault_scenario_books_every_accepted_delivery_exactly_once() {
         scenarios[0]["posts"].as_u64().unwrap() > 100,
         "SePay's retries post copies: {}",
         scenarios[0]
+    );
+    let reconciliation = &scenarios[6];
+    assert!(
+        reconciliation["webhooks_dropped"].as_u64().unwrap() > 0
+            && reconciliation["reconciliation_runs_during_load"].as_u64().unwrap() > 1,
+        "webhooks were lost and reconciliation ran during the load: {reconciliation}"
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // about 30 s alone on 2 cores (debug); the bound leaves room for a busy machine

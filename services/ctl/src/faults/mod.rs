@@ -13,8 +13,12 @@
 //!    generator retries 503s with backoff up to 8 times, as SePay does;
 //! 5. `postgres_restart`: a private Postgres cluster (initdb in a temporary directory) stopped
 //!    with `-m immediate` (a crash: no checkpoint, WAL replay on start) and started again;
-//! 6. `nats_restart`: a private nats-server (JetStream, store directory) stopped and started.
+//! 6. `nats_restart`: a private nats-server (JetStream, store directory) stopped and started;
+//! 7. `reconciliation`: sepay-sim sends the webhooks (one in five dropped, one in ten twice) while
+//!    two reconcilers run back to back against the same ledger; every transaction the simulator
+//!    holds must be booked once.
 
+mod reconciliation;
 mod servers;
 
 use crate::Cli;
@@ -33,13 +37,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub const SCENARIOS: [&str; 6] = [
+pub const SCENARIOS: [&str; 7] = [
     "sepay_retries",
     "processor_sigkill",
     "ingress_nats_outage",
     "postgres_outage",
     "postgres_restart",
     "nats_restart",
+    "reconciliation",
 ];
 
 #[derive(clap::Args)]
@@ -403,18 +408,27 @@ async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Val
     services.start_processors(args.processors).await?;
 
     let first_id = (ctx.stamp % 100_000) * 100_000_000 + index as i64 * 10_000_000 + 1;
-    let max_copies = if name == "sepay_retries" { 8 } else { 1 };
-    let load_task = tokio::spawn(load(
-        ctx.http.clone(),
-        endpoint.webhook_url.clone(),
-        format!("Apikey {}", endpoint.api_key),
-        first_id,
-        args.deliveries,
-        load_len,
-        max_copies,
-        args.concurrency,
-        args.seed.wrapping_mul(31).wrapping_add(index as u64),
-    ));
+    let seed = args.seed.wrapping_mul(31).wrapping_add(index as u64);
+    let deliveries = args.deliveries;
+    let load_task: JoinHandle<anyhow::Result<(Vec<Sent>, Value)>> = if name == "reconciliation" {
+        let provisioner_bus = sepay_bus::Bus::connect(&bus_config(&processor_nats)).await?;
+        let bank = reconciliation::SimBank::start(&store, provisioner_bus, ws.id, &base).await?;
+        tokio::spawn(async move { bank.load(deliveries, load_len, seed).await })
+    } else {
+        let max_copies = if name == "sepay_retries" { 8 } else { 1 };
+        let sending = load(
+            ctx.http.clone(),
+            endpoint.webhook_url.clone(),
+            format!("Apikey {}", endpoint.api_key),
+            first_id,
+            deliveries,
+            load_len,
+            max_copies,
+            args.concurrency,
+            seed,
+        );
+        tokio::spawn(async move { Ok((sending.await, Value::Null)) })
+    };
 
     // the fault
     let started = Instant::now();
@@ -464,32 +478,16 @@ async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Val
         }
         _ => started,
     };
-    let sent = load_task.await?;
+    let (sent, load_extra) = load_task.await??;
     let load_end = Instant::now();
-    let fault_end = if name == "sepay_retries" { load_end } else { fault_end };
-
-    // settle: every accepted id booked and nothing left `received`
-    let accepted: BTreeSet<i64> = sent.iter().filter(|s| s.accepted).map(|s| s.id).collect();
-    let deadline = load_end + Duration::from_secs(args.settle_secs);
-    let (settled, state) = loop {
-        let state = ledger(&store, ws.id, args.stale_ttl_secs).await?;
-        let all_booked = accepted.iter().all(|id| state.per_id.contains_key(id));
-        if all_booked && state.received == 0 {
-            break (true, state);
-        }
-        if Instant::now() > deadline {
-            break (false, state);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let recovery = Instant::now().saturating_duration_since(fault_end);
-    // a moment more: a late duplicate would show now
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let state = if settled {
-        ledger(&store, ws.id, args.stale_ttl_secs).await?
+    let fault_end = if matches!(name, "sepay_retries" | "reconciliation") {
+        load_end
     } else {
-        state
+        fault_end
     };
+
+    let accepted: BTreeSet<i64> = sent.iter().filter(|s| s.accepted).map(|s| s.id).collect();
+    let (state, settled_at) = settle(&store, ws.id, args, &accepted, load_end).await?;
     services.stop().await;
     drop((nats_proxy, pg_proxy));
     if private_pg.is_some() {
@@ -500,6 +498,43 @@ async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Val
         nats.stop().await;
     }
 
+    let mut extra = json!({
+        "unacked_at_crash": in_flight_at_crash,
+        "fault_secs": fault_len.as_secs_f64(), "load_secs": (load_end - started).as_secs_f64(),
+        "recovery_secs": settled_at.map(|at| at.saturating_duration_since(fault_end).as_secs_f64()),
+    });
+    if let (Some(extra), Value::Object(load_extra)) = (extra.as_object_mut(), load_extra) {
+        extra.extend(load_extra);
+    }
+    Ok(verdict(name, &sent, &accepted, &state, settled_at.is_some(), extra))
+}
+
+/// Waits until every accepted id is booked and nothing is left `received` (`None`: not within
+/// `--settle-secs`), then a moment more, in which a late duplicate would show.
+async fn settle(
+    store: &PgPool,
+    ws_id: Uuid,
+    args: &FaultsArgs,
+    accepted: &BTreeSet<i64>,
+    load_end: Instant,
+) -> anyhow::Result<(Ledger, Option<Instant>)> {
+    let deadline = load_end + Duration::from_secs(args.settle_secs);
+    loop {
+        let state = ledger(store, ws_id, args.stale_ttl_secs).await?;
+        if accepted.iter().all(|id| state.per_id.contains_key(id)) && state.received == 0 {
+            let settled_at = Instant::now();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            return Ok((ledger(store, ws_id, args.stale_ttl_secs).await?, Some(settled_at)));
+        }
+        if Instant::now() > deadline {
+            return Ok((state, None));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The scenario's row: every accepted transaction booked exactly once, with the amount sent.
+fn verdict(name: &str, sent: &[Sent], accepted: &BTreeSet<i64>, state: &Ledger, settled: bool, extra: Value) -> Value {
     let booked_ids = state.per_id.len() as i64;
     let duplicates = state.per_id.values().filter(|(n, _)| *n > 1).count();
     let lost = accepted.iter().filter(|id| !state.per_id.contains_key(id)).count();
@@ -524,7 +559,7 @@ async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Val
         && state.rows == booked_ids
         && state.received_past_ttl == 0
         && state.credits.0 == 0;
-    Ok(json!({
+    let mut row = json!({
         "fault": name, "ok": ok, "settled": settled,
         "transactions": sent.len(), "copies": copies, "posts": posts,
         "deliveries": accepted.len(), "rejected": sent.len() - accepted.len(),
@@ -533,10 +568,11 @@ async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Val
         "sum_sent": sent_sum, "sum_booked": booked_sum, "sum_match": sent_sum == booked_sum,
         "received_left": state.received, "received_past_ttl": state.received_past_ttl, "failed_left": state.failed,
         "ai_credits": {"reserved": state.credits.0, "committed": state.credits.1, "released": state.credits.2},
-        "unacked_at_crash": in_flight_at_crash,
-        "fault_secs": fault_len.as_secs_f64(), "load_secs": (load_end - started).as_secs_f64(),
-        "recovery_secs": recovery.as_secs_f64(),
-    }))
+    });
+    if let (Some(row), Value::Object(extra)) = (row.as_object_mut(), extra) {
+        row.extend(extra);
+    }
+    row
 }
 
 pub async fn run(cli: &Cli, args: &FaultsArgs) -> anyhow::Result<()> {

@@ -1,0 +1,178 @@
+//! The `reconciliation` scenario's bank: sepay-sim holds the transactions and sends the
+//! webhooks (some dropped, some sent twice) to the provisioned endpoint, while two reconcilers
+//! run over and over against the same ledger. Every transaction SePay knows must be booked
+//! once, whichever path brought it first.
+
+use super::{Rng, Sent};
+use crate::sim::SimClient;
+use anyhow::Context;
+use sepay_api::{SepayClient, SepayConfig};
+use sepay_bus::{Bus, ControlRequest};
+use sepay_provisioner::{Provisioner, ProvisionerConfig};
+use sepay_store::PgPool;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const REDIRECT: &str = "http://127.0.0.1:9/callback";
+
+/// A workspace connected to a simulator of its own, its webhook provisioned to the ingress.
+pub struct SimBank {
+    sim: SimClient,
+    account: Value,
+    provisioner: Arc<Provisioner>,
+    ws_id: Uuid,
+    stop: CancellationToken,
+}
+
+impl Drop for SimBank {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl SimBank {
+    pub async fn start(db: &PgPool, bus: Bus, ws_id: Uuid, ingress_base: &str) -> anyhow::Result<Self> {
+        let stop = CancellationToken::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let sim_url = format!("http://{}", listener.local_addr()?);
+        let sim_config = sepay_sim::SimConfig {
+            sim_auto_approve: true,
+            sim_rate_limit_per_sec: 1000,
+            ..Default::default()
+        };
+        tokio::spawn(sepay_sim::serve(listener, sim_config, stop.clone()));
+        let sim = SimClient {
+            base: sim_url.clone(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+        };
+        let company = sim.post("/sim/companies", json!({"name": "Faults"})).await?["id"].clone();
+        let client = sim
+            .post(
+                "/sim/oauth-clients",
+                json!({"company_id": company, "redirect_uris": [REDIRECT]}),
+            )
+            .await?;
+        let account = sim.post("/sim/bank-accounts", json!({"company_id": company})).await?;
+        let config = ProvisionerConfig {
+            public_base_url: ingress_base.to_owned(),
+            sepay: SepayConfig {
+                sepay_base_url: sim_url,
+                sepay_client_id: client["client_id"].as_str().context("client_id")?.into(),
+                sepay_client_secret: client["client_secret"].as_str().context("client_secret")?.into(),
+                sepay_requests_per_sec: 200,
+                sepay_max_retry_wait_secs: 2,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let provisioner = Provisioner::new(config.clone(), db.clone(), bus)?;
+        // the code flow, consent approved at once by the simulator
+        let api = SepayClient::new(&config.sepay);
+        let request = api.authorize_request(REDIRECT)?;
+        let redirect = sim.http.get(&request.url).send().await?;
+        let location = redirect
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .context("authorize gave no redirect")?;
+        let pairs: HashMap<String, String> = url::Url::parse(location)?.query_pairs().into_owned().collect();
+        let code = pairs.get("code").context("authorize gave no code")?;
+        let grant = api.exchange_code(code, &request.pkce_verifier, REDIRECT).await?;
+        provisioner.tokens.store_grant(ws_id, &grant).await?;
+        sepay_provisioner::sync_and_provision(&provisioner, ws_id).await?;
+        Ok(Self {
+            sim,
+            account,
+            provisioner,
+            ws_id,
+            stop,
+        })
+    }
+
+    /// `count` transactions over `duration`, one in five webhooks dropped and one in ten sent
+    /// twice, while two reconcilers run back to back; one more reconciliation after the load (the
+    /// schedule's). The extra JSON says what each path did.
+    pub async fn load(&self, count: usize, duration: Duration, seed: u64) -> anyhow::Result<(Vec<Sent>, Value)> {
+        let mut rng = Rng(seed);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let inserted = Arc::new(AtomicUsize::new(0));
+        let load_done = CancellationToken::new();
+        let reconcilers: Vec<_> = (0..2)
+            .map(|_| {
+                let (p, ws_id, runs, inserted, done) = (
+                    self.provisioner.clone(),
+                    self.ws_id,
+                    runs.clone(),
+                    inserted.clone(),
+                    load_done.clone(),
+                );
+                tokio::spawn(async move {
+                    while !done.is_cancelled() {
+                        let outcome =
+                            sepay_provisioner::reconcile_requested(&p, &ControlRequest::workspace(ws_id)).await?;
+                        runs.fetch_add(1, Ordering::Relaxed);
+                        inserted.fetch_add(outcome.inserted, Ordering::Relaxed);
+                    }
+                    anyhow::Ok(())
+                })
+            })
+            .collect();
+        let gap = duration.div_f64(count.max(1) as f64);
+        let started = tokio::time::Instant::now();
+        let mut sent = Vec::with_capacity(count);
+        for n in 0..count {
+            tokio::time::sleep_until(started + gap.mul_f64(n as f64)).await;
+            match rng.below(10) {
+                0 | 1 => self.sim.post("/sim/faults", json!({"drop_deliveries": 1})).await?,
+                2 => self.sim.post("/sim/faults", json!({"duplicate_deliveries": 1})).await?,
+                _ => Value::Null,
+            };
+            let magnitude = 1_000 + rng.below(5_000_000) as i64;
+            let out = rng.below(3) == 0;
+            let tx = self
+                .sim
+                .post(
+                    "/sim/transactions",
+                    json!({"bank_account_id": self.account["id"], "transfer_type": if out { "out" } else { "in" }, "amount": magnitude}),
+                )
+                .await?;
+            sent.push(Sent {
+                id: tx["id"].as_i64().context("transaction id")?,
+                amount: if out { -magnitude } else { magnitude },
+                copies: 1,
+                posts: 0,
+                // SePay holds it: it must be booked, by its webhook or by reconciliation
+                accepted: true,
+            });
+        }
+        load_done.cancel();
+        for reconciler in reconcilers {
+            reconciler.await??;
+        }
+        let last =
+            sepay_provisioner::reconcile_requested(&self.provisioner, &ControlRequest::workspace(self.ws_id)).await?;
+        let deliveries = self.sim.get("/sim/deliveries").await?;
+        let deliveries = deliveries.as_array().map(Vec::as_slice).unwrap_or_default();
+        for s in &mut sent {
+            s.posts = deliveries.iter().filter(|d| d["transaction_id"] == s.id).count() as u32;
+        }
+        let dropped = deliveries
+            .iter()
+            .filter(|d| d["error"] == "dropped by fault injection")
+            .count();
+        let extra = json!({
+            "webhooks_dropped": dropped,
+            "reconciliation_runs_during_load": runs.load(Ordering::Relaxed),
+            "inserted_by_reconciliation_during_load": inserted.load(Ordering::Relaxed),
+            "inserted_by_final_reconciliation": last.inserted,
+        });
+        Ok((sent, extra))
+    }
+}
