@@ -2,11 +2,13 @@
 
 use crate::money::Amount;
 use crate::payload::SepayPayload;
+use crate::striga::{StrigaEventType, encode_id};
 use sepay_crypto::sha256_hex;
 
 const ID_PREFIX: &str = "sepay:";
 const EVENTLESS_PREFIX: &str = "sepay-noid:";
 const RAW_PREFIX: &str = "raw:";
+const STRIGA_PREFIX: &str = "striga:";
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DedupeKey(String);
@@ -34,6 +36,12 @@ impl DedupeKey {
             "{EVENTLESS_PREFIX}{}",
             sha256_hex(encode_parts(&parts).as_bytes())
         ))
+    }
+
+    /// `striga:<id>:<TYPE>`: a payout's events share the id, so the type is part of the key. The id
+    /// is percent-encoded: odd characters cannot make two ids share a key.
+    pub fn for_striga(id: &str, event_type: StrigaEventType) -> Self {
+        Self(format!("{STRIGA_PREFIX}{}:{event_type}", encode_id(id)))
     }
 
     /// A body that is not a JSON object is identified by its bytes.

@@ -12,6 +12,7 @@ pub mod payload;
 pub mod provisioning;
 pub mod retry;
 pub mod status;
+pub mod striga;
 pub mod vn_time;
 
 pub use dedupe::DedupeKey;
@@ -19,3 +20,4 @@ pub use money::{Amount, AmountError, Direction};
 pub use payload::{Delivery, NormalizedTransaction, PayloadError, SepayPayload};
 pub use retry::{RepeatDecision, RetryPolicy};
 pub use status::{EventSource, EventStatus, FailureReason};
+pub use striga::{BalanceCheck, PayoutStatus, StrigaEffect, StrigaError, StrigaEvent, StrigaEventType};

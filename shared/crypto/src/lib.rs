@@ -1,11 +1,13 @@
 //! Secrets and hashes: random tokens, SHA-256, constant-time comparison. Built on `ring`.
-//! Also the pure parts of the OAuth state cookie ([`oauth_state`]) and cookie lookup ([`cookie`]),
-//! kept here, free of IO and of any web stack, so they can be fuzzed (`fuzz/`).
+//! Also the pure parts of the OAuth state cookie ([`oauth_state`]), cookie lookup ([`cookie`]) and
+//! webhook signatures ([`hmac`]), kept here, free of IO and of any web stack, so they can be fuzzed
+//! (`fuzz/`).
 //!
 //! Tokens are 256 random bits, so a plain SHA-256 is enough to store them (no slow KDF needed):
 //! nobody can brute-force a 256-bit preimage.
 
 pub mod cookie;
+pub mod hmac;
 pub mod oauth_state;
 
 use base64::Engine;
