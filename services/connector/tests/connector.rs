@@ -1014,6 +1014,8 @@ async fn endpoints_are_created_rotated_and_revoked_from_the_page() {
     let provisioned = sepay_store::endpoints::create(
         &app.db,
         &sepay_store::endpoints::NewEndpoint {
+            provider: sepay_core::Provider::Sepay,
+            signing_key_ciphertext: None,
             ws_id: app.ws,
             wallet_id: None,
             label: "sepay",

@@ -7,11 +7,13 @@ use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngressError {
-    // one message for both: the answer must not tell a caller whether a token exists
-    #[error("unknown token or wrong API key")]
+    // one message for all three: the answer must not tell a caller whether a token exists
+    #[error("unknown token or invalid credentials")]
     UnknownToken,
-    #[error("unknown token or wrong API key")]
+    #[error("unknown token or invalid credentials")]
     WrongKey,
+    #[error("unknown token or invalid credentials")]
+    BadSignature,
     #[error("too many failed authentications from this address; slow down")]
     TooManyFailures,
     #[error("this source address may not post webhooks")]
@@ -32,7 +34,7 @@ pub enum IngressError {
 impl IngressError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            Self::UnknownToken | Self::WrongKey => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::UnknownToken | Self::WrongKey | Self::BadSignature => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::TooManyFailures => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::SourceNotAllowed => (StatusCode::FORBIDDEN, "forbidden_source"),
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
@@ -62,7 +64,11 @@ impl IntoResponse for IngressError {
             Self::Internal(err) => tracing::error!(error = ?err, "delivery failed"),
             Self::Unavailable => tracing::warn!("delivery refused: storage unavailable"),
             // a flood of junk must not become a flood of log lines: the metric counts them
-            Self::UnknownToken | Self::WrongKey | Self::TooManyFailures | Self::SourceNotAllowed => {
+            Self::UnknownToken
+            | Self::WrongKey
+            | Self::BadSignature
+            | Self::TooManyFailures
+            | Self::SourceNotAllowed => {
                 // the variant (UnknownToken, WrongKey, …) tells operators what the answer does not
                 tracing::debug!(reason = code, cause = ?self, "delivery refused")
             }

@@ -1,5 +1,6 @@
-//! `sepay-ingress`: authenticates SePay's webhook deliveries, stores each raw event, publishes it
-//! to JetStream and answers. Nothing else happens on the request path (no wallet lookup, no
+//! `sepay-ingress`: authenticates the providers' webhook deliveries (SePay: URL token and API
+//! key; Striga: URL token and body signature), stores each raw event, publishes it to JetStream
+//! and answers. Nothing else happens on the request path (no wallet lookup, no
 //! classification, no SePay call), so answers are fast and an authenticated delivery is never lost.
 
 mod directory;
@@ -11,6 +12,7 @@ mod routes;
 
 use sepay_bus::Bus;
 use sepay_core::RetryPolicy;
+use sepay_crypto::seal::Keyring;
 use sepay_store::PgPool;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,6 +61,10 @@ pub struct IngressConfig {
     /// No proxy in front: the allow-list may use the socket peer.
     #[arg(long, env = "INGRESS_TRUST_SOCKET_ADDRESS", default_value_t = false, action = clap::ArgAction::Set)]
     pub trust_socket_address: bool,
+    /// Keys that sealed the Striga endpoints' signing keys (`kid:base64(32 bytes)[,…]`, the
+    /// services' shared token keyring); unset: the public development key.
+    #[arg(long, env = "SEPAY_TOKEN_KEYS", hide_env_values = true)]
+    pub sepay_token_keys: Option<String>,
     /// Failed authentications allowed per source address and second (then 429).
     #[arg(long, env = "INGRESS_AUTH_FAILURES_PER_SEC", default_value_t = 5)]
     pub auth_failures_per_sec: u32,
@@ -80,6 +86,7 @@ impl Default for IngressConfig {
             client_ip_header: None,
             source_allowlist: None,
             trust_socket_address: false,
+            sepay_token_keys: None,
             auth_failures_per_sec: 5,
             auth_failure_burst: 20,
         }
@@ -92,6 +99,14 @@ impl IngressConfig {
             stale_after: Duration::from_secs(self.stale_event_ttl_secs),
             eventless_window: Duration::from_secs(self.eventless_dedupe_window_secs),
         }
+    }
+
+    pub fn keyring(&self) -> anyhow::Result<Keyring> {
+        let spec = self.sepay_token_keys.as_deref().unwrap_or_else(|| {
+            tracing::warn!("SEPAY_TOKEN_KEYS is not set: opening Striga signing keys with the public development key");
+            sepay_crypto::seal::DEV_KEYS
+        });
+        Keyring::parse(spec).map_err(|e| anyhow::anyhow!("SEPAY_TOKEN_KEYS: {e}"))
     }
 
     pub fn source_guard(&self) -> Result<guard::SourceGuard, GuardConfigError> {
@@ -112,6 +127,8 @@ pub struct AppState {
     pub policy: RetryPolicy,
     directory: Arc<directory::Directory>,
     guard: guard::SourceGuard,
+    /// Opens the Striga endpoints' sealed signing keys.
+    keyring: Keyring,
     marks: marks::PublishedMarks,
 }
 
@@ -146,6 +163,7 @@ pub async fn serve(
         policy: config.retry_policy(),
         directory: directory.clone(),
         guard: config.source_guard()?,
+        keyring: config.keyring()?,
         marks,
     });
     let refresh = Duration::from_secs(config.endpoint_refresh_secs.max(1));

@@ -9,9 +9,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use sepay_core::auth::parse_api_key;
-use sepay_core::{DedupeKey, Delivery, EventSource};
+use sepay_core::{DedupeKey, Delivery, EventSource, Provider, striga};
+use sepay_crypto::hmac::striga_signature_matches;
 use sepay_crypto::{WEBHOOK_TOKEN_PREFIX, sha256, verify_secret};
-use sepay_store::endpoints::EndpointAuth;
+use sepay_store::endpoints::{EndpointAuth, signing_key_aad};
 use sepay_store::events::{self, EventBody, NewEvent, Recorded};
 use sepay_telemetry::metrics;
 use serde_json::json;
@@ -20,11 +21,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub fn router(state: Arc<AppState>) -> Router {
+    let timed = || axum::middleware::from_fn(time_answer);
     Router::new()
+        .route("/api/v1/webhooks/sepay/{token}", post(receive_sepay).layer(timed()))
+        // Striga posts transactions to `<url>/tx` and its dashboard's test to `<url>/ping`
+        .route("/api/v1/webhooks/striga/{token}", post(receive_striga).layer(timed()))
         .route(
-            "/api/v1/webhooks/sepay/{token}",
-            post(receive).layer(axum::middleware::from_fn(time_answer)),
+            "/api/v1/webhooks/striga/{token}/tx",
+            post(receive_striga).layer(timed()),
         )
+        .route("/api/v1/webhooks/striga/{token}/ping", post(ping_striga).layer(timed()))
         .with_state(state.clone())
         .merge(sepay_runtime::health_router(state.db.clone(), state.bus.clone(), None))
 }
@@ -38,14 +44,15 @@ async fn time_answer(request: axum::extract::Request, next: axum::middleware::Ne
     response
 }
 
-/// One SePay delivery. The span names the route, never the token in the path.
+/// One SePay delivery: the key is checked before the body is read. The span names the route,
+/// never the token in the path.
 #[tracing::instrument(
     name = "POST /api/v1/webhooks/sepay/{token}",
     skip_all,
     fields(otel.kind = "server", http.request.method = "POST", http.route = "/api/v1/webhooks/sepay/{token}",
            ws_id, event_id, outcome)
 )]
-async fn receive(
+async fn receive_sepay(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(token): Path<String>,
@@ -53,13 +60,81 @@ async fn receive(
     body: Body,
 ) -> Result<Response, IngressError> {
     let source = app.guard.client_ip(&headers, peer);
+    // the allow-list holds SePay's addresses; Striga publishes none
     if !app.guard.allowed(source) {
         return Err(IngressError::SourceNotAllowed);
     }
-    let endpoint = authenticate(&app, source, &token, &headers).await?;
-    let span = tracing::Span::current();
-    span.record("ws_id", tracing::field::display(endpoint.ws_id));
+    let endpoint = find_endpoint(&app, source, &token, Provider::Sepay).await?;
+    let key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_api_key)
+        .ok_or_else(|| app.refusal(source, IngressError::WrongKey))?;
+    if !verify_secret(key, &endpoint.api_key_hash) {
+        return Err(app.refusal(source, IngressError::WrongKey));
+    }
+    let bytes = read_body(&headers, body).await?;
+    let delivery = Delivery::parse(&bytes);
+    let (dedupe_key, sepay_id) = match &delivery {
+        Delivery::Object(p) => (DedupeKey::for_payload(p), p.sepay_id()),
+        Delivery::NotAnObject { .. } => (DedupeKey::for_raw_body(&bytes), None),
+    };
+    record(&app, &endpoint, Provider::Sepay, &delivery, &dedupe_key, sepay_id).await
+}
 
+/// One Striga transaction webhook: the body is read first, its signature is the credential.
+#[tracing::instrument(
+    name = "POST /api/v1/webhooks/striga/{token}",
+    skip_all,
+    fields(otel.kind = "server", http.request.method = "POST", http.route = "/api/v1/webhooks/striga/{token}",
+           ws_id, event_id, outcome)
+)]
+async fn receive_striga(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, IngressError> {
+    let source = app.guard.client_ip(&headers, peer);
+    let endpoint = find_endpoint(&app, source, &token, Provider::Striga).await?;
+    let bytes = read_body(&headers, body).await?;
+    verify_signature(&app, source, &endpoint, &headers, &bytes)?;
+    let delivery = Delivery::parse(&bytes);
+    let dedupe_key = match &delivery {
+        Delivery::Object(p) => striga::dedupe_key_of(&p.0),
+        Delivery::NotAnObject { .. } => None,
+    }
+    .unwrap_or_else(|| DedupeKey::for_raw_body(&bytes));
+    record(&app, &endpoint, Provider::Striga, &delivery, &dedupe_key, None).await
+}
+
+/// Striga's dashboard test: authenticated like a transaction, answered, not stored (it carries
+/// no transaction).
+#[tracing::instrument(
+    name = "POST /api/v1/webhooks/striga/{token}/ping",
+    skip_all,
+    fields(otel.kind = "server", http.request.method = "POST", http.route = "/api/v1/webhooks/striga/{token}/ping",
+           ws_id)
+)]
+async fn ping_striga(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, IngressError> {
+    let source = app.guard.client_ip(&headers, peer);
+    let endpoint = find_endpoint(&app, source, &token, Provider::Striga).await?;
+    let bytes = read_body(&headers, body).await?;
+    verify_signature(&app, source, &endpoint, &headers, &bytes)?;
+    metrics::counter!("sepay_webhook_deliveries_total", "outcome" => "ping").increment(1);
+    tracing::info!("ping answered");
+    Ok((StatusCode::OK, Json(json!({"success": true}))).into_response())
+}
+
+/// The body, bounded by [`MAX_BODY_BYTES`] whatever the declared length says.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, IngressError> {
     let declared_len = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -67,21 +142,54 @@ async fn receive(
     if declared_len.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(IngressError::TooLarge);
     }
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|err| {
+    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|err| {
         if std::error::Error::source(&err).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
             IngressError::TooLarge
         } else {
             IngressError::BadBody(err.to_string())
         }
-    })?;
+    })
+}
 
-    let delivery = Delivery::parse(&bytes);
-    let (dedupe_key, sepay_id) = match &delivery {
-        Delivery::Object(p) => (DedupeKey::for_payload(p), p.sepay_id()),
-        Delivery::NotAnObject { .. } => (DedupeKey::for_raw_body(&bytes), None),
-    };
+/// `signature`: hex HMAC-SHA256 of the body under the endpoint's Striga API key.
+fn verify_signature(
+    app: &AppState,
+    source: IpAddr,
+    endpoint: &EndpointAuth,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), IngressError> {
+    let sealed = endpoint
+        .signing_key_ciphertext
+        .as_deref()
+        .ok_or_else(|| IngressError::Internal(anyhow::anyhow!("Striga endpoint {} has no signing key", endpoint.id)))?;
+    // a key that does not open is our configuration's fault (SEPAY_TOKEN_KEYS), not the caller's
+    let key = app
+        .keyring
+        .open(&signing_key_aad(endpoint.ws_id), sealed)
+        .map_err(|e| IngressError::Internal(anyhow::anyhow!("endpoint {}: signing key: {e}", endpoint.id)))?;
+    let signature = headers.get("signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if striga_signature_matches(&key, body, signature) {
+        Ok(())
+    } else {
+        Err(app.refusal(source, IngressError::BadSignature))
+    }
+}
+
+/// Stores the delivery (dedupe and repeat rules are the providers' shared ones), publishes it
+/// when it opened processing, and answers.
+async fn record(
+    app: &AppState,
+    endpoint: &EndpointAuth,
+    provider: Provider,
+    delivery: &Delivery,
+    dedupe_key: &DedupeKey,
+    sepay_id: Option<i64>,
+) -> Result<Response, IngressError> {
+    let span = tracing::Span::current();
+    span.record("ws_id", tracing::field::display(endpoint.ws_id));
     let value;
-    let body = match &delivery {
+    let body = match delivery {
         Delivery::Object(p) => {
             value = serde_json::Value::Object(p.0.clone());
             EventBody::Json(&value)
@@ -92,10 +200,11 @@ async fn receive(
         &app.db,
         &NewEvent {
             ws_id: endpoint.ws_id,
+            provider,
             endpoint_id: Some(endpoint.id),
             source: EventSource::Webhook,
             sepay_transaction_id: sepay_id,
-            dedupe_key: &dedupe_key,
+            dedupe_key,
             body,
         },
         &app.policy,
@@ -104,7 +213,7 @@ async fn receive(
     let event = recorded.event();
     span.record("event_id", event.id);
     if recorded.needs_publish() {
-        publish(&app, &event).await;
+        publish(app, &event).await;
     }
     let (outcome, answer) = match recorded {
         Recorded::New(_) => ("new", json!({"success": true})),
@@ -118,55 +227,55 @@ async fn receive(
     };
     span.record("outcome", outcome);
     metrics::counter!("sepay_webhook_deliveries_total", "outcome" => outcome).increment(1);
-    tracing::info!(outcome, "delivery accepted");
+    tracing::info!(outcome, provider = provider.as_str(), "delivery accepted");
     Ok((StatusCode::OK, Json(answer)).into_response())
 }
 
+impl AppState {
+    /// A failed authentication, or 429 once the source is over its limit of them. Only failures
+    /// count, so honest traffic is never limited.
+    fn refusal(&self, source: IpAddr, err: IngressError) -> IngressError {
+        if self.guard.over_failure_limit(source) {
+            IngressError::TooManyFailures
+        } else {
+            err
+        }
+    }
+}
+
 /// The endpoint a delivery is for, from memory: junk costs a hash and a map lookup, never a
-/// database round trip (Postgres is asked only until the directory's first load). Only failures
-/// count against the source's limit, so honest SePay traffic is never limited.
-async fn authenticate(
+/// database round trip (Postgres is asked only until the directory's first load). A token of
+/// another provider's endpoint is as unknown as one that does not exist.
+async fn find_endpoint(
     app: &AppState,
     source: IpAddr,
     token: &str,
-    headers: &HeaderMap,
+    provider: Provider,
 ) -> Result<EndpointAuth, IngressError> {
-    let refuse = |err: IngressError| match app.guard.over_failure_limit(source) {
-        true => IngressError::TooManyFailures,
-        false => err,
-    };
     // a token of the wrong shape cannot exist
     if !token.starts_with(WEBHOOK_TOKEN_PREFIX) || token.len() > 128 {
-        return Err(refuse(IngressError::UnknownToken));
+        return Err(app.refusal(source, IngressError::UnknownToken));
     }
     let token_hash = sha256(token.as_bytes());
     let endpoint = match app.directory.lookup(&token_hash) {
-        Lookup::Found(endpoint) => endpoint,
-        Lookup::NotReady => sepay_store::endpoints::find_by_token_hash(&app.db, &token_hash)
-            .await?
-            .ok_or_else(|| refuse(IngressError::UnknownToken))?,
+        Lookup::Found(endpoint) => Some(endpoint),
+        Lookup::NotReady => sepay_store::endpoints::find_by_token_hash(&app.db, &token_hash).await?,
         Lookup::Unknown => {
             // counted first: a source over its limit is answered at once, without the wait
-            if let err @ IngressError::TooManyFailures = refuse(IngressError::UnknownToken) {
+            if let err @ IngressError::TooManyFailures = app.refusal(source, IngressError::UnknownToken) {
                 return Err(err);
             }
             // an endpoint created a moment ago may still be on its way through LISTEN/NOTIFY
             tokio::time::sleep(NEW_ENDPOINT_GRACE).await;
             match app.directory.lookup(&token_hash) {
-                Lookup::Found(endpoint) => endpoint,
+                Lookup::Found(endpoint) => Some(endpoint),
                 _ => return Err(IngressError::UnknownToken),
             }
         }
     };
-    let key = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_api_key)
-        .ok_or_else(|| refuse(IngressError::WrongKey))?;
-    if !verify_secret(key, &endpoint.api_key_hash) {
-        return Err(refuse(IngressError::WrongKey));
-    }
-    Ok(endpoint)
+    endpoint
+        .filter(|e| e.provider == provider.as_str())
+        .ok_or_else(|| app.refusal(source, IngressError::UnknownToken))
 }
 
 /// How long an unknown token waits for an announcement in flight before it is refused.

@@ -3,7 +3,8 @@ use async_nats::jetstream::AckKind;
 use futures::StreamExt;
 use sepay_bus::{Bus, ConsumerSettings, EventReceived, Message};
 use sepay_core::retry::processing_backoff;
-use sepay_core::{Delivery, EventStatus, FailureReason, NormalizedTransaction};
+use sepay_core::striga::{self, BalanceCheck, StrigaEvent};
+use sepay_core::{Delivery, EventStatus, FailureReason, NormalizedTransaction, Provider, SepayPayload};
 use sepay_store::ledger::{self, Booked, Booking, CategoryChoice};
 use sepay_store::{PgPool, StoreError, events};
 use sepay_telemetry::metrics;
@@ -209,7 +210,7 @@ impl Worker {
             Some(EventStatus::Received | EventStatus::Failed) => {}
             None => return Err(Failure::Gone),
         }
-        let Some(payload) = event.payload else {
+        let Some(payload) = &event.payload else {
             return Err(Failure::Event(
                 FailureReason::InvalidPayload,
                 "the body is not a JSON object".into(),
@@ -224,11 +225,74 @@ impl Worker {
                 ));
             }
         };
+        if Provider::parse(&event.provider) == Some(Provider::Striga) {
+            return self.process_striga(&event, &payload).await;
+        }
         let tx = payload
             .normalize()
             .map_err(|e| Failure::Event(e.reason(), e.to_string()))?;
         let wallet_id = self.resolve_wallet(event.ws_id, event.endpoint_id, &tx).await?;
-        let (category, decided_by, confidence, tags) = self.classify(event.ws_id, event.id, &tx).await;
+        self.book(&event, wallet_id, &tx, "sepay", &event.dedupe_key).await
+    }
+
+    /// A Striga event: its payout progress and balance check are recorded first (idempotent and
+    /// order-free, so a crash before the booking only repeats them), then its amount is booked,
+    /// or, for a settlement, nothing.
+    async fn process_striga(&self, event: &events::Event, payload: &SepayPayload) -> Result<&'static str, Failure> {
+        let body =
+            serde_json::to_vec(&payload.0).map_err(|e| Failure::Event(FailureReason::InvalidPayload, e.to_string()))?;
+        let striga = StrigaEvent::parse(&body).map_err(|e| Failure::Event(e.reason(), e.to_string()))?;
+        if let Some((initiated, outcome_rank)) = striga.event_type.payout_progress() {
+            sepay_store::striga::record_payout_progress(
+                &self.db,
+                event.ws_id,
+                &striga.payout_ref(),
+                initiated,
+                outcome_rank,
+            )
+            .await?;
+        }
+        if let BalanceCheck::Mismatch { expected, actual } = striga.balance_check() {
+            metrics::counter!("sepay_striga_balance_mismatches_total").increment(1);
+            tracing::warn!(%expected, %actual, "Striga balances do not add up; booked as sent");
+            sepay_store::striga::record_balance_mismatch(&self.db, event.id, event.ws_id, expected, actual).await?;
+        }
+        let (Some(tx), Some(external_ref)) = (striga.normalize(), striga.external_ref()) else {
+            // a settlement: the payout's debit is booked by its INITIATED event, whenever it comes
+            let settled = events::mark_processed_without_booking(&self.db, event.id).await?;
+            return Ok(if settled { "settled" } else { "already_processed" });
+        };
+        let refs = striga.wallet_refs();
+        let (wallet_id, currency) = sepay_store::striga::wallet_for(&self.db, event.ws_id, event.endpoint_id, &refs)
+            .await?
+            .ok_or_else(|| {
+                Failure::Event(
+                    FailureReason::WalletNotLinked,
+                    format!("no wallet linked to Striga account {}", refs.join(" or owner ")),
+                )
+            })?;
+        if currency != striga::CURRENCY {
+            return Err(Failure::Event(
+                FailureReason::WalletCurrencyMismatch,
+                format!(
+                    "Striga books {} but the linked wallet holds {currency}",
+                    striga::CURRENCY
+                ),
+            ));
+        }
+        self.book(event, wallet_id, &tx, "striga", &external_ref).await
+    }
+
+    /// Classifies within the budget and books, once per `external_ref`.
+    async fn book(
+        &self,
+        event: &events::Event,
+        wallet_id: uuid::Uuid,
+        tx: &NormalizedTransaction,
+        source: &str,
+        external_ref: &str,
+    ) -> Result<&'static str, Failure> {
+        let (category, decided_by, confidence, tags) = self.classify(event.ws_id, event.id, tx).await;
         let booked = ledger::book(
             &self.db,
             &Booking {
@@ -238,8 +302,8 @@ impl Worker {
                 amount: tx.signed_amount,
                 description: &tx.description,
                 taken_at: tx.taken_at,
-                source: "sepay",
-                external_ref: &event.dedupe_key,
+                source,
+                external_ref,
                 category: &category,
                 classified_by: &decided_by,
                 confidence,

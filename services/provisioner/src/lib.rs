@@ -82,10 +82,7 @@ impl Provisioner {
     }
 
     fn webhook_url(&self, token: &str) -> String {
-        format!(
-            "{}/api/v1/webhooks/sepay/{token}",
-            self.config.public_base_url.trim_end_matches('/')
-        )
+        sepay_store::admin::webhook_url(&self.config.public_base_url, sepay_core::Provider::Sepay, token)
     }
 }
 

@@ -130,6 +130,7 @@ async fn insert(p: &Provisioner, ws_id: Uuid, tx: &Transaction) -> anyhow::Resul
     let inserted = events::insert_missing(
         &p.db,
         &NewEvent {
+            provider: sepay_core::Provider::Sepay,
             ws_id,
             endpoint_id: None,
             source: EventSource::Reconciliation,

@@ -121,6 +121,8 @@ pub async fn provision(p: &Provisioner, ws_id: Uuid, token: &str, bank_account_i
     let stored = endpoints::create(
         &p.db,
         &NewEndpoint {
+            provider: sepay_core::Provider::Sepay,
+            signing_key_ciphertext: None,
             ws_id,
             wallet_id: None,
             label: "provisioned",

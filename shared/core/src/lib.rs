@@ -19,5 +19,5 @@ pub use dedupe::DedupeKey;
 pub use money::{Amount, AmountError, Direction};
 pub use payload::{Delivery, NormalizedTransaction, PayloadError, SepayPayload};
 pub use retry::{RepeatDecision, RetryPolicy};
-pub use status::{EventSource, EventStatus, FailureReason};
+pub use status::{EventSource, EventStatus, FailureReason, Provider};
 pub use striga::{BalanceCheck, PayoutStatus, StrigaEffect, StrigaError, StrigaEvent, StrigaEventType};

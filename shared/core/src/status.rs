@@ -37,6 +37,14 @@ stored_enum!(
 );
 
 stored_enum!(
+    /// `provider` of endpoints and events: whose rules authenticate, read and book them.
+    Provider {
+        Sepay => "sepay",
+        Striga => "striga",
+    }
+);
+
+stored_enum!(
     /// `sepay_webhook_events.source`
     EventSource {
         Webhook => "webhook",
@@ -54,6 +62,7 @@ stored_enum!(
         InvalidTransactionDate => "invalid_transaction_date",
         MissingAccountNumber => "missing_account_number",
         WalletNotLinked => "wallet_not_linked",
+        WalletCurrencyMismatch => "wallet_currency_mismatch",
         ProcessingError => "processing_error",
     }
 );
@@ -62,7 +71,10 @@ impl FailureReason {
     /// Whether trying the same event again, unchanged, can succeed: a missing link can be
     /// added and a database error can pass; a malformed payload stays malformed.
     pub fn is_retryable(self) -> bool {
-        matches!(self, Self::WalletNotLinked | Self::ProcessingError)
+        matches!(
+            self,
+            Self::WalletNotLinked | Self::WalletCurrencyMismatch | Self::ProcessingError
+        )
     }
 }
 
@@ -78,6 +90,9 @@ mod tests {
         for s in EventSource::ALL {
             assert_eq!(EventSource::parse(s.as_str()), Some(*s));
         }
+        for p in Provider::ALL {
+            assert_eq!(Provider::parse(p.as_str()), Some(*p));
+        }
         for r in FailureReason::ALL {
             assert_eq!(FailureReason::parse(r.as_str()), Some(*r));
         }
@@ -89,7 +104,11 @@ mod tests {
         let retryable: Vec<_> = FailureReason::ALL.iter().filter(|r| r.is_retryable()).collect();
         assert_eq!(
             retryable,
-            [&FailureReason::WalletNotLinked, &FailureReason::ProcessingError]
+            [
+                &FailureReason::WalletNotLinked,
+                &FailureReason::WalletCurrencyMismatch,
+                &FailureReason::ProcessingError
+            ]
         );
     }
 }

@@ -5,6 +5,8 @@
 //! outcome: events are deduplicated on (id, type) and a payout's events are linked by id.
 
 use crate::dedupe::DedupeKey;
+use crate::money::{Amount, Direction};
+use crate::payload::NormalizedTransaction;
 use crate::status::FailureReason;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -14,6 +16,9 @@ use std::fmt;
 /// Largest amount accepted, in minor units (10^13 EUR): far beyond any wallet, and a bound on
 /// what a malformed body can put in the books.
 const MAX_MINOR_UNITS: u64 = 1_000_000_000_000_000;
+/// The currency of Striga's SEPA accounts: what "cents" are hundredths of, and what a wallet
+/// must hold to book them.
+pub const CURRENCY: &str = "EUR";
 /// Decimal places of the one minor unit Striga reports, "cents".
 const CENTS_SCALE: u32 = 2;
 /// Longest id accepted, in bytes (UUIDs have 36): keys built from it must fit a database index.
@@ -238,6 +243,58 @@ impl StrigaEvent {
     }
 }
 
+/// The key a delivery is stored under, read from the body alone (the ingress does no more):
+/// `striga:<id>:<TYPE>` when it names an id and a known type; `None` otherwise (the caller keys
+/// it by its bytes and the processor records why it cannot be booked).
+pub fn dedupe_key_of(payload: &Map<String, Value>) -> Option<DedupeKey> {
+    let id = text(payload, "id").filter(|id| id.len() <= MAX_ID_LEN)?;
+    let event_type = StrigaEventType::parse(&text(payload, "type")?)?;
+    Some(DedupeKey::for_striga(&id, event_type))
+}
+
+impl StrigaEvent {
+    /// The transaction to classify and book, in the shape every provider's bookings share;
+    /// `None` for a settlement, which books nothing.
+    pub fn normalize(&self) -> Option<NormalizedTransaction> {
+        let signed = self.effect().amount()?;
+        let direction = if signed.is_sign_negative() {
+            Direction::Out
+        } else {
+            Direction::In
+        };
+        // parse checked the side is positive and at most 10^13: always a valid amount
+        let amount = Amount::parse(&signed.abs().to_string()).ok()?;
+        Some(NormalizedTransaction {
+            sepay_id: None,
+            direction,
+            amount,
+            signed_amount: amount.signed(direction),
+            taken_at: self.timestamp,
+            account_number: self.wallet_refs()[0].to_owned(),
+            sub_account: None,
+            description: self.description.clone(),
+            reference_code: text(&self.raw, "bankingTransactionShortId"),
+            gateway: Some("Striga".to_owned()),
+        })
+    }
+
+    /// The id as it appears in keys and refs (percent-encoded where not plain; UUIDs as they are):
+    /// a payout's stored id, so `striga:<payout_ref>:payout` finds its debit.
+    pub fn payout_ref(&self) -> String {
+        encode_id(&self.id)
+    }
+
+    /// What a wallet link may name, most specific first: `accountId` (absent from some payout
+    /// events), then `syncedOwnerId`.
+    pub fn wallet_refs(&self) -> Vec<&str> {
+        self.account_id
+            .iter()
+            .map(String::as_str)
+            .chain([self.synced_owner_id.as_str()])
+            .collect()
+    }
+}
+
 /// Each type moves money on one side only; anything else is refused rather than booked as a guess.
 fn check_sides(event_type: StrigaEventType, credit: Decimal, debit: Decimal) -> Result<(), StrigaError> {
     let (ok, rule) = match event_type {
@@ -369,6 +426,21 @@ pub enum PayoutOutcome {
     Denied,
 }
 
+impl StrigaEventType {
+    /// What a payout event adds to its payout's stored progress: (INITIATED seen, outcome rank:
+    /// 1 completed, 2 failed, 3 denied, 0 none). `None` for a payin. Stored as `initiated or …`
+    /// and `greatest(…)`, so the progress, like [`PayoutStatus::apply`], ignores order and repeats.
+    pub fn payout_progress(self) -> Option<(bool, i16)> {
+        match self {
+            Self::PayinCompleted => None,
+            Self::PayoutInitiated => Some((true, 0)),
+            Self::PayoutCompleted => Some((false, 1)),
+            Self::PayoutFailed => Some((false, 2)),
+            Self::PayoutDenied => Some((false, 3)),
+        }
+    }
+}
+
 /// A payout's status, from the set of its events seen so far, whatever their order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PayoutStatus {
@@ -385,31 +457,52 @@ impl PayoutStatus {
     /// so any order of the same events, repeats included, ends in the same status. A payin is no
     /// payout event and leaves `current` as it is.
     pub fn apply(current: Option<Self>, event_type: StrigaEventType) -> Option<Self> {
-        let (initiated, outcome) = current.map_or((false, None), Self::parts);
-        let (initiated, outcome) = match event_type {
-            StrigaEventType::PayinCompleted => return current,
-            StrigaEventType::PayoutInitiated => (true, outcome),
-            StrigaEventType::PayoutCompleted => (initiated, outcome.max(Some(PayoutOutcome::Completed))),
-            StrigaEventType::PayoutFailed => (initiated, outcome.max(Some(PayoutOutcome::Failed))),
-            StrigaEventType::PayoutDenied => (initiated, outcome.max(Some(PayoutOutcome::Denied))),
+        let Some((initiated, rank)) = event_type.payout_progress() else {
+            return current;
         };
-        // after a payout event, INITIATED or an outcome has been seen
-        Some(match (initiated, outcome) {
-            (false, Some(outcome)) => Self::AwaitingInitiation(outcome),
-            (_, None) => Self::Initiated,
-            (true, Some(PayoutOutcome::Completed)) => Self::Settled,
-            (true, Some(PayoutOutcome::Failed)) => Self::Failed,
-            (true, Some(PayoutOutcome::Denied)) => Self::Denied,
-        })
+        let (was_initiated, was_rank) = current.map_or((false, 0), Self::progress);
+        Self::from_progress(was_initiated || initiated, was_rank.max(rank))
     }
 
-    fn parts(self) -> (bool, Option<PayoutOutcome>) {
+    /// The status of stored progress (see [`StrigaEventType::payout_progress`]).
+    pub fn from_progress(initiated: bool, outcome_rank: i16) -> Option<Self> {
+        let outcome = match outcome_rank {
+            1 => Some(PayoutOutcome::Completed),
+            2 => Some(PayoutOutcome::Failed),
+            3 => Some(PayoutOutcome::Denied),
+            _ => None,
+        };
+        match (initiated, outcome) {
+            (false, None) => None,
+            (false, Some(outcome)) => Some(Self::AwaitingInitiation(outcome)),
+            (true, None) => Some(Self::Initiated),
+            (true, Some(PayoutOutcome::Completed)) => Some(Self::Settled),
+            (true, Some(PayoutOutcome::Failed)) => Some(Self::Failed),
+            (true, Some(PayoutOutcome::Denied)) => Some(Self::Denied),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
         match self {
-            Self::Initiated => (true, None),
-            Self::Settled => (true, Some(PayoutOutcome::Completed)),
-            Self::Failed => (true, Some(PayoutOutcome::Failed)),
-            Self::Denied => (true, Some(PayoutOutcome::Denied)),
-            Self::AwaitingInitiation(outcome) => (false, Some(outcome)),
+            Self::Initiated => "initiated",
+            Self::Settled => "settled",
+            Self::Failed => "failed",
+            Self::Denied => "denied",
+            Self::AwaitingInitiation(PayoutOutcome::Completed) => "completed, awaiting initiation",
+            Self::AwaitingInitiation(PayoutOutcome::Failed) => "failed, awaiting initiation",
+            Self::AwaitingInitiation(PayoutOutcome::Denied) => "denied, awaiting initiation",
+        }
+    }
+
+    fn progress(self) -> (bool, i16) {
+        match self {
+            Self::Initiated => (true, 0),
+            Self::Settled => (true, 1),
+            Self::Failed => (true, 2),
+            Self::Denied => (true, 3),
+            Self::AwaitingInitiation(PayoutOutcome::Completed) => (false, 1),
+            Self::AwaitingInitiation(PayoutOutcome::Failed) => (false, 2),
+            Self::AwaitingInitiation(PayoutOutcome::Denied) => (false, 3),
         }
     }
 }

@@ -3,7 +3,8 @@
 
 use proptest::prelude::*;
 use rust_decimal::Decimal;
-use sepay_core::{BalanceCheck, PayoutStatus, StrigaEffect, StrigaError, StrigaEvent, StrigaEventType};
+use sepay_core::striga::dedupe_key_of;
+use sepay_core::{BalanceCheck, Direction, PayoutStatus, StrigaEffect, StrigaError, StrigaEvent, StrigaEventType};
 use serde_json::{Value, json};
 use std::str::FromStr;
 
@@ -301,4 +302,56 @@ proptest! {
     fn arbitrary_bytes_do_not_panic(body in prop::collection::vec(any::<u8>(), 0..200)) {
         let _ = StrigaEvent::parse(&body);
     }
+}
+
+#[test]
+fn every_sample_normalizes_to_the_booking_it_makes_and_keys_as_the_processor_does() {
+    // (sample, signed amount, direction, wallet ref): a settlement books nothing
+    let table = [
+        (
+            PAYIN,
+            Some("5.00"),
+            Some(Direction::In),
+            "0148ae0856b1457ff3b59f2ac965b58e",
+        ),
+        (
+            INITIATED,
+            Some("-1.00"),
+            Some(Direction::Out),
+            "eda728dc-ed0f-48d9-8d81-57dbdc669a46",
+        ),
+        (COMPLETED, None, None, "eda728dc-ed0f-48d9-8d81-57dbdc669a46"),
+        (
+            FAILED,
+            Some("401.20"),
+            Some(Direction::In),
+            "c667bd515ad34f1ef53c2d4b253dc51c",
+        ),
+        (
+            DENIED,
+            Some("0.22"),
+            Some(Direction::In),
+            "751c8914b0ff59a0642284ece25ad798",
+        ),
+    ];
+    for (sample, amount, direction, wallet_ref) in table {
+        let event = StrigaEvent::parse(sample.as_bytes()).unwrap();
+        let tx = event.normalize();
+        assert_eq!(
+            tx.as_ref().map(|t| t.signed_amount),
+            amount.map(|a| Decimal::from_str(a).unwrap())
+        );
+        assert_eq!(tx.as_ref().map(|t| t.direction), direction);
+        assert_eq!(event.wallet_refs()[0], wallet_ref);
+        let Value::Object(body) = serde_json::from_str::<Value>(sample).unwrap() else {
+            panic!("not an object")
+        };
+        assert_eq!(
+            dedupe_key_of(&body),
+            Some(event.dedupe_key()),
+            "the ingress keys it as parsed"
+        );
+    }
+    let unknown = json!({"id": "x", "type": "SEPA_SOMETHING_NEW"});
+    assert_eq!(dedupe_key_of(unknown.as_object().unwrap()), None);
 }

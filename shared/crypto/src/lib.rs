@@ -165,6 +165,9 @@ pub mod seal {
         }
     }
 
+    /// A fixed, public key for development only (`sepayctl up`); production sets SEPAY_TOKEN_KEYS.
+    pub const DEV_KEYS: &str = "dev:ZGV2ZWxvcG1lbnQta2V5LW5vdC1mb3ItcHJvZHVjdGk=";
+
     impl Keyring {
         /// `kid:base64(32 bytes)[,kid:base64…]`; the first key seals.
         pub fn parse(spec: &str) -> Result<Self, SealError> {

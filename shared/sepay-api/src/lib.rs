@@ -62,16 +62,13 @@ impl Default for SepayConfig {
     }
 }
 
-/// A fixed, public key for development only (`sepayctl up`); production sets SEPAY_TOKEN_KEYS.
-const DEV_TOKEN_KEYS: &str = "dev:ZGV2ZWxvcG1lbnQta2V5LW5vdC1mb3ItcHJvZHVjdGk=";
-
 impl SepayConfig {
     pub fn keyring(&self) -> Result<sepay_crypto::seal::Keyring, sepay_crypto::seal::SealError> {
         match &self.sepay_token_keys {
             Some(spec) => sepay_crypto::seal::Keyring::parse(spec),
             None => {
                 tracing::warn!("SEPAY_TOKEN_KEYS is not set: sealing SePay tokens with the public development key");
-                sepay_crypto::seal::Keyring::parse(DEV_TOKEN_KEYS)
+                sepay_crypto::seal::Keyring::parse(sepay_crypto::seal::DEV_KEYS)
             }
         }
     }

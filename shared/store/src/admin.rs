@@ -5,6 +5,7 @@
 use crate::endpoints::{self, Endpoint, NewEndpoint};
 use crate::error::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
+use sepay_core::Provider;
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -235,9 +236,10 @@ impl std::fmt::Debug for CreatedEndpoint {
 
 impl CreatedEndpoint {
     fn new(endpoint: Endpoint, public_base_url: &str, secrets: &EndpointSecrets) -> Self {
+        let provider = Provider::parse(&endpoint.provider).unwrap_or(Provider::Sepay);
         Self {
             endpoint,
-            webhook_url: webhook_url(public_base_url, secrets.token.expose()),
+            webhook_url: webhook_url(public_base_url, provider, secrets.token.expose()),
             token: secrets.token.expose().to_owned(),
             api_key: secrets.key.expose().to_owned(),
             authorization_header: format!("Apikey {}", secrets.key.expose()),
@@ -259,12 +261,30 @@ impl EndpointSecrets {
     }
 }
 
-/// The URL SePay posts to for `token`, on the ingress's public base URL.
-pub fn webhook_url(public_base_url: &str, token: &str) -> String {
+/// The URL the provider posts to for `token`, on the ingress's public base URL (Striga appends
+/// `/tx` for transactions and `/ping` for its dashboard's test by itself).
+pub fn webhook_url(public_base_url: &str, provider: Provider, token: &str) -> String {
     format!(
-        "{}/api/v1/webhooks/sepay/{token}",
+        "{}/api/v1/webhooks/{provider}/{token}",
         public_base_url.trim_end_matches('/')
     )
+}
+
+/// A new Striga endpoint: the URL to give Striga, shown once. Striga signs with its own API key,
+/// so there is no key of ours to show.
+#[derive(Serialize)]
+pub struct CreatedStrigaEndpoint {
+    pub endpoint: Endpoint,
+    pub webhook_url: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for CreatedStrigaEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedStrigaEndpoint")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A manual endpoint (an admin pastes its URL and key into SePay's dashboard).
@@ -280,6 +300,8 @@ pub async fn create_manual_endpoint(
         pool,
         &NewEndpoint {
             ws_id,
+            provider: Provider::Sepay,
+            signing_key_ciphertext: None,
             wallet_id,
             label,
             token_hash: &secrets.token.sha256(),

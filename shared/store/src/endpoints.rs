@@ -2,22 +2,33 @@
 
 use crate::error::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
+use sepay_core::Provider;
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, PgPool};
 use uuid::Uuid;
 
-/// What the ingress needs to authenticate a delivery.
+/// What the ingress needs to authenticate a delivery: SePay's key is checked against its hash;
+/// Striga's signature needs the key itself, sealed (AAD: [`signing_key_aad`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EndpointAuth {
     pub id: Uuid,
     pub ws_id: Uuid,
+    pub provider: String,
     pub api_key_hash: Vec<u8>,
+    pub signing_key_ciphertext: Option<Vec<u8>>,
+}
+
+/// A sealed signing key is bound to its workspace: a ciphertext copied to another workspace's
+/// endpoint does not open.
+pub fn signing_key_aad(ws_id: Uuid) -> Vec<u8> {
+    format!("striga-signing-key:{ws_id}").into_bytes()
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Endpoint {
     pub id: Uuid,
     pub ws_id: Uuid,
+    pub provider: String,
     pub wallet_id: Option<Uuid>,
     pub label: String,
     pub token_prefix: String,
@@ -29,12 +40,15 @@ pub struct Endpoint {
     pub created_at: DateTime<Utc>,
 }
 
-const ENDPOINT_COLUMNS: &str = "id, ws_id, wallet_id, label, token_prefix, sepay_webhook_id, bank_account_id, \
+pub(crate) const ENDPOINT_COLUMNS: &str = "id, ws_id, provider, wallet_id, label, token_prefix, sepay_webhook_id, bank_account_id, \
      status, grace_until, last_used_at, created_at";
 
 /// Hashes of a new token and key; the caller shows the secrets once and drops them.
 pub struct NewEndpoint<'a> {
     pub ws_id: Uuid,
+    pub provider: Provider,
+    /// Striga's: sealed by the caller.
+    pub signing_key_ciphertext: Option<&'a [u8]>,
     pub wallet_id: Option<Uuid>,
     pub label: &'a str,
     pub token_hash: &'a [u8],
@@ -47,7 +61,7 @@ pub struct NewEndpoint<'a> {
 /// The endpoint a URL token opens: active, or rotating and still inside its grace period.
 pub async fn find_by_token_hash(pool: &PgPool, token_hash: &[u8]) -> StoreResult<Option<EndpointAuth>> {
     Ok(sqlx::query_as(
-        "select id, ws_id, api_key_hash from sepay_webhook_endpoints
+        "select id, ws_id, provider, api_key_hash, signing_key_ciphertext from sepay_webhook_endpoints
          where token_hash = $1
            and (status = 'active' or (status = 'rotating' and grace_until > now()))",
     )
@@ -65,12 +79,14 @@ pub const CHANGES_CHANNEL: &str = "sepay_endpoints";
 pub struct LiveEndpoint {
     pub id: Uuid,
     pub ws_id: Uuid,
+    pub provider: String,
     pub token_hash: Vec<u8>,
     pub api_key_hash: Vec<u8>,
+    pub signing_key_ciphertext: Option<Vec<u8>>,
     pub grace_until: Option<DateTime<Utc>>,
 }
 
-const LIVE: &str = "select id, ws_id, token_hash, api_key_hash,
+const LIVE: &str = "select id, ws_id, provider, token_hash, api_key_hash, signing_key_ciphertext,
                            case when status = 'rotating' then grace_until end as grace_until
                       from sepay_webhook_endpoints
                      where (status = 'active' or (status = 'rotating' and grace_until > now()))";
@@ -97,8 +113,9 @@ pub async fn listen_for_changes(pool: &PgPool) -> StoreResult<sqlx::postgres::Pg
 pub async fn create(pool: &PgPool, new: &NewEndpoint<'_>) -> StoreResult<Endpoint> {
     Ok(sqlx::query_as(AssertSqlSafe(format!(
         "insert into sepay_webhook_endpoints
-           (ws_id, wallet_id, label, token_hash, token_prefix, api_key_hash, sepay_webhook_id, bank_account_id)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)
+           (ws_id, wallet_id, label, token_hash, token_prefix, api_key_hash, sepay_webhook_id, bank_account_id,
+            provider, signing_key_ciphertext)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          returning {ENDPOINT_COLUMNS}"
     )))
     .bind(new.ws_id)
@@ -109,6 +126,8 @@ pub async fn create(pool: &PgPool, new: &NewEndpoint<'_>) -> StoreResult<Endpoin
     .bind(new.api_key_hash)
     .bind(new.sepay_webhook_id)
     .bind(new.bank_account_id)
+    .bind(new.provider.as_str())
+    .bind(new.signing_key_ciphertext)
     .fetch_one(pool)
     .await?)
 }

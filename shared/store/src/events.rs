@@ -3,7 +3,7 @@
 use crate::error::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use sepay_core::retry::{ExistingEvent, RepeatDecision, RetryPolicy};
-use sepay_core::{DedupeKey, EventSource, EventStatus, FailureReason};
+use sepay_core::{DedupeKey, EventSource, EventStatus, FailureReason, Provider};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, PgPool};
@@ -22,6 +22,7 @@ pub struct EventRef {
 /// A delivery to record. `payload` for JSON objects; `raw_body` for anything else.
 pub struct NewEvent<'a> {
     pub ws_id: Uuid,
+    pub provider: Provider,
     pub endpoint_id: Option<Uuid>,
     pub source: EventSource,
     pub sepay_transaction_id: Option<i64>,
@@ -99,9 +100,9 @@ pub async fn record_delivery(pool: &PgPool, new: &NewEvent<'_>, policy: &RetryPo
     let inserted: Option<EventRef> = sqlx::query_as(
         "insert into sepay_webhook_events
            (ws_id, endpoint_id, source, sepay_transaction_id, dedupe_key, payload, raw_body, status,
-            failure_reason, failure_detail)
+            failure_reason, failure_detail, provider)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9,
-                 case when $9::text is null then null else 'the body is not a JSON object' end)
+                 case when $9::text is null then null else 'the body is not a JSON object' end, $10)
          on conflict (ws_id, dedupe_key) do nothing
          returning id, ws_id, attempts",
     )
@@ -114,6 +115,7 @@ pub async fn record_delivery(pool: &PgPool, new: &NewEvent<'_>, policy: &RetryPo
     .bind(raw_body)
     .bind(status.as_str())
     .bind(reason)
+    .bind(new.provider.as_str())
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(event) = inserted {
@@ -198,8 +200,8 @@ pub async fn insert_missing(pool: &PgPool, new: &NewEvent<'_>) -> StoreResult<Op
         });
     };
     Ok(sqlx::query_as(
-        "insert into sepay_webhook_events (ws_id, endpoint_id, source, sepay_transaction_id, dedupe_key, payload)
-         values ($1, $2, $3, $4, $5, $6)
+        "insert into sepay_webhook_events (ws_id, endpoint_id, source, sepay_transaction_id, dedupe_key, payload, provider)
+         values ($1, $2, $3, $4, $5, $6, $7)
          on conflict (ws_id, dedupe_key) do nothing
          returning id, ws_id, attempts",
     )
@@ -209,6 +211,7 @@ pub async fn insert_missing(pool: &PgPool, new: &NewEvent<'_>) -> StoreResult<Op
     .bind(new.sepay_transaction_id)
     .bind(new.dedupe_key.as_str())
     .bind(payload)
+    .bind(new.provider.as_str())
     .fetch_optional(pool)
     .await?)
 }
@@ -282,6 +285,7 @@ pub async fn relay_backlog(pool: &PgPool) -> StoreResult<i64> {
 pub struct Event {
     pub id: i64,
     pub ws_id: Uuid,
+    pub provider: String,
     pub endpoint_id: Option<Uuid>,
     pub source: String,
     pub sepay_transaction_id: Option<i64>,
@@ -302,7 +306,7 @@ pub struct Event {
     pub created_transaction_id: Option<Uuid>,
 }
 
-const EVENT_COLUMNS: &str = "id, ws_id, endpoint_id, source, sepay_transaction_id, dedupe_key, payload, raw_body, \
+const EVENT_COLUMNS: &str = "id, ws_id, provider, endpoint_id, source, sepay_transaction_id, dedupe_key, payload, raw_body, \
      status, failure_reason, failure_detail, attempts, delivery_count, received_at, last_received_at, \
      opened_at, published_at, processed_at, wallet_id, created_transaction_id";
 
@@ -349,6 +353,20 @@ pub async fn mark_failed(pool: &PgPool, id: i64, reason: FailureReason, detail: 
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// Marks an event processed that books nothing (a Striga payout's settlement); false when it was
+/// not open (a redelivery).
+pub async fn mark_processed_without_booking(pool: &PgPool, id: i64) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "update sepay_webhook_events
+            set status = 'processed', processed_at = now(), failure_reason = null, failure_detail = null
+          where id = $1 and status in ('received', 'failed')",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Reopens `failed` events with a JSON payload for another processing attempt. `ids` empty means

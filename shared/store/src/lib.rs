@@ -10,6 +10,7 @@ mod error;
 pub mod events;
 pub mod ledger;
 pub mod provisioning;
+pub mod striga;
 pub mod workspaces;
 
 pub use connect::{DbConfig, connect, drop_database, migrate};

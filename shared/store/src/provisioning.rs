@@ -105,8 +105,7 @@ pub async fn record_sync(pool: &PgPool, ws_id: Uuid, error: Option<&str>) -> Sto
     Ok(())
 }
 
-const ENDPOINT_COLUMNS: &str = "id, ws_id, wallet_id, label, token_prefix, sepay_webhook_id, bank_account_id, \
-     status, grace_until, last_used_at, created_at";
+use crate::endpoints::ENDPOINT_COLUMNS;
 
 /// The live SePay-provisioned endpoint of a bank account, if any.
 pub async fn live_endpoint(pool: &PgPool, ws_id: Uuid, bank_account_id: &str) -> StoreResult<Option<Endpoint>> {
@@ -120,11 +119,12 @@ pub async fn live_endpoint(pool: &PgPool, ws_id: Uuid, bank_account_id: &str) ->
     .await?)
 }
 
-/// Revokes every endpoint of a workspace (disconnect); returns the ones SePay knows about.
+/// Revokes every SePay endpoint of a workspace (disconnecting SePay leaves Striga's alone);
+/// returns them, the ones SePay knows about included.
 pub async fn revoke_workspace_endpoints(pool: &PgPool, ws_id: Uuid) -> StoreResult<Vec<Endpoint>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "update sepay_webhook_endpoints set status = 'revoked', grace_until = null, updated_at = now()
-          where ws_id = $1 and status <> 'revoked' returning {ENDPOINT_COLUMNS}"
+          where ws_id = $1 and provider = 'sepay' and status <> 'revoked' returning {ENDPOINT_COLUMNS}"
     )))
     .bind(ws_id)
     .fetch_all(pool)

@@ -124,6 +124,7 @@ async fn recorded_event(db: &sepay_store::PgPool, seed: &Seeded, id: i64) -> (i6
     let key = DedupeKey::for_payload(&payload);
     let value = payload.clone().into_value();
     let new = sepay_store::events::NewEvent {
+        provider: sepay_core::Provider::Sepay,
         ws_id: seed.ws_id,
         endpoint_id: Some(seed.endpoint_id),
         source: EventSource::Webhook,

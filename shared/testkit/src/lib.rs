@@ -168,6 +168,8 @@ impl Seeded {
         let endpoint = endpoints::create(
             db,
             &endpoints::NewEndpoint {
+                provider: sepay_core::Provider::Sepay,
+                signing_key_ciphertext: None,
                 ws_id: ws.id,
                 wallet_id: None,
                 label: "test",
@@ -319,4 +321,21 @@ impl Drop for TcpProxy {
         self.cut();
         self.accept.abort();
     }
+}
+
+/// Striga's five documented SEPA webhooks (seed 003), verbatim: payin completed, payout
+/// initiated, completed (of the same payout), failed and denied.
+pub mod striga_samples {
+    pub const PAYIN_COMPLETED: &str = include_str!("../../core/tests/fixtures/striga/payin_completed.json");
+    pub const PAYOUT_INITIATED: &str = include_str!("../../core/tests/fixtures/striga/payout_initiated.json");
+    pub const PAYOUT_COMPLETED: &str = include_str!("../../core/tests/fixtures/striga/payout_completed.json");
+    pub const PAYOUT_FAILED: &str = include_str!("../../core/tests/fixtures/striga/payout_failed.json");
+    pub const PAYOUT_DENIED: &str = include_str!("../../core/tests/fixtures/striga/payout_denied.json");
+    pub const ALL: [&str; 5] = [
+        PAYIN_COMPLETED,
+        PAYOUT_INITIATED,
+        PAYOUT_COMPLETED,
+        PAYOUT_FAILED,
+        PAYOUT_DENIED,
+    ];
 }

@@ -65,6 +65,7 @@ impl Harness {
         let recorded = events::record_delivery(
             &self.db.pool,
             &NewEvent {
+                provider: sepay_core::Provider::Sepay,
                 ws_id: seed.ws_id,
                 endpoint_id: Some(seed.endpoint_id),
                 source: EventSource::Webhook,
