@@ -74,6 +74,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
         | Command::Bench(_)
         | Command::Junk(_)
         | Command::Serve(_)
+        | Command::Striga(_)
         | Command::Faults(_)
         | Command::Credits(_)
         | Command::Reconcile(_) => bail!("not a database command"),

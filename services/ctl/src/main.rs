@@ -11,6 +11,7 @@ mod output;
 mod rules;
 mod serve;
 mod sim;
+mod striga;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -100,6 +101,8 @@ pub enum Command {
     /// One service alone (the bench and the fault suite run services as processes of their own).
     #[command(hide = true, subcommand)]
     Serve(serve::ServeCmd),
+    /// Striga (SEPA) webhooks: endpoints, account → wallet links, payouts, balance mismatches.
+    Striga(striga::StrigaArgs),
     /// Drive a running SePay simulator.
     Sim(sim::SimArgs),
     /// Seed a demo workspace on running services and show one simulated transaction booked
@@ -204,6 +207,7 @@ async fn main() -> ExitCode {
         Command::Bench(ref args) => bench::run(&cli, args).await,
         Command::Junk(ref args) => bench::junk(args).await,
         Command::Faults(ref args) => faults::run(&cli, args).await,
+        Command::Striga(ref args) => striga::run(&cli, args).await,
         Command::AdminToken(ref args) => admin::admin_token(&cli, args).await,
         Command::Sync { ws } => control::sync(&cli, ws).await,
         Command::Rules(ref cmd) => rules::rules(&cli, cmd).await,

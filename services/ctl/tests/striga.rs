@@ -477,11 +477,15 @@ async fn sepay_and_striga_deliveries_book_side_by_side_into_one_workspace() {
         let (w, system) = (&w, &system);
         async move { w.tx(system, &payin).await }
     });
-    let (a, b) = tokio::join!(
-        futures::future::join_all(sepay_posts),
-        futures::future::join_all(striga_posts)
-    );
-    assert!(a.iter().chain(&b).all(|s| *s == 200));
+    // interleaved, 16 in flight (a sender's bound, not a flood)
+    use futures::StreamExt;
+    let posts: Vec<futures::future::BoxFuture<'_, u16>> = sepay_posts
+        .map(|f| Box::pin(f) as futures::future::BoxFuture<'_, u16>)
+        .zip(striga_posts.map(|f| Box::pin(f) as futures::future::BoxFuture<'_, u16>))
+        .flat_map(|(a, b)| [a, b])
+        .collect();
+    let statuses: Vec<u16> = futures::stream::iter(posts).buffer_unordered(16).collect().await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     wait_settled(&db, 2 * N).await;
     let per_wallet: Vec<(Uuid, i64, Decimal)> = sqlx::query_as(
         "select wallet_id, count(*), sum(amount) from wallet_transactions where ws_id = $1 group by 1 order by 2, 3",
@@ -503,4 +507,72 @@ async fn sepay_and_striga_deliveries_book_side_by_side_into_one_workspace() {
             .await
             .unwrap();
     assert_eq!(sources, [("sepay".to_owned(), N), ("striga".to_owned(), N)]);
+}
+
+/// `sepayctl striga …` as an operator uses it: an endpoint from STRIGA_API_KEY, an account
+/// link, then the payouts and mismatches the deliveries left.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_creates_an_endpoint_links_an_account_and_shows_payouts() {
+    let db = TestDb::new().await;
+    let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
+    let system = System::start(&db, &nats).await;
+    let ws = sepay_store::workspaces::create_workspace(&db.pool, "CLI")
+        .await
+        .unwrap();
+    let wallet = sepay_store::workspaces::create_wallet(&db.pool, ws.id, "EUR", "EUR")
+        .await
+        .unwrap();
+    let sepayctl = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sepayctl"))
+            .arg("--json")
+            .args(args)
+            .env("DATABASE_URL", &db.config.database_url)
+            .env("PUBLIC_BASE_URL", &system.url)
+            .env("STRIGA_API_KEY", API_KEY)
+            .env_remove("SEPAY_TOKEN_KEYS")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let (ws_id, wallet_id) = (ws.id.to_string(), wallet.id.to_string());
+    let created = sepayctl(&["striga", "endpoint", "--ws", &ws_id]);
+    let url = created["webhook_url"].as_str().unwrap().to_owned();
+    assert!(
+        url.starts_with(&format!("{}/api/v1/webhooks/striga/", system.url)),
+        "{url}"
+    );
+    assert!(created.get("api_key").is_none(), "no key of ours to show: {created}");
+    let owner = "eda728dc-ed0f-48d9-8d81-57dbdc669a46";
+    sepayctl(&[
+        "striga",
+        "link",
+        "--ws",
+        &ws_id,
+        "--account",
+        owner,
+        "--wallet",
+        &wallet_id,
+    ]);
+    assert_eq!(sepayctl(&["striga", "links", "--ws", &ws_id])[0]["striga_ref"], owner);
+    for sample in [PAYOUT_INITIATED, PAYOUT_COMPLETED] {
+        let res = reqwest::Client::new()
+            .post(format!("{url}/tx"))
+            .header("signature", striga_signature(API_KEY.as_bytes(), sample.as_bytes()))
+            .body(sample)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    wait_settled(&db, 2).await;
+    let payouts = sepayctl(&["striga", "payouts", "--ws", &ws_id]);
+    assert_eq!(payouts[0]["payout_id"], "60c12078-456f-460a-8cbe-8657edd9b3e2");
+    assert_eq!(payouts[0]["status"], "settled");
+    assert_eq!(payouts[0]["debit"], "-1.00");
+    assert_eq!(sepayctl(&["striga", "mismatches", "--ws", &ws_id]), json!([]));
 }

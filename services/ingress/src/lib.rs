@@ -102,11 +102,7 @@ impl IngressConfig {
     }
 
     pub fn keyring(&self) -> anyhow::Result<Keyring> {
-        let spec = self.sepay_token_keys.as_deref().unwrap_or_else(|| {
-            tracing::warn!("SEPAY_TOKEN_KEYS is not set: opening Striga signing keys with the public development key");
-            sepay_crypto::seal::DEV_KEYS
-        });
-        Keyring::parse(spec).map_err(|e| anyhow::anyhow!("SEPAY_TOKEN_KEYS: {e}"))
+        Keyring::configured(self.sepay_token_keys.as_deref()).map_err(|e| anyhow::anyhow!("SEPAY_TOKEN_KEYS: {e}"))
     }
 
     pub fn source_guard(&self) -> Result<guard::SourceGuard, GuardConfigError> {

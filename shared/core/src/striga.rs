@@ -268,7 +268,8 @@ impl StrigaEvent {
             sepay_id: None,
             direction,
             amount,
-            signed_amount: amount.signed(direction),
+            // exact cents, scale kept: a EUR booking reads 5.00, not 5
+            signed_amount: signed,
             taken_at: self.timestamp,
             account_number: self.wallet_refs()[0].to_owned(),
             sub_account: None,

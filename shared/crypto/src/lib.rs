@@ -169,6 +169,15 @@ pub mod seal {
     pub const DEV_KEYS: &str = "dev:ZGV2ZWxvcG1lbnQta2V5LW5vdC1mb3ItcHJvZHVjdGk=";
 
     impl Keyring {
+        /// The configured keys (`SEPAY_TOKEN_KEYS`), or the public development key, with a
+        /// warning, when none are configured.
+        pub fn configured(spec: Option<&str>) -> Result<Self, SealError> {
+            Self::parse(spec.unwrap_or_else(|| {
+                tracing::warn!("SEPAY_TOKEN_KEYS is not set: sealing with the public development key");
+                DEV_KEYS
+            }))
+        }
+
         /// `kid:base64(32 bytes)[,kid:base64…]`; the first key seals.
         pub fn parse(spec: &str) -> Result<Self, SealError> {
             use base64::Engine;

@@ -64,12 +64,6 @@ impl Default for SepayConfig {
 
 impl SepayConfig {
     pub fn keyring(&self) -> Result<sepay_crypto::seal::Keyring, sepay_crypto::seal::SealError> {
-        match &self.sepay_token_keys {
-            Some(spec) => sepay_crypto::seal::Keyring::parse(spec),
-            None => {
-                tracing::warn!("SEPAY_TOKEN_KEYS is not set: sealing SePay tokens with the public development key");
-                sepay_crypto::seal::Keyring::parse(sepay_crypto::seal::DEV_KEYS)
-            }
-        }
+        sepay_crypto::seal::Keyring::configured(self.sepay_token_keys.as_deref())
     }
 }
