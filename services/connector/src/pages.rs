@@ -4,7 +4,9 @@
 use axum::http::StatusCode;
 use axum::response::Html;
 use chrono::{DateTime, Utc};
-use sepay_store::admin::{AdminWorkspace, ConnectionView, CreatedEndpoint, EventRow, WalletLinkView, WalletRow};
+use sepay_store::admin::{
+    AdminWorkspace, ConnectionView, CreatedEndpoint, CreatedStrigaEndpoint, EventRow, WalletLinkView, WalletRow,
+};
 use sepay_store::classification::RuleRow;
 use sepay_store::endpoints::Endpoint;
 use std::fmt::Write;
@@ -84,7 +86,7 @@ fn button(action: &str, csrf: &str, label: &str, id: &str) -> String {
 fn nav(ws: Uuid) -> String {
     format!(
         "<nav><a href=\"/ws/{ws}/integrations\">Integration</a><a href=\"/ws/{ws}/events\">Events</a>\
-         <a href=\"/ws/{ws}/rules\">Rules</a><a href=\"/\">Workspaces</a></nav>"
+         <a href=\"/ws/{ws}/rules\">Rules</a><a href=\"/ws/{ws}/striga\">Striga</a><a href=\"/\">Workspaces</a></nav>"
     )
 }
 
@@ -147,6 +149,7 @@ fn flash(sepay: Option<&str>, reason: Option<&str>, done: Option<&str>) -> Strin
                 "rule_added" => "Rule added at the end of the order.",
                 "rule_deleted" => "Rule deleted.",
                 "rule_moved" => "Rule order saved.",
+                "striga_linked" => "Striga account linked.",
                 _ => return String::new(),
             },
         ),
@@ -273,24 +276,8 @@ pub fn integrations(v: &Integrations<'_>) -> Html<String> {
     b.push_str("<h2>Webhook endpoints</h2>");
     if !v.endpoints.is_empty() {
         b.push_str("<table id=\"endpoints\"><tr><th>Label</th><th>Status</th><th>Token prefix</th><th>SePay webhook</th><th>Bank account</th><th>Last used</th><th>Grace until</th><th></th></tr>");
-        for e in v.endpoints {
-            let mut actions = String::new();
-            if e.status == "active" {
-                actions.push_str(&button(
-                    &format!("/ws/{ws}/endpoints/{}/rotate", e.id),
-                    csrf,
-                    "Rotate",
-                    &format!("rotate-{}", e.id),
-                ));
-            }
-            if e.status != "revoked" {
-                actions.push_str(&button(
-                    &format!("/ws/{ws}/endpoints/{}/revoke", e.id),
-                    csrf,
-                    "Revoke",
-                    &format!("revoke-{}", e.id),
-                ));
-            }
+        for e in v.endpoints.iter().filter(|e| e.provider == "sepay") {
+            let actions = endpoint_actions(ws, csrf, e);
             let _ = write!(
                 b,
                 "<tr><td>{}</td><td><span class=\"badge {st}\">{st}</span></td><td><code>{}…</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{actions}</td></tr>",
@@ -533,6 +520,163 @@ pub fn rules(v: &Rules<'_>) -> Html<String> {
          <tr><th>Spent</th><td>{committed}</td></tr><tr><th>Returned (failed or abandoned calls)</th><td>{released}</td></tr></table>"
     );
     page(&format!("Classification rules — {}", v.ws_name), &b)
+}
+
+/// Rotate (while active) and revoke (until revoked) buttons of an endpoint.
+fn endpoint_actions(ws: Uuid, csrf: &str, e: &Endpoint) -> String {
+    let mut actions = String::new();
+    if e.status == "active" {
+        actions.push_str(&button(
+            &format!("/ws/{ws}/endpoints/{}/rotate", e.id),
+            csrf,
+            "Rotate",
+            &format!("rotate-{}", e.id),
+        ));
+    }
+    if e.status != "revoked" {
+        actions.push_str(&button(
+            &format!("/ws/{ws}/endpoints/{}/revoke", e.id),
+            csrf,
+            "Revoke",
+            &format!("revoke-{}", e.id),
+        ));
+    }
+    actions
+}
+
+pub struct Striga<'a> {
+    pub ws_id: Uuid,
+    pub ws_name: &'a str,
+    pub csrf: &'a str,
+    /// The workspace's endpoints; the Striga ones are shown.
+    pub endpoints: &'a [Endpoint],
+    pub wallets: &'a [WalletRow],
+    pub links: &'a [sepay_store::striga::WalletLink],
+    pub payouts: &'a [sepay_store::striga::Payout],
+    pub mismatches: &'a [sepay_store::striga::BalanceMismatch],
+    pub done: Option<&'a str>,
+}
+
+/// Striga (SEPA): endpoints, account → wallet links, payouts, balance mismatches.
+pub fn striga(v: &Striga<'_>) -> Html<String> {
+    let ws = v.ws_id;
+    let csrf = v.csrf;
+    let mut b = nav(ws);
+    b.push_str(&flash(None, None, v.done));
+    b.push_str(
+        "<p>Striga posts SEPA transactions to an endpoint's URL (<code>/tx</code> appended) signed with your Striga          API key. Each event books into the wallet linked to its <code>accountId</code> (or, when it has none, its          <code>syncedOwnerId</code>), else into the endpoint's wallet; wallets must hold EUR.</p><h2>Endpoints</h2>",
+    );
+    let striga_endpoints: Vec<&Endpoint> = v.endpoints.iter().filter(|e| e.provider == "striga").collect();
+    if striga_endpoints.is_empty() {
+        b.push_str("<p id=\"no-striga-endpoints\">No Striga endpoint yet.</p>");
+    } else {
+        b.push_str("<table id=\"striga-endpoints\"><tr><th>Label</th><th>Status</th><th>Token prefix</th><th>Last used</th><th>Grace until</th><th></th></tr>");
+        for e in striga_endpoints {
+            let _ = write!(
+                b,
+                "<tr><td>{}</td><td><span class=\"badge {st}\">{st}</span></td><td><code>{}…</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&e.label),
+                esc(&e.token_prefix),
+                time(e.last_used_at),
+                time(e.grace_until),
+                endpoint_actions(ws, csrf, e),
+                st = esc(&e.status),
+            );
+        }
+        b.push_str("</table>");
+    }
+    let mut eur_wallets = String::new();
+    for w in v.wallets.iter().filter(|w| w.currency == sepay_core::striga::CURRENCY) {
+        let _ = write!(eur_wallets, "<option value=\"{}\">{}</option>", w.id, esc(&w.name));
+    }
+    let _ = write!(
+        b,
+        "<form method=\"post\" action=\"/ws/{ws}/striga/endpoints\" id=\"create-striga-endpoint\">{}\
+         <label>Label <input name=\"label\" value=\"striga\" maxlength=\"200\"></label> \
+         <label>Striga API key <input type=\"password\" name=\"api_key\" required autocomplete=\"off\"></label> \
+         <label>Default wallet <select name=\"wallet_id\"><option value=\"\">(by account link only)</option>{eur_wallets}</select></label> \
+         <button id=\"create-striga-endpoint-button\">Create Striga endpoint</button></form>",
+        hidden_csrf(csrf)
+    );
+
+    b.push_str("<h2>Accounts</h2>");
+    if !v.links.is_empty() {
+        b.push_str(
+            "<table id=\"striga-links\"><tr><th>Striga account or owner</th><th>Wallet</th><th>Currency</th></tr>",
+        );
+        for l in v.links {
+            let _ = write!(
+                b,
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                esc(&l.striga_ref),
+                esc(&l.wallet_name),
+                esc(&l.currency)
+            );
+        }
+        b.push_str("</table>");
+    }
+    let _ = write!(
+        b,
+        "<form method=\"post\" action=\"/ws/{ws}/striga/links\" id=\"link-striga-account\">{}\
+         <label>accountId or syncedOwnerId <input name=\"account\" required maxlength=\"128\"></label> \
+         <label>Wallet <select name=\"wallet_id\">{eur_wallets}</select></label> <button id=\"link-striga-button\">Link</button></form>",
+        hidden_csrf(csrf)
+    );
+
+    b.push_str("<h2>Payouts</h2>");
+    if v.payouts.is_empty() {
+        b.push_str("<p id=\"no-payouts\">No payouts yet.</p>");
+    } else {
+        b.push_str("<table id=\"payouts\"><tr><th>Payout</th><th>Status</th><th>Debit</th><th>Reversal</th><th>Updated</th></tr>");
+        for p in v.payouts {
+            let amount = |a: Option<String>| a.unwrap_or_else(|| "–".to_owned());
+            let _ = write!(
+                b,
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&p.payout_id),
+                esc(p.status),
+                amount(p.debit.map(|d| d.to_string())),
+                amount(p.reversal.map(|r| r.to_string())),
+                time(Some(p.updated_at))
+            );
+        }
+        b.push_str("</table>");
+    }
+    if !v.mismatches.is_empty() {
+        b.push_str("<h2>Balance mismatches</h2><p>Booked as sent; Striga's balances did not add up.</p><table id=\"mismatches\"><tr><th>Event</th><th>Expected balance</th><th>Reported</th></tr>");
+        for m in v.mismatches {
+            let _ = write!(
+                b,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                m.event_id, m.expected, m.actual
+            );
+        }
+        b.push_str("</table>");
+    }
+    page(&format!("Striga — {}", v.ws_name), &b)
+}
+
+/// The one time a Striga endpoint's URL is shown (Striga signs with its own key: nothing else).
+pub fn created_striga_endpoint(ws: Uuid, created: &CreatedStrigaEndpoint, rotated: bool) -> Html<String> {
+    let what = if rotated {
+        "Striga endpoint rotated"
+    } else {
+        "Striga endpoint created"
+    };
+    let b = format!(
+        "{nav}<p class=\"flash ok\">{what}. Copy the URL now: it is shown only once. Set it as the webhook URL in \
+         Striga's dashboard; Striga appends <code>/tx</code> for transactions.</p>\
+         <table><tr><th>Webhook URL</th><td><code id=\"webhook-url\">{}</code></td></tr></table>{}\
+         <p><a href=\"/ws/{ws}/striga\">Back to Striga</a></p>",
+        esc(&created.webhook_url),
+        if rotated {
+            "<p>The old URL keeps working until the grace period ends.</p>"
+        } else {
+            ""
+        },
+        nav = nav(ws),
+    );
+    page(what, &b)
 }
 
 /// The one time a manual endpoint's URL and key are shown.

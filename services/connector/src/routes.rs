@@ -14,8 +14,11 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use sepay_api::{ApiError, TokenError};
 use sepay_bus::{ControlRequest, ControlSubject};
+use sepay_core::Provider;
 use sepay_core::classify::RuleDraft;
-use sepay_store::{StoreError, admin, classification, endpoints, events, workspaces};
+use sepay_store::admin::CreatedStrigaEndpoint;
+use sepay_store::endpoints::signing_key_aad;
+use sepay_store::{StoreError, admin, classification, endpoints, events, striga, workspaces};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,6 +60,9 @@ pub fn router(state: AppRef) -> Router {
         .route("/ws/{ws}/rules", get(rules_page).post(create_rule))
         .route("/ws/{ws}/rules/{id}/delete", post(delete_rule))
         .route("/ws/{ws}/rules/{id}/move", post(move_rule))
+        .route("/ws/{ws}/striga", get(striga_page))
+        .route("/ws/{ws}/striga/endpoints", post(create_striga_endpoint))
+        .route("/ws/{ws}/striga/links", post(link_striga_account))
         .layer(axum::middleware::map_response(move |mut res: Response| {
             let csp = csp.clone();
             async move {
@@ -653,6 +659,15 @@ async fn rotate_endpoint(
     let grace = Duration::from_secs(state.config.endpoint_rotation_grace_hours * 3600);
     let created = admin::rotate_locally(&state.db, &state.config.ingress_public_url, endpoint.id, grace).await?;
     tracing::info!(ws_id = %admin.ws_id, old = %endpoint.id, new = %created.endpoint.id, "manual endpoint rotated");
+    if endpoint.provider == Provider::Striga.as_str() {
+        // Striga keeps signing with its own key: only the URL changes
+        let created = CreatedStrigaEndpoint {
+            webhook_url: created.webhook_url,
+            token: created.token,
+            endpoint: created.endpoint,
+        };
+        return Ok(pages::created_striga_endpoint(admin.ws_id, &created, true).into_response());
+    }
     Ok(pages::created_endpoint(admin.ws_id, &created, true).into_response())
 }
 
@@ -667,10 +682,12 @@ async fn revoke_endpoint(
     let endpoint = admin::endpoint_of(&state.db, admin.ws_id, endpoint_path(path)?).await?;
     endpoints::revoke(&state.db, endpoint.id).await?;
     tracing::info!(ws_id = %admin.ws_id, endpoint_id = %endpoint.id, "endpoint revoked");
-    Ok(to_page(
-        &state,
-        &format!("/ws/{}/integrations?done=revoked", admin.ws_id),
-    ))
+    let page = if endpoint.provider == Provider::Striga.as_str() {
+        "striga"
+    } else {
+        "integrations"
+    };
+    Ok(to_page(&state, &format!("/ws/{}/{page}?done=revoked", admin.ws_id)))
 }
 
 async fn rules_page(
@@ -776,4 +793,101 @@ async fn move_rule(
     };
     classification::move_rule(&state.db, admin.ws_id, rule_path(path)?, up).await?;
     Ok(to_page(&state, &format!("/ws/{}/rules?done=rule_moved", admin.ws_id)))
+}
+
+async fn striga_page(
+    State(state): State<AppRef>,
+    admin: Admin,
+    query: std::result::Result<Query<Flash>, QueryRejection>,
+) -> Result<Response> {
+    let Query(flash) = query?;
+    let (db, ws_id) = (&state.db, admin.ws_id);
+    let ws = workspaces::get_workspace(db, ws_id).await?;
+    Ok(pages::striga(&pages::Striga {
+        ws_id,
+        ws_name: &ws.name,
+        csrf: &admin.csrf,
+        endpoints: &endpoints::list(db, Some(ws_id)).await?,
+        wallets: &admin::wallets(db, ws_id).await?,
+        links: &striga::wallet_links(db, ws_id).await?,
+        payouts: &striga::payouts(db, ws_id, 50).await?,
+        mismatches: &striga::balance_mismatches(db, ws_id, 50).await?,
+        done: flash.done.as_deref(),
+    })
+    .into_response())
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct NewStrigaEndpointForm {
+    csrf: String,
+    label: String,
+    wallet_id: String,
+    /// Striga's API key: sealed at once, never shown again nor logged.
+    api_key: String,
+}
+
+impl std::fmt::Debug for NewStrigaEndpointForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewStrigaEndpointForm")
+            .field("label", &self.label)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn create_striga_endpoint(
+    State(state): State<AppRef>,
+    admin: Admin,
+    form: std::result::Result<Form<NewStrigaEndpointForm>, FormRejection>,
+) -> Result<Response> {
+    let Form(form) = form?;
+    admin.check_csrf(&form.csrf)?;
+    let label = match form.label.trim() {
+        "" => "striga",
+        l if l.chars().count() <= 200 => l,
+        _ => return Err(ConnectorError::BadRequest("a label is at most 200 characters".into())),
+    };
+    let api_key = form.api_key.trim();
+    if api_key.is_empty() || api_key.len() > 512 {
+        return Err(ConnectorError::BadRequest(
+            "the Striga API key is 1 to 512 characters".into(),
+        ));
+    }
+    let wallet = optional_uuid(&form.wallet_id)?;
+    let sealed = state.keys.seal(&signing_key_aad(admin.ws_id), api_key.as_bytes());
+    let created = striga::create_endpoint(
+        &state.db,
+        &state.config.ingress_public_url,
+        admin.ws_id,
+        wallet,
+        label,
+        &sealed,
+    )
+    .await?;
+    tracing::info!(ws_id = %admin.ws_id, endpoint_id = %created.endpoint.id, "Striga endpoint created");
+    Ok(pages::created_striga_endpoint(admin.ws_id, &created, false).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct StrigaLinkForm {
+    csrf: String,
+    account: String,
+    wallet_id: String,
+}
+
+async fn link_striga_account(
+    State(state): State<AppRef>,
+    admin: Admin,
+    form: std::result::Result<Form<StrigaLinkForm>, FormRejection>,
+) -> Result<Response> {
+    let Form(form) = form?;
+    admin.check_csrf(&form.csrf)?;
+    let wallet = optional_uuid(&form.wallet_id)?.ok_or_else(|| ConnectorError::BadRequest("choose a wallet".into()))?;
+    striga::link_wallet(&state.db, admin.ws_id, &form.account, wallet).await?;
+    tracing::info!(ws_id = %admin.ws_id, wallet_id = %wallet, "Striga account linked");
+    Ok(to_page(
+        &state,
+        &format!("/ws/{}/striga?done=striga_linked", admin.ws_id),
+    ))
 }

@@ -1317,3 +1317,124 @@ fn cookies_are_secure_unless_served_over_plain_http() {
     assert!(connector_config("https://connector.example").secure_cookies());
     assert!(!connector_config("http://127.0.0.1:8082").secure_cookies());
 }
+
+#[tokio::test]
+async fn striga_endpoints_and_accounts_are_managed_from_the_page() {
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    let striga_path = format!("/ws/{}/striga", app.ws);
+    let (status, page, _) = app.get(&striga_path, Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("id=\"no-striga-endpoints\""), "{page}");
+    assert_eq!(
+        app.get(&striga_path, Some(&session("bob"))).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let eur = sepay_store::workspaces::create_wallet(&app.db, app.ws, "Striga EUR", "EUR")
+        .await
+        .unwrap();
+    let wallet = eur.id.to_string();
+    let csrf = app.csrf(&alice).await;
+    let api_key = "striga-secret-not-to-be-shown";
+
+    // refused: no key, a forged form
+    let endpoints_path = format!("{striga_path}/endpoints");
+    let (status, _, _) = app
+        .post(&endpoints_path, &alice, &[("csrf", &csrf), ("api_key", " ")])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, _) = app
+        .post(&endpoints_path, &alice, &[("csrf", "forged"), ("api_key", api_key)])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, page, _) = app
+        .post(
+            &endpoints_path,
+            &alice,
+            &[
+                ("csrf", &csrf),
+                ("label", "EU"),
+                ("api_key", api_key),
+                ("wallet_id", &wallet),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("/api/v1/webhooks/striga/spwh_"), "{page}");
+    assert!(!page.contains(api_key) && !page.contains("id=\"api-key\""), "{page}");
+    let endpoint = sepay_store::endpoints::list(&app.db, Some(app.ws))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.provider == "striga")
+        .unwrap();
+    assert_eq!(
+        (endpoint.provider.as_str(), endpoint.wallet_id),
+        ("striga", Some(eur.id))
+    );
+    let sealed: Vec<u8> =
+        sqlx::query_scalar("select signing_key_ciphertext from sepay_webhook_endpoints where id = $1")
+            .bind(endpoint.id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    let opened = app
+        .keys
+        .open(&sepay_store::endpoints::signing_key_aad(app.ws), &sealed)
+        .unwrap();
+    assert_eq!(
+        opened,
+        api_key.as_bytes(),
+        "sealed for this workspace, not stored in the clear"
+    );
+
+    // an account link, and the page lists both; the SePay page does not list Striga's endpoint
+    let (status, _, headers) = app
+        .post(
+            &format!("{striga_path}/links"),
+            &alice,
+            &[
+                ("csrf", &csrf),
+                ("account", "0148ae0856b1457ff3b59f2ac965b58e"),
+                ("wallet_id", &wallet),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&headers),
+        format!("{}{striga_path}?done=striga_linked", app.url)
+    );
+    let (_, page, _) = app.get(&striga_path, Some(&alice)).await;
+    assert!(
+        page.contains("id=\"striga-endpoints\"") && page.contains("<td>EU</td>"),
+        "{page}"
+    );
+    assert!(page.contains("<code>0148ae0856b1457ff3b59f2ac965b58e</code>"), "{page}");
+    let (_, integrations, _) = app.get(&format!("/ws/{}/integrations", app.ws), Some(&alice)).await;
+    assert!(!integrations.contains("<td>EU</td>"), "{integrations}");
+
+    // rotation shows the new URL only; revocation returns to the Striga page
+    let (status, page, _) = app
+        .post(
+            &format!("/ws/{}/endpoints/{}/rotate", app.ws, endpoint.id),
+            &alice,
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("Striga endpoint rotated") && !page.contains("id=\"api-key\""),
+        "{page}"
+    );
+    let (status, _, headers) = app
+        .post(
+            &format!("/ws/{}/endpoints/{}/revoke", app.ws, endpoint.id),
+            &alice,
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&headers), format!("{}{striga_path}?done=revoked", app.url));
+}
