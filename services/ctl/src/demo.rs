@@ -1,6 +1,7 @@
 //! The whole loop on the simulator, as `sepayctl up --demo` shows it: connect a workspace
 //! through the real OAuth flow, let the provisioner sync and provision, fire a burst of
-//! transactions (with duplicated and lost webhooks), reconcile, and account for every one.
+//! transactions (with duplicated and lost webhooks), reconcile, and account for every one; then
+//! Striga's five documented SEPA webhooks, signed as Striga signs them, into the same workspace.
 
 use crate::sim::SimClient;
 use anyhow::{Context, bail};
@@ -38,7 +39,15 @@ where
 
 /// `sepay` is the OAuth client the connector registered at the simulator (so the provisioner,
 /// which shares it, can refresh the demo's tokens); `redirect` its registered callback.
-pub async fn run(db: &PgPool, bus: &Bus, sim_url: &str, sepay: &SepayConfig, redirect: &str) -> anyhow::Result<Report> {
+/// `ingress_url`: where the Striga step posts.
+pub async fn run(
+    db: &PgPool,
+    bus: &Bus,
+    sim_url: &str,
+    ingress_url: &str,
+    sepay: &SepayConfig,
+    redirect: &str,
+) -> anyhow::Result<Report> {
     let started = Instant::now();
     let sim = SimClient {
         base: sim_url.to_owned(),
@@ -168,7 +177,6 @@ pub async fn run(db: &PgPool, bus: &Bus, sim_url: &str, sepay: &SepayConfig, red
     })
     .await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let total_ms = started.elapsed().as_millis();
 
     let deliveries: Vec<Value> = serde_json::from_value(sim.get("/sim/deliveries").await?)?;
     let ours: Vec<&Value> = deliveries
@@ -184,12 +192,16 @@ pub async fn run(db: &PgPool, bus: &Bus, sim_url: &str, sepay: &SepayConfig, red
         .iter()
         .filter(|d| d["error"] == "dropped by fault injection")
         .count();
+    // SePay's books, before Striga's are added to the workspace
     let (booked_total, booked_sum) = sepay_store::ledger::totals(db, ws.id).await?;
+    let striga = striga_step(db, ws.id, ingress_url, &sepay).await?;
+    let total_ms = started.elapsed().as_millis();
     let value = json!({
         "workspace": ws.id, "webhooks_provisioned": provisioned, "sent": BURST, "webhook_deliveries_2xx": delivered,
         "answered_duplicate": answered_duplicate, "lost": lost, "booked_by_webhooks": booked_by_webhooks,
         "reconciliation": {"run": run.id, "fetched": run.fetched, "inserted": run.inserted, "status": run.status},
         "booked": booked_total, "sum_sent": sent_total.to_string(), "sum_booked": booked_sum.to_string(),
+        "striga": striga.value,
         "ms": {"connected": connected_ms, "provisioned": provisioned_ms, "burst_booked": burst_ms, "total": total_ms},
     });
     let table = format!(
@@ -203,7 +215,9 @@ pub async fn run(db: &PgPool, bus: &Bus, sim_url: &str, sepay: &SepayConfig, red
          | booked from webhooks | {booked_by_webhooks} |\n\
          | reconciliation run {run_id} | fetched {fetched}, inserted {inserted} ({status}) |\n\
          | booked in all | {booked_total} (sum {booked_sum} VND) — {verdict} |\n\
+         | Striga: the five documented SEPA webhooks, signed, into an EUR wallet | {striga} |\n\
          | total | {total_ms} ms |",
+        striga = striga.summary,
         ws_id = ws.id,
         run_id = run.id,
         fetched = run.fetched,
@@ -220,4 +234,69 @@ pub async fn run(db: &PgPool, bus: &Bus, sim_url: &str, sepay: &SepayConfig, red
         bail!("demo: booked {booked_total} for {BURST} sent (sum {booked_sum} vs {sent_total})\n{table}");
     }
     Ok(Report { value, table })
+}
+
+struct StrigaOutcome {
+    value: Value,
+    summary: String,
+}
+
+/// An EUR wallet and a Striga endpoint in the demo workspace; seed 003's five webhooks posted as
+/// Striga posts them (to `<url>/tx`, `signature` = HMAC-SHA256 of the body under the API key).
+async fn striga_step(
+    db: &PgPool,
+    ws_id: Uuid,
+    ingress_url: &str,
+    sepay: &SepayConfig,
+) -> anyhow::Result<StrigaOutcome> {
+    use sepay_core::striga::samples::ALL as SAMPLES;
+    let wallet = sepay_store::workspaces::create_wallet(db, ws_id, "Striga EUR", sepay_core::striga::CURRENCY).await?;
+    let api_key = sepay_crypto::generate_api_key();
+    let sealed = sepay.keyring()?.seal(
+        &sepay_store::endpoints::signing_key_aad(ws_id),
+        api_key.expose().as_bytes(),
+    );
+    let endpoint =
+        sepay_store::striga::create_endpoint(db, ingress_url, ws_id, Some(wallet.id), "demo", &sealed).await?;
+    let http = reqwest::Client::new();
+    for body in SAMPLES {
+        let signature = sepay_crypto::hmac::striga_signature(api_key.expose().as_bytes(), body.as_bytes());
+        let res = http
+            .post(format!("{}/tx", endpoint.webhook_url))
+            .header("signature", signature)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await?;
+        if !res.status().is_success() {
+            bail!(
+                "demo: a Striga webhook was refused: {} {}",
+                res.status(),
+                res.text().await?
+            );
+        }
+    }
+    // four book (payin, payout debit, two reversals); the payout's COMPLETED settles it
+    let (n, sum) = wait_for("the Striga bookings", Duration::from_secs(20), || async {
+        let (n, sum) = sepay_store::ledger::wallet_totals(db, wallet.id).await?;
+        let payouts = sepay_store::striga::payouts(db, ws_id, 10).await?;
+        let settled = payouts.iter().any(|p| p.status == "settled");
+        Ok((n >= 4 && settled).then_some((n, sum)))
+    })
+    .await?;
+    let payouts = sepay_store::striga::payouts(db, ws_id, 10).await?;
+    let statuses: Vec<String> = payouts
+        .iter()
+        .map(|p| format!("{}… {}", p.payout_id.chars().take(8).collect::<String>(), p.status))
+        .collect();
+    if n != 4 || sum != rust_decimal::Decimal::new(40542, 2) {
+        bail!("demo: Striga booked {n} for 4 (sum {sum} EUR, 405.42 expected)");
+    }
+    Ok(StrigaOutcome {
+        value: json!({"webhooks": SAMPLES.len(), "booked": n, "sum_eur": sum.to_string(), "payouts": statuses}),
+        summary: format!(
+            "5 accepted; {n} booked (+5.00, −1.00, +401.20, +0.22 = {sum} EUR); payouts: {}",
+            statuses.join(", ")
+        ),
+    })
 }

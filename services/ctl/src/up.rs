@@ -143,7 +143,7 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
 
     if args.demo {
         let result = match sim_url.as_deref() {
-            Some(sim) => crate::demo::run(&db, &bus, sim, &started.sepay, &started.callback_url)
+            Some(sim) => crate::demo::run(&db, &bus, sim, &ingress_url, &started.sepay, &started.callback_url)
                 .await
                 .map(|report| crate::output::print(cli.json, &report.value, || report.table.clone())),
             None => demo(cli, &db, &ingress_url, None).await,

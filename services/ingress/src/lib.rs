@@ -63,7 +63,13 @@ pub struct IngressConfig {
     pub trust_socket_address: bool,
     /// Keys that sealed the Striga endpoints' signing keys (`kid:base64(32 bytes)[,…]`, the
     /// services' shared token keyring); unset: the public development key.
-    #[arg(long, env = "SEPAY_TOKEN_KEYS", hide_env_values = true)]
+    // its own id and flag: `sepayctl up` flattens the SePay client's keyring option beside it
+    #[arg(
+        id = "ingress_token_keys",
+        long = "ingress-token-keys",
+        env = "SEPAY_TOKEN_KEYS",
+        hide_env_values = true
+    )]
     pub sepay_token_keys: Option<String>,
     /// Failed authentications allowed per source address and second (then 429).
     #[arg(long, env = "INGRESS_AUTH_FAILURES_PER_SEC", default_value_t = 5)]

@@ -508,6 +508,23 @@ impl PayoutStatus {
     }
 }
 
+/// Striga's five documented SEPA webhooks (seed 003), verbatim: payin completed, payout
+/// initiated, completed (of the same payout), failed and denied. The demo sends them; tests too.
+pub mod samples {
+    pub const PAYIN_COMPLETED: &str = include_str!("../tests/fixtures/striga/payin_completed.json");
+    pub const PAYOUT_INITIATED: &str = include_str!("../tests/fixtures/striga/payout_initiated.json");
+    pub const PAYOUT_COMPLETED: &str = include_str!("../tests/fixtures/striga/payout_completed.json");
+    pub const PAYOUT_FAILED: &str = include_str!("../tests/fixtures/striga/payout_failed.json");
+    pub const PAYOUT_DENIED: &str = include_str!("../tests/fixtures/striga/payout_denied.json");
+    pub const ALL: [&str; 5] = [
+        PAYIN_COMPLETED,
+        PAYOUT_INITIATED,
+        PAYOUT_COMPLETED,
+        PAYOUT_FAILED,
+        PAYOUT_DENIED,
+    ];
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -168,6 +168,16 @@ pub async fn totals(pool: &PgPool, ws_id: Uuid) -> StoreResult<(i64, Decimal)> {
     )
 }
 
+/// How many wallet transactions a wallet has, and their sum.
+pub async fn wallet_totals(pool: &PgPool, wallet_id: Uuid) -> StoreResult<(i64, Decimal)> {
+    Ok(
+        sqlx::query_as("select count(*), coalesce(sum(amount), 0) from wallet_transactions where wallet_id = $1")
+            .bind(wallet_id)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
 /// What a workspace's books say, for checking "nothing lost, nothing booked twice" after faults.
 #[derive(Debug, Clone)]
 pub struct Audit {

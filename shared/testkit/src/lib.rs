@@ -323,19 +323,5 @@ impl Drop for TcpProxy {
     }
 }
 
-/// Striga's five documented SEPA webhooks (seed 003), verbatim: payin completed, payout
-/// initiated, completed (of the same payout), failed and denied.
-pub mod striga_samples {
-    pub const PAYIN_COMPLETED: &str = include_str!("../../core/tests/fixtures/striga/payin_completed.json");
-    pub const PAYOUT_INITIATED: &str = include_str!("../../core/tests/fixtures/striga/payout_initiated.json");
-    pub const PAYOUT_COMPLETED: &str = include_str!("../../core/tests/fixtures/striga/payout_completed.json");
-    pub const PAYOUT_FAILED: &str = include_str!("../../core/tests/fixtures/striga/payout_failed.json");
-    pub const PAYOUT_DENIED: &str = include_str!("../../core/tests/fixtures/striga/payout_denied.json");
-    pub const ALL: [&str; 5] = [
-        PAYIN_COMPLETED,
-        PAYOUT_INITIATED,
-        PAYOUT_COMPLETED,
-        PAYOUT_FAILED,
-        PAYOUT_DENIED,
-    ];
-}
+/// Striga's five documented SEPA webhooks (seed 003), verbatim.
+pub use sepay_core::striga::samples as striga_samples;
