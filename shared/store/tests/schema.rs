@@ -215,3 +215,39 @@ async fn booking_is_one_statement_exactly_once_with_its_tags_or_a_duplicate() {
         "settled events stay settled"
     );
 }
+
+#[tokio::test]
+async fn a_striga_endpoint_needs_a_signing_key_and_survives_a_sepay_disconnect() {
+    let db = TestDb::new().await;
+    let seed = Seeded::new(&db.pool).await;
+    // the schema refuses a Striga endpoint without its sealed key
+    let refused = sqlx::query(
+        "insert into sepay_webhook_endpoints (ws_id, token_hash, token_prefix, api_key_hash, provider)
+         values ($1, '\\x01', 'spwh_x', '\\x02', 'striga')",
+    )
+    .bind(seed.ws_id)
+    .execute(&db.pool)
+    .await;
+    let code = refused
+        .err()
+        .and_then(|e| e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned()));
+    assert_eq!(
+        code.as_deref(),
+        Some("23514"),
+        "a check violation: a Striga endpoint without a signing key"
+    );
+    let striga = sepay_store::striga::create_endpoint(&db.pool, "http://x", seed.ws_id, None, "eu", b"sealed")
+        .await
+        .unwrap();
+    let revoked = sepay_store::provisioning::revoke_workspace_endpoints(&db.pool, seed.ws_id)
+        .await
+        .unwrap();
+    let revoked: Vec<Uuid> = revoked.iter().map(|e| e.id).collect();
+    assert_eq!(
+        revoked,
+        [seed.endpoint_id],
+        "disconnecting SePay revokes SePay's endpoints only"
+    );
+    let left = sepay_store::endpoints::get(&db.pool, striga.endpoint.id).await.unwrap();
+    assert_eq!((left.provider.as_str(), left.status.as_str()), ("striga", "active"));
+}
