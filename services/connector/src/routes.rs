@@ -660,12 +660,7 @@ async fn rotate_endpoint(
     let created = admin::rotate_locally(&state.db, &state.config.ingress_public_url, endpoint.id, grace).await?;
     tracing::info!(ws_id = %admin.ws_id, old = %endpoint.id, new = %created.endpoint.id, "manual endpoint rotated");
     if endpoint.provider == Provider::Striga.as_str() {
-        // Striga keeps signing with its own key: only the URL changes
-        let created = CreatedStrigaEndpoint {
-            webhook_url: created.webhook_url,
-            token: created.token,
-            endpoint: created.endpoint,
-        };
+        let created = CreatedStrigaEndpoint::from(created);
         return Ok(pages::created_striga_endpoint(admin.ws_id, &created, true).into_response());
     }
     Ok(pages::created_endpoint(admin.ws_id, &created, true).into_response())

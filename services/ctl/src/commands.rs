@@ -2,7 +2,7 @@ use crate::output::print;
 use crate::{Cli, Command, EndpointCmd, EventsCmd, TransactionsCmd, WalletCmd, WorkspaceCmd};
 use anyhow::{Context, bail};
 use sepay_bus::{Bus, ControlSubject};
-use sepay_core::EventStatus;
+use sepay_core::{EventStatus, Provider};
 use sepay_store::admin::{self, CreatedEndpoint};
 use sepay_store::events::EventFilter;
 use sepay_store::{PgPool, endpoints, events, ledger, workspaces};
@@ -137,6 +137,16 @@ async fn endpoint(cli: &Cli, db: &PgPool, cmd: &EndpointCmd) -> anyhow::Result<(
             }
             let grace = Duration::from_secs(grace_hours * 3600);
             let created = admin::rotate_locally(db, &cli.public_base_url, *id, grace).await?;
+            if created.endpoint.provider == Provider::Striga.as_str() {
+                let created = admin::CreatedStrigaEndpoint::from(created);
+                print(json, &created, || {
+                    format!(
+                        "Striga endpoint {}: new webhook URL {}\n  the old one keeps working for {grace_hours} h",
+                        created.endpoint.id, created.webhook_url
+                    )
+                });
+                return Ok(());
+            }
             print(json, &created, || {
                 format!(
                     "{}\n  the old token keeps working for {grace_hours} h",

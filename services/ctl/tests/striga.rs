@@ -575,4 +575,25 @@ async fn the_cli_creates_an_endpoint_links_an_account_and_shows_payouts() {
     assert_eq!(payouts[0]["status"], "settled");
     assert_eq!(payouts[0]["debit"], "-1.00");
     assert_eq!(sepayctl(&["striga", "mismatches", "--ws", &ws_id]), json!([]));
+    // a rotation gives a new URL and nothing else to paste into Striga
+    let endpoint_id = created["endpoint"]["id"].as_str().unwrap().to_owned();
+    let rotated = sepayctl(&["endpoint", "rotate", &endpoint_id]);
+    let new_url = rotated["webhook_url"].as_str().unwrap();
+    assert!(
+        new_url.contains("/api/v1/webhooks/striga/") && new_url != url,
+        "{rotated}"
+    );
+    assert!(rotated.get("api_key").is_none(), "{rotated}");
+    // and Striga's signatures keep working on it: the successor kept the sealed key
+    let res = reqwest::Client::new()
+        .post(format!("{new_url}/tx"))
+        .header(
+            "signature",
+            striga_signature(API_KEY.as_bytes(), PAYIN_COMPLETED.as_bytes()),
+        )
+        .body(PAYIN_COMPLETED)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap_or_default());
 }

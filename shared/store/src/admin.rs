@@ -279,6 +279,17 @@ pub struct CreatedStrigaEndpoint {
     pub token: String,
 }
 
+/// A rotated Striga endpoint: Striga keeps signing with its own key, so only the URL is news.
+impl From<CreatedEndpoint> for CreatedStrigaEndpoint {
+    fn from(created: CreatedEndpoint) -> Self {
+        Self {
+            endpoint: created.endpoint,
+            webhook_url: created.webhook_url,
+            token: created.token,
+        }
+    }
+}
+
 impl std::fmt::Debug for CreatedStrigaEndpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreatedStrigaEndpoint")

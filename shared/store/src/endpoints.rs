@@ -185,10 +185,13 @@ pub async fn rotate(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(StoreError::NotFound("active endpoint"))?;
+    // the successor is the same kind of endpoint: a Striga one keeps its sealed signing key
     let new: Endpoint = sqlx::query_as(AssertSqlSafe(format!(
         "insert into sepay_webhook_endpoints
-           (ws_id, wallet_id, label, token_hash, token_prefix, api_key_hash, sepay_webhook_id, bank_account_id)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)
+           (ws_id, wallet_id, label, token_hash, token_prefix, api_key_hash, sepay_webhook_id, bank_account_id,
+            provider, signing_key_ciphertext)
+         select $1, $2, $3, $4, $5, $6, $7, $8, provider, signing_key_ciphertext
+           from sepay_webhook_endpoints where id = $9
          returning {ENDPOINT_COLUMNS}"
     )))
     .bind(old.ws_id)
@@ -199,6 +202,7 @@ pub async fn rotate(
     .bind(api_key_hash)
     .bind(old.sepay_webhook_id)
     .bind(&old.bank_account_id)
+    .bind(old.id)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
