@@ -1,20 +1,23 @@
 //! `sepayctl bench`: how fast, measured against a baseline in the same run. Loopback only,
-//! bounded in count; a database and bus prefix of its own, dropped afterwards.
+//! bounded in count; a database and bus prefix of its own, dropped afterwards. The services run
+//! as processes of their own (`sepayctl serve …`, as their binaries would), so each one's peak
+//! RSS is its own; this process is the load generator.
 //!
 //! 1. the insert limit: the ingress's own insert (`record_delivery`) straight into Postgres with
 //!    the same concurrency, no HTTP, no NATS: the ceiling a durable ingress can reach;
 //! 2. the ingress alone: POSTs answered (stored + published), ack latency from an HDR histogram;
 //! 3. half the ingress's max load at a fixed rate, alone and then beside `--junk-rate` junk
 //!    requests a second from another process (unknown tokens, wrong keys): ack latency, junk rows;
-//! 4. end to end with 1, 2 and 4 processor replicas on one durable consumer: POST → booked.
+//! 4. end to end with 1, 2 and 4 processor replicas on one durable consumer: POST → booked;
+//! 5. peak RSS (`VmHWM`) of each service process, read just before it is stopped, against the
+//!    target "ingress < 50 MiB under load".
 
 use crate::Cli;
+use crate::serve::{ServiceProcess, free_port};
 use anyhow::Context;
 use futures::StreamExt;
 use hdrhistogram::Histogram;
-use sepay_core::{DedupeKey, Delivery, EventSource, RetryPolicy};
-use sepay_ingress::IngressConfig;
-use sepay_processor::{FallbackOnly, ProcessorConfig};
+use sepay_core::{DedupeKey, Delivery, EventSource, Provider, RetryPolicy};
 use sepay_store::events::{self, EventBody, NewEvent};
 use sepay_store::{PgPool, workspaces};
 use serde_json::{Value, json};
@@ -344,26 +347,100 @@ async fn exchange(stream: &mut tokio::net::TcpStream, request: &[u8], buffer: &m
     }
 }
 
-fn peak_rss_mib() -> f64 {
+/// Peak resident memory (`VmHWM`) of this process, the load generator (and the insert-limit
+/// phase's direct inserts), in MiB.
+fn load_generator_peak_rss_mib() -> Option<f64> {
     std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
         .map(|kib| kib / 1024.0)
-        .unwrap_or(0.0)
+}
+
+/// A service's peak resident memory so far, in MiB.
+fn peak_rss_mib(service: &ServiceProcess) -> Option<f64> {
+    service.peak_rss_kib().map(|kib| kib as f64 / 1024.0)
+}
+
+/// The ingress RSS target of the benchmark issue (under load).
+const INGRESS_RSS_TARGET_MIB: f64 = 50.0;
+
+/// A processor's pool (the production default).
+const PROCESSOR_CONNECTIONS: usize = 10;
+
+/// How long a stopped service may drain before it is killed.
+const STOP_LIMIT: Duration = Duration::from_secs(10);
+
+/// Where the services (processes of their own, `sepayctl serve …`) connect: the bench's database,
+/// the same NATS server, a bus prefix per phase.
+struct ServiceEnv {
+    database_url: String,
+    acquire_timeout_ms: u64,
+    nats_url: String,
+    /// The ingress's pool: the load's concurrency and a few for the relay and the publication
+    /// marks (in-process, the services shared a pool of this size).
+    ingress_connections: usize,
+}
+
+impl ServiceEnv {
+    fn vars(&self, bus_prefix: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("DATABASE_URL", self.database_url.clone()),
+            ("DB_ACQUIRE_TIMEOUT_MS", self.acquire_timeout_ms.to_string()),
+            ("NATS_URL", self.nats_url.clone()),
+            ("BUS_PREFIX", bus_prefix.to_owned()),
+        ]
+    }
+
+    /// The ingress on `port` (its webhook route and `/readyz` share it).
+    async fn ingress(&self, bus_prefix: &str, port: u16) -> anyhow::Result<ServiceProcess> {
+        let mut env = self.vars(bus_prefix);
+        env.push(("DB_MAX_CONNECTIONS", self.ingress_connections.to_string()));
+        ServiceProcess::ingress(port, &env).await
+    }
+
+    /// `n` processor replicas (production defaults, no model) on the prefix's durable consumer.
+    async fn processors(&self, bus_prefix: &str, n: usize) -> anyhow::Result<Vec<ServiceProcess>> {
+        let mut env = self.vars(bus_prefix);
+        env.push(("DB_MAX_CONNECTIONS", PROCESSOR_CONNECTIONS.to_string()));
+        let mut started = Vec::with_capacity(n);
+        for _ in 0..n {
+            started.push(ServiceProcess::processor(&env).await?);
+        }
+        Ok(started)
+    }
+}
+
+/// Opens a service's database pool before the clock starts (`/readyz` pings Postgres through
+/// it), as a service that has been running has it: a cold pool opens its connections inside the
+/// first burst, dozens of Postgres backends forked at once on the measured requests' time.
+async fn warm_up(http: &reqwest::Client, service: &ServiceProcess, connections: usize) {
+    let url = format!("{}/readyz", service.base);
+    futures::future::join_all((0..connections).map(|_| http.get(&url).send())).await;
+}
+
+/// Reads each service's peak RSS just before stopping it (SIGTERM, all at once).
+async fn stop_measured(services: Vec<ServiceProcess>) -> Vec<Option<f64>> {
+    let peaks = services.iter().map(peak_rss_mib).collect();
+    futures::future::join_all(services.into_iter().map(|s| s.stop(STOP_LIMIT))).await;
+    peaks
+}
+
+fn mib(value: Option<f64>) -> String {
+    value.map_or("?".into(), |v| format!("{v:.1}"))
 }
 
 pub async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
     let stamp = chrono::Utc::now().timestamp();
+    // a few connections for setting up and counting; the insert limit and the services have
+    // pools of their own
     let db_config = cli
         .db
-        .sibling(&format!("sepay_bench_{stamp}"), 40)
+        .sibling(&format!("sepay_bench_{stamp}"), 4)
         .context("DATABASE_URL has no database name")?;
     let db = sepay_store::connect(&db_config).await?;
-    let result = phases(cli, args, &db, stamp).await;
+    let result = phases(cli, args, &db_config, &db, stamp).await;
     db.close().await;
     if !args.keep_db {
         sepay_store::drop_database(&db_config.database_url).await?;
@@ -373,19 +450,39 @@ pub async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn phases(cli: &Cli, args: &BenchArgs, db: &PgPool, stamp: i64) -> anyhow::Result<(Value, String)> {
+async fn phases(
+    cli: &Cli,
+    args: &BenchArgs,
+    db_config: &sepay_store::DbConfig,
+    db: &PgPool,
+    stamp: i64,
+) -> anyhow::Result<(Value, String)> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
-    let mut rows: Vec<(String, f64, String)> = Vec::new();
+    let services = ServiceEnv {
+        database_url: db_config.database_url.clone(),
+        acquire_timeout_ms: db_config.db_acquire_timeout_ms,
+        nats_url: cli.nats.nats_url.clone(),
+        ingress_connections: args.concurrency + 8,
+    };
+    // (phase, per second, detail, peak RSS of its services)
+    let mut rows: Vec<(String, f64, String, String)> = Vec::new();
+    let mut ingress_peaks: Vec<f64> = Vec::new();
+    let mut processor_peaks: Vec<f64> = Vec::new();
 
-    // 1. the insert limit
+    // 1. the insert limit, in this process, on a pool of the load's concurrency
+    let insert_db = sepay_store::connect(&sepay_store::DbConfig {
+        db_max_connections: args.concurrency as u32,
+        ..db_config.clone()
+    })
+    .await?;
     let baseline_ws = workspaces::create_workspace(db, "bench-baseline").await?.id;
     let payloads = deliveries(args, 1);
     let policy = RetryPolicy::default();
     let started = Instant::now();
     futures::stream::iter(payloads.iter().map(|p| {
-        let policy = policy;
+        let (policy, insert_db) = (policy, &insert_db);
         async move {
             let Delivery::Object(payload) = Delivery::parse(p.to_string().as_bytes()) else {
                 return;
@@ -394,46 +491,43 @@ async fn phases(cli: &Cli, args: &BenchArgs, db: &PgPool, stamp: i64) -> anyhow:
             let value = payload.clone().into_value();
             let new = NewEvent {
                 ws_id: baseline_ws,
+                provider: Provider::Sepay,
                 endpoint_id: None,
                 source: EventSource::Webhook,
                 sepay_transaction_id: payload.sepay_id(),
                 dedupe_key: &key,
                 body: EventBody::Json(&value),
             };
-            let _ = events::record_delivery(db, &new, &policy).await;
+            let _ = events::record_delivery(insert_db, &new, &policy).await;
         }
     }))
     .buffer_unordered(args.concurrency)
     .collect::<Vec<()>>()
     .await;
     let limit = args.deliveries as f64 / started.elapsed().as_secs_f64();
+    insert_db.close().await;
     rows.push((
         "insert limit (record_delivery, no HTTP/NATS)".into(),
         limit,
         String::new(),
+        String::new(),
     ));
 
-    // 2. the ingress alone
-    let stop = CancellationToken::new();
-    let nats = sepay_bus::NatsConfig {
-        bus_prefix: format!("bench{stamp}"),
-        ..cli.nats.clone()
-    };
-    let bus = sepay_bus::Bus::connect(&nats).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let ingress_url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(sepay_ingress::serve(
-        listener,
-        IngressConfig::default(),
-        db.clone(),
-        bus.clone(),
-        stop.clone(),
-    ));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // 2. the ingress alone, a process of its own; its workspaces exist before it loads its
+    //    endpoint directory
+    let port = free_port()?;
+    let ingress_url = format!("http://127.0.0.1:{port}");
     let ws = workspace(db, &ingress_url).await?;
+    let flood_ws = match args.junk_rate {
+        0 => None,
+        _ => Some(workspace(db, &ingress_url).await?),
+    };
+    let ingress = services.ingress(&format!("bench{stamp}"), port).await?;
+    warm_up(&http, &ingress, services.ingress_connections).await;
     let payloads = deliveries(args, 2);
     let (hist, took, failed) = post_all(&http, &ws, &payloads, args.concurrency).await?;
     let rate = args.deliveries as f64 / took.as_secs_f64();
+    let full_load_rss = peak_rss_mib(&ingress);
     rows.push((
         "ingress: deliveries answered".into(),
         rate,
@@ -443,21 +537,23 @@ async fn phases(cli: &Cli, args: &BenchArgs, db: &PgPool, stamp: i64) -> anyhow:
             hist.value_at_quantile(0.99) as f64 / 1000.0,
             hist.value_at_quantile(0.999) as f64 / 1000.0
         ),
+        format!("ingress {}", mib(full_load_rss)),
     ));
     let mut value = json!({
         "deliveries": args.deliveries, "concurrency": args.concurrency,
         "insert_limit_per_s": limit,
-        "ingress": {"per_s": rate, "ratio": rate / limit, "ack_ms": {"p50": hist.value_at_quantile(0.5) as f64 / 1000.0, "p99": hist.value_at_quantile(0.99) as f64 / 1000.0, "p999": hist.value_at_quantile(0.999) as f64 / 1000.0}, "failed": failed},
+        "ingress": {"per_s": rate, "ratio": rate / limit, "ack_ms": {"p50": hist.value_at_quantile(0.5) as f64 / 1000.0, "p99": hist.value_at_quantile(0.99) as f64 / 1000.0, "p999": hist.value_at_quantile(0.999) as f64 / 1000.0}, "failed": failed,
+            "peak_rss_mib": full_load_rss},
         "end_to_end": [],
     });
 
     // 3. half of the ingress's max load at a fixed rate, alone and then beside a flood of junk
-    //    from another process (as an attacker would be)
-    if args.junk_rate > 0 {
+    //    from another process (as an attacker would be); the same ingress process
+    if let Some(flood_ws) = flood_ws {
         let honest_rate = (rate * 0.5).max(1.0);
-        let flood_ws = workspace(db, &ingress_url).await?;
         let calm = deliveries(args, 20);
         let (calm_hist, _, calm_failed) = post_at_rate(&http, &flood_ws, &calm, honest_rate).await?;
+        let calm_rss = peak_rss_mib(&ingress);
         // junk that got in would be stored in the workspace whose real URL it posts to
         let (before_junk, _) = events::count_for_workspace(db, ws.ws_id).await?;
         let mut junk = Junk::start(&ingress_url, &ws.url, args.junk_rate)?;
@@ -465,6 +561,7 @@ async fn phases(cli: &Cli, args: &BenchArgs, db: &PgPool, stamp: i64) -> anyhow:
         let stormy = deliveries(args, 21);
         let (storm_hist, storm_took, storm_failed) = post_at_rate(&http, &flood_ws, &stormy, honest_rate).await?;
         let summary = junk.stop().await?;
+        let storm_rss = peak_rss_mib(&ingress);
         let junk_rows = events::count_for_workspace(db, ws.ws_id).await?.0 - before_junk;
         let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
         let change = |q: f64| (ms(&storm_hist, q) / ms(&calm_hist, q) - 1.0) * 100.0;
@@ -477,6 +574,7 @@ async fn phases(cli: &Cli, args: &BenchArgs, db: &PgPool, stamp: i64) -> anyhow:
                 ms(&calm_hist, 0.5),
                 ms(&calm_hist, 0.99)
             ),
+            format!("ingress {}", mib(calm_rss)),
         ));
         rows.push((
             format!("ingress at 50% load beside {junk_per_s:.0} junk/s"),
@@ -489,40 +587,28 @@ async fn phases(cli: &Cli, args: &BenchArgs, db: &PgPool, stamp: i64) -> anyhow:
                 change(0.99),
                 summary["answers"]
             ),
+            format!("ingress {}", mib(storm_rss)),
         ));
-        value["half_load"] = json!({"per_s": honest_rate, "ack_ms": {"p50": ms(&calm_hist, 0.5), "p99": ms(&calm_hist, 0.99)}, "failed": calm_failed});
+        value["half_load"] = json!({"per_s": honest_rate, "ack_ms": {"p50": ms(&calm_hist, 0.5), "p99": ms(&calm_hist, 0.99)}, "failed": calm_failed,
+            "ingress_peak_rss_mib": calm_rss});
         value["flood"] = json!({"junk_per_s": junk_per_s, "junk": summary, "ack_ms": {"p50": ms(&storm_hist, 0.5), "p99": ms(&storm_hist, 0.99)},
-            "p50_change_pct": change(0.5), "p99_change_pct": change(0.99), "junk_rows": junk_rows, "failed": storm_failed});
+            "p50_change_pct": change(0.5), "p99_change_pct": change(0.99), "junk_rows": junk_rows, "failed": storm_failed,
+            "ingress_peak_rss_mib": storm_rss});
     }
+    ingress_peaks.extend(stop_measured(vec![ingress]).await.into_iter().flatten());
 
-    // 4. end to end, N processor replicas on one durable consumer (a fresh workspace each round)
+    // 4. end to end, N processor replicas on one durable consumer (a fresh workspace, bus prefix
+    //    and set of processes each round)
     for (round, replicas) in args.replicas.iter().enumerate() {
-        let round_stop = CancellationToken::new();
-        let round_nats = sepay_bus::NatsConfig {
-            bus_prefix: format!("bench{stamp}r{round}"),
-            ..cli.nats.clone()
-        };
-        let round_bus = sepay_bus::Bus::connect(&round_nats).await?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        tokio::spawn(sepay_ingress::serve(
-            listener,
-            IngressConfig::default(),
-            db.clone(),
-            round_bus.clone(),
-            round_stop.clone(),
-        ));
-        for _ in 0..*replicas {
-            tokio::spawn(sepay_processor::consume(
-                ProcessorConfig::default(),
-                db.clone(),
-                round_bus.clone(),
-                Arc::new(FallbackOnly),
-                round_stop.clone(),
-            ));
+        let bus_prefix = format!("bench{stamp}r{round}");
+        let port = free_port()?;
+        let ws = workspace(db, &format!("http://127.0.0.1:{port}")).await?;
+        let ingress = services.ingress(&bus_prefix, port).await?;
+        let processors = services.processors(&bus_prefix, *replicas).await?;
+        warm_up(&http, &ingress, services.ingress_connections).await;
+        for processor in &processors {
+            warm_up(&http, processor, PROCESSOR_CONNECTIONS).await;
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let ws = workspace(db, &url).await?;
         let payloads = deliveries(args, 3 + round as i64);
         let expected = unique(&payloads) as i64;
         let started = Instant::now();
@@ -536,32 +622,62 @@ async fn phases(cli: &Cli, args: &BenchArgs, db: &PgPool, stamp: i64) -> anyhow:
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let took = started.elapsed();
+        let mut peaks = stop_measured(std::iter::once(ingress).chain(processors).collect()).await;
+        let processor_rss = peaks.split_off(1);
+        let ingress_rss = peaks[0];
+        ingress_peaks.extend(ingress_rss);
+        processor_peaks.extend(processor_rss.iter().flatten());
         let (booked, p50, p99, p999) = events::booking_latency(db, ws.ws_id).await?;
         let rate = booked as f64 / took.as_secs_f64();
         rows.push((
             format!("end to end, {replicas} processor(s): booked"),
             rate,
             format!("{booked}/{expected} booked; POST→booked p50 {p50:.1} ms, p99 {p99:.1} ms, p99.9 {p999:.1} ms"),
+            format!(
+                "ingress {}; processors {}",
+                mib(ingress_rss),
+                processor_rss.iter().map(|p| mib(*p)).collect::<Vec<_>>().join(" / ")
+            ),
         ));
-        value["end_to_end"].as_array_mut().map(|a| a.push(json!({"replicas": replicas, "booked": booked, "expected": expected, "per_s": rate, "ratio": rate / limit, "latency_ms": {"p50": p50, "p99": p99, "p999": p999}})));
-        round_stop.cancel();
+        if let Some(rounds) = value["end_to_end"].as_array_mut() {
+            rounds.push(json!({"replicas": replicas, "booked": booked, "expected": expected, "per_s": rate, "ratio": rate / limit,
+                "latency_ms": {"p50": p50, "p99": p99, "p999": p999},
+                "peak_rss_mib": {"ingress": ingress_rss, "processors": processor_rss}}));
+        }
     }
-    stop.cancel();
-    let rss = peak_rss_mib();
-    value["peak_rss_mib_all_services_one_process"] = json!(rss);
+
+    let max = |peaks: &[f64]| peaks.iter().copied().reduce(f64::max);
+    let (ingress_max, processor_max) = (max(&ingress_peaks), max(&processor_peaks));
+    let ingress_target_met = ingress_max.map(|m| m < INGRESS_RSS_TARGET_MIB);
+    let load_generator = load_generator_peak_rss_mib();
+    value["peak_rss_mib"] =
+        json!({"ingress": ingress_max, "processor": processor_max, "load_generator": load_generator});
+    value["targets"] =
+        json!({"ingress_rss_mib": {"limit": INGRESS_RSS_TARGET_MIB, "peak": ingress_max, "met": ingress_target_met}});
     let mut table = format!(
-        "sepayctl bench: {} deliveries per phase, {} in flight, {:.0}% repeats, {:.0}% eventless (debug build: {})\n\n| phase | per second | × insert limit | detail |\n|---|---:|---:|---|\n",
+        "sepayctl bench: {} deliveries per phase, {} in flight, {:.0}% repeats, {:.0}% eventless (debug build: {})\n\n| phase | per second | × insert limit | detail | peak RSS MiB |\n|---|---:|---:|---|---|\n",
         args.deliveries,
         args.concurrency,
         args.repeat_share * 100.0,
         args.eventless_share * 100.0,
         cfg!(debug_assertions)
     );
-    for (name, rate, detail) in &rows {
-        table.push_str(&format!("| {name} | {rate:.0} | {:.2} | {detail} |\n", rate / limit));
+    for (name, rate, detail, rss) in &rows {
+        table.push_str(&format!(
+            "| {name} | {rate:.0} | {:.2} | {detail} | {rss} |\n",
+            rate / limit
+        ));
     }
     table.push_str(&format!(
-        "\npeak RSS of this process (every service in one): {rss:.0} MiB"
+        "\npeak RSS per service (VmHWM of its process, read before it is stopped; the half-load and flood rows are the same ingress process as the ingress row, so cumulative): ingress {} MiB (target < {INGRESS_RSS_TARGET_MIB:.0} MiB: {}), processor {} MiB; the load generator (this process) {} MiB",
+        mib(ingress_max),
+        match ingress_target_met {
+            Some(true) => "met",
+            Some(false) => "missed",
+            None => "not measured",
+        },
+        mib(processor_max),
+        mib(load_generator)
     ));
     Ok((value, table))
 }

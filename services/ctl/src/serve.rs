@@ -49,12 +49,14 @@ pub struct ServiceProcess {
 
 impl ServiceProcess {
     /// `serve_args`: the service and its flags; `env`: what it connects to (`DATABASE_URL`,
-    /// `NATS_URL`, `BUS_PREFIX`, …). Returns once `/readyz` answers 200.
+    /// `NATS_URL`, `BUS_PREFIX`, …). Returns once `/readyz` answers 200. No model is called
+    /// unless `env` names one: `LLM_BASE_URL` is not inherited from this process.
     pub async fn start(serve_args: &[String], port: u16, env: &[(&str, String)]) -> anyhow::Result<Self> {
         let stderr = std::env::temp_dir().join(format!("sepayctl-serve-{}-{port}.log", std::process::id()));
         let exe = std::env::current_exe()?;
         let child = tokio::process::Command::new(exe)
             .arg("serve")
+            .env_remove("LLM_BASE_URL")
             .args(serve_args)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("LOG_FORMAT", "text")
@@ -74,6 +76,27 @@ impl ServiceProcess {
         };
         service.wait_ready(Duration::from_secs(30)).await?;
         Ok(service)
+    }
+
+    /// `sepayctl serve processor` on a free port for its health server.
+    pub async fn processor(env: &[(&str, String)]) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let args = [
+            "processor".to_owned(),
+            "--processor-addr".into(),
+            format!("127.0.0.1:{port}"),
+        ];
+        Self::start(&args, port, env).await.context("cannot start a processor")
+    }
+
+    /// `sepayctl serve ingress` on `port` (its webhook routes and `/readyz` share it).
+    pub async fn ingress(port: u16, env: &[(&str, String)]) -> anyhow::Result<Self> {
+        let args = [
+            "ingress".to_owned(),
+            "--ingress-addr".into(),
+            format!("127.0.0.1:{port}"),
+        ];
+        Self::start(&args, port, env).await.context("cannot start the ingress")
     }
 
     async fn wait_ready(&mut self, limit: Duration) -> anyhow::Result<()> {

@@ -360,7 +360,10 @@ async fn sepayctl_up_demo_books_a_delivery_with_and_without_the_simulator() {
             assert_eq!(docs[1]["sum_sent"], docs[1]["sum_booked"]);
             assert_eq!(docs[1]["lost"], json!(1));
             assert_eq!(docs[1]["reconciliation"]["inserted"], json!(1));
-            assert_eq!(count(&db.pool, "wallet_transactions").await, 20);
+            // then Striga's five documented webhooks: four bookings (one payout settles)
+            assert_eq!(docs[1]["striga"]["booked"], json!(4), "{}", docs[1]);
+            assert_eq!(docs[1]["striga"]["sum_eur"], json!("405.42"));
+            assert_eq!(count(&db.pool, "wallet_transactions").await, 24);
         } else {
             assert!(
                 docs[1]["delivery"]
@@ -738,7 +741,29 @@ async fn the_benchmark_runs_and_books_every_distinct_delivery() {
         "{}",
         report["flood"]
     );
+    // every service ran as a process of its own; its peak RSS was read before it stopped
+    let positive = |v: &Value| v.as_f64().is_some_and(|mib| mib > 0.0);
+    assert!(positive(&report["ingress"]["peak_rss_mib"]), "{}", report["ingress"]);
+    assert!(
+        positive(&report["flood"]["ingress_peak_rss_mib"]),
+        "{}",
+        report["flood"]
+    );
     for round in report["end_to_end"].as_array().unwrap() {
         assert_eq!(round["booked"], round["expected"], "{round}");
+        assert!(positive(&round["peak_rss_mib"]["ingress"]), "{round}");
+        let processors = round["peak_rss_mib"]["processors"].as_array().unwrap();
+        assert_eq!(processors.len() as u64, round["replicas"].as_u64().unwrap(), "{round}");
+        assert!(processors.iter().all(positive), "{round}");
     }
+    let peaks = &report["peak_rss_mib"];
+    for service in ["ingress", "processor", "load_generator"] {
+        assert!(positive(&peaks[service]), "{peaks}");
+    }
+    assert_eq!(
+        report["targets"]["ingress_rss_mib"]["met"].as_bool(),
+        Some(peaks["ingress"].as_f64().unwrap() < 50.0),
+        "{}",
+        report["targets"]
+    );
 }

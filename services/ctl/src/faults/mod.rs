@@ -22,7 +22,7 @@ mod reconciliation;
 mod servers;
 
 use crate::Cli;
-use crate::serve::{ServiceProcess, free_port};
+use crate::serve::ServiceProcess;
 use anyhow::Context;
 use rust_decimal::prelude::ToPrimitive;
 use sepay_ingress::IngressConfig;
@@ -116,14 +116,8 @@ struct Services {
 impl Services {
     async fn start_processors(&mut self, n: usize) -> anyhow::Result<()> {
         for _ in 0..n {
-            let port = free_port()?;
-            let args = [
-                "processor".to_owned(),
-                "--processor-addr".into(),
-                format!("127.0.0.1:{port}"),
-            ];
             self.processors
-                .push(ServiceProcess::start(&args, port, &self.processor_env).await?);
+                .push(ServiceProcess::processor(&self.processor_env).await?);
         }
         Ok(())
     }
