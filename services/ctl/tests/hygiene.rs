@@ -659,6 +659,8 @@ async fn no_secret_of_a_whole_run_reaches_logs_spans_or_metrics() {
     let ingress_config = sepay_ingress::IngressConfig {
         relay_interval_ms: 100,
         relay_min_age_ms: 200,
+        // opens the Striga endpoint's key the connector sealed
+        sepay_token_keys: Some(keys_spec.clone()),
         ..Default::default()
     };
     tokio::spawn(sepay_ingress::serve(
@@ -912,6 +914,46 @@ async fn no_secret_of_a_whole_run_reaches_logs_spans_or_metrics() {
     )
     .await;
 
+    // ---- Striga: an endpoint made on the pages with the API key, signed deliveries, forgeries
+    let striga_key = format!("{}+/=", random("striga_key_"));
+    secrets.text("Striga API key", &striga_key);
+    let res = run
+        .form(
+            &connector,
+            &format!("/ws/{}/striga/endpoints", run.ws),
+            &session,
+            &[("csrf", &csrf), ("label", "eu"), ("api_key", &striga_key)],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let created = res.text().await.unwrap();
+    let striga_url = between(&created, "id=\"webhook-url\">", "<").to_owned();
+    secrets.text("Striga webhook token", striga_url.rsplit('/').next().unwrap());
+    let striga_post = |suffix: &'static str, body: &'static str, signature: String| {
+        let (http, url) = (run.http.clone(), format!("{striga_url}{suffix}"));
+        async move {
+            http.post(url)
+                .header("signature", signature)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let sample = sepay_core::striga::samples::PAYIN_COMPLETED;
+    let signed = sepay_crypto::hmac::striga_signature(striga_key.as_bytes(), sample.as_bytes());
+    let forged = sepay_crypto::hmac::striga_signature(b"not the key", sample.as_bytes());
+    assert_eq!(striga_post("/tx", sample, signed.clone()).await, StatusCode::OK);
+    assert_eq!(striga_post("/tx", sample, forged).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(striga_post("/ping", "{}", signed).await, StatusCode::UNAUTHORIZED);
+    run.wait(
+        "the Striga payin settled (no wallet linked: failed)",
+        "select count(*) from sepay_webhook_events where ws_id = $1 and provider = 'striga' and status <> 'received'",
+        1,
+    )
+    .await;
+
     // ---- "Sync now" and "Reconcile" with an expired access token: refreshed first
     let refreshes = || run.sim.world().access_tokens.len();
     let before = refreshes();
@@ -1020,6 +1062,7 @@ async fn no_secret_of_a_whole_run_reaches_logs_spans_or_metrics() {
         "webhook provisioned",
         "endpoint rotated",
         "manual endpoint created",
+        "Striga endpoint created",
         "sim delivery",
         "delivery accepted",
         "delivery refused",
