@@ -1,60 +1,17 @@
 //! The whole path — ingress, NATS, processor, Postgres — and the `sepayctl` binary.
 
+mod common;
+
+use common::System;
 use sepay_bus::NatsConfig;
 use sepay_ingress::IngressConfig;
-use sepay_processor::{FallbackOnly, ProcessorConfig};
+use sepay_processor::ProcessorConfig;
 use sepay_testkit::{PrivateNats, Seeded, TestDb, count, delivery, eventually, test_bus};
 use serde_json::{Value, json};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-
-/// Ingress and processor in this process, as `sepayctl up` runs them.
-struct System {
-    url: String,
-    stop: CancellationToken,
-}
-
-impl System {
-    async fn start(db: &TestDb, nats: &NatsConfig) -> Self {
-        let stop = CancellationToken::new();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let ingress = IngressConfig {
-            relay_interval_ms: 100,
-            relay_min_age_ms: 200,
-            ..Default::default()
-        };
-        let bus = sepay_bus::Bus::connect(nats).await.unwrap();
-        tokio::spawn(sepay_ingress::serve(
-            listener,
-            ingress,
-            db.pool.clone(),
-            bus.clone(),
-            stop.clone(),
-        ));
-        let processor = ProcessorConfig {
-            processor_concurrency: 8,
-            ..Default::default()
-        };
-        tokio::spawn(sepay_processor::consume(
-            processor,
-            db.pool.clone(),
-            bus,
-            Arc::new(FallbackOnly),
-            stop.clone(),
-        ));
-        Self { url, stop }
-    }
-}
-
-impl Drop for System {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
 
 async fn post(url: &str, seed: &Seeded, body: &Value) -> reqwest::StatusCode {
     reqwest::Client::new()

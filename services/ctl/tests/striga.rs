@@ -2,12 +2,12 @@
 //! Striga sends them, payouts out of order, repeats, bad signatures, and Striga beside SePay in
 //! one workspace.
 
+mod common;
+
+use common::System;
 use rust_decimal::Decimal;
-use sepay_bus::NatsConfig;
 use sepay_crypto::hmac::striga_signature;
 use sepay_crypto::seal::{DEV_KEYS, Keyring};
-use sepay_ingress::IngressConfig;
-use sepay_processor::{FallbackOnly, ProcessorConfig};
 use sepay_store::endpoints::signing_key_aad;
 use sepay_testkit::striga_samples::{
     ALL, PAYIN_COMPLETED, PAYOUT_COMPLETED, PAYOUT_DENIED, PAYOUT_FAILED, PAYOUT_INITIATED,
@@ -15,49 +15,10 @@ use sepay_testkit::striga_samples::{
 use sepay_testkit::{Seeded, TestDb, count, delivery, eventually, test_bus};
 use serde_json::{Value, json};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 const API_KEY: &str = "striga-application-secret";
-
-/// Ingress and processor in this process, as `sepayctl up` runs them (the ingress opens signing
-/// keys with the development keyring, its default).
-struct System {
-    url: String,
-    stop: CancellationToken,
-}
-
-impl System {
-    async fn start(db: &TestDb, nats: &NatsConfig) -> Self {
-        let stop = CancellationToken::new();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let bus = sepay_bus::Bus::connect(nats).await.unwrap();
-        tokio::spawn(sepay_ingress::serve(
-            listener,
-            IngressConfig::default(),
-            db.pool.clone(),
-            bus.clone(),
-            stop.clone(),
-        ));
-        tokio::spawn(sepay_processor::consume(
-            ProcessorConfig::default(),
-            db.pool.clone(),
-            bus,
-            Arc::new(FallbackOnly),
-            stop.clone(),
-        ));
-        Self { url, stop }
-    }
-}
-
-impl Drop for System {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
 
 /// A workspace with a Striga endpoint booking into an EUR wallet, and a second EUR wallet
 /// ("Savings") linked to the payin sample's `accountId`.

@@ -96,10 +96,7 @@ async fn receive_striga(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, IngressError> {
-    let source = app.guard.client_ip(&headers, peer);
-    let endpoint = find_endpoint(&app, source, &token, Provider::Striga).await?;
-    let bytes = read_body(&headers, body).await?;
-    verify_signature(&app, source, &endpoint, &headers, &bytes)?;
+    let (endpoint, bytes) = signed_striga_body(&app, peer, &token, &headers, body).await?;
     let delivery = Delivery::parse(&bytes);
     let dedupe_key = match &delivery {
         Delivery::Object(p) => striga::dedupe_key_of(&p.0),
@@ -124,13 +121,26 @@ async fn ping_striga(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, IngressError> {
-    let source = app.guard.client_ip(&headers, peer);
-    let endpoint = find_endpoint(&app, source, &token, Provider::Striga).await?;
-    let bytes = read_body(&headers, body).await?;
-    verify_signature(&app, source, &endpoint, &headers, &bytes)?;
+    let (endpoint, _) = signed_striga_body(&app, peer, &token, &headers, body).await?;
+    tracing::Span::current().record("ws_id", tracing::field::display(endpoint.ws_id));
     metrics::counter!("sepay_webhook_deliveries_total", "outcome" => "ping").increment(1);
     tracing::info!("ping answered");
     Ok((StatusCode::OK, Json(json!({"success": true}))).into_response())
+}
+
+/// A Striga request's endpoint and body, once the body's signature is verified.
+async fn signed_striga_body(
+    app: &AppState,
+    peer: SocketAddr,
+    token: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(EndpointAuth, axum::body::Bytes), IngressError> {
+    let source = app.guard.client_ip(headers, peer);
+    let endpoint = find_endpoint(app, source, token, Provider::Striga).await?;
+    let bytes = read_body(headers, body).await?;
+    verify_signature(app, source, &endpoint, headers, &bytes)?;
+    Ok((endpoint, bytes))
 }
 
 /// The body, bounded by [`MAX_BODY_BYTES`] whatever the declared length says.
