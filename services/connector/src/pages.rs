@@ -274,9 +274,10 @@ pub fn integrations(v: &Integrations<'_>) -> Html<String> {
 
     // endpoints
     b.push_str("<h2>Webhook endpoints</h2>");
-    if !v.endpoints.is_empty() {
+    let sepay_endpoints: Vec<&Endpoint> = v.endpoints.iter().filter(|e| e.provider == "sepay").collect();
+    if !sepay_endpoints.is_empty() {
         b.push_str("<table id=\"endpoints\"><tr><th>Label</th><th>Status</th><th>Token prefix</th><th>SePay webhook</th><th>Bank account</th><th>Last used</th><th>Grace until</th><th></th></tr>");
-        for e in v.endpoints.iter().filter(|e| e.provider == "sepay") {
+        for e in sepay_endpoints {
             let actions = endpoint_actions(ws, csrf, e);
             let _ = write!(
                 b,

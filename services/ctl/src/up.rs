@@ -78,9 +78,18 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     let ingress_url = format!("http://{}", ingress_listener.local_addr()?);
     let processor_url = format!("http://{}", processor_listener.local_addr()?);
 
+    // one keyring for every service: `--sepay-token-keys` reaches the ingress too
+    let ingress_config = IngressConfig {
+        sepay_token_keys: args
+            .ingress
+            .sepay_token_keys
+            .clone()
+            .or(args.sepay.sepay_token_keys.clone()),
+        ..args.ingress.clone()
+    };
     let ingress = tokio::spawn(sepay_ingress::serve(
         ingress_listener,
-        args.ingress.clone(),
+        ingress_config,
         db.clone(),
         bus.clone(),
         shutdown.clone(),

@@ -372,7 +372,18 @@ async fn an_unlinked_or_wrong_currency_wallet_fails_the_event_and_a_mismatch_is_
     let vnd = sepay_store::workspaces::create_wallet(&db.pool, w.ws_id, "VND", "VND")
         .await
         .unwrap();
-    sepay_store::striga::link_wallet(&db.pool, w.ws_id, "c667bd515ad34f1ef53c2d4b253dc51c", vnd.id)
+    // a VND wallet cannot be linked (nor be an endpoint's default) ...
+    let refused = sepay_store::striga::link_wallet(&db.pool, w.ws_id, "c667bd515ad34f1ef53c2d4b253dc51c", vnd.id).await;
+    assert!(
+        matches!(refused, Err(sepay_store::StoreError::Rejected { .. })),
+        "{refused:?}"
+    );
+    // ... and one linked before that check (here by hand) fails the event rather than book cents as dong
+    sqlx::query("insert into striga_wallet_links (ws_id, striga_ref, wallet_id) values ($1, $2, $3)")
+        .bind(w.ws_id)
+        .bind("c667bd515ad34f1ef53c2d4b253dc51c")
+        .bind(vnd.id)
+        .execute(&db.pool)
         .await
         .unwrap();
     assert_eq!(w.tx(&system, &serde_json::from_str(PAYOUT_FAILED).unwrap()).await, 200);

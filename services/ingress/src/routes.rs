@@ -102,7 +102,7 @@ async fn receive_striga(
         Delivery::Object(p) => striga::dedupe_key_of(&p.0),
         Delivery::NotAnObject { .. } => None,
     }
-    .unwrap_or_else(|| DedupeKey::for_raw_body(&bytes));
+    .unwrap_or_else(|| DedupeKey::for_striga_raw_body(&bytes));
     record(&app, &endpoint, Provider::Striga, &delivery, &dedupe_key, None).await
 }
 

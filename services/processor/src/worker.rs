@@ -3,7 +3,7 @@ use async_nats::jetstream::AckKind;
 use futures::StreamExt;
 use sepay_bus::{Bus, ConsumerSettings, EventReceived, Message};
 use sepay_core::retry::processing_backoff;
-use sepay_core::striga::{self, BalanceCheck, StrigaEvent};
+use sepay_core::striga::{self, BalanceCheck, StrigaEffect, StrigaEvent};
 use sepay_core::{Delivery, EventStatus, FailureReason, NormalizedTransaction, Provider, SepayPayload};
 use sepay_store::ledger::{self, Booked, Booking, CategoryChoice};
 use sepay_store::{PgPool, StoreError, events};
@@ -257,20 +257,28 @@ impl Worker {
             tracing::warn!(%expected, %actual, "Striga balances do not add up; booked as sent");
             sepay_store::striga::record_balance_mismatch(&self.db, event.id, event.ws_id, expected, actual).await?;
         }
-        let (Some(tx), Some(external_ref)) = (striga.normalize(), striga.external_ref()) else {
-            // a settlement: the payout's debit is booked by its INITIATED event, whenever it comes
+        if striga.effect() == StrigaEffect::Settle {
+            // the payout's debit is booked by its INITIATED event, whenever it comes
             let settled = events::mark_processed_without_booking(&self.db, event.id).await?;
             return Ok(if settled { "settled" } else { "already_processed" });
+        }
+        let (Some(tx), Some(external_ref)) = (striga.normalize(), striga.external_ref()) else {
+            return Err(Failure::Event(
+                FailureReason::InvalidAmount,
+                "the amount cannot be booked".into(),
+            ));
         };
         let refs = striga.wallet_refs();
-        let (wallet_id, currency) = sepay_store::striga::wallet_for(&self.db, event.ws_id, event.endpoint_id, &refs)
-            .await?
-            .ok_or_else(|| {
-                Failure::Event(
-                    FailureReason::WalletNotLinked,
-                    format!("no wallet linked to Striga account {}", refs.join(" or owner ")),
-                )
-            })?;
+        let counterpart = striga.counterpart_ref();
+        let (wallet_id, currency) =
+            sepay_store::striga::wallet_for(&self.db, event.ws_id, event.endpoint_id, &refs, counterpart.as_deref())
+                .await?
+                .ok_or_else(|| {
+                    Failure::Event(
+                        FailureReason::WalletNotLinked,
+                        format!("no wallet linked to Striga account {}", refs.join(" or owner ")),
+                    )
+                })?;
         if currency != striga::CURRENCY {
             return Err(Failure::Event(
                 FailureReason::WalletCurrencyMismatch,

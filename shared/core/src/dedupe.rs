@@ -49,6 +49,12 @@ impl DedupeKey {
         Self(format!("{RAW_PREFIX}{}", sha256_hex(body)))
     }
 
+    /// A Striga body without a usable id and type, by its bytes (apart from SePay's: the same
+    /// bytes from the two providers are two deliveries).
+    pub fn for_striga_raw_body(body: &[u8]) -> Self {
+        Self(format!("{STRIGA_PREFIX}{RAW_PREFIX}{}", sha256_hex(body)))
+    }
+
     /// True for payloads without a SePay id: these get the short duplicate window.
     pub fn is_eventless(&self) -> bool {
         self.0.starts_with(EVENTLESS_PREFIX)

@@ -95,7 +95,8 @@ pub enum StrigaError {
     Missing(&'static str),
     #[error("id is longer than {MAX_ID_LEN} bytes")]
     IdTooLong,
-    /// A type this code does not know: the caller may acknowledge and ignore it.
+    /// A type this code does not know: stored (nothing authenticated is lost) and failed as
+    /// `invalid_transfer_type`, replayable once a release knows it.
     #[error("unknown event type {0:?}")]
     UnknownType(String),
     #[error("{field} must be a whole number of minor units from 0 to 10^15, got {value}")]
@@ -277,6 +278,17 @@ impl StrigaEvent {
             reference_code: text(&self.raw, "bankingTransactionShortId"),
             gateway: Some("Striga".to_owned()),
         })
+    }
+
+    /// The `external_ref` of the other half of this event's payout (the reversal of a debit, the
+    /// debit of a reversal): the two book into one wallet, whichever arrived first.
+    pub fn counterpart_ref(&self) -> Option<String> {
+        let other = match self.effect() {
+            StrigaEffect::Debit(_) => "reversal",
+            StrigaEffect::Reversal(_) => "payout",
+            StrigaEffect::Credit(_) | StrigaEffect::Settle => return None,
+        };
+        Some(format!("striga:{}:{other}", encode_id(&self.id)))
     }
 
     /// The id as it appears in keys and refs (percent-encoded where not plain; UUIDs as they are):

@@ -199,7 +199,8 @@ pub async fn audit(pool: &PgPool, ws_id: Uuid, stale_after: std::time::Duration)
     let per_sepay_id = sqlx::query_as(
         "select e.sepay_transaction_id, count(*), coalesce(sum(t.amount), 0)
            from wallet_transactions t
-           join sepay_webhook_events e on e.ws_id = t.ws_id and e.dedupe_key = t.external_ref
+           -- the event that made it (a `duplicate` event points at it too: not counted)
+           join sepay_webhook_events e on e.created_transaction_id = t.id and e.status = 'processed'
           where t.ws_id = $1 group by 1",
     )
     .bind(ws_id)

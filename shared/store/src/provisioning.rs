@@ -1,6 +1,6 @@
 //! What the provisioner writes: synced account links, provisioned endpoints, reconciliation runs.
 
-use crate::endpoints::Endpoint;
+use crate::endpoints::{ENDPOINT_COLUMNS, Endpoint};
 use crate::error::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -105,13 +105,12 @@ pub async fn record_sync(pool: &PgPool, ws_id: Uuid, error: Option<&str>) -> Sto
     Ok(())
 }
 
-use crate::endpoints::ENDPOINT_COLUMNS;
-
 /// The live SePay-provisioned endpoint of a bank account, if any.
 pub async fn live_endpoint(pool: &PgPool, ws_id: Uuid, bank_account_id: &str) -> StoreResult<Option<Endpoint>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "select {ENDPOINT_COLUMNS} from sepay_webhook_endpoints
-          where ws_id = $1 and bank_account_id = $2 and status = 'active' and sepay_webhook_id is not null"
+          where ws_id = $1 and provider = 'sepay' and bank_account_id = $2 and status = 'active'
+            and sepay_webhook_id is not null"
     )))
     .bind(ws_id)
     .bind(bank_account_id)
@@ -252,7 +251,8 @@ pub async fn due_for_reconciliation(pool: &PgPool, every: std::time::Duration) -
 /// Active SePay-provisioned endpoints of a workspace.
 pub async fn live_endpoint_count(pool: &PgPool, ws_id: Uuid) -> StoreResult<i64> {
     Ok(sqlx::query_scalar(
-        "select count(*) from sepay_webhook_endpoints where ws_id = $1 and status = 'active' and sepay_webhook_id is not null",
+        "select count(*) from sepay_webhook_endpoints
+          where ws_id = $1 and provider = 'sepay' and status = 'active' and sepay_webhook_id is not null",
     )
     .bind(ws_id)
     .fetch_one(pool)

@@ -7,7 +7,7 @@ use crate::error::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sepay_core::Provider;
-use sepay_core::striga::PayoutStatus;
+use sepay_core::striga::{CURRENCY, PayoutStatus};
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -22,6 +22,9 @@ pub async fn create_endpoint(
     label: &str,
     signing_key_ciphertext: &[u8],
 ) -> StoreResult<CreatedStrigaEndpoint> {
+    if let Some(wallet_id) = wallet_id {
+        check_wallet(pool, ws_id, wallet_id).await?;
+    }
     let token = sepay_crypto::generate_webhook_token();
     // no SePay key is ever sent to this endpoint; the column holds the hash of one nobody has
     let unused_key = sepay_crypto::generate_api_key();
@@ -66,6 +69,7 @@ pub async fn link_wallet(pool: &PgPool, ws_id: Uuid, striga_ref: &str, wallet_id
             message: "a Striga account or owner id is 1 to 128 characters".into(),
         });
     }
+    check_wallet(pool, ws_id, wallet_id).await?;
     sqlx::query(
         "insert into striga_wallet_links (ws_id, striga_ref, wallet_id) values ($1, $2, $3)
          on conflict (ws_id, striga_ref) do update set wallet_id = excluded.wallet_id",
@@ -89,17 +93,20 @@ pub async fn wallet_links(pool: &PgPool, ws_id: Uuid) -> StoreResult<Vec<WalletL
     .await?)
 }
 
-/// The wallet an event books into, with its currency: the link of the first of `refs` that has
-/// one (most specific first), else the endpoint's wallet.
+/// The wallet an event books into, with its currency: where the other half of its payout is
+/// already booked (`counterpart_ref`), else the link of the first of `refs` that has one (most
+/// specific first), else the endpoint's wallet.
 pub async fn wallet_for(
     pool: &PgPool,
     ws_id: Uuid,
     endpoint_id: Option<Uuid>,
     refs: &[&str],
+    counterpart_ref: Option<&str>,
 ) -> StoreResult<Option<(Uuid, String)>> {
     Ok(sqlx::query_as(
         "with chosen as (
            select coalesce(
+             (select wallet_id from wallet_transactions where ws_id = $1 and external_ref = $4),
              (select l.wallet_id from striga_wallet_links l
                 join unnest($2::text[]) with ordinality as r(ref, n) on r.ref = l.striga_ref
                where l.ws_id = $1 order by r.n limit 1),
@@ -109,8 +116,25 @@ pub async fn wallet_for(
     .bind(ws_id)
     .bind(refs)
     .bind(endpoint_id)
+    .bind(counterpart_ref)
     .fetch_optional(pool)
     .await?)
+}
+
+/// Striga books EUR: a wallet of another currency (or of another workspace) is refused.
+async fn check_wallet(pool: &PgPool, ws_id: Uuid, wallet_id: Uuid) -> StoreResult<()> {
+    let currency: Option<String> = sqlx::query_scalar("select currency from wallets where id = $1 and ws_id = $2")
+        .bind(wallet_id)
+        .bind(ws_id)
+        .fetch_optional(pool)
+        .await?;
+    match currency.as_deref() {
+        Some(CURRENCY) => Ok(()),
+        Some(other) => Err(StoreError::Rejected {
+            message: format!("Striga books {CURRENCY}; wallet {wallet_id} holds {other}"),
+        }),
+        None => Err(StoreError::NotFound("wallet")),
+    }
 }
 
 /// Adds one event's part to its payout's progress (`StrigaEventType::payout_progress`): both
