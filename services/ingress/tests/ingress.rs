@@ -198,20 +198,27 @@ async fn bodies_over_64_kib_get_413_and_64_kib_is_accepted() {
 #[tokio::test]
 async fn a_body_that_is_not_a_json_object_is_kept_failed_and_answered_400_once_stored() {
     let (db, bus, seed, ingress) = setup().await;
-    for body in ["not json", "[1,2,3]", "\"text\""] {
+    // the last two: an object holding U+0000, which jsonb refuses, and a raw NUL byte
+    for body in [
+        "not json",
+        "[1,2,3]",
+        "\"text\"",
+        r#"{"id": 1, "content": "a\u0000b"}"#,
+        "nul\0byte",
+    ] {
         for round in 1..=2 {
             let (status, answer) = ingress.post(&seed.path(), Some(&seed.authorization()), body).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{body} round {round}");
             assert_eq!(answer["error"]["code"], json!("invalid_payload"));
         }
     }
-    // three bodies, each stored once, with both deliveries counted
+    // five bodies, each stored once, with both deliveries counted
     let rows: Vec<(String, Option<String>, Option<String>, i32)> =
         sqlx::query_as("select status, failure_reason, raw_body, delivery_count from sepay_webhook_events order by id")
             .fetch_all(&db.pool)
             .await
             .unwrap();
-    assert_eq!(rows.len(), 3);
+    assert_eq!(rows.len(), 5);
     for (status, reason, raw, deliveries) in &rows {
         assert_eq!(
             (status.as_str(), reason.as_deref(), deliveries),
@@ -220,6 +227,8 @@ async fn a_body_that_is_not_a_json_object_is_kept_failed_and_answered_400_once_s
         assert!(raw.is_some());
     }
     assert_eq!(rows[0].2.as_deref(), Some("not json"));
+    assert_eq!(rows[3].2.as_deref(), Some(r#"{"id": 1, "content": "a\u0000b"}"#));
+    assert_eq!(rows[4].2.as_deref(), Some("nul\u{FFFD}byte"));
     // nothing to process, so nothing published
     assert_eq!(bus.events_stream_len().await.unwrap(), 0);
 }

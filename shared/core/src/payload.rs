@@ -12,19 +12,37 @@ use serde_json::{Map, Value};
 pub enum Delivery {
     /// A JSON object: stored as `payload jsonb` and processed.
     Object(SepayPayload),
-    /// Anything else: kept verbatim as `raw_body` and failed as `invalid_payload`.
+    /// Anything else: kept as `raw_body` and failed as `invalid_payload`. Verbatim, except what
+    /// Postgres text cannot hold: invalid UTF-8 and U+0000 become U+FFFD.
     NotAnObject { raw: String },
 }
 
 impl Delivery {
     pub fn parse(body: &[u8]) -> Self {
         match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(map)) => Self::Object(SepayPayload(map)),
-            _ => Self::NotAnObject {
-                raw: String::from_utf8_lossy(body).into_owned(),
-            },
+            // Postgres refuses U+0000 (`\u0000`) in jsonb: such an object could never be stored
+            Ok(Value::Object(map)) if !map_holds_nul(&map) => Self::Object(SepayPayload(map)),
+            _ => Self::NotAnObject { raw: raw_text(body) },
         }
     }
+}
+
+/// The body as Postgres text can store it.
+fn raw_text(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).replace('\0', "\u{FFFD}")
+}
+
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map_holds_nul(map),
+        _ => false,
+    }
+}
+
+fn map_holds_nul(map: &Map<String, Value>) -> bool {
+    map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v))
 }
 
 /// A delivery body that is a JSON object; fields are read leniently and checked on normalize.
@@ -133,6 +151,31 @@ fn truncate(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn what_postgres_cannot_hold_is_kept_as_raw_text() {
+        for body in [
+            r#"{"id": 1, "content": "a\u0000b"}"#,
+            r#"{"id": 1, "a\u0000": 1}"#,
+            r#"{"id": 1, "nested": [{"x": ["\u0000"]}]}"#,
+        ] {
+            match Delivery::parse(body.as_bytes()) {
+                Delivery::NotAnObject { raw } => assert_eq!(raw, body, "JSON escapes are text: kept verbatim"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            Delivery::parse(b"a\0b\xff"),
+            Delivery::NotAnObject {
+                raw: "a\u{FFFD}b\u{FFFD}".into()
+            }
+        );
+        assert!(matches!(
+            Delivery::parse(br#"{"id": 1, "content": "a\u0001b"}"#),
+            Delivery::Object(_)
+        ));
+    }
+
     use super::*;
     use serde_json::json;
     use std::str::FromStr;

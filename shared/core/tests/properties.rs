@@ -544,6 +544,8 @@ proptest! {
             "{{ {} }}",
             entries.iter().map(|(k, v)| format!("{} :\n{v}", Value::from(k.as_str()))).collect::<Vec<_>>().join(" ,\t")
         );
+        // (an object holding U+0000 is not stored as one: Postgres cannot hold it in jsonb)
+        prop_assume!(!text.contains("\\u0000"));
         let reparsed = parse_object(&text);
         prop_assert_eq!(DedupeKey::for_payload(&reparsed), key);
     }
@@ -616,7 +618,7 @@ proptest! {
                 prop_assert!(well_formed(&DedupeKey::for_payload(&p)));
             }
             Delivery::NotAnObject { raw } => {
-                prop_assert_eq!(raw, String::from_utf8_lossy(&bytes).into_owned());
+                prop_assert_eq!(raw, String::from_utf8_lossy(&bytes).replace('\0', "\u{FFFD}"));
                 let key = DedupeKey::for_raw_body(&bytes);
                 prop_assert!(well_formed(&key) && key.as_str().starts_with("raw:") && !key.is_eventless());
                 prop_assert_eq!(key, DedupeKey::for_raw_body(&bytes));
