@@ -350,12 +350,7 @@ async fn exchange(stream: &mut tokio::net::TcpStream, request: &[u8], buffer: &m
 /// Peak resident memory (`VmHWM`) of this process, the load generator (and the insert-limit
 /// phase's direct inserts), in MiB.
 fn load_generator_peak_rss_mib() -> Option<f64> {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
-        .map(|kib| kib / 1024.0)
+    crate::serve::peak_rss_kib("self").map(|kib| kib as f64 / 1024.0)
 }
 
 /// A service's peak resident memory so far, in MiB.

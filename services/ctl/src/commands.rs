@@ -102,8 +102,9 @@ async fn endpoint(cli: &Cli, db: &PgPool, cmd: &EndpointCmd) -> anyhow::Result<(
                 rows.iter()
                     .map(|e| {
                         format!(
-                            "{}  {:<8}  {}…  {}  last used {}",
+                            "{}  {:<6}  {:<8}  {}…  {}  last used {}",
                             e.id,
+                            e.provider,
                             e.status,
                             e.token_prefix,
                             e.label,

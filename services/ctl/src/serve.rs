@@ -33,6 +33,15 @@ pub async fn run(cli: &Cli, cmd: &ServeCmd) -> ExitCode {
     }
 }
 
+/// Peak resident memory so far (`VmHWM`) of process `pid` (`self`: this one), in KiB.
+pub fn peak_rss_kib(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 /// A free loopback port (a moment's race with other binders; the child reports a clash).
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -131,11 +140,7 @@ impl ServiceProcess {
 
     /// Peak resident memory so far (`VmHWM`), in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        peak_rss_kib(&self.pid.to_string())
     }
 
     /// SIGKILL: no drain, no ack, no goodbye to Postgres or NATS.

@@ -239,9 +239,8 @@ impl Worker {
     /// order-free, so a crash before the booking only repeats them), then its amount is booked,
     /// or, for a settlement, nothing.
     async fn process_striga(&self, event: &events::Event, payload: &SepayPayload) -> Result<&'static str, Failure> {
-        let body =
-            serde_json::to_vec(&payload.0).map_err(|e| Failure::Event(FailureReason::InvalidPayload, e.to_string()))?;
-        let striga = StrigaEvent::parse(&body).map_err(|e| Failure::Event(e.reason(), e.to_string()))?;
+        let striga =
+            StrigaEvent::from_object(payload.0.clone()).map_err(|e| Failure::Event(e.reason(), e.to_string()))?;
         if let Some((initiated, outcome_rank)) = striga.event_type.payout_progress() {
             sepay_store::striga::record_payout_progress(
                 &self.db,

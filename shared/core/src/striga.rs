@@ -168,9 +168,14 @@ pub enum BalanceCheck {
 impl StrigaEvent {
     /// Reads and checks every field booking needs; the sides' amounts must fit the type.
     pub fn parse(body: &[u8]) -> Result<Self, StrigaError> {
-        let Ok(Value::Object(raw)) = serde_json::from_slice::<Value>(body) else {
-            return Err(StrigaError::NotAnObject);
-        };
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(raw)) => Self::from_object(raw),
+            _ => Err(StrigaError::NotAnObject),
+        }
+    }
+
+    /// Like [`parse`](Self::parse), for a body already read as a JSON object (a stored event).
+    pub fn from_object(raw: Map<String, Value>) -> Result<Self, StrigaError> {
         let id = text(&raw, "id").ok_or(StrigaError::Missing("id"))?;
         if id.len() > MAX_ID_LEN {
             return Err(StrigaError::IdTooLong);

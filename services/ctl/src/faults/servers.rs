@@ -79,7 +79,7 @@ pub struct PrivateNats {
 
 impl PrivateNats {
     pub async fn start() -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = crate::serve::free_port()?;
         let store = std::env::temp_dir().join(format!("sepay-faults-nats-{}", Uuid::new_v4().simple()));
         let mut nats = Self {
             port,
