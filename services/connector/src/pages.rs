@@ -4,6 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::Html;
 use chrono::{DateTime, Utc};
+use sepay_core::Provider;
 use sepay_store::admin::{
     AdminWorkspace, ConnectionView, CreatedEndpoint, CreatedStrigaEndpoint, EventRow, WalletLinkView, WalletRow,
 };
@@ -274,7 +275,7 @@ pub fn integrations(v: &Integrations<'_>) -> Html<String> {
 
     // endpoints
     b.push_str("<h2>Webhook endpoints</h2>");
-    let sepay_endpoints: Vec<&Endpoint> = v.endpoints.iter().filter(|e| e.provider == "sepay").collect();
+    let sepay_endpoints: Vec<&Endpoint> = v.endpoints.iter().filter(|e| e.provider == Provider::Sepay).collect();
     if !sepay_endpoints.is_empty() {
         b.push_str("<table id=\"endpoints\"><tr><th>Label</th><th>Status</th><th>Token prefix</th><th>SePay webhook</th><th>Bank account</th><th>Last used</th><th>Grace until</th><th></th></tr>");
         for e in sepay_endpoints {
@@ -567,7 +568,7 @@ pub fn striga(v: &Striga<'_>) -> Html<String> {
     b.push_str(
         "<p>Striga posts SEPA transactions to an endpoint's URL (<code>/tx</code> appended) signed with your Striga          API key. Each event books into the wallet linked to its <code>accountId</code> (or, when it has none, its          <code>syncedOwnerId</code>), else into the endpoint's wallet; wallets must hold EUR.</p><h2>Endpoints</h2>",
     );
-    let striga_endpoints: Vec<&Endpoint> = v.endpoints.iter().filter(|e| e.provider == "striga").collect();
+    let striga_endpoints: Vec<&Endpoint> = v.endpoints.iter().filter(|e| e.provider == Provider::Striga).collect();
     if striga_endpoints.is_empty() {
         b.push_str("<p id=\"no-striga-endpoints\">No Striga endpoint yet.</p>");
     } else {

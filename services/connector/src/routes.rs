@@ -659,7 +659,7 @@ async fn rotate_endpoint(
     let grace = Duration::from_secs(state.config.endpoint_rotation_grace_hours * 3600);
     let created = admin::rotate_locally(&state.db, &state.config.ingress_public_url, endpoint.id, grace).await?;
     tracing::info!(ws_id = %admin.ws_id, old = %endpoint.id, new = %created.endpoint.id, "manual endpoint rotated");
-    if endpoint.provider == Provider::Striga.as_str() {
+    if endpoint.provider == Provider::Striga {
         let created = CreatedStrigaEndpoint::from(created);
         return Ok(pages::created_striga_endpoint(admin.ws_id, &created, true).into_response());
     }
@@ -677,7 +677,7 @@ async fn revoke_endpoint(
     let endpoint = admin::endpoint_of(&state.db, admin.ws_id, endpoint_path(path)?).await?;
     endpoints::revoke(&state.db, endpoint.id).await?;
     tracing::info!(ws_id = %admin.ws_id, endpoint_id = %endpoint.id, "endpoint revoked");
-    let page = if endpoint.provider == Provider::Striga.as_str() {
+    let page = if endpoint.provider == Provider::Striga {
         "striga"
     } else {
         "integrations"

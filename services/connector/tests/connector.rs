@@ -1367,7 +1367,7 @@ async fn striga_endpoints_and_accounts_are_managed_from_the_page() {
         .await
         .unwrap()
         .into_iter()
-        .find(|e| e.provider == "striga")
+        .find(|e| e.provider == sepay_core::Provider::Striga)
         .unwrap();
     assert_eq!(
         (endpoint.provider.as_str(), endpoint.wallet_id),

@@ -138,7 +138,7 @@ async fn endpoint(cli: &Cli, db: &PgPool, cmd: &EndpointCmd) -> anyhow::Result<(
             }
             let grace = Duration::from_secs(grace_hours * 3600);
             let created = admin::rotate_locally(db, &cli.public_base_url, *id, grace).await?;
-            if created.endpoint.provider == Provider::Striga.as_str() {
+            if created.endpoint.provider == Provider::Striga {
                 let created = admin::CreatedStrigaEndpoint::from(created);
                 print(json, &created, || {
                     format!(

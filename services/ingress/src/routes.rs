@@ -284,7 +284,7 @@ async fn find_endpoint(
         }
     };
     endpoint
-        .filter(|e| e.provider == provider.as_str())
+        .filter(|e| e.provider == provider)
         .ok_or_else(|| app.refusal(source, IngressError::UnknownToken))
 }
 

@@ -225,7 +225,7 @@ impl Worker {
                 ));
             }
         };
-        if Provider::parse(&event.provider) == Some(Provider::Striga) {
+        if event.provider == Provider::Striga {
             return self.process_striga(&event, &payload).await;
         }
         let tx = payload

@@ -23,7 +23,23 @@ macro_rules! stored_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        /// Reading a stored spelling (sqlx `try_from = "String"` columns).
+        impl TryFrom<String> for $name {
+            type Error = UnknownSpelling;
+            fn try_from(text: String) -> Result<Self, Self::Error> {
+                Self::parse(&text).ok_or(UnknownSpelling { kind: stringify!($name), text })
+            }
+        }
     };
+}
+
+/// A stored value that names no variant (a row written by a newer release, or by hand).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} {text:?}")]
+pub struct UnknownSpelling {
+    pub kind: &'static str,
+    pub text: String,
 }
 
 stored_enum!(

@@ -236,10 +236,9 @@ impl std::fmt::Debug for CreatedEndpoint {
 
 impl CreatedEndpoint {
     fn new(endpoint: Endpoint, public_base_url: &str, secrets: &EndpointSecrets) -> Self {
-        let provider = Provider::parse(&endpoint.provider).unwrap_or(Provider::Sepay);
         Self {
+            webhook_url: webhook_url(public_base_url, endpoint.provider, secrets.token.expose()),
             endpoint,
-            webhook_url: webhook_url(public_base_url, provider, secrets.token.expose()),
             token: secrets.token.expose().to_owned(),
             api_key: secrets.key.expose().to_owned(),
             authorization_header: format!("Apikey {}", secrets.key.expose()),

@@ -13,7 +13,8 @@ use uuid::Uuid;
 pub struct EndpointAuth {
     pub id: Uuid,
     pub ws_id: Uuid,
-    pub provider: String,
+    #[sqlx(try_from = "String")]
+    pub provider: Provider,
     pub api_key_hash: Vec<u8>,
     pub signing_key_ciphertext: Option<Vec<u8>>,
 }
@@ -28,7 +29,8 @@ pub fn signing_key_aad(ws_id: Uuid) -> Vec<u8> {
 pub struct Endpoint {
     pub id: Uuid,
     pub ws_id: Uuid,
-    pub provider: String,
+    #[sqlx(try_from = "String")]
+    pub provider: Provider,
     pub wallet_id: Option<Uuid>,
     pub label: String,
     pub token_prefix: String,
@@ -79,7 +81,8 @@ pub const CHANGES_CHANNEL: &str = "sepay_endpoints";
 pub struct LiveEndpoint {
     pub id: Uuid,
     pub ws_id: Uuid,
-    pub provider: String,
+    #[sqlx(try_from = "String")]
+    pub provider: Provider,
     pub token_hash: Vec<u8>,
     pub api_key_hash: Vec<u8>,
     pub signing_key_ciphertext: Option<Vec<u8>>,

@@ -285,7 +285,8 @@ pub async fn relay_backlog(pool: &PgPool) -> StoreResult<i64> {
 pub struct Event {
     pub id: i64,
     pub ws_id: Uuid,
-    pub provider: String,
+    #[sqlx(try_from = "String")]
+    pub provider: Provider,
     pub endpoint_id: Option<Uuid>,
     pub source: String,
     pub sepay_transaction_id: Option<i64>,
