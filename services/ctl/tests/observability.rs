@@ -182,7 +182,10 @@ async fn metrics_move_as_deliveries_are_taken_rejected_and_booked() {
     .await
     .expect("booked counter and processing histogram");
     let moved = |series: &str| sample(&after, series) - sample(&before, series);
-    assert_eq!(moved(r#"sepay_webhook_deliveries_total{outcome="new"}"#), 2.0);
+    assert_eq!(
+        moved(r#"sepay_webhook_deliveries_total{provider="sepay",outcome="new"}"#),
+        2.0
+    );
     assert_eq!(moved(r#"sepay_webhook_rejected_total{reason="unauthorized"}"#), 1.0);
     assert_eq!(moved(r#"sepay_events_settled_total{outcome="booked"}"#), 2.0);
     assert!(sample(&after, r#"sepay_webhook_ack_seconds_count{status="200"}"#) >= 2.0);

@@ -123,7 +123,8 @@ async fn ping_striga(
 ) -> Result<Response, IngressError> {
     let (endpoint, _) = signed_striga_body(&app, peer, &token, &headers, body).await?;
     tracing::Span::current().record("ws_id", tracing::field::display(endpoint.ws_id));
-    metrics::counter!("sepay_webhook_deliveries_total", "outcome" => "ping").increment(1);
+    metrics::counter!("sepay_webhook_deliveries_total", "provider" => Provider::Striga.as_str(), "outcome" => "ping")
+        .increment(1);
     tracing::info!("ping answered");
     Ok((StatusCode::OK, Json(json!({"success": true}))).into_response())
 }
@@ -236,7 +237,8 @@ async fn record(
         }
     };
     span.record("outcome", outcome);
-    metrics::counter!("sepay_webhook_deliveries_total", "outcome" => outcome).increment(1);
+    metrics::counter!("sepay_webhook_deliveries_total", "provider" => provider.as_str(), "outcome" => outcome)
+        .increment(1);
     tracing::info!(outcome, provider = provider.as_str(), "delivery accepted");
     Ok((StatusCode::OK, Json(answer)).into_response())
 }
