@@ -124,10 +124,11 @@ fn check(p: &Payload) -> (SepayPayload, DedupeKey) {
         assert_eq!(key.as_str(), format!("sepay:{id}"));
     }
     let body = p.body();
-    let Delivery::Object(sent) = Delivery::parse(body.as_bytes()) else {
-        panic!("a JSON object did not parse as one: {body}");
-    };
-    assert_eq!(DedupeKey::for_payload(&sent), key, "{body}");
+    match Delivery::parse(body.as_bytes()) {
+        Delivery::Object(sent) => assert_eq!(DedupeKey::for_payload(&sent), key, "{body}"),
+        // an object holding U+0000 is kept as raw text (Postgres cannot hold it in jsonb)
+        Delivery::NotAnObject { .. } => assert!(body.contains("\\u0000"), "a JSON object did not parse as one: {body}"),
+    }
     (payload, key)
 }
 
