@@ -377,7 +377,7 @@ pub fn events(v: &Events<'_>) -> Html<String> {
     if v.rows.is_empty() {
         b.push_str("<p id=\"no-events\">No events.</p>");
     } else {
-        b.push_str("<table id=\"events\"><tr><th>#</th><th>Received</th><th>Source</th><th>SePay id</th><th>Account</th><th>Type</th><th>Amount</th><th>Status</th><th>Failure</th><th>Attempts</th><th>Deliveries</th><th></th></tr>");
+        b.push_str("<table id=\"events\"><tr><th>#</th><th>Received</th><th>Provider</th><th>Source</th><th>Id</th><th>Account</th><th>Type</th><th>Amount (as sent)</th><th>Status</th><th>Failure</th><th>Attempts</th><th>Deliveries</th><th></th></tr>");
         for e in v.rows {
             let replay = if e.status == "failed" {
                 format!(
@@ -391,13 +391,12 @@ pub fn events(v: &Events<'_>) -> Html<String> {
             };
             let _ = write!(
                 b,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><span class=\"badge {st}\">{st}</span></td><td>{}</td><td>{}</td><td>{}</td><td>{replay}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><span class=\"badge {st}\">{st}</span></td><td>{}</td><td>{}</td><td>{}</td><td>{replay}</td></tr>",
                 e.id,
                 time(Some(e.received_at)),
+                e.provider,
                 esc(&e.source),
-                e.sepay_transaction_id
-                    .map(|i| i.to_string())
-                    .unwrap_or_else(|| "—".into()),
+                opt(e.provider_id.as_deref()),
                 opt(e.account_number.as_deref()),
                 opt(e.transfer_type.as_deref()),
                 opt(e.amount.as_deref()),

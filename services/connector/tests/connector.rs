@@ -1415,6 +1415,27 @@ async fn striga_endpoints_and_accounts_are_managed_from_the_page() {
     let (_, integrations, _) = app.get(&format!("/ws/{}/integrations", app.ws), Some(&alice)).await;
     assert!(!integrations.contains("<td>EU</td>"), "{integrations}");
 
+    // a Striga event reads as one on the events page (its id, account, type and amount as sent)
+    let payin: serde_json::Value = serde_json::from_str(sepay_core::striga::samples::PAYIN_COMPLETED).unwrap();
+    sqlx::query(
+        "insert into sepay_webhook_events (ws_id, provider, source, dedupe_key, payload) values ($1, 'striga', 'webhook', 'k', $2)",
+    )
+    .bind(app.ws)
+    .bind(&payin)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let (_, events, _) = app.get(&format!("/ws/{}/events", app.ws), Some(&alice)).await;
+    for cell in [
+        "<td>striga</td>",
+        "<td>ad8b61cf-ea28-4f2f-a0ee-170b47d3d136</td>",
+        "<td>0148ae0856b1457ff3b59f2ac965b58e</td>",
+        "<td>SEPA_PAYIN_COMPLETED</td>",
+        "<td>500</td>",
+    ] {
+        assert!(events.contains(cell), "{cell} in {events}");
+    }
+
     // rotation shows the new URL only; revocation returns to the Striga page
     let (status, page, _) = app
         .post(

@@ -170,14 +170,19 @@ pub async fn wallets(pool: &PgPool, ws_id: Uuid) -> StoreResult<Vec<WalletRow>> 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct EventRow {
     pub id: i64,
+    #[sqlx(try_from = "String")]
+    pub provider: Provider,
     pub source: String,
-    pub sepay_transaction_id: Option<i64>,
+    /// The provider's id of the transaction (SePay's number, Striga's `id`).
+    pub provider_id: Option<String>,
     pub status: String,
     pub failure_reason: Option<String>,
     pub attempts: i32,
     pub delivery_count: i32,
     pub received_at: DateTime<Utc>,
-    /// `transferType` and `transferAmount` as sent (text: never a float).
+    /// As sent (text: never a float). SePay: `transferType`, `transferAmount`, `accountNumber`;
+    /// Striga: `type`, the moving side in cents (`credit`, else `debit`), `accountId` (else
+    /// `syncedOwnerId`).
     pub transfer_type: Option<String>,
     pub amount: Option<String>,
     pub account_number: Option<String>,
@@ -192,9 +197,13 @@ pub async fn events_page(
     limit: i64,
 ) -> StoreResult<Vec<EventRow>> {
     Ok(sqlx::query_as(
-        "select id, source, sepay_transaction_id, status, failure_reason, attempts, delivery_count, received_at,
-                payload->>'transferType' as transfer_type, payload->>'transferAmount' as amount,
-                payload->>'accountNumber' as account_number
+        "select id, provider, source, coalesce(sepay_transaction_id::text, payload->>'id') as provider_id, status,
+                failure_reason, attempts, delivery_count, received_at,
+                coalesce(payload->>'transferType', payload->>'type') as transfer_type,
+                coalesce(payload->>'transferAmount',
+                         case when provider = 'striga' then coalesce(nullif(payload->>'credit', '0'), payload->>'debit') end)
+                  as amount,
+                coalesce(payload->>'accountNumber', payload->>'accountId', payload->>'syncedOwnerId') as account_number
            from sepay_webhook_events
           where ws_id = $1 and ($2::text is null or status = $2) and ($3::bigint is null or id < $3)
           order by id desc limit $4",
