@@ -4,7 +4,6 @@ mod common;
 
 use common::System;
 use sepay_bus::NatsConfig;
-use sepay_ingress::IngressConfig;
 use sepay_processor::ProcessorConfig;
 use sepay_testkit::{PrivateNats, Seeded, TestDb, count, delivery, eventually, test_bus};
 use serde_json::{Value, json};
@@ -503,34 +502,11 @@ async fn rules_and_credits_are_managed_with_sepayctl() {
     assert_eq!(credits["balance"], json!(25));
 
     // the running processor applies the rule at once
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let stop = CancellationToken::new();
-    let bus = sepay_bus::Bus::connect(&nats).await.unwrap();
-    let ingress = IngressConfig {
-        relay_interval_ms: 100,
-        relay_min_age_ms: 200,
-        ..Default::default()
-    };
-    tokio::spawn(sepay_ingress::serve(
-        listener,
-        ingress,
-        db.pool.clone(),
-        bus.clone(),
-        stop.clone(),
-    ));
-    let config = ProcessorConfig::default();
-    let classifier = sepay_processor::default_classifier(&config, &db.pool);
-    tokio::spawn(sepay_processor::consume(
-        config,
-        db.pool.clone(),
-        bus,
-        classifier,
-        stop.clone(),
-    ));
+    let classifier = sepay_processor::default_classifier(&ProcessorConfig::default(), &db.pool);
+    let system = System::start_with(&db, &nats, classifier).await;
     let mut body = delivery(77, "out", json!(85000));
     body["content"] = json!("GRAB chuyen xe");
-    assert_eq!(post(&url, &seed, &body).await, 200);
+    assert_eq!(post(&system.url, &seed, &body).await, 200);
     assert!(
         eventually(Duration::from_secs(10), || async {
             (processed(&db).await == 1).then_some(())
@@ -541,7 +517,6 @@ async fn rules_and_credits_are_managed_with_sepayctl() {
     let txs = sepayctl(&db, &nats, &["transactions", "list", "--ws", &ws]);
     assert_eq!(txs[0]["category_name"], json!("Transport"));
     assert_eq!(txs[0]["classified_by"], json!("rules"));
-    stop.cancel();
 }
 
 /// A workspace connected to an in-process simulator through the real OAuth code flow, with the

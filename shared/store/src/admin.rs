@@ -287,7 +287,7 @@ pub struct CreatedStrigaEndpoint {
     pub token: String,
 }
 
-/// A rotated Striga endpoint: Striga keeps signing with its own key, so only the URL is news.
+/// A created or rotated Striga endpoint: Striga signs with its own key, so only the URL is news.
 impl From<CreatedEndpoint> for CreatedStrigaEndpoint {
     fn from(created: CreatedEndpoint) -> Self {
         Self {
@@ -314,13 +314,27 @@ pub async fn create_manual_endpoint(
     wallet_id: Option<Uuid>,
     label: &str,
 ) -> StoreResult<CreatedEndpoint> {
+    create_with_new_secrets(pool, public_base_url, ws_id, wallet_id, label, Provider::Sepay, None).await
+}
+
+/// An endpoint with a fresh URL token and API key (a Striga endpoint's key is never used: Striga
+/// signs with its own, sealed in `signing_key_ciphertext`).
+pub(crate) async fn create_with_new_secrets(
+    pool: &PgPool,
+    public_base_url: &str,
+    ws_id: Uuid,
+    wallet_id: Option<Uuid>,
+    label: &str,
+    provider: Provider,
+    signing_key_ciphertext: Option<&[u8]>,
+) -> StoreResult<CreatedEndpoint> {
     let secrets = EndpointSecrets::generate();
     let endpoint = endpoints::create(
         pool,
         &NewEndpoint {
             ws_id,
-            provider: Provider::Sepay,
-            signing_key_ciphertext: None,
+            provider,
+            signing_key_ciphertext,
             wallet_id,
             label,
             token_hash: &secrets.token.sha256(),

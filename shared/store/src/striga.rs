@@ -2,7 +2,6 @@
 //! mismatches. Events, bookings and classification are the providers' shared tables.
 
 use crate::admin::CreatedStrigaEndpoint;
-use crate::endpoints::{self, NewEndpoint};
 use crate::error::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -13,7 +12,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 /// A Striga endpoint: a URL token of ours, and Striga's API key (which signs each body) sealed by
-/// the caller with [`endpoints::signing_key_aad`]. The token is shown once, in the result.
+/// the caller with [`crate::endpoints::signing_key_aad`]. The token is shown once, in the result.
 pub async fn create_endpoint(
     pool: &PgPool,
     public_base_url: &str,
@@ -25,30 +24,17 @@ pub async fn create_endpoint(
     if let Some(wallet_id) = wallet_id {
         check_wallet(pool, ws_id, wallet_id).await?;
     }
-    let token = sepay_crypto::generate_webhook_token();
-    // no SePay key is ever sent to this endpoint; the column holds the hash of one nobody has
-    let unused_key = sepay_crypto::generate_api_key();
-    let endpoint = endpoints::create(
+    let created = crate::admin::create_with_new_secrets(
         pool,
-        &NewEndpoint {
-            ws_id,
-            provider: Provider::Striga,
-            signing_key_ciphertext: Some(signing_key_ciphertext),
-            wallet_id,
-            label,
-            token_hash: &token.sha256(),
-            token_prefix: &token.display_prefix(),
-            api_key_hash: &unused_key.sha256(),
-            sepay_webhook_id: None,
-            bank_account_id: None,
-        },
+        public_base_url,
+        ws_id,
+        wallet_id,
+        label,
+        Provider::Striga,
+        Some(signing_key_ciphertext),
     )
     .await?;
-    Ok(CreatedStrigaEndpoint {
-        webhook_url: crate::admin::webhook_url(public_base_url, Provider::Striga, token.expose()),
-        token: token.expose().to_owned(),
-        endpoint,
-    })
+    Ok(created.into())
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]

@@ -2,7 +2,7 @@
 
 use sepay_bus::NatsConfig;
 use sepay_ingress::IngressConfig;
-use sepay_processor::{FallbackOnly, ProcessorConfig};
+use sepay_processor::{Classifier, FallbackOnly, ProcessorConfig};
 use sepay_testkit::TestDb;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -15,6 +15,10 @@ pub struct System {
 
 impl System {
     pub async fn start(db: &TestDb, nats: &NatsConfig) -> Self {
+        Self::start_with(db, nats, Arc::new(FallbackOnly)).await
+    }
+
+    pub async fn start_with(db: &TestDb, nats: &NatsConfig, classifier: Arc<dyn Classifier>) -> Self {
         let stop = CancellationToken::new();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -39,7 +43,7 @@ impl System {
             processor,
             db.pool.clone(),
             bus,
-            Arc::new(FallbackOnly),
+            classifier,
             stop.clone(),
         ));
         Self { url, stop }
