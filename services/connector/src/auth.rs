@@ -19,7 +19,7 @@ pub const SESSION_COOKIE: &str = "sepay_admin_session";
 const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// A JWKS is fetched again for an unknown key id at most this often.
 const JWKS_REFETCH: Duration = Duration::from_secs(30);
-/// A fixed, public secret for development only (`sepayctl up`); production sets ADMIN_JWT_SECRET.
+/// A fixed, public secret for development only (`SEPAY_DEV_MODE`, which `up` turns on).
 const DEV_ADMIN_JWT_SECRET: &str = "sepay-development-admin-secret-not-for-production";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,17 +41,19 @@ pub enum AuthError {
     Jwks(String),
 }
 
-/// The HS256 secret to use: the configured one, else the development secret (loudly).
-pub fn jwt_secret(configured: Option<&str>) -> String {
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error(
+    "ADMIN_JWT_SECRET is not set: set it (or ADMIN_JWKS_URL), or SEPAY_DEV_MODE=true for local development only"
+)]
+pub struct JwtSecretMissing;
+
+/// The HS256 secret to use: the configured one; unset, the public development secret in
+/// development mode only (with it anyone can mint an admin session).
+pub fn jwt_secret(configured: Option<&str>, dev_mode: bool) -> Result<String, JwtSecretMissing> {
     match configured {
-        Some(secret) => secret.to_owned(),
-        None => {
-            tracing::warn!(
-                "ADMIN_JWT_SECRET is not set: admin sessions are signed with the public development secret; \
-                 anyone can mint one, set it outside local development"
-            );
-            DEV_ADMIN_JWT_SECRET.to_owned()
-        }
+        Some(secret) => Ok(secret.to_owned()),
+        None if dev_mode => Ok(DEV_ADMIN_JWT_SECRET.to_owned()),
+        None => Err(JwtSecretMissing),
     }
 }
 
@@ -148,7 +150,7 @@ impl AdminAuth {
                 cache: RwLock::new(None),
             }),
             None => Keys::Hs256(DecodingKey::from_secret(
-                jwt_secret(config.admin_jwt_secret.as_deref()).as_bytes(),
+                jwt_secret(config.admin_jwt_secret.as_deref(), config.dev_mode)?.as_bytes(),
             )),
         };
         let rng = ring::rand::SystemRandom::new();
@@ -168,6 +170,8 @@ impl AdminAuth {
     fn validation(&self, alg: Algorithm) -> Validation {
         let mut v = Validation::new(alg);
         v.leeway = 30;
+        // a token the platform dated for later (`nbf`) is not valid yet (within the same leeway)
+        v.validate_nbf = true;
         v.set_required_spec_claims(&["exp", "sub"]);
         if let Some(iss) = &self.issuer {
             v.set_issuer(&[iss]);
@@ -286,6 +290,28 @@ mod tests {
         };
         let token = jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(b"k")).unwrap();
         assert!(auth("k").verify(&token).await.is_err());
+    }
+
+    fn hs256(claims: &serde_json::Value, secret: &str) -> String {
+        jsonwebtoken::encode(&Header::default(), claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn tokens_not_valid_yet_are_refused() {
+        let a = auth("k");
+        let now = chrono::Utc::now().timestamp();
+        let claims = |nbf: i64| serde_json::json!({"sub": "u", "iat": now, "exp": now + 3600, "nbf": nbf});
+        // beyond the 30 s leeway
+        let future = hs256(&claims(now + 120), "k");
+        assert!(matches!(a.verify(&future).await, Err(AuthError::Invalid(_))));
+        assert!(a.verify(&hs256(&claims(now + 3000), "k")).await.is_err());
+        // in the past, now, or inside the leeway (clock skew)
+        for nbf in [now - 600, now, now + 10] {
+            assert_eq!(a.verify(&hs256(&claims(nbf), "k")).await.unwrap().sub, "u", "nbf {nbf}");
+        }
+        // without nbf, as before
+        let plain = serde_json::json!({"sub": "u", "exp": now + 60});
+        assert!(a.verify(&hs256(&plain, "k")).await.is_ok());
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub enum ConnectorError {
     Forbidden,
     #[error("missing or wrong CSRF token")]
     Csrf,
+    /// A sign-in POST that did not come from the connector's own page (no or another `Origin`).
+    #[error("cross-site sign-in refused")]
+    CrossSite,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -85,6 +88,11 @@ impl IntoResponse for ConnectorError {
                 StatusCode::FORBIDDEN,
                 "Forbidden",
                 "The form expired or did not come from this site; reload the page and try again.".to_owned(),
+            ),
+            Self::CrossSite => (
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "The sign-in form did not come from this site; open your login link again.".to_owned(),
             ),
             Self::NotFound(what) => (StatusCode::NOT_FOUND, "Not found", format!("No such {what}.")),
             Self::BadRequest(reason) => (StatusCode::BAD_REQUEST, "Bad request", reason.clone()),

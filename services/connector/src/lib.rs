@@ -23,14 +23,20 @@ pub use auth::{AdminAuth, Claims, mint_admin_token};
 pub use error::ConnectorError;
 pub use routes::router;
 
+pub const DEFAULT_CONNECTOR_ADDR: &str = "127.0.0.1:8082";
+pub const DEFAULT_CONNECTOR_ADMIN_ADDR: &str = "127.0.0.1:9082";
+
 /// Path of the OAuth callback on the connector's origin (register `<origin>` + this at SePay).
 pub const CALLBACK_PATH: &str = "/oauth/sepay/callback";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConnectorConfig {
-    /// Address the connector listens on.
-    #[arg(long, env = "CONNECTOR_ADDR", default_value = "127.0.0.1:8082")]
+    /// Address the connector listens on (the admin pages and the OAuth callback).
+    #[arg(long, env = "CONNECTOR_ADDR", default_value = DEFAULT_CONNECTOR_ADDR)]
     pub connector_addr: SocketAddr,
+    /// Address of /healthz, /readyz and /metrics (probes and Prometheus, never published).
+    #[arg(long, env = "CONNECTOR_ADMIN_ADDR", default_value = DEFAULT_CONNECTOR_ADMIN_ADDR)]
+    pub connector_admin_addr: SocketAddr,
     /// The connector's public origin: the OAuth callback and every redirect are built on it;
     /// `https` turns on Secure cookies.
     #[arg(long, env = "CONNECTOR_PUBLIC_URL", default_value = "http://127.0.0.1:8082")]
@@ -38,8 +44,8 @@ pub struct ConnectorConfig {
     /// Base URL SePay reaches the ingress at (the URL of manual endpoints).
     #[arg(long, env = "INGRESS_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
     pub ingress_public_url: String,
-    /// HS256 secret of the platform's admin session tokens; unset (and no JWKS URL): a public
-    /// development secret.
+    /// HS256 secret of the platform's admin session tokens; this or a JWKS URL is required
+    /// outside development mode.
     #[arg(long, env = "ADMIN_JWT_SECRET", hide_env_values = true)]
     pub admin_jwt_secret: Option<String>,
     /// JWKS URL of the platform's session token keys (RS/ES/PS/EdDSA); replaces the HS256 secret.
@@ -58,12 +64,21 @@ pub struct ConnectorConfig {
     /// Hours a manually rotated endpoint's old token keeps working (SePay retries for 5 hours).
     #[arg(long, env = "ENDPOINT_ROTATION_GRACE_HOURS", default_value_t = 6)]
     pub endpoint_rotation_grace_hours: u64,
+    /// Development mode (`SEPAY_DEV_MODE`, set by the binary; `up` turns it on): unset secrets
+    /// fall back to public development values instead of stopping the start.
+    #[arg(skip)]
+    pub dev_mode: bool,
+    /// HTTP limits (`HTTP_*`, set by the binary).
+    #[arg(skip)]
+    pub http: sepay_runtime::HttpLimits,
 }
 
+/// The development configuration (tests, `up`): development mode on.
 impl Default for ConnectorConfig {
     fn default() -> Self {
         Self {
-            connector_addr: ([127, 0, 0, 1], 8082).into(),
+            connector_addr: DEFAULT_CONNECTOR_ADDR.parse().expect("a socket address"),
+            connector_admin_addr: DEFAULT_CONNECTOR_ADMIN_ADDR.parse().expect("a socket address"),
             connector_public_url: "http://127.0.0.1:8082".into(),
             ingress_public_url: "http://127.0.0.1:8080".into(),
             admin_jwt_secret: None,
@@ -72,6 +87,8 @@ impl Default for ConnectorConfig {
             admin_jwt_audience: None,
             connector_csrf_secret: None,
             endpoint_rotation_grace_hours: 6,
+            dev_mode: true,
+            http: sepay_runtime::HttpLimits::default(),
         }
     }
 }
@@ -151,15 +168,16 @@ pub async fn run(
     bus: Bus,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.connector_addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.connector_addr))?;
-    serve(listener, config, sepay, db, bus, shutdown).await
+    let listener = sepay_runtime::bind(config.connector_addr, "CONNECTOR_ADDR").await?;
+    let admin = sepay_runtime::bind(config.connector_admin_addr, "CONNECTOR_ADMIN_ADDR").await?;
+    serve(listener, Some(admin), config, sepay, db, bus, shutdown).await
 }
 
-/// Like [`run`] on an already bound listener (tests and `sepayctl up` bind first).
+/// Like [`run`] on already bound listeners (tests and `sepayctl up` bind first); without an
+/// admin listener, health and metrics are not served.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    admin: Option<tokio::net::TcpListener>,
     config: ConnectorConfig,
     sepay: SepayConfig,
     db: PgPool,
@@ -171,9 +189,18 @@ pub async fn serve(
         tracing::warn!(error = %err, "control stream not ensured at start-up");
     }
     let state = AppState::new(config, &sepay, db, bus)?;
+    if let Err(err) = state.tokens.upgrade_legacy_seals().await {
+        tracing::warn!(error = %err, "legacy token seals not upgraded");
+    }
+    let limits = state.config.http.clone();
+    let health = admin.map(|admin| {
+        let (db, bus, limits, shutdown) = (state.db.clone(), state.bus.clone(), limits.clone(), shutdown.clone());
+        tokio::spawn(async move { sepay_runtime::serve_health(admin, db, bus, None, &limits, shutdown).await })
+    });
     tracing::info!(addr = %listener.local_addr()?, origin = state.config.origin(), "sepay-connector listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    sepay_runtime::http::serve(listener, router(state), &limits, shutdown).await?;
+    if let Some(health) = health {
+        health.await??;
+    }
     Ok(())
 }

@@ -69,6 +69,44 @@ pub fn login_prompt() -> (StatusCode, Html<String>) {
     )
 }
 
+/// What a login link opens: a form that signs in by POST (this page's button, never the link
+/// itself). When another user is signed in in this browser, it says so and asks first, so a link
+/// from someone else cannot silently swap the session.
+pub fn sign_in(token: &str, ws: Option<Uuid>, user: &str, signed_in_as: Option<&str>) -> Html<String> {
+    let ws = ws.map(|w| w.to_string()).unwrap_or_default();
+    let form = |label: &str| {
+        format!(
+            "<form method=\"post\" action=\"/login\" id=\"sign-in-form\"><input type=\"hidden\" name=\"token\" value=\"{}\">\
+             <input type=\"hidden\" name=\"ws\" value=\"{}\"><button id=\"sign-in\">{}</button></form>",
+            esc(token),
+            esc(&ws),
+            esc(label)
+        )
+    };
+    match signed_in_as {
+        None => page(
+            "Sign in",
+            &format!(
+                "<p>Sign in to the SePay integration as <b id=\"sign-in-user\">{}</b>.</p>{}",
+                esc(user),
+                form("Sign in")
+            ),
+        ),
+        Some(current) => page(
+            "Switch account?",
+            &format!(
+                "<p id=\"switch-account\">You are signed in as <b id=\"current-user\">{}</b>. This link signs you in as \
+                 <b id=\"sign-in-user\">{}</b> instead. If you did not ask for that, cancel: someone else's link \
+                 would make you work in their account.</p>{}<p><a id=\"cancel-sign-in\" href=\"/\">Cancel, stay signed in as {}</a></p>",
+                esc(current),
+                esc(user),
+                form(&format!("Continue as {user}")),
+                esc(current)
+            ),
+        ),
+    }
+}
+
 fn hidden_csrf(csrf: &str) -> String {
     format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(csrf))
 }
@@ -715,6 +753,24 @@ mod tests {
             esc("<a href=\"x\">'&'</a>"),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
+    }
+
+    #[test]
+    fn the_sign_in_page_escapes_and_posts() {
+        let ws = Uuid::new_v4();
+        let Html(fresh) = sign_in("a.b\"><x", Some(ws), "<u>", None);
+        assert!(fresh.contains("<form method=\"post\" action=\"/login\""), "{fresh}");
+        assert!(fresh.contains("name=\"token\" value=\"a.b&quot;&gt;&lt;x\""), "{fresh}");
+        assert!(fresh.contains(&format!("name=\"ws\" value=\"{ws}\"")));
+        assert!(fresh.contains("&lt;u&gt;") && !fresh.contains("<u>"));
+        assert!(!fresh.contains("switch-account"));
+        let Html(switch) = sign_in("t", None, "<new>", Some("<old>"));
+        assert!(
+            switch.contains("id=\"switch-account\"") && switch.contains("Continue as &lt;new&gt;"),
+            "{switch}"
+        );
+        assert!(switch.contains("Cancel, stay signed in as &lt;old&gt;") && !switch.contains("<old>"));
+        assert!(switch.contains("name=\"ws\" value=\"\""));
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub fn router(state: AppRef) -> Router {
     });
     Router::new()
         .route("/", get(home))
-        .route("/login", get(login))
+        .route("/login", get(login_page).post(login))
         .route("/ws/{ws}/integrations", get(integrations))
         .route("/ws/{ws}/events", get(events_page))
         .route("/ws/{ws}/events/replay", post(replay))
@@ -82,8 +82,6 @@ pub fn router(state: AppRef) -> Router {
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
         }))
         .with_state(state.clone())
-        // /healthz, /readyz (Postgres and NATS) and /metrics, as every service has them
-        .merge(sepay_runtime::health_router(state.db.clone(), state.bus.clone(), None))
 }
 
 /// An owner or admin of the workspace in the path, with this session's CSRF token.
@@ -181,35 +179,107 @@ async fn home(
     .into_response())
 }
 
-#[derive(Debug, Deserialize)]
-struct LoginQuery {
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct LoginParams {
     token: Option<String>,
     ws: Option<String>,
 }
 
-/// The login link: checks the token, keeps it in the session cookie, and opens the workspace.
-async fn login(
-    State(state): State<AppRef>,
-    query: std::result::Result<Query<LoginQuery>, QueryRejection>,
-) -> Result<Response> {
-    let Query(q) = query?;
-    let token = q.token.ok_or(ConnectorError::LoginRequired)?;
-    let claims = state.auth.verify(&token).await?;
-    let max_age = (claims.exp - chrono::Utc::now().timestamp()).max(0);
-    let target = match q.ws.as_deref().and_then(|s| Uuid::parse_str(s).ok()) {
+/// Never prints the session token.
+impl std::fmt::Debug for LoginParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginParams")
+            .field("ws", &self.ws)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoginParams {
+    /// The workspace to open, when the link names a valid one.
+    fn ws(&self) -> Option<Uuid> {
+        self.ws.as_deref().and_then(|s| Uuid::parse_str(s.trim()).ok())
+    }
+}
+
+/// Where a login lands: the workspace's page, else home (never a URL from the request).
+fn login_target(ws: Option<Uuid>) -> String {
+    match ws {
         Some(ws) => format!("/ws/{ws}/integrations"),
         None => "/".to_owned(),
+    }
+}
+
+/// The login link (`GET /login?token=&ws=`): checks the token and shows a sign-in form that
+/// POSTs it; nothing is set by following a link (login CSRF). A browser already signed in as
+/// the same user goes straight to the page; one signed in as someone else is asked first.
+async fn login_page(
+    State(state): State<AppRef>,
+    headers: HeaderMap,
+    query: std::result::Result<Query<LoginParams>, QueryRejection>,
+) -> Result<Response> {
+    let Query(q) = query?;
+    let token = q.token.as_deref().ok_or(ConnectorError::LoginRequired)?;
+    let claims = state.auth.verify(token).await?;
+    let ws = q.ws();
+    // the browser's current session, if it has a valid one (a bad or expired one is no session)
+    let current = match cookie(&headers, SESSION_COOKIE) {
+        Some(current) => state.auth.verify(current).await.ok(),
+        None => None,
     };
+    let current = current.map(|c| c.sub);
+    if current.as_deref() == Some(claims.sub.as_str()) {
+        return Ok(to_page(&state, &login_target(ws)));
+    }
+    Ok(pages::sign_in(token, ws, &claims.sub, current.as_deref()).into_response())
+}
+
+/// Only the connector's own pages may sign a browser in: `Origin` must be the connector's public
+/// origin or, when a browser sends none, `Sec-Fetch-Site` must say same-origin (or none: the user's
+/// own navigation). Anything else, including neither header, is refused.
+///
+/// `Origin: null` counts as none: browsers send it on a POST from a page served with
+/// `Referrer-Policy: no-referrer`, which every page here is (Fetch standard, "serializing a request
+/// origin"), so the sign-in form's own POST carries it. An attacker's `null` (a sandboxed frame, a
+/// redirect chain) comes with `Sec-Fetch-Site: cross-site`, which browsers set themselves.
+fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<()> {
+    let value = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or_default());
+    let ours = url::Url::parse(state.config.origin())
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| state.config.origin().to_owned());
+    let allowed = match value(header::ORIGIN.as_str()) {
+        Some(origin) if origin != "null" => origin == ours,
+        _ => matches!(value("sec-fetch-site"), Some("same-origin" | "none")),
+    };
+    match allowed {
+        true => Ok(()),
+        false => Err(ConnectorError::CrossSite),
+    }
+}
+
+/// The sign-in form's POST: same-origin only, then the token is checked again and kept in the
+/// session cookie, and the workspace opens.
+async fn login(
+    State(state): State<AppRef>,
+    headers: HeaderMap,
+    form: std::result::Result<Form<LoginParams>, FormRejection>,
+) -> Result<Response> {
+    same_origin(&state, &headers)?;
+    let Form(form) = form?;
+    let token = form.token.as_deref().ok_or(ConnectorError::LoginRequired)?;
+    let claims = state.auth.verify(token).await?;
+    let max_age = (claims.exp - chrono::Utc::now().timestamp()).max(0);
     // Lax, not Strict: the session must come along when SePay redirects back to the callback
     let cookie = set_cookie(
         SESSION_COOKIE,
-        &token,
+        token,
         "/",
         max_age,
         "Lax",
         state.config.secure_cookies(),
     );
-    Ok(with_cookie(to_page(&state, &target), &cookie))
+    tracing::info!(user_id = %claims.sub, "admin signed in");
+    Ok(with_cookie(to_page(&state, &login_target(form.ws())), &cookie))
 }
 
 async fn integrations(
@@ -365,7 +435,7 @@ struct CallbackQuery {
 enum CallbackError {
     #[error("SePay answered with an error ({0})")]
     Provider(String),
-    #[error("the callback lacks code or state")]
+    #[error("the callback lacks the code")]
     MissingParams,
     #[error(transparent)]
     State(#[from] StateError),
@@ -405,7 +475,10 @@ impl From<TokenError> for CallbackError {
 }
 
 /// The OAuth callback. Always a redirect to the workspace page (or home when the workspace
-/// cannot be known), always clearing the state cookie.
+/// cannot be known). The returned `state` is checked against the sealed one before anything
+/// else, `error=` included: a callback without this flow's state is not SePay answering it (a
+/// cross-site link, say), so it changes nothing and the state cookie stays for the real answer.
+/// Every other outcome clears the cookie.
 async fn callback(
     State(state): State<AppRef>,
     headers: HeaderMap,
@@ -420,6 +493,15 @@ async fn callback(
             return with_cookie(to_page(&state, "/?sepay=error&reason=invalid_state"), &clear);
         }
     };
+    let returned = q.state.as_deref().filter(|s| !s.is_empty()).unwrap_or_default();
+    let fresh = match oauth_state::verify(&pending, returned, chrono::Utc::now().timestamp()) {
+        Err(StateError::Mismatch | StateError::BadCookie) => {
+            tracing::info!(ws_id = %pending.ws_id, reason = "invalid_state", "SePay callback with another state ignored");
+            let target = format!("/ws/{}/integrations?sepay=error&reason=invalid_state", pending.ws_id);
+            return to_page(&state, &target);
+        }
+        fresh => fresh,
+    };
     // the workspace's admin must finish what they started
     let admin = match state.auth.session(&headers).await.map_err(ConnectorError::from) {
         Ok(session) => authorize(&state, pending.ws_id, session).await,
@@ -429,7 +511,7 @@ async fn callback(
         Ok(admin) => admin.ws_id,
         Err(err) => return with_cookie(err.into_response(), &clear),
     };
-    let target = match finish(&state, &pending, q).await {
+    let target = match finish(&state, &pending, fresh, q).await {
         Ok(()) => format!("/ws/{ws_id}/integrations?sepay=connected"),
         Err(err) => {
             let code = err.code();
@@ -440,7 +522,14 @@ async fn callback(
     with_cookie(to_page(&state, &target), &clear)
 }
 
-async fn finish(state: &AppState, pending: &PendingAuth, q: CallbackQuery) -> std::result::Result<(), CallbackError> {
+/// The rest of a callback whose state matched: `fresh` is whether it came back in time.
+async fn finish(
+    state: &AppState,
+    pending: &PendingAuth,
+    fresh: std::result::Result<(), StateError>,
+    q: CallbackQuery,
+) -> std::result::Result<(), CallbackError> {
+    fresh?;
     if let Some(error) = q.error {
         // the provider's error code only (bounded, plain), never its description
         let code: String = error
@@ -450,11 +539,10 @@ async fn finish(state: &AppState, pending: &PendingAuth, q: CallbackQuery) -> st
             .collect();
         return Err(CallbackError::Provider(code));
     }
-    let (Some(code), Some(returned)) = (q.code.filter(|c| !c.is_empty()), q.state.filter(|s| !s.is_empty())) else {
+    let Some(code) = q.code.filter(|c| !c.is_empty()) else {
         return Err(CallbackError::MissingParams);
     };
-    oauth_state::verify(pending, &returned, chrono::Utc::now().timestamp())?;
-    if !admin::consume_oauth_state(&state.db, pending.ws_id, &oauth_state::state_hash(&returned)).await? {
+    if !admin::consume_oauth_state(&state.db, pending.ws_id, &oauth_state::state_hash(&pending.state)).await? {
         return Err(CallbackError::Replayed);
     }
     let tokens = state

@@ -104,6 +104,7 @@ impl App {
         };
         tokio::spawn(sepay_connector::serve(
             listener,
+            None,
             connector_config(&url),
             sepay.clone(),
             db.clone(),
@@ -153,6 +154,7 @@ impl App {
         };
         tokio::spawn(sepay_connector::serve(
             listener,
+            None,
             connector_config(&url),
             sepay,
             self.db.clone(),
@@ -227,8 +229,28 @@ impl App {
         location(res.headers())
     }
 
-    /// Calls the callback; the redirect's target.
+    /// Calls the callback; the redirect's target. The state cookie is cleared.
     pub async fn callback(&self, callback_url: &str, session: &str, state_cookie: Option<&str>) -> String {
+        let (target, cleared) = self.callback_answer(callback_url, session, state_cookie).await;
+        assert_eq!(cleared.as_deref(), Some(""), "the callback clears the state cookie");
+        target
+    }
+
+    /// Calls the callback with a state that is not the pending flow's; the redirect's target.
+    /// Nothing changes: the state cookie stays (no `Set-Cookie` for it).
+    pub async fn callback_ignored(&self, callback_url: &str, session: &str, state_cookie: &str) -> String {
+        let (target, cleared) = self.callback_answer(callback_url, session, Some(state_cookie)).await;
+        assert_eq!(cleared, None, "the state cookie stays for the real callback");
+        target
+    }
+
+    /// The callback's redirect target and what it sets the state cookie to.
+    async fn callback_answer(
+        &self,
+        callback_url: &str,
+        session: &str,
+        state_cookie: Option<&str>,
+    ) -> (String, Option<String>) {
         let mut cookies = format!("sepay_admin_session={session}");
         if let Some(c) = state_cookie {
             cookies.push_str(&format!("; {}={c}", state::STATE_COOKIE));
@@ -246,13 +268,7 @@ impl App {
             "{}",
             res.text().await.unwrap_or_default()
         );
-        let cleared = set_cookie(res.headers(), state::STATE_COOKIE);
-        assert_eq!(
-            cleared.as_deref(),
-            Some(""),
-            "the callback always clears the state cookie"
-        );
-        location(res.headers())
+        (location(res.headers()), set_cookie(res.headers(), state::STATE_COOKIE))
     }
 
     /// The whole flow; the callback's redirect.
@@ -387,7 +403,7 @@ async fn the_connect_flow_seals_tokens_and_publishes_connected() {
     assert_eq!(c.status, "active");
     assert!(c.scopes.contains(&"bank-account:read".to_owned()));
     let sealed = c.access_token_ciphertext.unwrap();
-    let access = String::from_utf8(app.keys.open(app.ws.as_bytes(), &sealed).unwrap()).unwrap();
+    let access = String::from_utf8(app.keys.open(&sepay_api::TokenField::Access.aad(app.ws), &sealed).unwrap()).unwrap();
     assert!(
         app.sim.world().access_tokens.contains_key(&access),
         "the stored token is the simulator's"
@@ -425,14 +441,22 @@ async fn missing_params_and_wrong_states_are_refused() {
     let alice = session("alice");
     let callback_base = format!("{}{}", app.url, sepay_connector::CALLBACK_PATH);
 
-    let (_, cookie) = app.start_connect(&alice).await;
+    // no state, or only a code: not an answer to this flow, so the cookie stays
+    let (authorize, cookie) = app.start_connect(&alice).await;
     assert_eq!(
-        app.callback(&callback_base, &alice, Some(&cookie)).await,
-        app.error_url("missing_params")
+        app.callback_ignored(&callback_base, &alice, &cookie).await,
+        app.error_url("invalid_state")
     );
     let only_code = format!("{callback_base}?code=abc");
     assert_eq!(
-        app.callback(&only_code, &alice, Some(&cookie)).await,
+        app.callback_ignored(&only_code, &alice, &cookie).await,
+        app.error_url("invalid_state")
+    );
+    // the right state without a code
+    let sent_state = query_param(&authorize, "state").unwrap();
+    let only_state = format!("{callback_base}?state={sent_state}");
+    assert_eq!(
+        app.callback(&only_state, &alice, Some(&cookie)).await,
         app.error_url("missing_params")
     );
 
@@ -442,7 +466,7 @@ async fn missing_params_and_wrong_states_are_refused() {
     let code = query_param(&callback, "code").unwrap();
     let forged = format!("{callback_base}?code={code}&state=forged");
     assert_eq!(
-        app.callback(&forged, &alice, Some(&cookie)).await,
+        app.callback_ignored(&forged, &alice, &cookie).await,
         app.error_url("invalid_state")
     );
 
@@ -453,8 +477,9 @@ async fn missing_params_and_wrong_states_are_refused() {
     let other_ws = format!("{}.{}", Uuid::new_v4(), cookie.split_once('.').unwrap().1);
     assert_eq!(app.callback(&callback, &alice, Some(&other_ws)).await, home_error);
 
-    // a provider error is reported by its code, nothing else
-    let provider = format!("{callback_base}?error=server_error&error_description=%3Cscript%3E&state=x");
+    // a provider error (with the flow's state) is reported by its code, nothing else
+    let sent_state = query_param(&authorize, "state").unwrap();
+    let provider = format!("{callback_base}?error=server_error&error_description=%3Cscript%3E&state={sent_state}");
     assert_eq!(
         app.callback(&provider, &alice, Some(&cookie)).await,
         app.error_url("provider_error")
@@ -540,6 +565,60 @@ async fn a_denial_on_the_consent_page_is_reported() {
         .await;
     assert!(page.contains("Access was denied"), "{page}");
     assert!(page.contains("id=\"connection-status\">not connected<"));
+}
+
+/// Issue 14 (C): SePay's `error=` is read only once the returned state is the pending flow's. A
+/// cross-site link to the callback (`?error=access_denied`, with no state or another one) sent
+/// with the admin's cookies changes nothing: the state cookie stays, no state is used up, the
+/// connection row is as it was, nothing is published, and the real answer still completes.
+#[tokio::test]
+async fn a_cross_site_callback_cannot_cancel_a_pending_connect() {
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    assert_eq!(app.connect(&alice).await, app.integrations_url("sepay=connected"));
+    control_messages(&app.bus).await;
+    let before = connections::get(&app.db, app.ws).await.unwrap().unwrap();
+    let used_states = sepay_testkit::count(&app.db, "sepay_oauth_used_states").await;
+
+    // "Reconnect SePay": a pending flow
+    let (authorize, cookie) = app.start_connect(&alice).await;
+    let real_callback = app.approve(&authorize).await;
+    let code = query_param(&real_callback, "code").unwrap();
+    let callback_base = format!("{}{}", app.url, sepay_connector::CALLBACK_PATH);
+    for hostile in [
+        "?error=access_denied".to_owned(),
+        "?error=access_denied&state=".to_owned(),
+        "?error=access_denied&state=forged".to_owned(),
+        "?error=server_error&error_description=gone".to_owned(),
+        format!("?error=access_denied&code={code}&state=forged"),
+    ] {
+        assert_eq!(
+            app.callback_ignored(&format!("{callback_base}{hostile}"), &alice, &cookie)
+                .await,
+            app.error_url("invalid_state"),
+            "{hostile}"
+        );
+    }
+    let after = connections::get(&app.db, app.ws).await.unwrap().unwrap();
+    assert_eq!(
+        (&after.status, &after.access_token_ciphertext, after.updated_at),
+        (&before.status, &before.access_token_ciphertext, before.updated_at),
+        "the connection row did not change"
+    );
+    assert_eq!(
+        sepay_testkit::count(&app.db, "sepay_oauth_used_states").await,
+        used_states,
+        "no state used up"
+    );
+    assert!(control_messages(&app.bus).await.is_empty(), "nothing published");
+
+    // the pending connect is still pending: SePay's real answer completes it
+    assert_eq!(
+        app.callback(&real_callback, &alice, Some(&cookie)).await,
+        app.integrations_url("sepay=connected")
+    );
+    let reconnected = connections::get(&app.db, app.ws).await.unwrap().unwrap();
+    assert_ne!(reconnected.access_token_ciphertext, before.access_token_ciphertext);
 }
 
 #[tokio::test]
@@ -769,20 +848,61 @@ async fn only_workspace_admins_see_the_pages() {
     assert!(connections::get(&app.db, app.ws).await.unwrap().is_none());
 }
 
+impl App {
+    /// The sign-in form's POST, with these request headers (`Origin`, `Sec-Fetch-Site`, `Cookie`).
+    async fn post_login(&self, token: &str, ws: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}/login", self.url))
+            .form(&[("token", token), ("ws", ws)]);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send().await.unwrap()
+    }
+}
+
+/// Issue 14 (A): following a login link changes nothing; its page's POST signs in.
 #[tokio::test]
-async fn the_login_link_sets_an_http_only_session_cookie() {
+async fn the_login_link_shows_a_sign_in_form_whose_post_sets_the_session_cookie() {
     let app = App::start(fast_sim()).await;
     let token = session("alice");
     let link = sepay_connector::login_url(&app.url, &token, app.ws);
     let res = app.http.get(&link).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers().get(SET_COOKIE).is_none(), "a link sets no cookie");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert_eq!(res.headers()["referrer-policy"], "no-referrer");
+    let page = res.text().await.unwrap();
+    assert!(page.contains("<form method=\"post\" action=\"/login\""), "{page}");
+    assert_eq!(attr_after(&page, "name=\"token\" value=\""), token);
+    assert_eq!(attr_after(&page, "name=\"ws\" value=\""), app.ws.to_string());
+    assert!(
+        page.contains("id=\"sign-in\">Sign in<") && page.contains(">alice<"),
+        "{page}"
+    );
+    assert!(!page.contains("switch-account"));
+
+    // what the button sends, from the connector's own page
+    let res = app
+        .post_login(&token, &app.ws.to_string(), &[("origin", app.url.as_str())])
+        .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(res.headers()), app.integrations_url("").trim_end_matches('?'));
     let line = set_cookie_line(res.headers(), "sepay_admin_session");
+    assert!(line.starts_with(&format!("sepay_admin_session={token};")), "{line}");
     assert!(
         line.contains("HttpOnly") && line.contains("SameSite=Lax") && line.contains("Path=/"),
         "{line}"
     );
     assert!(!line.contains("Secure"), "plain http is local development");
+    // no workspace (or a bad one): home
+    let res = app
+        .post_login(&token, "not-a-uuid", &[("origin", app.url.as_str())])
+        .await;
+    assert_eq!(location(res.headers()), format!("{}/", app.url));
+
+    // a forged token: the prompt, on the link and on the POST, and no cookie
     let res = app
         .http
         .get(format!("{}/login?token=forged&ws={}", app.url, app.ws))
@@ -791,6 +911,14 @@ async fn the_login_link_sets_an_http_only_session_cookie() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert!(set_cookie(res.headers(), "sepay_admin_session").is_none());
+    let forged = sepay_connector::mint_admin_token("not-the-secret", "alice", Duration::from_secs(60)).unwrap();
+    for bad in [forged.as_str(), "", "garbage"] {
+        let res = app
+            .post_login(bad, &app.ws.to_string(), &[("origin", app.url.as_str())])
+            .await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert!(set_cookie(res.headers(), "sepay_admin_session").is_none());
+    }
 
     // the state cookie: HttpOnly, Lax, scoped to the callback, 10 minutes
     let csrf = app.csrf(&token).await;
@@ -802,6 +930,114 @@ async fn the_login_link_sets_an_http_only_session_cookie() {
         line.contains("Path=/oauth/sepay/callback; Max-Age=600; HttpOnly; SameSite=Lax"),
         "{line}"
     );
+}
+
+/// Issue 14 (A): only the connector's own page can sign a browser in.
+#[tokio::test]
+async fn a_cross_site_sign_in_post_is_refused() {
+    let app = App::start(fast_sim()).await;
+    let mallory = session("mallory");
+    let ws = app.ws.to_string();
+    let port = app.url.rsplit(':').next().unwrap().to_owned();
+    let localhost = format!("http://localhost:{port}");
+    let ours = app.url.as_str();
+    let refused: [&[(&str, &str)]; 9] = [
+        &[("origin", "https://evil.example")],
+        &[("origin", "null")],
+        &[("origin", "null"), ("sec-fetch-site", "cross-site")],
+        &[("origin", "https://evil.example"), ("sec-fetch-site", "none")],
+        &[("origin", localhost.as_str())],
+        &[("origin", "https://evil.example"), ("sec-fetch-site", "same-origin")],
+        &[("sec-fetch-site", "cross-site")],
+        &[("sec-fetch-site", "same-site")],
+        // no Origin and no Sec-Fetch-Site: not a browser form of this site
+        &[],
+    ];
+    for headers in refused {
+        let res = app.post_login(&mallory, &ws, headers).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{headers:?}");
+        assert!(
+            set_cookie(res.headers(), "sepay_admin_session").is_none(),
+            "{headers:?}"
+        );
+        let page = res.text().await.unwrap();
+        assert!(page.contains("did not come from this site"), "{page}");
+        assert!(!page.contains(&mallory));
+    }
+    // a cross-site POST with the victim's session changes nothing either
+    let alice = session("alice");
+    let cookie = format!("sepay_admin_session={alice}");
+    let res = app
+        .post_login(
+            &mallory,
+            &ws,
+            &[("origin", "https://evil.example"), ("cookie", cookie.as_str())],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(set_cookie(res.headers(), "sepay_admin_session").is_none());
+
+    let allowed: [&[(&str, &str)]; 5] = [
+        &[("origin", ours)],
+        &[("origin", ours), ("sec-fetch-site", "same-origin")],
+        // what a browser sends from the sign-in page: its `Referrer-Policy: no-referrer` makes
+        // the POST's Origin `null`
+        &[("origin", "null"), ("sec-fetch-site", "same-origin")],
+        &[("sec-fetch-site", "same-origin")],
+        &[("sec-fetch-site", "none")],
+    ];
+    for headers in allowed {
+        let res = app.post_login(&alice, &ws, headers).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{headers:?}");
+        assert_eq!(
+            set_cookie(res.headers(), "sepay_admin_session").as_deref(),
+            Some(alice.as_str())
+        );
+    }
+}
+
+/// Issue 14 (A): a login link for another user, opened in a browser signed in, asks first; one
+/// for the same user goes straight to the page. Neither sets anything.
+#[tokio::test]
+async fn a_login_link_for_another_user_asks_before_switching() {
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    let evil = sepay_connector::mint_admin_token(ADMIN_SECRET, "<b>mallory</b>", Duration::from_secs(600)).unwrap();
+    let link = format!("/login?token={evil}&ws={}", app.ws);
+    let (status, page, headers) = app.get(&link, Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.get(SET_COOKIE).is_none(), "the session is not replaced");
+    assert!(page.contains("id=\"switch-account\""), "{page}");
+    assert!(page.contains("id=\"current-user\">alice<"), "{page}");
+    assert!(
+        page.contains("Continue as &lt;b&gt;mallory&lt;/b&gt;") && !page.contains("<b>mallory"),
+        "escaped: {page}"
+    );
+    assert!(page.contains("id=\"cancel-sign-in\" href=\"/\""), "{page}");
+    assert_eq!(attr_after(&page, "name=\"token\" value=\""), evil);
+    // the session is still alice's
+    let (status, home, _) = app.get("/", Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(home.contains("Signed in as <b>alice</b>"), "{home}");
+
+    // an expired or forged session is no session: the plain sign-in form
+    let forged = sepay_connector::mint_admin_token("not-the-secret", "alice", Duration::from_secs(60)).unwrap();
+    let (status, page, headers) = app.get(&link, Some(&forged)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.get(SET_COOKIE).is_none());
+    assert!(
+        !page.contains("switch-account") && page.contains("id=\"sign-in\""),
+        "{page}"
+    );
+
+    // the same user (another token): straight to the page, nothing changed
+    let again = sepay_connector::mint_admin_token(ADMIN_SECRET, "alice", Duration::from_secs(7200)).unwrap();
+    let (status, _, headers) = app
+        .get(&format!("/login?token={again}&ws={}", app.ws), Some(&alice))
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&headers), app.integrations_url("").trim_end_matches('?'));
+    assert!(headers.get(SET_COOKIE).is_none());
 }
 
 #[tokio::test]
@@ -1303,13 +1539,34 @@ async fn redirects_stay_on_the_configured_origin_whatever_the_request_says() {
             );
         }
     }
-    let (_, _, headers) = app
+    let (status, page, _) = app
         .get(
             &format!("/login?token={alice}&ws={}&next=https://evil.example", app.ws),
             None,
         )
         .await;
-    assert!(location(&headers).starts_with(&format!("{}/", app.url)));
+    assert_eq!(status, StatusCode::OK);
+    assert!(!page.contains("evil"), "{page}");
+    let ws = app.ws.to_string();
+    let res = app
+        .http
+        .post(format!("{}/login?next=https://evil.example", app.url))
+        .header("origin", &app.url)
+        .header("host", "evil.example")
+        .form(&[
+            ("token", alice.as_str()),
+            ("ws", ws.as_str()),
+            ("next", "//evil.example"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let target = location(res.headers());
+    assert!(
+        target.starts_with(&format!("{}/", app.url)) && !target.contains("evil"),
+        "{target}"
+    );
 }
 
 #[test]

@@ -28,7 +28,7 @@ pub struct AdminTokenArgs {
     /// Also make the user an admin of the workspace (an owner stays owner).
     #[arg(long)]
     grant: bool,
-    /// HS256 secret the connector verifies with; unset: the public development secret.
+    /// HS256 secret the connector verifies with (required unless SEPAY_DEV_MODE).
     #[arg(long, env = "ADMIN_JWT_SECRET", hide_env_values = true)]
     admin_jwt_secret: Option<String>,
     /// The connector's public origin, for the login link.
@@ -36,12 +36,6 @@ pub struct AdminTokenArgs {
     connector_url: String,
 }
 
-fn secret(configured: Option<&str>) -> String {
-    if configured.is_none() {
-        eprintln!("sepayctl: warning: ADMIN_JWT_SECRET is not set: signing with the public development secret");
-    }
-    sepay_connector::auth::jwt_secret(configured)
-}
 
 pub async fn admin_token(cli: &Cli, args: &AdminTokenArgs) -> anyhow::Result<()> {
     if args.grant {
@@ -50,7 +44,8 @@ pub async fn admin_token(cli: &Cli, args: &AdminTokenArgs) -> anyhow::Result<()>
         admin::grant_admin(&db, args.ws, &args.user).await?;
     }
     let ttl = Duration::from_secs(args.ttl_mins * 60);
-    let token = sepay_connector::mint_admin_token(&secret(args.admin_jwt_secret.as_deref()), &args.user, ttl)?;
+    let secret = sepay_connector::auth::jwt_secret(args.admin_jwt_secret.as_deref(), cli.dev.dev_mode)?;
+    let token = sepay_connector::mint_admin_token(&secret, &args.user, ttl)?;
     let login_url = sepay_connector::login_url(&args.connector_url, &token, args.ws);
     let expires_at = chrono::Utc::now() + chrono::Duration::seconds(ttl.as_secs() as i64);
     let report = json!({"token": token, "login_url": login_url, "expires_at": expires_at, "granted": args.grant});
@@ -71,6 +66,7 @@ const LOCAL_ADMIN: &str = "local-admin";
 /// registered there for the connector's callback. Returns the server task and the login link.
 pub async fn start_connector(
     listener: TcpListener,
+    admin_listener: TcpListener,
     mut config: ConnectorConfig,
     mut sepay: SepayConfig,
     up: Running<'_>,
@@ -98,12 +94,13 @@ pub async fn start_connector(
         }
     }
     let ws_id = local_workspace(db).await?;
-    let secret = sepay_connector::auth::jwt_secret(config.admin_jwt_secret.as_deref());
+    let secret = sepay_connector::auth::jwt_secret(config.admin_jwt_secret.as_deref(), config.dev_mode)?;
     let token = sepay_connector::mint_admin_token(&secret, LOCAL_ADMIN, Duration::from_secs(12 * 3600))?;
     let login_link = sepay_connector::login_url(config.origin(), &token, ws_id);
     let callback_url = format!("{}{CALLBACK_PATH}", config.origin());
     let task = tokio::spawn(sepay_connector::serve(
         listener,
+        Some(admin_listener),
         config,
         sepay.clone(),
         db.clone(),

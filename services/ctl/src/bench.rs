@@ -388,7 +388,7 @@ impl ServiceEnv {
         ]
     }
 
-    /// The ingress on `port` (its webhook route and `/readyz` share it).
+    /// The ingress with its webhook route on `port`.
     async fn ingress(&self, bus_prefix: &str, port: u16) -> anyhow::Result<ServiceProcess> {
         let mut env = self.vars(bus_prefix);
         env.push(("DB_MAX_CONNECTIONS", self.ingress_connections.to_string()));
@@ -411,7 +411,7 @@ impl ServiceEnv {
 /// it), as a service that has been running has it: a cold pool opens its connections inside the
 /// first burst, dozens of Postgres backends forked at once on the measured requests' time.
 async fn warm_up(http: &reqwest::Client, service: &ServiceProcess, connections: usize) {
-    let url = format!("{}/readyz", service.base);
+    let url = format!("{}/readyz", service.health);
     futures::future::join_all((0..connections).map(|_| http.get(&url).send())).await;
 }
 

@@ -32,6 +32,8 @@ pub struct Cli {
     pub db: DbConfig,
     #[command(flatten)]
     pub nats: NatsConfig,
+    #[command(flatten)]
+    pub dev: sepay_runtime::DevMode,
     /// Base URL SePay reaches the ingress at (webhook URLs are built from it).
     #[arg(
         long,

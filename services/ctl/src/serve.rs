@@ -11,22 +11,47 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Subcommand)]
 pub enum ServeCmd {
-    Ingress(IngressConfig),
-    Processor(ProcessorConfig),
+    Ingress(ServeIngress),
+    Processor(ServeProcessor),
+}
+
+#[derive(clap::Args)]
+pub struct ServeIngress {
+    #[command(flatten)]
+    config: IngressConfig,
+    #[command(flatten)]
+    http: sepay_runtime::HttpLimits,
+}
+
+#[derive(clap::Args)]
+pub struct ServeProcessor {
+    #[command(flatten)]
+    config: ProcessorConfig,
+    #[command(flatten)]
+    http: sepay_runtime::HttpLimits,
 }
 
 pub async fn run(cli: &Cli, cmd: &ServeCmd) -> ExitCode {
     match cmd {
-        ServeCmd::Ingress(config) => {
+        ServeCmd::Ingress(args) => {
+            let config = IngressConfig {
+                http: args.http.clone(),
+                dev_mode: cli.dev.dev_mode,
+                ..args.config.clone()
+            };
             sepay_runtime::run_service("sepay-ingress", &cli.db, &cli.nats, |db, bus, shutdown| {
-                sepay_ingress::run(config.clone(), db, bus, shutdown)
+                sepay_ingress::run(config, db, bus, shutdown)
             })
             .await
         }
-        ServeCmd::Processor(config) => {
+        ServeCmd::Processor(args) => {
+            let config = ProcessorConfig {
+                http: args.http.clone(),
+                ..args.config.clone()
+            };
             sepay_runtime::run_service("sepay-processor", &cli.db, &cli.nats, |db, bus, shutdown| {
-                let classifier = sepay_processor::default_classifier(config, &db);
-                sepay_processor::run(config.clone(), db, bus, classifier, shutdown)
+                let classifier = sepay_processor::default_classifier(&config, &db);
+                sepay_processor::run(config, db, bus, classifier, shutdown)
             })
             .await
         }
@@ -51,8 +76,8 @@ pub fn free_port() -> anyhow::Result<u16> {
 pub struct ServiceProcess {
     child: tokio::process::Child,
     pid: u32,
-    /// Its `/healthz` and `/readyz` (the ingress serves them on its own port).
-    pub base: String,
+    /// Its admin listener: `/healthz`, `/readyz`, `/metrics`.
+    pub health: String,
     stderr: std::path::PathBuf,
 }
 
@@ -60,8 +85,9 @@ impl ServiceProcess {
     /// `serve_args`: the service and its flags; `env`: what it connects to (`DATABASE_URL`,
     /// `NATS_URL`, `BUS_PREFIX`, …). Returns once `/readyz` answers 200. No model is called
     /// unless `env` names one: `LLM_BASE_URL` is not inherited from this process.
-    pub async fn start(serve_args: &[String], port: u16, env: &[(&str, String)]) -> anyhow::Result<Self> {
-        let stderr = std::env::temp_dir().join(format!("sepayctl-serve-{}-{port}.log", std::process::id()));
+    /// `health_port`: the port of its admin listener.
+    pub async fn start(serve_args: &[String], health_port: u16, env: &[(&str, String)]) -> anyhow::Result<Self> {
+        let stderr = std::env::temp_dir().join(format!("sepayctl-serve-{}-{health_port}.log", std::process::id()));
         let exe = std::env::current_exe()?;
         let child = tokio::process::Command::new(exe)
             .arg("serve")
@@ -80,7 +106,7 @@ impl ServiceProcess {
         let mut service = Self {
             child,
             pid,
-            base: format!("http://127.0.0.1:{port}"),
+            health: format!("http://127.0.0.1:{health_port}"),
             stderr,
         };
         service.wait_ready(Duration::from_secs(30)).await?;
@@ -98,14 +124,19 @@ impl ServiceProcess {
         Self::start(&args, port, env).await.context("cannot start a processor")
     }
 
-    /// `sepayctl serve ingress` on `port` (its webhook routes and `/readyz` share it).
+    /// `sepayctl serve ingress` with its webhook routes on `port` (development mode: the
+    /// bench's and fault suite's endpoints are SePay's, no sealed keys involved).
     pub async fn ingress(port: u16, env: &[(&str, String)]) -> anyhow::Result<Self> {
+        let admin_port = free_port()?;
         let args = [
             "ingress".to_owned(),
+            "--dev-mode".into(),
             "--ingress-addr".into(),
             format!("127.0.0.1:{port}"),
+            "--ingress-admin-addr".into(),
+            format!("127.0.0.1:{admin_port}"),
         ];
-        Self::start(&args, port, env).await.context("cannot start the ingress")
+        Self::start(&args, admin_port, env).await.context("cannot start the ingress")
     }
 
     async fn wait_ready(&mut self, limit: Duration) -> anyhow::Result<()> {
@@ -113,7 +144,7 @@ impl ServiceProcess {
         let deadline = Instant::now() + limit;
         loop {
             let ready = http
-                .get(format!("{}/readyz", self.base))
+                .get(format!("{}/readyz", self.health))
                 .timeout(Duration::from_secs(1))
                 .send()
                 .await

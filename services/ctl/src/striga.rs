@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 #[derive(clap::Args)]
 pub struct StrigaArgs {
-    /// Keys that seal Striga API keys (the services' shared token keyring); unset: the public
-    /// development key.
+    /// Keys that seal Striga API keys (the services' shared token keyring; required unless
+    /// SEPAY_DEV_MODE).
     #[arg(long, env = "SEPAY_TOKEN_KEYS", hide_env_values = true, global = true)]
     sepay_token_keys: Option<String>,
     #[command(subcommand)]
@@ -77,7 +77,7 @@ pub async fn run(cli: &Cli, args: &StrigaArgs) -> anyhow::Result<()> {
             label,
         } => {
             anyhow::ensure!(!api_key.trim().is_empty(), "STRIGA_API_KEY is empty");
-            let keyring = Keyring::configured(args.sepay_token_keys.as_deref()).context("SEPAY_TOKEN_KEYS")?;
+            let keyring = Keyring::configured(args.sepay_token_keys.as_deref(), cli.dev.dev_mode).context("SEPAY_TOKEN_KEYS")?;
             let sealed = keyring.seal(&signing_key_aad(*ws), api_key.trim().as_bytes());
             let created = store::create_endpoint(&db, &cli.public_base_url, *ws, *wallet, label, &sealed).await?;
             print(json, &created, || {

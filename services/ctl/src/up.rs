@@ -25,6 +25,8 @@ pub struct UpArgs {
     /// SePay for the services that call it; unset, the embedded simulator.
     #[command(flatten)]
     sepay: sepay_api::SepayConfig,
+    #[command(flatten)]
+    http: sepay_runtime::HttpLimits,
     /// Do not run the SePay simulator.
     #[arg(long)]
     no_sim: bool,
@@ -45,23 +47,13 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     let shutdown = sepay_telemetry::shutdown_on_signals();
     let db = sepay_store::connect(&cli.db).await?;
     let bus = sepay_bus::Bus::connect(&cli.nats).await?;
-    let ingress_listener = TcpListener::bind(args.ingress.ingress_addr)
-        .await
-        .with_context(|| format!("cannot listen on {} (INGRESS_ADDR)", args.ingress.ingress_addr))?;
-    let processor_listener = TcpListener::bind(args.processor.processor_addr)
-        .await
-        .with_context(|| format!("cannot listen on {} (PROCESSOR_ADDR)", args.processor.processor_addr))?;
-    let provisioner_listener = TcpListener::bind(args.provisioner.provisioner_addr)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (PROVISIONER_ADDR)",
-                args.provisioner.provisioner_addr
-            )
-        })?;
-    let connector_listener = TcpListener::bind(args.connector.connector_addr)
-        .await
-        .with_context(|| format!("cannot listen on {} (CONNECTOR_ADDR)", args.connector.connector_addr))?;
+    let bind = sepay_runtime::bind;
+    let ingress_listener = bind(args.ingress.ingress_addr, "INGRESS_ADDR").await?;
+    let ingress_admin_listener = bind(args.ingress.ingress_admin_addr, "INGRESS_ADMIN_ADDR").await?;
+    let processor_listener = bind(args.processor.processor_addr, "PROCESSOR_ADDR").await?;
+    let provisioner_listener = bind(args.provisioner.provisioner_addr, "PROVISIONER_ADDR").await?;
+    let connector_listener = bind(args.connector.connector_addr, "CONNECTOR_ADDR").await?;
+    let connector_admin_listener = bind(args.connector.connector_admin_addr, "CONNECTOR_ADMIN_ADDR").await?;
     let sim_listener = match args.no_sim {
         true => None,
         false => Some(TcpListener::bind(args.sim.sim_addr).await.with_context(|| {
@@ -76,8 +68,14 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         None => None,
     };
     let ingress_url = format!("http://{}", ingress_listener.local_addr()?);
+    let ingress_health_url = format!("http://{}", ingress_admin_listener.local_addr()?);
     let processor_url = format!("http://{}", processor_listener.local_addr()?);
 
+    // `up` is development mode: unset secrets fall back to the public development ones
+    let sepay = sepay_api::SepayConfig {
+        dev_mode: true,
+        ..args.sepay.clone()
+    };
     // one keyring for every service: `--sepay-token-keys` reaches the ingress too
     let ingress_config = IngressConfig {
         sepay_token_keys: args
@@ -85,10 +83,13 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
             .sepay_token_keys
             .clone()
             .or(args.sepay.sepay_token_keys.clone()),
+        dev_mode: true,
+        http: args.http.clone(),
         ..args.ingress.clone()
     };
     let ingress = tokio::spawn(sepay_ingress::serve(
         ingress_listener,
+        Some(ingress_admin_listener),
         ingress_config,
         db.clone(),
         bus.clone(),
@@ -96,7 +97,10 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     ));
     let processor = tokio::spawn(sepay_processor::serve(
         processor_listener,
-        args.processor.clone(),
+        ProcessorConfig {
+            http: args.http.clone(),
+            ..args.processor.clone()
+        },
         db.clone(),
         bus.clone(),
         sepay_processor::default_classifier(&args.processor, &db),
@@ -110,12 +114,24 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         sim_url: sim_url.as_deref(),
         shutdown: &shutdown,
     };
-    let started =
-        crate::admin::start_connector(connector_listener, args.connector.clone(), args.sepay.clone(), running).await?;
+    let connector_config = sepay_connector::ConnectorConfig {
+        dev_mode: true,
+        http: args.http.clone(),
+        ..args.connector.clone()
+    };
+    let started = crate::admin::start_connector(
+        connector_listener,
+        connector_admin_listener,
+        connector_config,
+        sepay,
+        running,
+    )
+    .await?;
     let (connector, login_link) = (started.task, started.login_link.clone());
     // the provisioner calls SePay with the connector's OAuth client, and gives SePay the ingress URL
     let mut provisioner_config = args.provisioner.clone();
     provisioner_config.sepay = started.sepay.clone();
+    provisioner_config.http = args.http.clone();
     provisioner_config.public_base_url = if cli.public_base_url == crate::DEFAULT_PUBLIC_BASE_URL {
         ingress_url.clone()
     } else {
@@ -131,16 +147,17 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     let summary = json!({
         "sim": sim_url,
         "postgres": cli.db.redacted_url(),
-        "nats": cli.nats.nats_url,
+        "nats": cli.nats.redacted_url(),
         "ingress": format!("{ingress_url}/api/v1/webhooks/sepay/{{token}}"),
+        "ingress_health": format!("{ingress_health_url}/readyz"),
         "processor": format!("{processor_url}/readyz"),
         "connector_login": login_link,
     });
     crate::output::print(cli.json, &summary, || {
         format!(
-            "sepay is up\n  postgres   {} (migrated)\n  nats       {}\n  ingress    {ingress_url}/api/v1/webhooks/sepay/{{token}}   health {ingress_url}/readyz\n  processor  {processor_url}/readyz\n  sepay-sim  {}\n  connector  admin pages, sign in with {login_link}\nCtrl-C stops everything.",
+            "sepay is up\n  postgres   {} (migrated)\n  nats       {}\n  ingress    {ingress_url}/api/v1/webhooks/sepay/{{token}}   health {ingress_health_url}/readyz\n  processor  {processor_url}/readyz\n  sepay-sim  {}\n  connector  admin pages, sign in with {login_link}\nCtrl-C stops everything.",
             cli.db.redacted_url(),
-            cli.nats.nats_url,
+            cli.nats.redacted_url(),
             sim_url
                 .as_deref()
                 .map(|u| format!(

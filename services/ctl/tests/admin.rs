@@ -81,9 +81,11 @@ async fn up_prints_a_working_login_link() {
         .env_remove("SEPAY_CLIENT_ID")
         .env_remove("CONNECTOR_PUBLIC_URL")
         .env("INGRESS_ADDR", "127.0.0.1:0")
+        .env("INGRESS_ADMIN_ADDR", "127.0.0.1:0")
         .env("PROCESSOR_ADDR", "127.0.0.1:0")
         .env("SIM_ADDR", "127.0.0.1:0")
         .env("CONNECTOR_ADDR", "127.0.0.1:0")
+        .env("CONNECTOR_ADMIN_ADDR", "127.0.0.1:0")
         .env("PROVISIONER_ADDR", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -115,4 +117,89 @@ async fn up_prints_a_working_login_link() {
         admin::member_role(&db.pool, ws, &claims.sub).await.unwrap().as_deref(),
         Some("admin")
     );
+}
+
+/// Outside development mode the public development secrets are never used: the CLI and the
+/// services stop with one line naming the setting.
+#[tokio::test]
+async fn without_real_secrets_nothing_starts_outside_development_mode() {
+    let db = TestDb::new().await;
+    let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
+    let ws = uuid::Uuid::new_v4().to_string();
+    let mint = |dev_mode: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sepayctl"));
+        cmd.args(["admin-token", "--ws", &ws])
+            .env("DATABASE_URL", &db.config.database_url)
+            .env_remove("ADMIN_JWT_SECRET")
+            .env_remove("SEPAY_DEV_MODE");
+        if let Some(value) = dev_mode {
+            cmd.env("SEPAY_DEV_MODE", value);
+        }
+        cmd.output().unwrap()
+    };
+    let refused = mint(None);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("ADMIN_JWT_SECRET is not set"), "{stderr}");
+    assert!(mint(Some("true")).status.success(), "development mode signs with the development secret");
+
+    // the ingress holds the token keyring (Striga's signing keys): no keys, no start
+    let ingress = Command::new(env!("CARGO_BIN_EXE_sepayctl"))
+        .args(["serve", "ingress", "--ingress-addr", "127.0.0.1:0", "--ingress-admin-addr", "127.0.0.1:0"])
+        .env("DATABASE_URL", &db.config.database_url)
+        .env("NATS_URL", &nats.nats_url)
+        .env("BUS_PREFIX", &nats.bus_prefix)
+        .env_remove("SEPAY_TOKEN_KEYS")
+        .env_remove("SEPAY_DEV_MODE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!ingress.status.success());
+    let stderr = String::from_utf8_lossy(&ingress.stderr);
+    assert!(stderr.contains("SEPAY_TOKEN_KEYS: not set"), "{stderr}");
+
+    // the connector's session verifier and token keyring
+    let production = ConnectorConfig {
+        dev_mode: false,
+        ..Default::default()
+    };
+    let err = AdminAuth::from_config(&production).err().expect("refused").to_string();
+    assert!(err.contains("ADMIN_JWT_SECRET is not set"), "{err}");
+    let sepay = sepay_api::SepayConfig {
+        dev_mode: false,
+        ..Default::default()
+    };
+    assert_eq!(sepay.keyring().err(), Some(sepay_crypto::seal::SealError::NotConfigured));
+}
+
+/// `--help` shows where settings come from, never the secrets in them.
+#[test]
+fn help_never_shows_secrets_from_the_environment() {
+    for args in [
+        &["--help"][..],
+        &["up", "--help"],
+        &["serve", "ingress", "--help"],
+        &["serve", "processor", "--help"],
+        &["admin-token", "--help"],
+        &["striga", "endpoint", "--help"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_sepayctl"))
+            .args(args)
+            .env("DATABASE_URL", "postgres://app:pg-s3cret@db:5432/sepay")
+            .env("NATS_URL", "nats://app:nats-s3cret@nats:4222")
+            .env("LLM_BASE_URL", "https://key:llm-s3cret@llm.example")
+            .env("LLM_API_KEY", "llm-key-s3cret")
+            .env("SEPAY_TOKEN_KEYS", "k1:dG9rZW4ta2V5cy1zM2NyZXQ=")
+            .env("ADMIN_JWT_SECRET", "jwt-s3cret")
+            .env("SEPAY_CLIENT_SECRET", "client-s3cret")
+            .env("STRIGA_API_KEY", "striga-s3cret")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("DATABASE_URL") || !args.contains(&"up"), "{args:?} lists its settings");
+        for secret in ["s3cret", "dG9rZW4ta2V5cy1zM2NyZXQ="] {
+            assert!(!help.contains(secret), "{args:?} shows {secret}:\n{help}");
+        }
+    }
 }

@@ -288,9 +288,11 @@ async fn sepayctl_up_demo_books_a_delivery_with_and_without_the_simulator() {
             .env("NATS_URL", &nats.nats_url)
             .env("BUS_PREFIX", &nats.bus_prefix)
             .env("INGRESS_ADDR", "127.0.0.1:0")
+            .env("INGRESS_ADMIN_ADDR", "127.0.0.1:0")
             .env("PROCESSOR_ADDR", "127.0.0.1:0")
             .env("SIM_ADDR", "127.0.0.1:0")
             .env("CONNECTOR_ADDR", "127.0.0.1:0")
+            .env("CONNECTOR_ADMIN_ADDR", "127.0.0.1:0")
             .env("PROVISIONER_ADDR", "127.0.0.1:0")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -422,15 +424,19 @@ async fn sepayctl_up_stops_gracefully_on_sigterm() {
     let db = TestDb::new().await;
     let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
     let ingress_port = sepay_testkit::free_port();
+    let ingress_admin_port = sepay_testkit::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_sepayctl"))
         .args(["up"])
         .env("DATABASE_URL", &db.config.database_url)
         .env("NATS_URL", &nats.nats_url)
         .env("BUS_PREFIX", &nats.bus_prefix)
         .env("INGRESS_ADDR", format!("127.0.0.1:{ingress_port}"))
+        .env("INGRESS_ADMIN_ADDR", format!("127.0.0.1:{ingress_admin_port}"))
         .env("PROCESSOR_ADDR", "127.0.0.1:0")
         .env("SIM_ADDR", "127.0.0.1:0")
         .env("CONNECTOR_ADDR", "127.0.0.1:0")
+        .env("CONNECTOR_ADMIN_ADDR", "127.0.0.1:0")
+        .env("CONNECTOR_ADMIN_ADDR", "127.0.0.1:0")
         .env("PROVISIONER_ADDR", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -447,7 +453,7 @@ async fn sepayctl_up_stops_gracefully_on_sigterm() {
     });
     let started = tokio::time::timeout(Duration::from_secs(30), started).await;
     assert!(matches!(started, Ok(Ok(true))), "sepayctl up never finished starting");
-    let ready = reqwest::get(format!("http://127.0.0.1:{ingress_port}/readyz"))
+    let ready = reqwest::get(format!("http://127.0.0.1:{ingress_admin_port}/readyz"))
         .await
         .unwrap();
     assert!(ready.status().is_success());
@@ -588,6 +594,8 @@ async fn connected_workspace(db: &TestDb, nats: &NatsConfig, stop: &Cancellation
     let bus = sepay_bus::Bus::connect(nats).await.unwrap();
     let mut config = sepay_provisioner::ProvisionerConfig::default();
     config.sepay = sepay;
+    // webhooks point nowhere reachable (port 9, discard), whatever else runs on this machine
+    config.public_base_url = "http://127.0.0.1:9".into();
     let provisioner = sepay_provisioner::Provisioner::new(config.clone(), db.pool.clone(), bus.clone()).unwrap();
     provisioner.tokens.store_grant(ws, &grant).await.unwrap();
     let health = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

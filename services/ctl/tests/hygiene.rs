@@ -665,6 +665,7 @@ async fn no_secret_of_a_whole_run_reaches_logs_spans_or_metrics() {
     };
     tokio::spawn(sepay_ingress::serve(
         ingress_listener,
+        None,
         ingress_config,
         db.clone(),
         bus.clone(),
@@ -718,6 +719,7 @@ async fn no_secret_of_a_whole_run_reaches_logs_spans_or_metrics() {
     };
     tokio::spawn(sepay_connector::serve(
         connector_listener,
+        None,
         connector_config(&connector, &ingress, &jwt_secret, &csrf_secret),
         sepay.clone(),
         db.clone(),
@@ -727,6 +729,7 @@ async fn no_secret_of_a_whole_run_reaches_logs_spans_or_metrics() {
     // a second connector holding a wrong client secret: SePay refuses its code exchanges
     tokio::spawn(sepay_connector::serve(
         second_listener,
+        None,
         connector_config(&second, &ingress, &jwt_secret, &csrf_secret),
         SepayConfig {
             sepay_client_id: "hygiene-second".into(),

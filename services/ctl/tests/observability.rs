@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 struct Services {
     ingress: String,
     processor: String,
+    /// The ingress's health and metrics.
+    ingress_admin: String,
     stop: CancellationToken,
 }
 
@@ -24,13 +26,15 @@ impl Drop for Services {
 
 async fn start(pool: sepay_store::PgPool, nats: &sepay_bus::NatsConfig) -> Services {
     let stop = CancellationToken::new();
-    let (ingress, health) = (
+    let (ingress, ingress_admin, health) = (
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
         tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
         tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
     );
     let urls = (
         format!("http://{}", ingress.local_addr().unwrap()),
         format!("http://{}", health.local_addr().unwrap()),
+        format!("http://{}", ingress_admin.local_addr().unwrap()),
     );
     let bus = sepay_bus::Bus::connect(nats).await.unwrap();
     let config = IngressConfig {
@@ -40,6 +44,7 @@ async fn start(pool: sepay_store::PgPool, nats: &sepay_bus::NatsConfig) -> Servi
     };
     tokio::spawn(sepay_ingress::serve(
         ingress,
+        Some(ingress_admin),
         config,
         pool.clone(),
         bus.clone(),
@@ -56,6 +61,7 @@ async fn start(pool: sepay_store::PgPool, nats: &sepay_bus::NatsConfig) -> Servi
     Services {
         ingress: urls.0,
         processor: urls.1,
+        ingress_admin: urls.2,
         stop,
     }
 }
@@ -162,7 +168,7 @@ async fn metrics_move_as_deliveries_are_taken_rejected_and_booked() {
     let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
     let services = start(db.pool.clone(), &nats).await;
     let seed = Seeded::new(&db.pool).await;
-    let before = scrape(&services.ingress).await;
+    let before = scrape(&services.ingress_admin).await;
     deliver(&services.ingress, &seed, 1).await;
     deliver(&services.ingress, &seed, 2).await;
     let wrong = reqwest::Client::new()
@@ -226,7 +232,7 @@ async fn readiness_follows_postgres_and_nats_going_away_and_coming_back() {
     let mut server = PrivateNats::start();
     let (_, nats) = test_bus(&server.url()).await;
     let services = start(pool, &nats).await;
-    for url in [&services.ingress, &services.processor] {
+    for url in [&services.ingress_admin, &services.processor] {
         wait_ready(url, 200).await;
     }
     assert_eq!(
@@ -235,20 +241,20 @@ async fn readiness_follows_postgres_and_nats_going_away_and_coming_back() {
     );
 
     proxy.cut();
-    for url in [&services.ingress, &services.processor] {
+    for url in [&services.ingress_admin, &services.processor] {
         assert_eq!(wait_ready(url, 503).await["postgres"], json!(false), "{url}");
     }
     proxy.restore();
-    for url in [&services.ingress, &services.processor] {
+    for url in [&services.ingress_admin, &services.processor] {
         wait_ready(url, 200).await;
     }
 
     server.stop();
-    for url in [&services.ingress, &services.processor] {
+    for url in [&services.ingress_admin, &services.processor] {
         assert_eq!(wait_ready(url, 503).await["nats"], json!(false), "{url}");
     }
     server.resume();
-    for url in [&services.ingress, &services.processor] {
+    for url in [&services.ingress_admin, &services.processor] {
         wait_ready(url, 200).await;
     }
 }

@@ -305,11 +305,14 @@ async fn repeats_are_booked_once_and_bad_signatures_store_nothing() {
     let other = with_id(PAYIN_COMPLETED, "never-stored").to_string();
     let wrong_key = striga_signature(b"another key", other.as_bytes());
     let tampered = striga_signature(API_KEY.as_bytes(), PAYIN_COMPLETED.as_bytes());
-    for signature in [wrong_key.as_str(), tampered.as_str(), "", "zz", &"a".repeat(10_000)] {
+    for signature in [wrong_key.as_str(), tampered.as_str(), "", "zz", &"a".repeat(4_000)] {
         let (status, answer) = w.post(&system, "/tx", other.as_bytes(), Some(signature)).await;
         assert_eq!(status, 401, "{signature:.20}: {answer}");
         assert_eq!(answer["error"]["code"], "unauthorized");
     }
+    // a head over the 8 KiB every listener reads is refused before any handler runs
+    let (status, _) = w.post(&system, "/tx", other.as_bytes(), Some(&"a".repeat(10_000))).await;
+    assert_eq!(status, 431);
     // a SePay token on the Striga route, and the Striga token on SePay's, are unknown tokens
     let (status, _) = Workspace {
         token: sepay.token.clone(),
@@ -334,6 +337,16 @@ async fn repeats_are_booked_once_and_bad_signatures_store_nothing() {
     let signature = striga_signature(API_KEY.as_bytes(), compact.as_bytes());
     let (status, _) = w.post(&system, "/tx", pretty.as_bytes(), Some(&signature)).await;
     assert_eq!(status, 200, "signed over the compact form, sent pretty");
+    // the whitespace variants one signature covers are the same JSON: the same event, never a
+    // second booking (the only bytes a signature over the compact form leaves free)
+    let tabbed = pretty.replace("  ", "\t");
+    assert_ne!(tabbed, pretty);
+    let (status, answer) = w.post(&system, "/tx", tabbed.as_bytes(), Some(&signature)).await;
+    assert_eq!((status, &answer), (200, &json!({"success": true, "duplicate": true})));
+    // a variant that changes anything but whitespace is refused
+    let altered = compact.replacen("\"pretty\"", "\"pretty2\"", 1);
+    assert_ne!(altered, compact);
+    assert_eq!(w.post(&system, "/tx", altered.as_bytes(), Some(&signature)).await.0, 401);
 
     // the dashboard's ping: answered when signed, never stored
     let before = count(&db.pool, "sepay_webhook_events").await;
@@ -496,6 +509,7 @@ async fn the_cli_creates_an_endpoint_links_an_account_and_shows_payouts() {
         .unwrap();
     let sepayctl = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_sepayctl"))
+            .env("SEPAY_DEV_MODE", "true")
             .arg("--json")
             .args(args)
             .env("DATABASE_URL", &db.config.database_url)

@@ -1,9 +1,11 @@
 //! Who is posting: the client address (the socket peer, or a trusted proxy's header), the
-//! optional allow-list of SePay's source addresses, and the per-address limit on failed
-//! authentication. Only failures count, so honest SePay traffic is never limited.
+//! optional allow-list of SePay's source addresses, and the limits on failed authentication:
+//! per source (an IPv6 source is its /64, which one host usually holds whole) and for all
+//! sources together, so a flood spread over many addresses is limited too. Only failures
+//! count, so honest SePay traffic is never limited.
 
 use axum::http::{HeaderMap, HeaderName};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -34,6 +36,7 @@ pub struct SourceGuard {
     client_ip_header: Option<HeaderName>,
     allowlist: Option<Vec<IpNet>>,
     failures: DefaultKeyedRateLimiter<IpAddr>,
+    all_failures: DefaultDirectRateLimiter,
 }
 
 pub struct GuardSettings<'a> {
@@ -43,6 +46,8 @@ pub struct GuardSettings<'a> {
     pub trust_socket_address: bool,
     pub failures_per_sec: u32,
     pub failure_burst: u32,
+    /// Failed authentications per second from all sources together (the burst is one second's).
+    pub global_failures_per_sec: u32,
 }
 
 impl SourceGuard {
@@ -63,10 +68,12 @@ impl SourceGuard {
         }
         let per_sec = NonZeroU32::new(s.failures_per_sec.max(1)).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(s.failure_burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        let global = NonZeroU32::new(s.global_failures_per_sec.max(1)).unwrap_or(NonZeroU32::MIN);
         Ok(Self {
             client_ip_header,
             allowlist,
             failures: RateLimiter::keyed(Quota::per_second(per_sec).allow_burst(burst)),
+            all_failures: RateLimiter::direct(Quota::per_second(global)),
         })
     }
 
@@ -88,15 +95,25 @@ impl SourceGuard {
             .is_none_or(|nets| nets.iter().any(|n| n.contains(&ip)))
     }
 
-    /// Counts one failed authentication; `true` when this address is over its limit.
+    /// Counts one failed authentication; `true` when its source, or all sources together, are
+    /// over their limit.
     pub fn over_failure_limit(&self, ip: IpAddr) -> bool {
-        self.failures.check_key(&ip).is_err()
+        self.failures.check_key(&failure_bucket(ip)).is_err() || self.all_failures.check().is_err()
     }
 
     /// Forgets addresses whose failures are long past (bounded memory under a spread flood).
     pub fn forget_idle(&self) {
         self.failures.retain_recent();
         self.failures.shrink_to_fit();
+    }
+}
+
+/// The key failures are counted under: an IPv4 address (also when written IPv4-mapped), or an
+/// IPv6 address's /64, since a single host commonly holds a whole /64.
+fn failure_bucket(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        v4 => v4,
     }
 }
 
@@ -132,6 +149,7 @@ mod tests {
             trust_socket_address: trust,
             failures_per_sec: 1,
             failure_burst: 3,
+            global_failures_per_sec: 1000,
         }
     }
 
@@ -191,5 +209,36 @@ mod tests {
         let over: Vec<bool> = (0..5).map(|_| guard.over_failure_limit(attacker)).collect();
         assert_eq!(over, [false, false, false, true, true], "a burst of 3, then limited");
         assert!(!guard.over_failure_limit(other), "another address has its own budget");
+    }
+
+    #[test]
+    fn an_ipv6_source_is_its_slash_64() {
+        let guard = SourceGuard::new(&settings(None, None, false)).unwrap();
+        // one host rotating through its /64: one budget
+        let over: Vec<bool> = (1..=5)
+            .map(|i| guard.over_failure_limit(format!("2001:db8:1:2::{i:x}").parse().unwrap()))
+            .collect();
+        assert_eq!(over, [false, false, false, true, true]);
+        assert!(!guard.over_failure_limit("2001:db8:1:3::1".parse().unwrap()), "the next /64");
+        // an IPv4-mapped address counts as the IPv4 address
+        let guard = SourceGuard::new(&settings(None, None, false)).unwrap();
+        for _ in 0..3 {
+            assert!(!guard.over_failure_limit("::ffff:6.6.6.6".parse().unwrap()));
+        }
+        assert!(guard.over_failure_limit("6.6.6.6".parse().unwrap()));
+    }
+
+    #[test]
+    fn failures_spread_over_many_addresses_meet_the_global_budget() {
+        let guard = SourceGuard::new(&GuardSettings {
+            global_failures_per_sec: 50,
+            ..settings(None, None, false)
+        })
+        .unwrap();
+        // 9,302 loopback addresses, one failure each: each is within its own budget
+        let limited = (0..9302u32)
+            .filter(|i| guard.over_failure_limit(IpAddr::from([127, (i >> 16) as u8, (i >> 8) as u8, *i as u8])))
+            .count();
+        assert!(limited >= 9302 - 60, "only about a second's global budget gets through: {limited} limited");
     }
 }

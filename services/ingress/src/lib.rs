@@ -23,14 +23,20 @@ pub use error::IngressError;
 pub use guard::{GuardConfigError, SEPAY_SOURCE_ADDRESSES};
 pub use routes::router;
 
+pub const DEFAULT_INGRESS_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_INGRESS_ADMIN_ADDR: &str = "127.0.0.1:9080";
+
 /// Largest accepted body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct IngressConfig {
-    /// Address the ingress listens on.
-    #[arg(long, env = "INGRESS_ADDR", default_value = "127.0.0.1:8080")]
+    /// Address the ingress listens on (the providers' webhooks only).
+    #[arg(long, env = "INGRESS_ADDR", default_value = DEFAULT_INGRESS_ADDR)]
     pub ingress_addr: SocketAddr,
+    /// Address of /healthz, /readyz and /metrics (probes and Prometheus, never published).
+    #[arg(long, env = "INGRESS_ADMIN_ADDR", default_value = DEFAULT_INGRESS_ADMIN_ADDR)]
+    pub ingress_admin_addr: SocketAddr,
     /// A `received` event unbooked this long after it was opened is re-driven.
     #[arg(long, env = "STALE_EVENT_TTL_SECS", default_value_t = 300)]
     pub stale_event_ttl_secs: u64,
@@ -62,7 +68,7 @@ pub struct IngressConfig {
     #[arg(long, env = "INGRESS_TRUST_SOCKET_ADDRESS", default_value_t = false, action = clap::ArgAction::Set)]
     pub trust_socket_address: bool,
     /// Keys that sealed the Striga endpoints' signing keys (`kid:base64(32 bytes)[,…]`, the
-    /// services' shared token keyring); unset: the public development key.
+    /// services' shared token keyring); required outside development mode.
     // its own id and flag: `sepayctl up` flattens the SePay client's keyring option beside it
     #[arg(
         id = "ingress_token_keys",
@@ -71,18 +77,31 @@ pub struct IngressConfig {
         hide_env_values = true
     )]
     pub sepay_token_keys: Option<String>,
+    /// Development mode (`SEPAY_DEV_MODE`, set by the binary; `up` turns it on): unset secrets
+    /// fall back to public development values instead of stopping the start.
+    #[arg(skip)]
+    pub dev_mode: bool,
     /// Failed authentications allowed per source address and second (then 429).
     #[arg(long, env = "INGRESS_AUTH_FAILURES_PER_SEC", default_value_t = 5)]
     pub auth_failures_per_sec: u32,
     /// Failed authentications a source may make in a burst before the rate applies.
     #[arg(long, env = "INGRESS_AUTH_FAILURE_BURST", default_value_t = 20)]
     pub auth_failure_burst: u32,
+    /// Failed authentications allowed per second from all sources together (then 429 for
+    /// everyone failing; honest deliveries never fail authentication).
+    #[arg(long, env = "INGRESS_AUTH_FAILURES_GLOBAL_PER_SEC", default_value_t = 500)]
+    pub auth_failures_global_per_sec: u32,
+    /// HTTP limits (`HTTP_*`, set by the binary).
+    #[arg(skip)]
+    pub http: sepay_runtime::HttpLimits,
 }
 
+/// The development configuration (tests, `up`): development mode on.
 impl Default for IngressConfig {
     fn default() -> Self {
         Self {
-            ingress_addr: ([127, 0, 0, 1], 8080).into(),
+            ingress_addr: DEFAULT_INGRESS_ADDR.parse().expect("a socket address"),
+            ingress_admin_addr: DEFAULT_INGRESS_ADMIN_ADDR.parse().expect("a socket address"),
             stale_event_ttl_secs: 300,
             eventless_dedupe_window_secs: 120,
             relay_interval_ms: 1000,
@@ -93,8 +112,11 @@ impl Default for IngressConfig {
             source_allowlist: None,
             trust_socket_address: false,
             sepay_token_keys: None,
+            dev_mode: true,
             auth_failures_per_sec: 5,
             auth_failure_burst: 20,
+            auth_failures_global_per_sec: 500,
+            http: sepay_runtime::HttpLimits::default(),
         }
     }
 }
@@ -108,7 +130,7 @@ impl IngressConfig {
     }
 
     pub fn keyring(&self) -> anyhow::Result<Keyring> {
-        Keyring::configured(self.sepay_token_keys.as_deref()).map_err(|e| anyhow::anyhow!("SEPAY_TOKEN_KEYS: {e}"))
+        Keyring::configured(self.sepay_token_keys.as_deref(), self.dev_mode).map_err(|e| anyhow::anyhow!("SEPAY_TOKEN_KEYS: {e}"))
     }
 
     pub fn source_guard(&self) -> Result<guard::SourceGuard, GuardConfigError> {
@@ -118,6 +140,7 @@ impl IngressConfig {
             trust_socket_address: self.trust_socket_address,
             failures_per_sec: self.auth_failures_per_sec,
             failure_burst: self.auth_failure_burst,
+            global_failures_per_sec: self.auth_failures_global_per_sec,
         })
     }
 }
@@ -136,15 +159,16 @@ pub struct AppState {
 
 /// Serves until `shutdown` is cancelled, then drains in-flight requests.
 pub async fn run(config: IngressConfig, db: PgPool, bus: Bus, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.ingress_addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.ingress_addr))?;
-    serve(listener, config, db, bus, shutdown).await
+    let listener = sepay_runtime::bind(config.ingress_addr, "INGRESS_ADDR").await?;
+    let admin = sepay_runtime::bind(config.ingress_admin_addr, "INGRESS_ADMIN_ADDR").await?;
+    serve(listener, Some(admin), config, db, bus, shutdown).await
 }
 
-/// Like [`run`] on an already bound listener (tests bind port 0).
+/// Like [`run`] on already bound listeners (tests bind port 0); without an admin listener,
+/// health and metrics are not served.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    admin: Option<tokio::net::TcpListener>,
     config: IngressConfig,
     db: PgPool,
     bus: Bus,
@@ -174,12 +198,17 @@ pub async fn serve(
         async move { directory.keep_fresh(db, refresh, shutdown).await }
     });
     let forget = tokio::spawn(forget_idle_sources(state.clone(), shutdown.clone()));
+    let health = admin.map(|admin| {
+        tracing::info!(addr = ?admin.local_addr().ok(), "sepay-ingress health and metrics listening");
+        let (db, bus, limits, shutdown) = (db.clone(), bus.clone(), config.http.clone(), shutdown.clone());
+        tokio::spawn(async move { sepay_runtime::serve_health(admin, db, bus, None, &limits, shutdown).await })
+    });
     let relay = tokio::spawn(relay::run(relay::RelayConfig::from(&config), db, bus, shutdown.clone()));
     tracing::info!(addr = %listener.local_addr()?, "sepay-ingress listening");
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    sepay_runtime::http::serve(listener, router(state), &config.http, shutdown).await?;
+    if let Some(health) = health {
+        health.await??;
+    }
     marks_stop.cancel();
     marks_writer.await?;
     relay.await?;

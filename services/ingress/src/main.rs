@@ -13,11 +13,17 @@ struct Cli {
     db: DbConfig,
     #[command(flatten)]
     nats: NatsConfig,
+    #[command(flatten)]
+    http: sepay_runtime::HttpLimits,
+    #[command(flatten)]
+    dev: sepay_runtime::DevMode,
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    cli.ingress.http = cli.http.clone();
+    cli.ingress.dev_mode = cli.dev.dev_mode;
     sepay_runtime::run_service("sepay-ingress", &cli.db, &cli.nats, |db, bus, shutdown| {
         sepay_ingress::run(cli.ingress, db, bus, shutdown)
     })

@@ -31,8 +31,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(receive_striga).layer(timed()),
         )
         .route("/api/v1/webhooks/striga/{token}/ping", post(ping_striga).layer(timed()))
-        .with_state(state.clone())
-        .merge(sepay_runtime::health_router(state.db.clone(), state.bus.clone(), None))
+        .with_state(state)
 }
 
 /// Ack latency of every answer, by status.

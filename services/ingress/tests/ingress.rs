@@ -10,6 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 struct Ingress {
     url: String,
+    /// The admin listener: health and metrics.
+    admin: String,
     shutdown: CancellationToken,
     http: reqwest::Client,
 }
@@ -26,11 +28,21 @@ impl Ingress {
 
     async fn start_with(db: PgPool, bus: sepay_bus::Bus, config: IngressConfig) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
+        let admin = format!("http://{}", admin_listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
-        tokio::spawn(sepay_ingress::serve(listener, config, db, bus, shutdown.clone()));
+        tokio::spawn(sepay_ingress::serve(
+            listener,
+            Some(admin_listener),
+            config,
+            db,
+            bus,
+            shutdown.clone(),
+        ));
         Self {
             url,
+            admin,
             shutdown,
             http: reqwest::Client::new(),
         }
@@ -350,7 +362,7 @@ async fn postgres_unreachable_is_answered_503() {
     assert_eq!(answer["error"]["code"], json!("unavailable"));
     let ready = ingress
         .http
-        .get(format!("{}/readyz", ingress.url))
+        .get(format!("{}/readyz", ingress.admin))
         .send()
         .await
         .unwrap();
@@ -363,14 +375,14 @@ async fn health_and_readiness() {
     let (_db, _bus, _seed, ingress) = setup().await;
     let health = ingress
         .http
-        .get(format!("{}/healthz", ingress.url))
+        .get(format!("{}/healthz", ingress.admin))
         .send()
         .await
         .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
     let ready = ingress
         .http
-        .get(format!("{}/readyz", ingress.url))
+        .get(format!("{}/readyz", ingress.admin))
         .send()
         .await
         .unwrap();
@@ -379,6 +391,17 @@ async fn health_and_readiness() {
         ready.json::<Value>().await.unwrap(),
         json!({"postgres": true, "nats": true})
     );
+}
+
+#[tokio::test]
+async fn the_public_port_serves_webhooks_only() {
+    let (_db, _bus, _seed, ingress) = setup().await;
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let public = ingress.http.get(format!("{}{path}", ingress.url)).send().await.unwrap();
+        assert_eq!(public.status(), StatusCode::NOT_FOUND, "{path} on the public port");
+        let admin = ingress.http.get(format!("{}{path}", ingress.admin)).send().await.unwrap();
+        assert_eq!(admin.status(), StatusCode::OK, "{path} on the admin port");
+    }
 }
 
 #[tokio::test]
@@ -454,7 +477,7 @@ async fn junk_is_refused_from_memory_even_while_postgres_is_away() {
     let directory_loaded = eventually(Duration::from_secs(5), || async {
         let metrics = ingress
             .http
-            .get(format!("{}/metrics", ingress.url))
+            .get(format!("{}/metrics", ingress.admin))
             .send()
             .await
             .ok()?

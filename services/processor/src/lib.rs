@@ -72,6 +72,9 @@ pub struct ProcessorConfig {
     pub learned_min_examples: usize,
     #[command(flatten)]
     pub llm: LlmConfig,
+    /// HTTP limits of the health listener (`HTTP_*`, set by the binary).
+    #[arg(skip)]
+    pub http: sepay_runtime::HttpLimits,
 }
 
 impl Default for ProcessorConfig {
@@ -86,6 +89,7 @@ impl Default for ProcessorConfig {
             learned_min_confidence: 0.8,
             learned_min_examples: 20,
             llm: LlmConfig::default(),
+            http: sepay_runtime::HttpLimits::default(),
         }
     }
 }
@@ -143,13 +147,11 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     sepay_telemetry::metrics::handle();
     let consumer_ready = Arc::new(AtomicBool::new(false));
-    let health = tokio::spawn(sepay_runtime::serve_health(
-        listener,
-        db.clone(),
-        bus.clone(),
-        consumer_ready.clone(),
-        shutdown.clone(),
-    ));
+    let health = tokio::spawn({
+        let (db, bus, ready, shutdown) = (db.clone(), bus.clone(), consumer_ready.clone(), shutdown.clone());
+        let limits = config.http.clone();
+        async move { sepay_runtime::serve_health(listener, db, bus, Some(ready), &limits, shutdown).await }
+    });
     consume_with(config, db, bus, classifier, consumer_ready, shutdown).await?;
     health.await??;
     Ok(())

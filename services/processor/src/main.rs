@@ -13,11 +13,14 @@ struct Cli {
     db: DbConfig,
     #[command(flatten)]
     nats: NatsConfig,
+    #[command(flatten)]
+    http: sepay_runtime::HttpLimits,
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    cli.processor.http = cli.http.clone();
     sepay_runtime::run_service("sepay-processor", &cli.db, &cli.nats, |db, bus, shutdown| {
         let classifier = sepay_processor::default_classifier(&cli.processor, &db);
         sepay_processor::run(cli.processor, db, bus, classifier, shutdown)

@@ -44,6 +44,9 @@ pub struct ProvisionerConfig {
     /// The SePay client's settings (`SEPAY_*`; flattened by the binary, shared with the connector).
     #[arg(skip)]
     pub sepay: SepayConfig,
+    /// HTTP limits of the health listener (`HTTP_*`, set by the binary).
+    #[arg(skip)]
+    pub http: sepay_runtime::HttpLimits,
 }
 
 impl Default for ProvisionerConfig {
@@ -56,6 +59,7 @@ impl Default for ProvisionerConfig {
             reconcile_window_row_limit: 5000,
             rotation_grace_hours: 6,
             sepay: SepayConfig::default(),
+            http: sepay_runtime::HttpLimits::default(),
         }
     }
 }
@@ -70,7 +74,7 @@ pub struct Provisioner {
 
 impl Provisioner {
     pub fn new(config: ProvisionerConfig, db: PgPool, bus: Bus) -> anyhow::Result<Arc<Self>> {
-        let keys = config.sepay.keyring().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let keys = config.sepay.keyring().map_err(|e| anyhow::anyhow!("SEPAY_TOKEN_KEYS: {e}"))?;
         let client = SepayClient::new(&config.sepay);
         let tokens = Tokens::new(db.clone(), Arc::new(client), Arc::new(keys));
         Ok(Arc::new(Self {
@@ -102,15 +106,16 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     sepay_telemetry::metrics::handle();
+    let limits = config.http.clone();
     let provisioner = Provisioner::new(config, db.clone(), bus.clone())?;
+    if let Err(err) = provisioner.tokens.upgrade_legacy_seals().await {
+        tracing::warn!(error = %err, "legacy token seals not upgraded");
+    }
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let health = tokio::spawn(sepay_runtime::serve_health(
-        listener,
-        db,
-        bus,
-        ready.clone(),
-        shutdown.clone(),
-    ));
+    let health = tokio::spawn({
+        let (ready, shutdown) = (ready.clone(), shutdown.clone());
+        async move { sepay_runtime::serve_health(listener, db, bus, Some(ready), &limits, shutdown).await }
+    });
     let schedule = tokio::spawn(reconcile::schedule(provisioner.clone(), shutdown.clone()));
     let settings = ConsumerSettings {
         // a reconciliation of a long window may take minutes

@@ -18,12 +18,18 @@ struct Cli {
     db: DbConfig,
     #[command(flatten)]
     nats: NatsConfig,
+    #[command(flatten)]
+    http: sepay_runtime::HttpLimits,
+    #[command(flatten)]
+    dev: sepay_runtime::DevMode,
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let mut cli = Cli::parse();
+    cli.sepay.dev_mode = cli.dev.dev_mode;
     cli.provisioner.sepay = cli.sepay.clone();
+    cli.provisioner.http = cli.http.clone();
     cli.provisioner.public_base_url = cli.public_base_url.clone();
     sepay_runtime::run_service("sepay-provisioner", &cli.db, &cli.nats, |db, bus, shutdown| {
         sepay_provisioner::run(cli.provisioner, db, bus, shutdown)

@@ -409,6 +409,7 @@ async fn start_pipeline(w: &mut World) {
     };
     tokio::spawn(sepay_ingress::serve(
         listener,
+        None,
         ingress,
         w.db.pool.clone(),
         bus.clone(),

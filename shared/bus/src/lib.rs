@@ -40,7 +40,7 @@ fn js_err(op: &'static str) -> impl FnOnce(&dyn std::fmt::Display) -> BusError {
 #[derive(Debug, Clone, clap::Args)]
 pub struct NatsConfig {
     /// NATS server with JetStream enabled.
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222", hide_env_values = true)]
     pub nats_url: String,
     /// Prefix for every stream, subject and consumer name (isolates tests and tenants on one server).
     #[arg(long, env = "BUS_PREFIX", default_value = "")]
@@ -48,6 +48,22 @@ pub struct NatsConfig {
     /// How long a publish waits for JetStream's acknowledgement.
     #[arg(long, env = "NATS_PUBLISH_TIMEOUT_MS", default_value_t = 2000)]
     pub nats_publish_timeout_ms: u64,
+}
+
+impl NatsConfig {
+    /// The server list without credentials (`nats://user:pass@host` → `nats://***@host`), for
+    /// messages and logs.
+    pub fn redacted_url(&self) -> String {
+        self.nats_url
+            .split(',')
+            .map(|server| match (server.find("://"), server.rfind('@')) {
+                (Some(scheme), Some(at)) if at > scheme => format!("{}***{}", &server[..scheme + 3], &server[at..]),
+                (None, Some(at)) => format!("***{}", &server[at..]),
+                _ => server.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
 
 impl Default for NatsConfig {
@@ -217,7 +233,7 @@ impl Bus {
             .connect(&config.nats_url)
             .await
             .map_err(|e| BusError::Connect {
-                url: config.nats_url.clone(),
+                url: config.redacted_url(),
                 reason: e.to_string(),
             })?;
         let mut js = jetstream::new(client.clone());
@@ -370,5 +386,27 @@ impl Bus {
             ack_pending: info.num_ack_pending as u64,
             redelivered: info.num_redelivered as u64,
         })
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::NatsConfig;
+
+    #[test]
+    fn credentials_are_redacted_from_the_server_list() {
+        let cases = [
+            ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
+            ("nats://user:s3cret@nats:4222", "nats://***@nats:4222"),
+            ("tls://token@a:4222,nats://u:p@b:4222", "tls://***@a:4222,nats://***@b:4222"),
+            ("u:p@host:4222", "***@host:4222"),
+        ];
+        for (url, want) in cases {
+            let config = NatsConfig {
+                nats_url: url.into(),
+                ..Default::default()
+            };
+            assert_eq!(config.redacted_url(), want, "{url}");
+        }
     }
 }

@@ -10,14 +10,47 @@ use unicode_normalization::UnicodeNormalization;
 
 /// Lower-case ASCII: Vietnamese diacritics dropped ("Thanh toán" → "thanh toan", "đ" → "d").
 pub fn fold(text: &str) -> String {
+    strip_marks(text).to_lowercase()
+}
+
+/// Vietnamese without its diacritics, case kept.
+fn strip_marks(text: &str) -> String {
     text.nfd()
         .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
         .map(|c| match c {
-            'đ' | 'Đ' => 'd',
+            'đ' => 'd',
+            'Đ' => 'D',
             c => c,
         })
-        .collect::<String>()
-        .to_lowercase()
+        .collect()
+}
+
+/// A rule's regex, the one way it is compiled for both validation and matching: against the
+/// folded text, so without diacritics and case-insensitive (case is left to the regex flag, so
+/// escapes like `\D` keep their meaning), size-limited. Compiled once per pattern: a bounded
+/// process-wide cache, since every event is matched against every rule.
+fn rule_regex(pattern: &str) -> Result<std::sync::Arc<regex::Regex>, regex::Error> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<regex::Regex>>>> = OnceLock::new();
+    const CACHE_LIMIT: usize = 1024;
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(hit) = cache.lock().ok().and_then(|c| c.get(pattern).cloned()) {
+        return Ok(hit);
+    }
+    let compiled = Arc::new(
+        regex::RegexBuilder::new(&strip_marks(pattern))
+            .case_insensitive(true)
+            .size_limit(1 << 16)
+            .build()?,
+    );
+    if let Ok(mut cache) = cache.lock() {
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(pattern.to_owned(), compiled.clone());
+    }
+    Ok(compiled)
 }
 
 /// Words of two or more letters or digits, folded; pure numbers (order ids, amounts) dropped.
@@ -225,9 +258,7 @@ impl Condition {
             (Field::Direction, _) if Direction::parse(&self.value).is_none() && self.op == Op::Is => {
                 Err(RuleError::Value("direction is in or out".into()))
             }
-            (_, Op::Regex) => regex::RegexBuilder::new(&self.value)
-                .size_limit(1 << 16)
-                .build()
+            (_, Op::Regex) => rule_regex(&self.value)
                 .map(|_| ())
                 .map_err(|e| RuleError::Value(format!("bad regex: {e}"))),
             _ => Ok(()),
@@ -260,11 +291,7 @@ impl Condition {
                 .split(',')
                 .map(str::trim)
                 .any(|v| !v.is_empty() && text.contains(v)),
-            Op::Regex => regex::RegexBuilder::new(&self.value)
-                .case_insensitive(true)
-                .size_limit(1 << 16)
-                .build()
-                .is_ok_and(|r| r.is_match(&text)),
+            Op::Regex => rule_regex(&self.value).is_ok_and(|r| r.is_match(&text)),
             Op::Gte | Op::Lte => false,
         }
     }
@@ -439,6 +466,9 @@ mod tests {
             ("content is grab", false),
             ("content one_of be, grab ,xanh sm", true),
             ("content regex ^grab\\*", true),
+            ("content regex ^GRAB\\*", true),
+            ("content regex CHUYẾN\\s+XE", true),
+            ("content regex \\D{4}$", false),
             ("direction is out", true),
             ("direction is in", false),
             ("amount gte 85000", true),
@@ -464,6 +494,27 @@ mod tests {
         ] {
             assert!(matches!(Condition::parse(bad), Err(RuleError::Value(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_regex_is_validated_as_it_is_matched() {
+        // a pattern that fits the size limit only case-sensitively used to pass validation and
+        // then never match: validation now compiles it the way matching does
+        let fits = |pattern: &str, insensitive: bool| {
+            regex::RegexBuilder::new(pattern)
+                .case_insensitive(insensitive)
+                .size_limit(1 << 16)
+                .build()
+                .is_ok()
+        };
+        let pattern = (1..400)
+            .map(|n| format!("k{{{}}}", n * 10))
+            .find(|p| fits(p, false) && !fits(p, true))
+            .expect("a pattern only case-sensitive compilation fits");
+        assert!(
+            matches!(Condition::parse(&format!("content regex {pattern}")), Err(RuleError::Value(_))),
+            "{pattern}"
+        );
     }
 
     #[test]

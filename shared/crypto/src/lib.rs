@@ -136,6 +136,8 @@ pub mod seal {
     pub enum SealError {
         /// The configured keys could not be read.
         BadKeys(String),
+        /// No keys are configured and development mode is off.
+        NotConfigured,
         /// The ciphertext is malformed, tampered with, sealed for another workspace or under an
         /// unknown key.
         Unopenable,
@@ -145,6 +147,10 @@ pub mod seal {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             match self {
                 Self::BadKeys(why) => write!(f, "token keys: {why}"),
+                Self::NotConfigured => f.write_str(
+                    "not set: give the sealing keys (kid:base64 of 32 random bytes), or SEPAY_DEV_MODE=true \
+                     for local development only",
+                ),
                 Self::Unopenable => {
                     f.write_str("sealed secret cannot be opened (tampered, another workspace, or unknown key)")
                 }
@@ -165,17 +171,19 @@ pub mod seal {
         }
     }
 
-    /// A fixed, public key for development only (`sepayctl up`); production sets SEPAY_TOKEN_KEYS.
+    /// A fixed, public key for development only (`SEPAY_DEV_MODE`, which `up` turns on).
     pub const DEV_KEYS: &str = "dev:ZGV2ZWxvcG1lbnQta2V5LW5vdC1mb3ItcHJvZHVjdGk=";
 
     impl Keyring {
-        /// The configured keys (`SEPAY_TOKEN_KEYS`), or the public development key, with a
-        /// warning, when none are configured.
-        pub fn configured(spec: Option<&str>) -> Result<Self, SealError> {
-            Self::parse(spec.unwrap_or_else(|| {
-                tracing::warn!("SEPAY_TOKEN_KEYS is not set: sealing with the public development key");
-                DEV_KEYS
-            }))
+        /// The configured keys (`SEPAY_TOKEN_KEYS`). Unset, only development mode may fall back
+        /// to the public development key: anyone holding a database dump could open every
+        /// token sealed with it.
+        pub fn configured(spec: Option<&str>, dev_mode: bool) -> Result<Self, SealError> {
+            match spec {
+                Some(spec) => Self::parse(spec),
+                None if dev_mode => Self::parse(DEV_KEYS),
+                None => Err(SealError::NotConfigured),
+            }
         }
 
         /// `kid:base64(32 bytes)[,kid:base64…]`; the first key seals.
@@ -256,6 +264,19 @@ pub mod seal {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn the_development_key_is_used_only_in_development_mode() {
+            assert_eq!(Keyring::configured(None, false).err(), Some(SealError::NotConfigured));
+            let dev = Keyring::configured(None, true).unwrap();
+            assert_eq!(format!("{dev:?}"), r#"Keyring(["dev"])"#);
+            // configured keys win in either mode
+            let real = Keyring::generate_spec("k1");
+            for dev_mode in [false, true] {
+                let ring = Keyring::configured(Some(&real), dev_mode).unwrap();
+                assert_eq!(format!("{ring:?}"), r#"Keyring(["k1"])"#);
+            }
+        }
 
         #[test]
         fn seals_open_only_with_the_same_workspace_and_a_known_key() {

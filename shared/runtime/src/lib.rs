@@ -1,4 +1,9 @@
-//! What every service binary shares: one start-up sequence and one set of health endpoints.
+//! What every service binary shares: one start-up sequence, the HTTP serving limits and one set
+//! of health endpoints, served on an admin listener apart from public traffic.
+
+pub mod http;
+
+pub use http::HttpLimits;
 
 use axum::Json;
 use axum::Router;
@@ -12,7 +17,18 @@ use serde_json::json;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+
+/// `--dev-mode` / `SEPAY_DEV_MODE`: lets unset secrets fall back to public development values.
+/// Off, a service without its real secrets refuses to start.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct DevMode {
+    /// Development mode: unset secrets (SEPAY_TOKEN_KEYS, ADMIN_JWT_SECRET) fall back to public
+    /// development values. Local development only; `up` turns it on.
+    #[arg(long = "dev-mode", env = "SEPAY_DEV_MODE", global = true)]
+    pub dev_mode: bool,
+}
 
 /// Telemetry, Postgres (created and migrated), NATS, signal handling, then `service`; a start-up
 /// failure is one line on stderr and exit code 1.
@@ -46,10 +62,30 @@ struct Health {
     db: PgPool,
     bus: Bus,
     consumer: Option<Arc<AtomicBool>>,
+    postgres: Arc<tokio::sync::Mutex<Option<(Instant, bool)>>>,
+}
+
+/// How long one Postgres ping answers `/readyz`: a probe flood costs one query a second.
+pub const READINESS_CACHE: Duration = Duration::from_secs(1);
+
+impl Health {
+    /// Postgres answered a ping within the last [`READINESS_CACHE`]; concurrent probes wait for
+    /// one ping instead of sending their own.
+    async fn postgres_ready(&self) -> bool {
+        let mut cached = self.postgres.lock().await;
+        match *cached {
+            Some((at, ready)) if at.elapsed() < READINESS_CACHE => ready,
+            _ => {
+                let ready = sepay_store::ping(&self.db).await;
+                *cached = Some((Instant::now(), ready));
+                ready
+            }
+        }
+    }
 }
 
 /// `/healthz` (alive), `/readyz` (Postgres, NATS and, for consumers, the consumer attached) and
-/// `/metrics`.
+/// `/metrics`: the admin listener's routes, never on a public port.
 pub fn health_router(db: PgPool, bus: Bus, consumer_ready: Option<Arc<AtomicBool>>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
@@ -59,25 +95,31 @@ pub fn health_router(db: PgPool, bus: Bus, consumer_ready: Option<Arc<AtomicBool
             db,
             bus,
             consumer: consumer_ready,
+            postgres: Arc::default(),
         })
 }
 
-/// Serves [`health_router`] until `shutdown`.
+/// Serves [`health_router`] on the admin listener until `shutdown`.
 pub async fn serve_health(
     listener: tokio::net::TcpListener,
     db: PgPool,
     bus: Bus,
-    consumer_ready: Arc<AtomicBool>,
+    consumer_ready: Option<Arc<AtomicBool>>,
+    limits: &HttpLimits,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, health_router(db, bus, Some(consumer_ready)))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
-    Ok(())
+    http::serve(listener, health_router(db, bus, consumer_ready), limits, shutdown).await
+}
+
+/// Binds a listener, naming the setting in the error.
+pub async fn bind(addr: std::net::SocketAddr, setting: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({setting}): {e}"))
 }
 
 async fn ready(State(h): State<Health>) -> impl IntoResponse {
-    let postgres = sepay_store::ping(&h.db).await;
+    let postgres = h.postgres_ready().await;
     let nats = h.bus.is_connected();
     let mut body = json!({"postgres": postgres, "nats": nats});
     let mut ok = postgres && nats;

@@ -13,7 +13,7 @@ mod types;
 pub use client::SepayClient;
 pub use error::{ApiError, ApiResult};
 pub use oauth::{AuthorizeRequest, TokenSet};
-pub use tokens::{TokenError, Tokens};
+pub use tokens::{TokenError, TokenField, Tokens};
 pub use types::{BankAccount, NewWebhook, Transaction, TransactionQuery, Webhook};
 
 /// Scopes the integration asks for.
@@ -33,9 +33,14 @@ pub struct SepayConfig {
     /// Space-separated scopes requested at connect.
     #[arg(long, env = "SEPAY_SCOPES", default_value = DEFAULT_SCOPES)]
     pub sepay_scopes: String,
-    /// Token sealing keys `kid:base64(32 bytes)[,…]`, first seals; unset: a development key.
+    /// Token sealing keys `kid:base64(32 bytes)[,…]`, first seals; required outside development
+    /// mode.
     #[arg(long, env = "SEPAY_TOKEN_KEYS", hide_env_values = true)]
     pub sepay_token_keys: Option<String>,
+    /// Development mode (`SEPAY_DEV_MODE`, set by the binary; `up` turns it on): unset secrets
+    /// fall back to public development values instead of stopping the start.
+    #[arg(skip)]
+    pub dev_mode: bool,
     /// Longest wait honoured from a 429's retry header.
     #[arg(long, env = "SEPAY_MAX_RETRY_WAIT_SECS", default_value_t = 10)]
     pub sepay_max_retry_wait_secs: u64,
@@ -47,6 +52,7 @@ pub struct SepayConfig {
     pub sepay_requests_per_sec: u32,
 }
 
+/// The development configuration (tests, `up`): development mode on.
 impl Default for SepayConfig {
     fn default() -> Self {
         Self {
@@ -55,6 +61,7 @@ impl Default for SepayConfig {
             sepay_client_secret: String::new(),
             sepay_scopes: DEFAULT_SCOPES.into(),
             sepay_token_keys: None,
+            dev_mode: true,
             sepay_max_retry_wait_secs: 10,
             sepay_max_retries: 3,
             sepay_requests_per_sec: 3,
@@ -64,6 +71,6 @@ impl Default for SepayConfig {
 
 impl SepayConfig {
     pub fn keyring(&self) -> Result<sepay_crypto::seal::Keyring, sepay_crypto::seal::SealError> {
-        sepay_crypto::seal::Keyring::configured(self.sepay_token_keys.as_deref())
+        sepay_crypto::seal::Keyring::configured(self.sepay_token_keys.as_deref(), self.dev_mode)
     }
 }

@@ -119,6 +119,39 @@ pub async fn mark_revoked(pool: &PgPool, ws_id: Uuid) -> StoreResult<()> {
     Ok(())
 }
 
+/// Every connection's sealed tokens (the start-up re-seal of legacy ciphertexts).
+pub async fn sealed_tokens(pool: &PgPool) -> StoreResult<Vec<(Uuid, Option<Vec<u8>>, Option<Vec<u8>>)>> {
+    Ok(sqlx::query_as(
+        "select ws_id, access_token_ciphertext, refresh_token_ciphertext from sepay_connections
+          where access_token_ciphertext is not null or refresh_token_ciphertext is not null",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Replaces both ciphertexts if they are still `old` (a refresh meanwhile wins); `true` when
+/// replaced.
+pub async fn reseal(
+    pool: &PgPool,
+    ws_id: Uuid,
+    old: (Option<&[u8]>, Option<&[u8]>),
+    new: (Option<&[u8]>, Option<&[u8]>),
+) -> StoreResult<bool> {
+    let updated = sqlx::query(
+        "update sepay_connections set access_token_ciphertext = $4, refresh_token_ciphertext = $5
+          where ws_id = $1 and access_token_ciphertext is not distinct from $2
+            and refresh_token_ciphertext is not distinct from $3",
+    )
+    .bind(ws_id)
+    .bind(old.0)
+    .bind(old.1)
+    .bind(new.0)
+    .bind(new.1)
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
 /// Workspaces with an active connection (reconciliation schedules).
 pub async fn active_workspaces(pool: &PgPool) -> StoreResult<Vec<Uuid>> {
     Ok(

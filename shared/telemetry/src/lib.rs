@@ -139,6 +139,7 @@ pub fn shutdown_on_signals() -> tokio_util::sync::CancellationToken {
 pub mod metrics {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
     use std::sync::OnceLock;
+    use std::time::Duration;
 
     pub use ::metrics::{counter, gauge, histogram};
 
@@ -149,17 +150,35 @@ pub mod metrics {
         0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     ];
 
-    /// Installs the recorder on first use; every service calls this at start.
+    /// How often the recorder's upkeep runs. Histograms keep every raw sample until upkeep
+    /// folds it into their buckets, so without it memory grows with every request whenever
+    /// nothing scrapes `/metrics`.
+    pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+    /// Installs the recorder and its upkeep thread on first use; every service calls this at
+    /// start.
     pub fn handle() -> &'static PrometheusHandle {
         HANDLE.get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
                 .expect("static buckets are valid");
-            match builder.install_recorder() {
+            let handle = match builder.install_recorder() {
                 Ok(handle) => handle,
                 // another recorder is global already (a test harness): render an empty registry
                 Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+            };
+            let upkeep = handle.clone();
+            // a thread, not a task: it must run whichever runtime (or none) the caller has
+            let spawned = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_INTERVAL);
+                    upkeep.run_upkeep();
+                }
+            });
+            if let Err(err) = spawned {
+                tracing::error!(error = %err, "metrics upkeep thread not started; memory grows until /metrics is scraped");
             }
+            handle
         })
     }
 

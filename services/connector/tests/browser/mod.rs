@@ -1,5 +1,5 @@
 //! The admin's whole journey in headless Chromium (Debian's `chromium` and `chromium-driver`):
-//! the login link, "Connect SePay", Approve on the simulator's consent page, back on
+//! the login link and its sign-in page (a POST), "Connect SePay", Approve on the simulator's consent page, back on
 //! `?sepay=connected` with the connection active, accounts and events. A failure saves a
 //! screenshot under `target/browser-screenshots/`.
 
@@ -107,6 +107,13 @@ async fn url_containing(browser: &Client, part: &str) -> Result<String, String> 
 async fn journey(app: &App, browser: &Client, account: &str) -> Result<(), String> {
     let link = sepay_connector::login_url(&app.url, &session("alice"), app.ws);
     browser.goto(&link).await.map_err(|e| e.to_string())?;
+    // the link only shows the sign-in form; its button signs in (a same-origin POST)
+    let user = text_of(browser, "sign-in-user").await?;
+    if user != "alice" {
+        return Err(format!("the sign-in page names {user:?}"));
+    }
+    click(browser, "sign-in").await?;
+    url_containing(browser, &format!("/ws/{}/integrations", app.ws)).await?;
     let status = text_of(browser, "connection-status").await?;
     if status != "not connected" {
         return Err(format!("before connecting the status is {status:?}"));

@@ -393,6 +393,7 @@ async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Val
         processors: Vec::new(),
         ingress: tokio::spawn(sepay_ingress::serve(
             listener,
+            None,
             ingress_config,
             service_db.lazy_pool()?,
             ingress_bus,

@@ -30,6 +30,7 @@ impl System {
         let bus = sepay_bus::Bus::connect(nats).await.unwrap();
         tokio::spawn(sepay_ingress::serve(
             listener,
+            None,
             ingress,
             db.pool.clone(),
             bus.clone(),

@@ -25,7 +25,7 @@ const MAX_MODEL_TAGS: usize = 5;
 #[derive(Debug, Clone, clap::Args)]
 pub struct LlmConfig {
     /// OpenAI-compatible base URL (…/v1); unset, no model is called.
-    #[arg(long, env = "LLM_BASE_URL")]
+    #[arg(long, env = "LLM_BASE_URL", hide_env_values = true)]
     pub llm_base_url: Option<String>,
     #[arg(long, env = "LLM_MODEL", default_value = "gpt-4o-mini")]
     pub llm_model: String,
