@@ -758,9 +758,19 @@ async fn no_secret_of_a_whole_run_reaches_logs_spans_or_metrics() {
     sepay_store::admin::grant_admin(&db, run.ws, "alice").await.unwrap();
     let session = sepay_connector::mint_admin_token(&jwt_secret, "alice", Duration::from_secs(3600)).unwrap();
     secrets.text("admin session JWT", &session);
-    let login = run
+    // the link shows the sign-in page; its same-origin POST sets the session
+    let page = run
         .http
         .get(sepay_connector::login_url(&connector, &session, run.ws))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let login = run
+        .http
+        .post(format!("{connector}/login"))
+        .header("origin", &connector)
+        .form(&[("token", session.as_str()), ("ws", &run.ws.to_string())])
         .send()
         .await
         .unwrap();
