@@ -35,7 +35,9 @@ async fn every_fault_scenario_books_every_accepted_delivery_exactly_once() {
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    let scenarios = report["scenarios"].as_array().unwrap();
+    let scenarios = report["scenarios"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no scenarios: {report}\n{}", String::from_utf8_lossy(&out.stderr)));
     let names: Vec<&str> = scenarios.iter().map(|s| s["fault"].as_str().unwrap()).collect();
     assert_eq!(
         names,
