@@ -98,18 +98,20 @@ try:
     report["stalled_rss_kib"] = {"before": idle_rss, "with_stalled": rss_kib(ingress.pid)}
     status, latency = deliver(url, auth, 1000)
     report["honest_delivery_meanwhile"] = {"status": status, "seconds": round(latency, 3)}
-    open_socks, last_closed = set(socks), 0.0
-    while open_socks and time.monotonic() - opened_at < 60:
-        readable, _, _ = select.select(list(open_socks)[:1000], [], [], 1)
-        for s in readable:
+    poller, by_fd, last_closed = select.poll(), {s.fileno(): s for s in socks}, 0.0
+    for fd in by_fd:
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    while by_fd and time.monotonic() - opened_at < 60:
+        for fd, _ in poller.poll(1000):
             try:
-                data = s.recv(4096)
+                data = by_fd[fd].recv(4096)
             except (ConnectionResetError, BlockingIOError):
                 data = b""
             if not data:
-                open_socks.discard(s)
-                s.close()
+                poller.unregister(fd)
+                by_fd.pop(fd).close()
                 last_closed = time.monotonic() - opened_at
+    open_socks = by_fd
     report["stalled"] = {"opened": STALLED, "still_open_after_60s": len(open_socks),
                          "all_closed_after_secs": round(last_closed, 1)}
 finally:
