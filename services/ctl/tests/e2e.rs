@@ -592,10 +592,12 @@ async fn connected_workspace(db: &TestDb, nats: &NatsConfig, stop: &Cancellation
         .unwrap()
         .id;
     let bus = sepay_bus::Bus::connect(nats).await.unwrap();
-    let mut config = sepay_provisioner::ProvisionerConfig::default();
-    config.sepay = sepay;
-    // webhooks point nowhere reachable (port 9, discard), whatever else runs on this machine
-    config.public_base_url = "http://127.0.0.1:9".into();
+    let config = sepay_provisioner::ProvisionerConfig {
+        sepay,
+        // webhooks point nowhere reachable (port 9, discard), whatever else runs on this machine
+        public_base_url: "http://127.0.0.1:9".into(),
+        ..Default::default()
+    };
     let provisioner = sepay_provisioner::Provisioner::new(config.clone(), db.pool.clone(), bus.clone()).unwrap();
     provisioner.tokens.store_grant(ws, &grant).await.unwrap();
     let health = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -64,7 +64,7 @@ impl Directory {
             Some(e) if e.grace_until.is_none_or(|until| until > Utc::now()) => Lookup::Found(EndpointAuth {
                 id: e.id,
                 ws_id: e.ws_id,
-                provider: e.provider.clone(),
+                provider: e.provider,
                 api_key_hash: e.api_key_hash.clone(),
                 signing_key_ciphertext: e.signing_key_ciphertext.clone(),
             }),
