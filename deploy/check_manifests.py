@@ -536,7 +536,7 @@ def cmd_compose(path: str) -> list[str]:
         "processor": ["sepay-processor"],
         "provisioner": ["sepay-provisioner"],
         "connector": ["sepay-connector"],
-        "demo": ["sepayctl", "demo"],
+        "demo": ["sepay-dev", "demo"],
     }
     for sname, cmd in commands.items():
         svc = services.get(sname)

@@ -6,7 +6,7 @@
    and an honest delivery sent meanwhile (its status and latency);
 3. RSS with those connections open.
 
-    cargo build --release -p sepayctl && python3 .ci/probes/ingress_hardening.py
+    cargo build --release -p sepayctl -p sepay-dev && python3 .ci/probes/ingress_hardening.py
 
 Uses Postgres and NATS at DATABASE_URL / NATS_URL (defaults: the local ones), a database and bus
 prefix of its own.
@@ -14,6 +14,7 @@ prefix of its own.
 import json, os, select, socket, subprocess, sys, time, urllib.request, uuid
 
 SEPAYCTL = os.environ.get("SEPAYCTL", "target/release/sepayctl")
+SEPAY_DEV = os.environ.get("SEPAY_DEV", "target/release/sepay-dev")
 PORT, ADMIN_PORT = 18080, 19080
 STALLED = int(os.environ.get("STALLED", "3000"))
 FLOOD_SECS = int(os.environ.get("FLOOD_SECS", "20"))
@@ -58,7 +59,7 @@ endpoint = ctl("--public-base-url", f"http://127.0.0.1:{PORT}", "endpoint", "cre
 url, auth = endpoint["webhook_url"], endpoint["authorization_header"]
 
 ingress = subprocess.Popen(
-    [SEPAYCTL, "serve", "ingress", "--ingress-addr", f"127.0.0.1:{PORT}", "--ingress-admin-addr", f"127.0.0.1:{ADMIN_PORT}"],
+    [SEPAY_DEV, "serve", "ingress", "--ingress-addr", f"127.0.0.1:{PORT}", "--ingress-admin-addr", f"127.0.0.1:{ADMIN_PORT}"],
     env=env, stdin=subprocess.DEVNULL,
 )
 report = {}
@@ -74,7 +75,7 @@ try:
 
     # 1. junk at full speed from one client, nothing scraping
     junk = subprocess.Popen(
-        [SEPAYCTL, "junk", "--base", f"http://127.0.0.1:{PORT}", "--real-url", url, "--rate", "1000000"],
+        [SEPAY_DEV, "junk", "--base", f"http://127.0.0.1:{PORT}", "--real-url", url, "--rate", "1000000"],
         env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     time.sleep(1)

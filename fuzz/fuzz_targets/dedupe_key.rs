@@ -12,7 +12,7 @@
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use sepay_core::{Amount, DedupeKey, Delivery, SepayPayload};
+use sepay_core::{Amount, DedupeKey, Delivery, PayloadObject};
 use serde_json::{Map, Value};
 
 #[derive(Debug, Arbitrary)]
@@ -100,7 +100,7 @@ fn well_formed(key: &DedupeKey) -> bool {
 }
 
 /// What identifies an eventless transaction, as the documented rule reads it.
-fn identity(p: &SepayPayload) -> [String; 5] {
+fn identity(p: &PayloadObject) -> [String; 5] {
     let text = |f: &str| p.text(f).unwrap_or_default();
     let amount = match Amount::from_json(p.get("transferAmount")) {
         Ok(a) => a.magnitude().to_string(),
@@ -115,8 +115,8 @@ fn identity(p: &SepayPayload) -> [String; 5] {
     ]
 }
 
-fn check(p: &Payload) -> (SepayPayload, DedupeKey) {
-    let payload = SepayPayload(p.identifying());
+fn check(p: &Payload) -> (PayloadObject, DedupeKey) {
+    let payload = PayloadObject(p.identifying());
     let key = DedupeKey::for_payload(&payload);
     assert!(!key.as_str().is_empty() && well_formed(&key), "{key:?}");
     assert_eq!(key.is_eventless(), payload.sepay_id().is_none());
@@ -142,7 +142,7 @@ struct Cuts {
 }
 
 impl Cuts {
-    fn payload(&self, cuts: [u8; 4]) -> SepayPayload {
+    fn payload(&self, cuts: [u8; 4]) -> PayloadObject {
         let n = self.segments.len();
         let mut c = cuts.map(|x| x as usize % (n + 1));
         c.sort_unstable();
@@ -154,7 +154,7 @@ impl Cuts {
                 Value::from(self.segments[bounds[i]..bounds[i + 1]].join("\u{1f}")),
             );
         }
-        SepayPayload(m)
+        PayloadObject(m)
     }
 }
 

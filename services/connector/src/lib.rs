@@ -6,25 +6,37 @@
 //! provisioner's, asked for over SEPAY_CONTROL.
 
 pub mod auth;
+mod cli;
 mod error;
 mod pages;
 mod routes;
 pub mod state;
 
-use sepay_api::{SepayClient, SepayConfig, Tokens};
+use sepay_api::{SepayClient, SepayConfig};
+use sepay_connection::Tokens;
 use sepay_bus::Bus;
 use sepay_store::PgPool;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use auth::{AdminAuth, Claims, mint_admin_token};
+pub use cli::Cli;
 pub use error::ConnectorError;
 pub use routes::router;
 
-pub const DEFAULT_CONNECTOR_ADDR: &str = "127.0.0.1:8082";
-pub const DEFAULT_CONNECTOR_ADMIN_ADDR: &str = "127.0.0.1:9082";
+/// `CONNECTOR_ADDR`
+pub const DEFAULT_CONNECTOR_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8082);
+/// `CONNECTOR_ADMIN_ADDR`
+pub const DEFAULT_CONNECTOR_ADMIN_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9082);
+/// `CONNECTOR_PUBLIC_URL`: the connector at [`DEFAULT_CONNECTOR_ADDR`].
+pub const DEFAULT_CONNECTOR_PUBLIC_URL: &str = "http://127.0.0.1:8082";
+/// `INGRESS_PUBLIC_URL`: the ingress on a developer machine (the provisioner's and sepayctl's
+/// `PUBLIC_BASE_URL` default too).
+pub const DEFAULT_INGRESS_PUBLIC_URL: &str = sepay_runtime::DEFAULT_PUBLIC_BASE_URL;
+/// `ENDPOINT_ROTATION_GRACE_HOURS`: beyond SePay's 5 hours of retries.
+pub const DEFAULT_ENDPOINT_ROTATION_GRACE_HOURS: u64 = 6;
 
 /// Path of the OAuth callback on the connector's origin (register `<origin>` + this at SePay).
 pub const CALLBACK_PATH: &str = "/oauth/sepay/callback";
@@ -32,17 +44,17 @@ pub const CALLBACK_PATH: &str = "/oauth/sepay/callback";
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConnectorConfig {
     /// Address the connector listens on (the admin pages and the OAuth callback).
-    #[arg(long, env = "CONNECTOR_ADDR", default_value = DEFAULT_CONNECTOR_ADDR)]
+    #[arg(long, env = "CONNECTOR_ADDR", default_value_t = DEFAULT_CONNECTOR_ADDR)]
     pub connector_addr: SocketAddr,
     /// Address of /healthz, /readyz and /metrics (probes and Prometheus, never published).
-    #[arg(long, env = "CONNECTOR_ADMIN_ADDR", default_value = DEFAULT_CONNECTOR_ADMIN_ADDR)]
+    #[arg(long, env = "CONNECTOR_ADMIN_ADDR", default_value_t = DEFAULT_CONNECTOR_ADMIN_ADDR)]
     pub connector_admin_addr: SocketAddr,
     /// The connector's public origin: the OAuth callback and every redirect are built on it;
     /// `https` turns on Secure cookies.
-    #[arg(long, env = "CONNECTOR_PUBLIC_URL", default_value = "http://127.0.0.1:8082")]
+    #[arg(long, env = "CONNECTOR_PUBLIC_URL", default_value = DEFAULT_CONNECTOR_PUBLIC_URL)]
     pub connector_public_url: String,
     /// Base URL SePay reaches the ingress at (the URL of manual endpoints).
-    #[arg(long, env = "INGRESS_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(long, env = "INGRESS_PUBLIC_URL", default_value = DEFAULT_INGRESS_PUBLIC_URL)]
     pub ingress_public_url: String,
     /// HS256 secret of the platform's admin session tokens; this or a JWKS URL is required
     /// outside development mode.
@@ -62,7 +74,7 @@ pub struct ConnectorConfig {
     #[arg(long, env = "CONNECTOR_CSRF_SECRET", hide_env_values = true)]
     pub connector_csrf_secret: Option<String>,
     /// Hours a manually rotated endpoint's old token keeps working (SePay retries for 5 hours).
-    #[arg(long, env = "ENDPOINT_ROTATION_GRACE_HOURS", default_value_t = 6)]
+    #[arg(long, env = "ENDPOINT_ROTATION_GRACE_HOURS", default_value_t = DEFAULT_ENDPOINT_ROTATION_GRACE_HOURS)]
     pub endpoint_rotation_grace_hours: u64,
     /// Development mode (`SEPAY_DEV_MODE`, set by the binary; `up` turns it on): unset secrets
     /// fall back to public development values instead of stopping the start.
@@ -77,16 +89,16 @@ pub struct ConnectorConfig {
 impl Default for ConnectorConfig {
     fn default() -> Self {
         Self {
-            connector_addr: DEFAULT_CONNECTOR_ADDR.parse().expect("a socket address"),
-            connector_admin_addr: DEFAULT_CONNECTOR_ADMIN_ADDR.parse().expect("a socket address"),
-            connector_public_url: "http://127.0.0.1:8082".into(),
-            ingress_public_url: "http://127.0.0.1:8080".into(),
+            connector_addr: DEFAULT_CONNECTOR_ADDR,
+            connector_admin_addr: DEFAULT_CONNECTOR_ADMIN_ADDR,
+            connector_public_url: DEFAULT_CONNECTOR_PUBLIC_URL.into(),
+            ingress_public_url: DEFAULT_INGRESS_PUBLIC_URL.into(),
             admin_jwt_secret: None,
             admin_jwks_url: None,
             admin_jwt_issuer: None,
             admin_jwt_audience: None,
             connector_csrf_secret: None,
-            endpoint_rotation_grace_hours: 6,
+            endpoint_rotation_grace_hours: DEFAULT_ENDPOINT_ROTATION_GRACE_HOURS,
             dev_mode: true,
             http: sepay_runtime::HttpLimits::default(),
         }

@@ -1,26 +1,5 @@
 use clap::Parser;
-use sepay_api::SepayConfig;
-use sepay_bus::NatsConfig;
-use sepay_connector::ConnectorConfig;
-use sepay_store::DbConfig;
-
-/// sepay-connector: connects workspaces to SePay and serves the workspace admin pages.
-#[derive(Parser)]
-#[command(version)]
-struct Cli {
-    #[command(flatten)]
-    connector: ConnectorConfig,
-    #[command(flatten)]
-    sepay: SepayConfig,
-    #[command(flatten)]
-    db: DbConfig,
-    #[command(flatten)]
-    nats: NatsConfig,
-    #[command(flatten)]
-    http: sepay_runtime::HttpLimits,
-    #[command(flatten)]
-    dev: sepay_runtime::DevMode,
-}
+use sepay_connector::Cli;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

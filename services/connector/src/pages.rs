@@ -380,8 +380,6 @@ pub fn integrations(v: &Integrations<'_>) -> Html<String> {
     page(&format!("SePay integration — {}", v.ws_name), &b)
 }
 
-pub const EVENT_STATUSES: [&str; 4] = ["received", "processed", "failed", "duplicate"];
-
 pub struct Events<'a> {
     pub ws_id: Uuid,
     pub ws_name: &'a str,
@@ -400,11 +398,12 @@ pub fn events(v: &Events<'_>) -> Html<String> {
     let status_q = v.status.map(|s| format!("&status={s}")).unwrap_or_default();
     b.push_str("<p>Filter: ");
     let _ = write!(b, "<a href=\"/ws/{ws}/events\">all</a>");
-    for s in EVENT_STATUSES {
+    for s in sepay_core::EventStatus::ALL.iter().map(|s| s.as_str()) {
         let _ = write!(b, " · <a href=\"/ws/{ws}/events?status={s}\">{s}</a>");
     }
     b.push_str("</p>");
-    if v.status == Some("failed") && !v.rows.is_empty() {
+    let failed = sepay_core::EventStatus::Failed.as_str();
+    if v.status == Some(failed) && !v.rows.is_empty() {
         b.push_str(&button(
             &format!("/ws/{ws}/events/replay"),
             v.csrf,
@@ -417,7 +416,7 @@ pub fn events(v: &Events<'_>) -> Html<String> {
     } else {
         b.push_str("<table id=\"events\"><tr><th>#</th><th>Received</th><th>Provider</th><th>Source</th><th>Id</th><th>Account</th><th>Type</th><th>Amount (as sent)</th><th>Status</th><th>Failure</th><th>Attempts</th><th>Deliveries</th><th></th></tr>");
         for e in v.rows {
-            let replay = if e.status == "failed" {
+            let replay = if e.status == failed {
                 format!(
                     "<form class=\"inline\" method=\"post\" action=\"/ws/{ws}/events/replay\">{}<input type=\"hidden\" name=\"id\" value=\"{}\"><button id=\"replay-{}\">Replay</button></form>",
                     hidden_csrf(v.csrf),

@@ -12,7 +12,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use sepay_api::{ApiError, TokenError};
+use sepay_api::ApiError;
+use sepay_connection::TokenError;
 use sepay_bus::{ControlRequest, ControlSubject};
 use sepay_core::Provider;
 use sepay_core::classify::RuleDraft;
@@ -327,7 +328,7 @@ async fn events_page(
     let Query(q) = query?;
     let status = q.status.as_deref().filter(|s| !s.is_empty());
     if let Some(s) = status
-        && !pages::EVENT_STATUSES.contains(&s)
+        && !sepay_core::EventStatus::ALL.iter().any(|known| known.as_str() == s)
     {
         return Err(ConnectorError::BadRequest("unknown status".into()));
     }

@@ -5,7 +5,8 @@
 use futures::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, HeaderMap, LOCATION, SET_COOKIE};
-use sepay_api::{SepayClient, SepayConfig, Tokens};
+use sepay_api::{SepayClient, SepayConfig};
+use sepay_connection::Tokens;
 use sepay_bus::{Bus, ConsumerSettings, ControlRequest};
 use sepay_connector::ConnectorConfig;
 use sepay_connector::state::{self, PendingAuth};
@@ -403,7 +404,7 @@ async fn the_connect_flow_seals_tokens_and_publishes_connected() {
     assert_eq!(c.status, "active");
     assert!(c.scopes.contains(&"bank-account:read".to_owned()));
     let sealed = c.access_token_ciphertext.unwrap();
-    let access = String::from_utf8(app.keys.open(&sepay_api::TokenField::Access.aad(app.ws), &sealed).unwrap()).unwrap();
+    let access = String::from_utf8(app.keys.open(&sepay_connection::TokenField::Access.aad(app.ws), &sealed).unwrap()).unwrap();
     assert!(
         app.sim.world().access_tokens.contains_key(&access),
         "the stored token is the simulator's"
@@ -743,7 +744,7 @@ async fn a_failed_refresh_puts_the_connection_in_error_on_the_page() {
         .for_each(|g| g.revoked = true);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let err = app.tokens(&app.sepay).access_token(app.ws).await.unwrap_err();
-    assert!(matches!(err, sepay_api::TokenError::Refresh(_)), "{err:?}");
+    assert!(matches!(err, sepay_connection::TokenError::Refresh(_)), "{err:?}");
     let (_, page, _) = app.get(&format!("/ws/{}/integrations", app.ws), Some(&alice)).await;
     assert!(page.contains("id=\"connection-status\">error<"), "{page}");
     let last_error = attr_between(&page, "id=\"last-error\">", "<");

@@ -1,4 +1,4 @@
-use crate::output::print;
+use sepay_runtime::output::print;
 use crate::{Cli, Command, EndpointCmd, EventsCmd, TransactionsCmd, WalletCmd, WorkspaceCmd};
 use anyhow::{Context, bail};
 use sepay_bus::{Bus, ControlSubject};
@@ -65,17 +65,10 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
             });
         }
         // main runs these itself; they never reach the database commands
-        Command::Up(_)
-        | Command::Sim(_)
-        | Command::Demo { .. }
-        | Command::AdminToken(_)
+        Command::AdminToken(_)
         | Command::Sync { .. }
         | Command::Rules(_)
-        | Command::Bench(_)
-        | Command::Junk(_)
-        | Command::Serve(_)
         | Command::Striga(_)
-        | Command::Faults(_)
         | Command::Credits(_)
         | Command::Reconcile(_) => bail!("not a database command"),
     }

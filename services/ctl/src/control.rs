@@ -1,7 +1,7 @@
 //! `sepayctl sync` and `sepayctl reconcile`: requests to the provisioner over SEPAY_CONTROL.
 
 use crate::Cli;
-use crate::output::print;
+use sepay_runtime::output::print;
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use sepay_bus::{Bus, ControlRequest, ControlSubject};

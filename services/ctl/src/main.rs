@@ -1,26 +1,18 @@
-//! `sepayctl`: the operator CLI. Every command takes `--json` for scripting; `up` runs every
-//! service in one process.
+//! `sepayctl`: the operator CLI, the commands an operator runs against production. Every
+//! command takes `--json` for scripting. The development tools (`up`, `demo`, `bench`, `faults`,
+//! the simulator's drivers) are `sepay-dev`'s.
 
 mod admin;
-mod bench;
 mod commands;
 mod control;
-mod demo;
-mod faults;
-mod output;
 mod rules;
-mod serve;
-mod sim;
 mod striga;
-mod up;
 
 use clap::{Parser, Subcommand};
 use sepay_bus::NatsConfig;
 use sepay_store::DbConfig;
 use std::process::ExitCode;
 use uuid::Uuid;
-
-pub const DEFAULT_PUBLIC_BASE_URL: &str = "http://127.0.0.1:8080";
 
 #[derive(Parser)]
 #[command(name = "sepayctl", version, about = "Operate the SePay integration")]
@@ -38,7 +30,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "PUBLIC_BASE_URL",
-        default_value = "http://127.0.0.1:8080",
+        default_value = sepay_runtime::DEFAULT_PUBLIC_BASE_URL,
         global = true
     )]
     pub public_base_url: String,
@@ -76,8 +68,6 @@ pub enum Command {
     /// Booked wallet transactions.
     #[command(subcommand)]
     Transactions(TransactionsCmd),
-    /// Run every service in this process.
-    Up(Box<up::UpArgs>),
     /// Mint an admin session token and print the connector's login link (local use).
     AdminToken(admin::AdminTokenArgs),
     /// Classification rules (applied in order before the learned classifier and the model).
@@ -93,27 +83,8 @@ pub enum Command {
     },
     /// Ask the provisioner to reconcile a workspace with SePay and follow the run.
     Reconcile(control::ReconcileArgs),
-    /// Measure the insert limit, the ingress and end-to-end booking in one run (loopback only).
-    Bench(bench::BenchArgs),
-    /// The fault suite: crashes and outages under load; every accepted delivery booked once.
-    Faults(faults::FaultsArgs),
-    /// The bench's junk generator (runs until stdin closes).
-    #[command(hide = true)]
-    Junk(bench::JunkArgs),
-    /// One service alone (the bench and the fault suite run services as processes of their own).
-    #[command(hide = true, subcommand)]
-    Serve(serve::ServeCmd),
     /// Striga (SEPA) webhooks: endpoints, account → wallet links, payouts, balance mismatches.
     Striga(striga::StrigaArgs),
-    /// Drive a running SePay simulator.
-    Sim(sim::SimArgs),
-    /// Seed a demo workspace on running services and show one simulated transaction booked
-    /// (what `up --demo` does in process; compose runs it as its `demo` step).
-    Demo {
-        /// The simulator to create the demo bank account and transaction in.
-        #[arg(long, env = "SIM_URL", default_value = "http://127.0.0.1:8090")]
-        sim_url: String,
-    },
 }
 
 #[derive(Subcommand)]
@@ -200,28 +171,19 @@ pub enum TransactionsCmd {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
-    if let Command::Serve(ref cmd) = cli.command {
-        return serve::run(&cli, cmd).await;
-    }
     let result = match cli.command {
-        Command::Up(ref args) => up::run(&cli, args).await,
-        Command::Sim(ref args) => sim::run(json, args).await,
-        Command::Bench(ref args) => bench::run(&cli, args).await,
-        Command::Junk(ref args) => bench::junk(args).await,
-        Command::Faults(ref args) => faults::run(&cli, args).await,
         Command::Striga(ref args) => striga::run(&cli, args).await,
         Command::AdminToken(ref args) => admin::admin_token(&cli, args).await,
         Command::Sync { ws } => control::sync(&cli, ws).await,
         Command::Rules(ref cmd) => rules::rules(&cli, cmd).await,
         Command::Credits(ref cmd) => rules::credits(&cli, cmd).await,
         Command::Reconcile(ref args) => control::reconcile(&cli, args).await,
-        Command::Demo { ref sim_url } => up::demo_on_running(&cli, sim_url).await,
         _ => commands::run(&cli).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            output::error(json, &err);
+            sepay_runtime::output::error("sepayctl", json, &err);
             ExitCode::FAILURE
         }
     }

@@ -1,7 +1,7 @@
 //! `sepayctl rules …` and `sepayctl credits …`: the classification chain's admin inputs.
 
 use crate::Cli;
-use crate::output::print;
+use sepay_runtime::output::print;
 use clap::Subcommand;
 use sepay_core::classify::RuleDraft;
 use sepay_store::classification as store;

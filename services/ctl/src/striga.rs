@@ -2,7 +2,7 @@
 //! and balance mismatches.
 
 use crate::Cli;
-use crate::output::print;
+use sepay_runtime::output::print;
 use anyhow::Context;
 use clap::Subcommand;
 use sepay_crypto::seal::Keyring;

@@ -3,6 +3,7 @@
 //! and answers. Nothing else happens on the request path (no wallet lookup, no
 //! classification, no SePay call), so answers are fast and an authenticated delivery is never lost.
 
+mod cli;
 mod directory;
 mod error;
 mod guard;
@@ -14,17 +15,38 @@ use sepay_bus::Bus;
 use sepay_core::RetryPolicy;
 use sepay_crypto::seal::Keyring;
 use sepay_store::PgPool;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+pub use cli::Cli;
 pub use error::IngressError;
 pub use guard::{GuardConfigError, SEPAY_SOURCE_ADDRESSES};
 pub use routes::router;
 
-pub const DEFAULT_INGRESS_ADDR: &str = "127.0.0.1:8080";
-pub const DEFAULT_INGRESS_ADMIN_ADDR: &str = "127.0.0.1:9080";
+/// `INGRESS_ADDR` (`0.0.0.0:8080` in containers).
+pub const DEFAULT_INGRESS_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+/// `INGRESS_ADMIN_ADDR` (`0.0.0.0:9080` in containers).
+pub const DEFAULT_INGRESS_ADMIN_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9080);
+/// `EVENTLESS_DEDUPE_WINDOW_SECS`
+pub const DEFAULT_EVENTLESS_DEDUPE_WINDOW_SECS: u64 = sepay_core::lifecycle::DEFAULT_EVENTLESS_WINDOW_SECS;
+/// `RELAY_INTERVAL_MS`
+pub const DEFAULT_RELAY_INTERVAL_MS: u64 = 1000;
+/// `RELAY_MIN_AGE_MS`
+pub const DEFAULT_RELAY_MIN_AGE_MS: u64 = 2000;
+/// `RELAY_BATCH`
+pub const DEFAULT_RELAY_BATCH: i64 = 500;
+/// `ENDPOINT_REFRESH_SECS`
+pub const DEFAULT_ENDPOINT_REFRESH_SECS: u64 = 30;
+/// `INGRESS_TRUST_SOCKET_ADDRESS`: a proxy is assumed in front.
+pub const DEFAULT_INGRESS_TRUST_SOCKET_ADDRESS: bool = false;
+/// `INGRESS_AUTH_FAILURES_PER_SEC`
+pub const DEFAULT_INGRESS_AUTH_FAILURES_PER_SEC: u32 = 5;
+/// `INGRESS_AUTH_FAILURE_BURST`
+pub const DEFAULT_INGRESS_AUTH_FAILURE_BURST: u32 = 20;
+/// `INGRESS_AUTH_FAILURES_GLOBAL_PER_SEC`
+pub const DEFAULT_INGRESS_AUTH_FAILURES_GLOBAL_PER_SEC: u32 = 500;
 
 /// Largest accepted body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -32,29 +54,29 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone, clap::Args)]
 pub struct IngressConfig {
     /// Address the ingress listens on (the providers' webhooks only).
-    #[arg(long, env = "INGRESS_ADDR", default_value = DEFAULT_INGRESS_ADDR)]
+    #[arg(long, env = "INGRESS_ADDR", default_value_t = DEFAULT_INGRESS_ADDR)]
     pub ingress_addr: SocketAddr,
     /// Address of /healthz, /readyz and /metrics (probes and Prometheus, never published).
-    #[arg(long, env = "INGRESS_ADMIN_ADDR", default_value = DEFAULT_INGRESS_ADMIN_ADDR)]
+    #[arg(long, env = "INGRESS_ADMIN_ADDR", default_value_t = DEFAULT_INGRESS_ADMIN_ADDR)]
     pub ingress_admin_addr: SocketAddr,
     /// A `received` event unbooked this long after it was opened is re-driven.
-    #[arg(long, env = "STALE_EVENT_TTL_SECS", default_value_t = 300)]
+    #[arg(long, env = "STALE_EVENT_TTL_SECS", default_value_t = sepay_core::lifecycle::DEFAULT_STALE_AFTER_SECS)]
     pub stale_event_ttl_secs: u64,
     /// An eventless payload equal to one delivered this recently is a duplicate.
-    #[arg(long, env = "EVENTLESS_DEDUPE_WINDOW_SECS", default_value_t = 120)]
+    #[arg(long, env = "EVENTLESS_DEDUPE_WINDOW_SECS", default_value_t = DEFAULT_EVENTLESS_DEDUPE_WINDOW_SECS)]
     pub eventless_dedupe_window_secs: u64,
     /// How often the relay looks for unpublished and stale events.
-    #[arg(long, env = "RELAY_INTERVAL_MS", default_value_t = 1000)]
+    #[arg(long, env = "RELAY_INTERVAL_MS", default_value_t = DEFAULT_RELAY_INTERVAL_MS)]
     pub relay_interval_ms: u64,
     /// The relay leaves rows younger than this to the request that wrote them.
-    #[arg(long, env = "RELAY_MIN_AGE_MS", default_value_t = 2000)]
+    #[arg(long, env = "RELAY_MIN_AGE_MS", default_value_t = DEFAULT_RELAY_MIN_AGE_MS)]
     pub relay_min_age_ms: u64,
     /// Events the relay publishes per pass.
-    #[arg(long, env = "RELAY_BATCH", default_value_t = 500)]
+    #[arg(long, env = "RELAY_BATCH", default_value_t = DEFAULT_RELAY_BATCH)]
     pub relay_batch: i64,
     /// Full reload of the in-memory endpoint directory (changes arrive at once by LISTEN/NOTIFY;
     /// this is the safety net).
-    #[arg(long, env = "ENDPOINT_REFRESH_SECS", default_value_t = 30)]
+    #[arg(long, env = "ENDPOINT_REFRESH_SECS", default_value_t = DEFAULT_ENDPOINT_REFRESH_SECS)]
     pub endpoint_refresh_secs: u64,
     /// Header a trusted proxy puts the client address in (its last entry is used), e.g.
     /// `X-Forwarded-For`; unset: the socket peer.
@@ -65,7 +87,12 @@ pub struct IngressConfig {
     #[arg(long, env = "INGRESS_SOURCE_ALLOWLIST")]
     pub source_allowlist: Option<String>,
     /// No proxy in front: the allow-list may use the socket peer.
-    #[arg(long, env = "INGRESS_TRUST_SOCKET_ADDRESS", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(
+        long,
+        env = "INGRESS_TRUST_SOCKET_ADDRESS",
+        default_value_t = DEFAULT_INGRESS_TRUST_SOCKET_ADDRESS,
+        action = clap::ArgAction::Set
+    )]
     pub trust_socket_address: bool,
     /// Keys that sealed the Striga endpoints' signing keys (`kid:base64(32 bytes)[,…]`, the
     /// services' shared token keyring); required outside development mode.
@@ -82,14 +109,18 @@ pub struct IngressConfig {
     #[arg(skip)]
     pub dev_mode: bool,
     /// Failed authentications allowed per source address and second (then 429).
-    #[arg(long, env = "INGRESS_AUTH_FAILURES_PER_SEC", default_value_t = 5)]
+    #[arg(long, env = "INGRESS_AUTH_FAILURES_PER_SEC", default_value_t = DEFAULT_INGRESS_AUTH_FAILURES_PER_SEC)]
     pub auth_failures_per_sec: u32,
     /// Failed authentications a source may make in a burst before the rate applies.
-    #[arg(long, env = "INGRESS_AUTH_FAILURE_BURST", default_value_t = 20)]
+    #[arg(long, env = "INGRESS_AUTH_FAILURE_BURST", default_value_t = DEFAULT_INGRESS_AUTH_FAILURE_BURST)]
     pub auth_failure_burst: u32,
     /// Failed authentications allowed per second from all sources together (then 429 for
     /// everyone failing; honest deliveries never fail authentication).
-    #[arg(long, env = "INGRESS_AUTH_FAILURES_GLOBAL_PER_SEC", default_value_t = 500)]
+    #[arg(
+        long,
+        env = "INGRESS_AUTH_FAILURES_GLOBAL_PER_SEC",
+        default_value_t = DEFAULT_INGRESS_AUTH_FAILURES_GLOBAL_PER_SEC
+    )]
     pub auth_failures_global_per_sec: u32,
     /// HTTP limits (`HTTP_*`, set by the binary).
     #[arg(skip)]
@@ -100,22 +131,22 @@ pub struct IngressConfig {
 impl Default for IngressConfig {
     fn default() -> Self {
         Self {
-            ingress_addr: DEFAULT_INGRESS_ADDR.parse().expect("a socket address"),
-            ingress_admin_addr: DEFAULT_INGRESS_ADMIN_ADDR.parse().expect("a socket address"),
-            stale_event_ttl_secs: 300,
-            eventless_dedupe_window_secs: 120,
-            relay_interval_ms: 1000,
-            relay_min_age_ms: 2000,
-            relay_batch: 500,
-            endpoint_refresh_secs: 30,
+            ingress_addr: DEFAULT_INGRESS_ADDR,
+            ingress_admin_addr: DEFAULT_INGRESS_ADMIN_ADDR,
+            stale_event_ttl_secs: sepay_core::lifecycle::DEFAULT_STALE_AFTER_SECS,
+            eventless_dedupe_window_secs: DEFAULT_EVENTLESS_DEDUPE_WINDOW_SECS,
+            relay_interval_ms: DEFAULT_RELAY_INTERVAL_MS,
+            relay_min_age_ms: DEFAULT_RELAY_MIN_AGE_MS,
+            relay_batch: DEFAULT_RELAY_BATCH,
+            endpoint_refresh_secs: DEFAULT_ENDPOINT_REFRESH_SECS,
             client_ip_header: None,
             source_allowlist: None,
-            trust_socket_address: false,
+            trust_socket_address: DEFAULT_INGRESS_TRUST_SOCKET_ADDRESS,
             sepay_token_keys: None,
             dev_mode: true,
-            auth_failures_per_sec: 5,
-            auth_failure_burst: 20,
-            auth_failures_global_per_sec: 500,
+            auth_failures_per_sec: DEFAULT_INGRESS_AUTH_FAILURES_PER_SEC,
+            auth_failure_burst: DEFAULT_INGRESS_AUTH_FAILURE_BURST,
+            auth_failures_global_per_sec: DEFAULT_INGRESS_AUTH_FAILURES_GLOBAL_PER_SEC,
             http: sepay_runtime::HttpLimits::default(),
         }
     }

@@ -1,23 +1,5 @@
 use clap::Parser;
-use sepay_bus::NatsConfig;
-use sepay_ingress::IngressConfig;
-use sepay_store::DbConfig;
-
-/// sepay-ingress: receives SePay webhook deliveries.
-#[derive(Parser)]
-#[command(version)]
-struct Cli {
-    #[command(flatten)]
-    ingress: IngressConfig,
-    #[command(flatten)]
-    db: DbConfig,
-    #[command(flatten)]
-    nats: NatsConfig,
-    #[command(flatten)]
-    http: sepay_runtime::HttpLimits,
-    #[command(flatten)]
-    dev: sepay_runtime::DevMode,
-}
+use sepay_ingress::Cli;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

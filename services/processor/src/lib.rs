@@ -6,11 +6,12 @@
 //! without effect; failures mark the row `failed` with a reason and are retried with backoff.
 
 pub mod classify;
+mod cli;
 mod worker;
 
 use sepay_bus::{Bus, ConsumerSettings};
 use sepay_store::PgPool;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 pub use classify::{
     Chain, Classification, Classifier, ClassifyInput, FallbackOnly, Learned, LlmConfig, LlmEnricher, LlmTagger, Rules,
 };
+pub use cli::Cli;
 
 /// The production chain: rules → learned → language model (when configured) → fallback, with
 /// the model tagger (when configured) alongside.
@@ -44,31 +46,48 @@ pub fn default_classifier(config: &ProcessorConfig, db: &PgPool) -> Arc<dyn Clas
 /// The durable consumer's name on SEPAY_EVENTS.
 pub const CONSUMER: &str = "sepay-processor";
 
+/// `PROCESSOR_ADDR`
+pub const DEFAULT_PROCESSOR_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8081);
+/// `PROCESSOR_CONCURRENCY`
+pub const DEFAULT_PROCESSOR_CONCURRENCY: usize = 16;
+/// `PROCESSOR_MAX_DELIVER`
+pub const DEFAULT_PROCESSOR_MAX_DELIVER: i64 = 8;
+/// `PROCESSOR_ACK_WAIT_SECS`: at least [`DEFAULT_CLASSIFY_TIMEOUT_MS`] plus the booking allowance.
+pub const DEFAULT_PROCESSOR_ACK_WAIT_SECS: u64 = 30;
+/// `PROCESSOR_MAX_ACK_PENDING`
+pub const DEFAULT_PROCESSOR_MAX_ACK_PENDING: i64 = 1000;
+/// `CLASSIFY_TIMEOUT_MS`
+pub const DEFAULT_CLASSIFY_TIMEOUT_MS: u64 = 4000;
+/// `LEARNED_MIN_CONFIDENCE`
+pub const DEFAULT_LEARNED_MIN_CONFIDENCE: f64 = 0.8;
+/// `LEARNED_MIN_EXAMPLES`
+pub const DEFAULT_LEARNED_MIN_EXAMPLES: usize = 20;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProcessorConfig {
     /// Address of /healthz and /readyz.
-    #[arg(long, env = "PROCESSOR_ADDR", default_value = "127.0.0.1:8081")]
+    #[arg(long, env = "PROCESSOR_ADDR", default_value_t = DEFAULT_PROCESSOR_ADDR)]
     pub processor_addr: SocketAddr,
     /// Messages processed at once by this replica.
-    #[arg(long, env = "PROCESSOR_CONCURRENCY", default_value_t = 16)]
+    #[arg(long, env = "PROCESSOR_CONCURRENCY", default_value_t = DEFAULT_PROCESSOR_CONCURRENCY)]
     pub processor_concurrency: usize,
     /// Deliveries of one message before JetStream gives up (the row stays `failed`, replayable).
-    #[arg(long, env = "PROCESSOR_MAX_DELIVER", default_value_t = 8)]
+    #[arg(long, env = "PROCESSOR_MAX_DELIVER", default_value_t = DEFAULT_PROCESSOR_MAX_DELIVER)]
     pub processor_max_deliver: i64,
     /// Seconds JetStream waits for an ack before redelivering.
-    #[arg(long, env = "PROCESSOR_ACK_WAIT_SECS", default_value_t = 30)]
+    #[arg(long, env = "PROCESSOR_ACK_WAIT_SECS", default_value_t = DEFAULT_PROCESSOR_ACK_WAIT_SECS)]
     pub processor_ack_wait_secs: u64,
     /// Unacked messages across all replicas (≥ replicas × concurrency).
-    #[arg(long, env = "PROCESSOR_MAX_ACK_PENDING", default_value_t = 1000)]
+    #[arg(long, env = "PROCESSOR_MAX_ACK_PENDING", default_value_t = DEFAULT_PROCESSOR_MAX_ACK_PENDING)]
     pub processor_max_ack_pending: i64,
     /// Time budget of the whole classification chain; booking never waits longer.
-    #[arg(long, env = "CLASSIFY_TIMEOUT_MS", default_value_t = 4000)]
+    #[arg(long, env = "CLASSIFY_TIMEOUT_MS", default_value_t = DEFAULT_CLASSIFY_TIMEOUT_MS)]
     pub classify_timeout_ms: u64,
     /// The learned classifier's answer counts from this posterior probability.
-    #[arg(long, env = "LEARNED_MIN_CONFIDENCE", default_value_t = 0.8)]
+    #[arg(long, env = "LEARNED_MIN_CONFIDENCE", default_value_t = DEFAULT_LEARNED_MIN_CONFIDENCE)]
     pub learned_min_confidence: f64,
     /// Categorized bookings a workspace needs before its learned classifier is used.
-    #[arg(long, env = "LEARNED_MIN_EXAMPLES", default_value_t = 20)]
+    #[arg(long, env = "LEARNED_MIN_EXAMPLES", default_value_t = DEFAULT_LEARNED_MIN_EXAMPLES)]
     pub learned_min_examples: usize,
     #[command(flatten)]
     pub llm: LlmConfig,
@@ -80,14 +99,14 @@ pub struct ProcessorConfig {
 impl Default for ProcessorConfig {
     fn default() -> Self {
         Self {
-            processor_addr: ([127, 0, 0, 1], 8081).into(),
-            processor_concurrency: 16,
-            processor_max_deliver: 8,
-            processor_ack_wait_secs: 30,
-            processor_max_ack_pending: 1000,
-            classify_timeout_ms: 4000,
-            learned_min_confidence: 0.8,
-            learned_min_examples: 20,
+            processor_addr: DEFAULT_PROCESSOR_ADDR,
+            processor_concurrency: DEFAULT_PROCESSOR_CONCURRENCY,
+            processor_max_deliver: DEFAULT_PROCESSOR_MAX_DELIVER,
+            processor_ack_wait_secs: DEFAULT_PROCESSOR_ACK_WAIT_SECS,
+            processor_max_ack_pending: DEFAULT_PROCESSOR_MAX_ACK_PENDING,
+            classify_timeout_ms: DEFAULT_CLASSIFY_TIMEOUT_MS,
+            learned_min_confidence: DEFAULT_LEARNED_MIN_CONFIDENCE,
+            learned_min_examples: DEFAULT_LEARNED_MIN_EXAMPLES,
             llm: LlmConfig::default(),
             http: sepay_runtime::HttpLimits::default(),
         }

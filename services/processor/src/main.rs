@@ -1,21 +1,5 @@
 use clap::Parser;
-use sepay_bus::NatsConfig;
-use sepay_processor::ProcessorConfig;
-use sepay_store::DbConfig;
-
-/// sepay-processor: books SePay events into wallet transactions.
-#[derive(Parser)]
-#[command(version)]
-struct Cli {
-    #[command(flatten)]
-    processor: ProcessorConfig,
-    #[command(flatten)]
-    db: DbConfig,
-    #[command(flatten)]
-    nats: NatsConfig,
-    #[command(flatten)]
-    http: sepay_runtime::HttpLimits,
-}
+use sepay_processor::Cli;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

@@ -2,9 +2,9 @@ use crate::classify::{Classifier, ClassifyInput, FALLBACK_DECIDER, FALLBACK_EXPE
 use async_nats::jetstream::AckKind;
 use futures::StreamExt;
 use sepay_bus::{Bus, ConsumerSettings, EventReceived, Message};
-use sepay_core::retry::processing_backoff;
+use sepay_core::lifecycle::{processing_backoff, processing_retry};
 use sepay_core::striga::{self, BalanceCheck, StrigaEffect, StrigaEvent};
-use sepay_core::{Delivery, EventStatus, FailureReason, NormalizedTransaction, Provider, SepayPayload};
+use sepay_core::{Delivery, EventStatus, FailureReason, NormalizedTransaction, PayloadObject, Provider};
 use sepay_store::ledger::{self, Booked, Booking, CategoryChoice};
 use sepay_store::{PgPool, StoreError, events};
 use sepay_telemetry::metrics;
@@ -174,7 +174,7 @@ impl Worker {
                     tracing::warn!(error = ?err, "could not record the failure");
                     return Settle::Retry(processing_backoff(delivered));
                 }
-                self.retry_or_ack(reason.is_retryable(), delivered)
+                self.retry_or_ack(reason, delivered)
             }
             Err(Failure::Store(err)) => {
                 metrics::counter!("sepay_events_failed_total", "reason" => FailureReason::ProcessingError.as_str())
@@ -187,36 +187,30 @@ impl Worker {
         }
     }
 
-    /// Retryable failures go back to JetStream with backoff until the delivery bound; then the
-    /// row stays `failed` (a SePay retry or `sepayctl events replay` reopens it).
-    fn retry_or_ack(&self, retryable: bool, delivered: u64) -> Settle {
-        if retryable && (delivered as i64) < self.max_deliver {
-            Settle::Retry(processing_backoff(delivered))
-        } else {
-            Settle::Ack
-        }
+    /// The lifecycle's `processing_retry`, as a JetStream settlement.
+    fn retry_or_ack(&self, reason: FailureReason, delivered: u64) -> Settle {
+        processing_retry(reason, delivered, self.max_deliver).map_or(Settle::Ack, Settle::Retry)
     }
 
     async fn try_process(&self, envelope: &EventReceived) -> Result<&'static str, Failure> {
-        let event = match events::get(&self.db, envelope.event_id).await {
+        let mut event = match events::get(&self.db, envelope.event_id).await {
             Ok(e) => e,
             Err(StoreError::NotFound(_)) => return Err(Failure::Gone),
             Err(err) => return Err(Failure::Store(err)),
         };
         match EventStatus::parse(&event.status) {
-            Some(EventStatus::Processed | EventStatus::Duplicate) => {
-                return Ok("already_processed");
-            }
-            Some(EventStatus::Received | EventStatus::Failed) => {}
+            Some(status) if !status.is_open() => return Ok("already_processed"),
+            Some(_) => {}
             None => return Err(Failure::Gone),
         }
-        let Some(payload) = &event.payload else {
+        // moved out: nothing after this reads the row's payload
+        let Some(payload) = event.payload.take() else {
             return Err(Failure::Event(
                 FailureReason::InvalidPayload,
                 "the body is not a JSON object".into(),
             ));
         };
-        let payload = match Delivery::parse(payload.to_string().as_bytes()) {
+        let payload = match Delivery::from_value(payload) {
             Delivery::Object(p) => p,
             Delivery::NotAnObject { .. } => {
                 return Err(Failure::Event(
@@ -238,7 +232,7 @@ impl Worker {
     /// A Striga event: its payout progress and balance check are recorded first (idempotent and
     /// order-free, so a crash before the booking only repeats them), then its amount is booked,
     /// or, for a settlement, nothing.
-    async fn process_striga(&self, event: &events::Event, payload: &SepayPayload) -> Result<&'static str, Failure> {
+    async fn process_striga(&self, event: &events::Event, payload: &PayloadObject) -> Result<&'static str, Failure> {
         let striga =
             StrigaEvent::from_object(payload.0.clone()).map_err(|e| Failure::Event(e.reason(), e.to_string()))?;
         if let Some((initiated, outcome_rank)) = striga.event_type.payout_progress() {

@@ -5,7 +5,7 @@ mod common;
 
 use axum::Json;
 use common::Harness;
-use sepay_core::Delivery;
+use sepay_core::{Delivery, EventStatus};
 use sepay_processor::{Chain, Classifier, ClassifyInput, Learned, LlmConfig, LlmEnricher, ProcessorConfig, Rules};
 use sepay_store::classification::{self as store, NewRule};
 use sepay_testkit::{Seeded, delivery, eventually};
@@ -96,7 +96,7 @@ fn llm_config(url: &str, timeout_ms: u64) -> LlmConfig {
 }
 
 async fn category_of(h: &Harness, event_id: i64) -> (String, Option<String>, Vec<String>) {
-    let row = h.wait_status(event_id, "processed").await;
+    let row = h.wait_status(event_id, EventStatus::Processed).await;
     sqlx::query_as(
         "select c.name, t.classified_by, coalesce(array_agg(g.name order by g.name) filter (where g.name is not null), '{}')
            from wallet_transactions t join transaction_categories c on c.id = t.category_id
@@ -251,7 +251,7 @@ async fn a_successful_call_commits_exactly_one_reservation_and_a_redelivery_pays
     store::grant_credits(&h.db.pool, seed.ws_id, 5).await.unwrap();
     let (url, calls) = fake_model(Model::Answer(0, 0.9)).await;
     let llm = LlmEnricher::new(h.db.pool.clone(), llm_config(&url, 2000)).unwrap();
-    let Delivery::Object(p) = Delivery::parse(with_content(1, "out", "GRAB").to_string().as_bytes()) else {
+    let Delivery::Object(p) = Delivery::from_value(with_content(1, "out", "GRAB")) else {
         unreachable!()
     };
     let tx = p.normalize().unwrap();
@@ -458,7 +458,7 @@ async fn a_model_timeout_releases_the_reservation() {
     store::grant_credits(&h.db.pool, seed.ws_id, 3).await.unwrap();
     let (url, calls) = fake_model(Model::Slow(3)).await;
     let llm = LlmEnricher::new(h.db.pool.clone(), llm_config(&url, 1000)).unwrap();
-    let Delivery::Object(p) = Delivery::parse(with_content(1, "out", "GRAB").to_string().as_bytes()) else {
+    let Delivery::Object(p) = Delivery::from_value(with_content(1, "out", "GRAB")) else {
         unreachable!()
     };
     let tx = p.normalize().unwrap();
@@ -529,7 +529,7 @@ async fn the_model_tagger_adds_workspace_tags_and_each_purpose_pays_once() {
     assert_eq!((calls.classifier(), calls.tagger()), (1, 1));
     assert_eq!(ledger(&h, seed.ws_id).await, (3, 0, 2, 0), "one commit per purpose");
     // the same event classified again (a redelivery) reuses both answers and pays nothing
-    let Delivery::Object(p) = Delivery::parse(with_content(1, "out", "GRAB chuyen xe").to_string().as_bytes()) else {
+    let Delivery::Object(p) = Delivery::from_value(with_content(1, "out", "GRAB chuyen xe")) else {
         unreachable!()
     };
     let tx = p.normalize().unwrap();

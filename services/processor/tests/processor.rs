@@ -6,6 +6,7 @@ mod common;
 use common::{Harness, event};
 
 use rust_decimal::Decimal;
+use sepay_core::EventStatus;
 use sepay_processor::{Classification, Classifier, ClassifyInput, FallbackOnly, ProcessorConfig};
 use sepay_store::PgPool;
 use sepay_store::events::{self, EventRef};
@@ -51,7 +52,7 @@ async fn in_and_out_are_booked_with_the_sign_of_the_transfer_type() {
     ];
     for (id, kind, amount, want, category) in cases {
         let e = h.ingest(&seed, &delivery(id, kind, amount)).await;
-        let row = h.wait_status(e.id, "processed").await;
+        let row = h.wait_status(e.id, EventStatus::Processed).await;
         let tx = transaction(&h.db.pool, row.created_transaction_id.unwrap()).await;
         assert_eq!(tx.amount, Decimal::from_str(want).unwrap(), "case {id}");
         assert_eq!(tx.category, category, "case {id}");
@@ -92,7 +93,7 @@ async fn a_malformed_payload_fails_with_its_reason_and_keeps_the_raw_payload() {
     ];
     for (body, reason) in cases {
         let e = h.ingest(&seed, &body).await;
-        let row = h.wait_status(e.id, "failed").await;
+        let row = h.wait_status(e.id, EventStatus::Failed).await;
         assert_eq!(row.failure_reason.as_deref(), Some(reason));
         assert_eq!(row.payload.as_ref(), Some(&body));
         assert!(row.created_transaction_id.is_none());
@@ -106,7 +107,7 @@ async fn an_unlinked_account_fails_then_books_after_link_and_replay() {
     let seed = Seeded::with_link(&h.db.pool, false).await;
     h.start(Arc::new(FallbackOnly));
     let e = h.ingest(&seed, &delivery(77, "in", json!(1000))).await;
-    let row = h.wait_status(e.id, "failed").await;
+    let row = h.wait_status(e.id, EventStatus::Failed).await;
     assert_eq!(row.failure_reason.as_deref(), Some("wallet_not_linked"));
     sepay_store::workspaces::link_account(&h.db.pool, seed.ws_id, sepay_testkit::ACCOUNT, None, seed.wallet_id)
         .await
@@ -115,7 +116,7 @@ async fn an_unlinked_account_fails_then_books_after_link_and_replay() {
     let reopened = events::reopen_failed(&h.db.pool, Some(seed.ws_id), &[]).await.unwrap();
     assert_eq!(reopened.len(), 1);
     h.publish(&reopened[0]).await;
-    let row = h.wait_status(e.id, "processed").await;
+    let row = h.wait_status(e.id, EventStatus::Processed).await;
     assert_eq!(
         transaction(&h.db.pool, row.created_transaction_id.unwrap())
             .await
@@ -130,7 +131,7 @@ async fn a_redelivered_processed_event_books_nothing() {
     let seed = Seeded::new(&h.db.pool).await;
     h.start(Arc::new(FallbackOnly));
     let e = h.ingest(&seed, &delivery(9, "in", json!(1000))).await;
-    let first = h.wait_status(e.id, "processed").await;
+    let first = h.wait_status(e.id, EventStatus::Processed).await;
     // publish it again under new message ids, as a relay re-drive or a replay would
     for attempt in 2..=4 {
         h.publish(&EventRef { attempts: attempt, ..e }).await;
@@ -160,7 +161,8 @@ async fn two_processors_on_one_consumer_book_every_event_exactly_once() {
         ids.push(e.id);
     }
     let all = eventually(Duration::from_secs(30), || async {
-        let processed: i64 = sqlx::query_scalar("select count(*) from sepay_webhook_events where status = 'processed'")
+        let processed: i64 = sqlx::query_scalar("select count(*) from sepay_webhook_events where status = $1")
+            .bind(EventStatus::Processed.as_str())
             .fetch_one(&h.db.pool)
             .await
             .unwrap();
@@ -195,7 +197,7 @@ async fn the_endpoint_wallet_wins_and_sub_accounts_fall_back_to_their_account() 
     };
     for (body, want) in [(with_sub(1, "VA1"), va_wallet.id), (with_sub(2, "VA2"), seed.wallet_id)] {
         let e = h.ingest(&seed, &body).await;
-        let row = h.wait_status(e.id, "processed").await;
+        let row = h.wait_status(e.id, EventStatus::Processed).await;
         assert_eq!(
             transaction(db, row.created_transaction_id.unwrap()).await.wallet_id,
             want
@@ -212,7 +214,7 @@ async fn the_endpoint_wallet_wins_and_sub_accounts_fall_back_to_their_account() 
         .await
         .unwrap();
     let e = h.ingest(&seed, &with_sub(3, "VA1")).await;
-    let row = h.wait_status(e.id, "processed").await;
+    let row = h.wait_status(e.id, EventStatus::Processed).await;
     assert_eq!(
         transaction(db, row.created_transaction_id.unwrap()).await.wallet_id,
         pinned.id
@@ -260,7 +262,7 @@ async fn classification_never_blocks_booking() {
         h.start(classifier);
         let started = std::time::Instant::now();
         let e = h.ingest(&seed, &delivery(1, "in", json!(100))).await;
-        let row = h.wait_status(e.id, "processed").await;
+        let row = h.wait_status(e.id, EventStatus::Processed).await;
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "{name} classifier held booking back"
@@ -283,7 +285,7 @@ async fn classification_never_blocks_booking() {
     .unwrap();
     h.start(Arc::new(Fixed(groceries)));
     let e = h.ingest(&seed, &delivery(1, "in", json!(100))).await;
-    let row = h.wait_status(e.id, "processed").await;
+    let row = h.wait_status(e.id, EventStatus::Processed).await;
     let tx = transaction(&h.db.pool, row.created_transaction_id.unwrap()).await;
     assert_eq!(
         (tx.category.as_str(), tx.classified_by.as_deref()),
@@ -313,7 +315,7 @@ async fn a_message_still_being_worked_on_is_not_delivered_again() {
     };
     h.start_with(config, Arc::new(Deliberate(calls.clone())));
     let e = h.ingest(&seed, &delivery(1, "in", json!(100))).await;
-    h.wait_status(e.id, "processed").await;
+    h.wait_status(e.id, EventStatus::Processed).await;
     assert_eq!(
         calls.load(std::sync::atomic::Ordering::SeqCst),
         1,

@@ -3,43 +3,59 @@
 //! numeric bank account, rotates endpoints without a delivery gap, cleans up on disconnect, and
 //! reconciles (on request and on a schedule) so no transaction is missed when webhooks are lost.
 
+mod cli;
 mod reconcile;
 mod sync;
 mod worker;
 
-use sepay_api::{SepayClient, SepayConfig, Tokens};
+use sepay_api::{SepayClient, SepayConfig};
+use sepay_connection::Tokens;
 use sepay_bus::{Bus, ConsumerSettings};
 use sepay_store::PgPool;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+pub use cli::Cli;
 pub use reconcile::{ReconcileOutcome, reconcile, requested as reconcile_requested};
 pub use sync::{SyncOutcome, disconnect, provision, rotate, sync_and_provision};
 
 /// The durable consumer's name on SEPAY_CONTROL.
 pub const CONSUMER: &str = "sepay-provisioner";
 
+/// `PROVISIONER_ADDR`
+pub const DEFAULT_PROVISIONER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8083);
+/// `PUBLIC_BASE_URL`: the ingress on a developer machine (shared with sepayctl).
+pub use sepay_runtime::DEFAULT_PUBLIC_BASE_URL;
+/// `RECONCILE_INTERVAL_SECS`: hourly.
+pub const DEFAULT_RECONCILE_INTERVAL_SECS: u64 = 3600;
+/// `RECONCILE_WINDOW_HOURS`
+pub const DEFAULT_RECONCILE_WINDOW_HOURS: u64 = 24;
+/// `RECONCILE_WINDOW_ROW_LIMIT`: SePay's transaction list caps at 5000 rows.
+pub const DEFAULT_RECONCILE_WINDOW_ROW_LIMIT: usize = 5000;
+/// `ROTATION_GRACE_HOURS`: beyond SePay's 5 hours of retries.
+pub const DEFAULT_ROTATION_GRACE_HOURS: u64 = 6;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProvisionerConfig {
     /// Address of /healthz, /readyz and /metrics.
-    #[arg(long, env = "PROVISIONER_ADDR", default_value = "127.0.0.1:8083")]
+    #[arg(long, env = "PROVISIONER_ADDR", default_value_t = DEFAULT_PROVISIONER_ADDR)]
     pub provisioner_addr: SocketAddr,
     /// Base URL SePay reaches the ingress at (`PUBLIC_BASE_URL`; set by the binary, shared with sepayctl).
-    #[arg(skip = String::from("http://127.0.0.1:8080"))]
+    #[arg(skip = String::from(DEFAULT_PUBLIC_BASE_URL))]
     pub public_base_url: String,
     /// Seconds between scheduled reconciliations of a connection (0 turns the schedule off).
-    #[arg(long, env = "RECONCILE_INTERVAL_SECS", default_value_t = 3600)]
+    #[arg(long, env = "RECONCILE_INTERVAL_SECS", default_value_t = DEFAULT_RECONCILE_INTERVAL_SECS)]
     pub reconcile_interval_secs: u64,
     /// How far back a scheduled or default reconciliation looks.
-    #[arg(long, env = "RECONCILE_WINDOW_HOURS", default_value_t = 24)]
+    #[arg(long, env = "RECONCILE_WINDOW_HOURS", default_value_t = DEFAULT_RECONCILE_WINDOW_HOURS)]
     pub reconcile_window_hours: u64,
     /// Rows at which a reconciliation window is split (SePay's transaction list caps at 5000).
-    #[arg(long, env = "RECONCILE_WINDOW_ROW_LIMIT", default_value_t = 5000)]
+    #[arg(long, env = "RECONCILE_WINDOW_ROW_LIMIT", default_value_t = DEFAULT_RECONCILE_WINDOW_ROW_LIMIT)]
     pub reconcile_window_row_limit: usize,
     /// Hours a rotated endpoint's old token keeps working (SePay retries for 5 hours).
-    #[arg(long, env = "ROTATION_GRACE_HOURS", default_value_t = 6)]
+    #[arg(long, env = "ROTATION_GRACE_HOURS", default_value_t = DEFAULT_ROTATION_GRACE_HOURS)]
     pub rotation_grace_hours: u64,
     /// The SePay client's settings (`SEPAY_*`; flattened by the binary, shared with the connector).
     #[arg(skip)]
@@ -52,12 +68,12 @@ pub struct ProvisionerConfig {
 impl Default for ProvisionerConfig {
     fn default() -> Self {
         Self {
-            provisioner_addr: ([127, 0, 0, 1], 8083).into(),
-            public_base_url: "http://127.0.0.1:8080".into(),
-            reconcile_interval_secs: 3600,
-            reconcile_window_hours: 24,
-            reconcile_window_row_limit: 5000,
-            rotation_grace_hours: 6,
+            provisioner_addr: DEFAULT_PROVISIONER_ADDR,
+            public_base_url: DEFAULT_PUBLIC_BASE_URL.into(),
+            reconcile_interval_secs: DEFAULT_RECONCILE_INTERVAL_SECS,
+            reconcile_window_hours: DEFAULT_RECONCILE_WINDOW_HOURS,
+            reconcile_window_row_limit: DEFAULT_RECONCILE_WINDOW_ROW_LIMIT,
+            rotation_grace_hours: DEFAULT_ROTATION_GRACE_HOURS,
             sepay: SepayConfig::default(),
             http: sepay_runtime::HttpLimits::default(),
         }

@@ -1,28 +1,5 @@
 use clap::Parser;
-use sepay_bus::NatsConfig;
-use sepay_provisioner::ProvisionerConfig;
-use sepay_store::DbConfig;
-
-/// sepay-provisioner: account sync, webhook provisioning, rotation, reconciliation.
-#[derive(Parser)]
-#[command(version)]
-struct Cli {
-    #[command(flatten)]
-    provisioner: ProvisionerConfig,
-    #[command(flatten)]
-    sepay: sepay_api::SepayConfig,
-    /// Base URL SePay reaches the ingress at (webhook URLs are built from it).
-    #[arg(long, env = "PUBLIC_BASE_URL", default_value = "http://127.0.0.1:8080")]
-    public_base_url: String,
-    #[command(flatten)]
-    db: DbConfig,
-    #[command(flatten)]
-    nats: NatsConfig,
-    #[command(flatten)]
-    http: sepay_runtime::HttpLimits,
-    #[command(flatten)]
-    dev: sepay_runtime::DevMode,
-}
+use sepay_provisioner::Cli;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

@@ -122,7 +122,7 @@ async fn fetch(p: &Provisioner, token: &str, window: Window) -> anyhow::Result<V
 
 /// Inserts the transaction if no event holds its dedupe key; publishes it. True when inserted.
 async fn insert(p: &Provisioner, ws_id: Uuid, tx: &Transaction) -> anyhow::Result<bool> {
-    let Delivery::Object(payload) = Delivery::parse(tx.as_webhook_payload().to_string().as_bytes()) else {
+    let Delivery::Object(payload) = Delivery::from_value(tx.as_webhook_payload()) else {
         anyhow::bail!("transaction {} does not map to a webhook payload", tx.id);
     };
     let key = DedupeKey::for_payload(&payload);

@@ -4,7 +4,7 @@ use crate::Provisioner;
 use async_nats::jetstream::AckKind;
 use futures::StreamExt;
 use sepay_bus::{ConsumerSettings, ControlRequest, ControlSubject, Message};
-use sepay_core::retry::processing_backoff;
+use sepay_core::lifecycle::processing_backoff;
 use sepay_telemetry::metrics;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -7,6 +7,8 @@
 //! and arm faults. State lives in memory; ids are deterministic.
 
 mod api;
+mod cli;
+pub mod client;
 mod control;
 mod error;
 pub mod model;
@@ -17,12 +19,13 @@ mod userapi;
 use axum::Router;
 use model::World;
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+pub use cli::Cli;
 pub use control::Fixture;
 pub use error::SimError;
 
@@ -34,37 +37,58 @@ pub enum RetryAfterStyle {
     V2,
 }
 
+/// `SIM_ADDR`
+pub const DEFAULT_SIM_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8090);
+/// `SIM_AUTO_APPROVE`: a consent page asks.
+pub const DEFAULT_SIM_AUTO_APPROVE: bool = false;
+/// `SIM_ACCESS_TOKEN_TTL_SECS`: an hour.
+pub const DEFAULT_SIM_ACCESS_TOKEN_TTL_SECS: u64 = 3600;
+/// `SIM_REFRESH_TOKEN_TTL_SECS`: 30 days.
+pub const DEFAULT_SIM_REFRESH_TOKEN_TTL_SECS: u64 = 30 * 24 * 3600;
+/// `SIM_CODE_TTL_SECS`
+pub const DEFAULT_SIM_CODE_TTL_SECS: u64 = 300;
+/// `SIM_TIME_SCALE`: SePay's own schedule.
+pub const DEFAULT_SIM_TIME_SCALE: f64 = 1.0;
+/// `SIM_DELIVERY_TIMEOUT_MS`
+pub const DEFAULT_SIM_DELIVERY_TIMEOUT_MS: u64 = 30_000;
+/// `SIM_RATE_LIMIT_PER_SEC`: SePay's 3 requests a second.
+pub const DEFAULT_SIM_RATE_LIMIT_PER_SEC: usize = 3;
+/// `SIM_RETRY_AFTER_STYLE`
+pub const DEFAULT_SIM_RETRY_AFTER_STYLE: RetryAfterStyle = RetryAfterStyle::V1;
+/// `SIM_ROTATE_REFRESH_TOKENS`: the refresh response omits the refresh token, as SePay may.
+pub const DEFAULT_SIM_ROTATE_REFRESH_TOKENS: bool = false;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimConfig {
     /// Address the simulator listens on.
-    #[arg(long, env = "SIM_ADDR", default_value = "127.0.0.1:8090")]
+    #[arg(long, env = "SIM_ADDR", default_value_t = DEFAULT_SIM_ADDR)]
     pub sim_addr: SocketAddr,
     /// Approve every OAuth consent at once (tests); otherwise a consent page asks.
-    #[arg(long, env = "SIM_AUTO_APPROVE", default_value_t = false)]
+    #[arg(long, env = "SIM_AUTO_APPROVE", default_value_t = DEFAULT_SIM_AUTO_APPROVE)]
     pub sim_auto_approve: bool,
     /// Lifetime of access tokens.
-    #[arg(long, env = "SIM_ACCESS_TOKEN_TTL_SECS", default_value_t = 3600)]
+    #[arg(long, env = "SIM_ACCESS_TOKEN_TTL_SECS", default_value_t = DEFAULT_SIM_ACCESS_TOKEN_TTL_SECS)]
     pub sim_access_token_ttl_secs: u64,
     /// Lifetime of refresh tokens (a month).
-    #[arg(long, env = "SIM_REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    #[arg(long, env = "SIM_REFRESH_TOKEN_TTL_SECS", default_value_t = DEFAULT_SIM_REFRESH_TOKEN_TTL_SECS)]
     pub sim_refresh_token_ttl_secs: u64,
     /// Lifetime of authorization codes.
-    #[arg(long, env = "SIM_CODE_TTL_SECS", default_value_t = 300)]
+    #[arg(long, env = "SIM_CODE_TTL_SECS", default_value_t = DEFAULT_SIM_CODE_TTL_SECS)]
     pub sim_code_ttl_secs: u64,
     /// Multiplies the webhook retry schedule (0.001 turns minutes into 60 ms).
-    #[arg(long, env = "SIM_TIME_SCALE", default_value_t = 1.0)]
+    #[arg(long, env = "SIM_TIME_SCALE", default_value_t = DEFAULT_SIM_TIME_SCALE)]
     pub sim_time_scale: f64,
     /// How long a webhook receiver may take to answer.
-    #[arg(long, env = "SIM_DELIVERY_TIMEOUT_MS", default_value_t = 30_000)]
+    #[arg(long, env = "SIM_DELIVERY_TIMEOUT_MS", default_value_t = DEFAULT_SIM_DELIVERY_TIMEOUT_MS)]
     pub sim_delivery_timeout_ms: u64,
     /// API requests per second per token before 429.
-    #[arg(long, env = "SIM_RATE_LIMIT_PER_SEC", default_value_t = 3)]
+    #[arg(long, env = "SIM_RATE_LIMIT_PER_SEC", default_value_t = DEFAULT_SIM_RATE_LIMIT_PER_SEC)]
     pub sim_rate_limit_per_sec: usize,
     /// Which header a 429 carries.
-    #[arg(long, env = "SIM_RETRY_AFTER_STYLE", value_enum, default_value = "v1")]
+    #[arg(long, env = "SIM_RETRY_AFTER_STYLE", value_enum, default_value_t = DEFAULT_SIM_RETRY_AFTER_STYLE)]
     pub sim_retry_after_style: RetryAfterStyle,
     /// Return a new refresh token on refresh (by default the response omits it, as SePay may).
-    #[arg(long, env = "SIM_ROTATE_REFRESH_TOKENS", default_value_t = false)]
+    #[arg(long, env = "SIM_ROTATE_REFRESH_TOKENS", default_value_t = DEFAULT_SIM_ROTATE_REFRESH_TOKENS)]
     pub sim_rotate_refresh_tokens: bool,
     /// JSON fixture with companies, bank accounts, OAuth clients and webhooks to start with.
     #[arg(long, env = "SIM_FIXTURE")]
@@ -74,16 +98,16 @@ pub struct SimConfig {
 impl Default for SimConfig {
     fn default() -> Self {
         Self {
-            sim_addr: ([127, 0, 0, 1], 8090).into(),
-            sim_auto_approve: false,
-            sim_access_token_ttl_secs: 3600,
-            sim_refresh_token_ttl_secs: 30 * 24 * 3600,
-            sim_code_ttl_secs: 300,
-            sim_time_scale: 1.0,
-            sim_delivery_timeout_ms: 30_000,
-            sim_rate_limit_per_sec: 3,
-            sim_retry_after_style: RetryAfterStyle::V1,
-            sim_rotate_refresh_tokens: false,
+            sim_addr: DEFAULT_SIM_ADDR,
+            sim_auto_approve: DEFAULT_SIM_AUTO_APPROVE,
+            sim_access_token_ttl_secs: DEFAULT_SIM_ACCESS_TOKEN_TTL_SECS,
+            sim_refresh_token_ttl_secs: DEFAULT_SIM_REFRESH_TOKEN_TTL_SECS,
+            sim_code_ttl_secs: DEFAULT_SIM_CODE_TTL_SECS,
+            sim_time_scale: DEFAULT_SIM_TIME_SCALE,
+            sim_delivery_timeout_ms: DEFAULT_SIM_DELIVERY_TIMEOUT_MS,
+            sim_rate_limit_per_sec: DEFAULT_SIM_RATE_LIMIT_PER_SEC,
+            sim_retry_after_style: DEFAULT_SIM_RETRY_AFTER_STYLE,
+            sim_rotate_refresh_tokens: DEFAULT_SIM_ROTATE_REFRESH_TOKENS,
             sim_fixture: None,
         }
     }

@@ -1,13 +1,5 @@
 use clap::Parser;
-use sepay_sim::SimConfig;
-
-/// sepay-sim: a SePay simulator (OAuth2, API, userapi, webhooks, faults).
-#[derive(Parser)]
-#[command(version)]
-struct Cli {
-    #[command(flatten)]
-    sim: SimConfig,
-}
+use sepay_sim::Cli;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

@@ -37,16 +37,23 @@ fn js_err(op: &'static str) -> impl FnOnce(&dyn std::fmt::Display) -> BusError {
     }
 }
 
+/// `NATS_URL`: the local server.
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+/// `BUS_PREFIX`: none (the design's names as they are).
+pub const DEFAULT_BUS_PREFIX: &str = "";
+/// `NATS_PUBLISH_TIMEOUT_MS`
+pub const DEFAULT_NATS_PUBLISH_TIMEOUT_MS: u64 = 2000;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct NatsConfig {
     /// NATS server with JetStream enabled.
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222", hide_env_values = true)]
+    #[arg(long, env = "NATS_URL", default_value = DEFAULT_NATS_URL, hide_env_values = true)]
     pub nats_url: String,
     /// Prefix for every stream, subject and consumer name (isolates tests and tenants on one server).
-    #[arg(long, env = "BUS_PREFIX", default_value = "")]
+    #[arg(long, env = "BUS_PREFIX", default_value = DEFAULT_BUS_PREFIX)]
     pub bus_prefix: String,
     /// How long a publish waits for JetStream's acknowledgement.
-    #[arg(long, env = "NATS_PUBLISH_TIMEOUT_MS", default_value_t = 2000)]
+    #[arg(long, env = "NATS_PUBLISH_TIMEOUT_MS", default_value_t = DEFAULT_NATS_PUBLISH_TIMEOUT_MS)]
     pub nats_publish_timeout_ms: u64,
 }
 
@@ -69,9 +76,9 @@ impl NatsConfig {
 impl Default for NatsConfig {
     fn default() -> Self {
         Self {
-            nats_url: "nats://127.0.0.1:4222".into(),
-            bus_prefix: String::new(),
-            nats_publish_timeout_ms: 2000,
+            nats_url: DEFAULT_NATS_URL.into(),
+            bus_prefix: DEFAULT_BUS_PREFIX.into(),
+            nats_publish_timeout_ms: DEFAULT_NATS_PUBLISH_TIMEOUT_MS,
         }
     }
 }

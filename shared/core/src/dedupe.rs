@@ -1,8 +1,8 @@
 //! Dedupe keys: one per bank transaction, unique per workspace in `sepay_webhook_events`.
+//! Providers' modules build on this one (never the other way round).
 
 use crate::money::Amount;
-use crate::payload::SepayPayload;
-use crate::striga::{StrigaEventType, encode_id};
+use crate::payload::PayloadObject;
 use sepay_crypto::sha256_hex;
 
 const ID_PREFIX: &str = "sepay:";
@@ -16,7 +16,7 @@ pub struct DedupeKey(String);
 impl DedupeKey {
     /// `sepay:<id>` when SePay sent an id; otherwise a hash of the fields that identify a bank
     /// transaction (referenceCode, transferType, amount, accountNumber, transactionDate).
-    pub fn for_payload(payload: &SepayPayload) -> Self {
+    pub fn for_payload(payload: &PayloadObject) -> Self {
         if let Some(id) = payload.sepay_id() {
             return Self(format!("{ID_PREFIX}{id}"));
         }
@@ -38,9 +38,10 @@ impl DedupeKey {
         ))
     }
 
-    /// `striga:<id>:<TYPE>`: a payout's events share the id, so the type is part of the key. The id
-    /// is percent-encoded: odd characters cannot make two ids share a key.
-    pub fn for_striga(id: &str, event_type: StrigaEventType) -> Self {
+    /// `striga:<id>:<TYPE>` (`StrigaEvent::dedupe_key`): a payout's events share the id, so the
+    /// type is part of the key. The id is percent-encoded: odd characters cannot make two ids
+    /// share a key.
+    pub(crate) fn for_striga(id: &str, event_type: &str) -> Self {
         Self(format!("{STRIGA_PREFIX}{}:{event_type}", encode_id(id)))
     }
 
@@ -65,6 +66,20 @@ impl DedupeKey {
     }
 }
 
+/// Ids are opaque: bytes outside `[A-Za-z0-9._~-]` (`%` included) are percent-encoded, so distinct
+/// ids give distinct keys and keys stay printable (Postgres text refuses NUL). UUIDs are unchanged.
+pub(crate) fn encode_id(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// The fields joined by the unit separator, as keys have always been made. A field that itself
 /// holds the separator would make that ambiguous (`"a\u{1f}"` + `""` and `"a"` + `"\u{1f}"` would
 /// hash alike, so a later, different transaction could be taken for a repeat of an earlier one):
@@ -85,7 +100,7 @@ mod tests {
     use crate::payload::Delivery;
     use serde_json::json;
 
-    fn payload(v: serde_json::Value) -> SepayPayload {
+    fn payload(v: serde_json::Value) -> PayloadObject {
         match Delivery::parse(v.to_string().as_bytes()) {
             Delivery::Object(p) => p,
             other => panic!("{other:?}"),

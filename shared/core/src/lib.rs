@@ -6,18 +6,19 @@
 pub mod auth;
 pub mod classify;
 pub mod dedupe;
+pub mod lifecycle;
 pub mod model_reply;
 pub mod money;
 pub mod payload;
 pub mod provisioning;
-pub mod retry;
 pub mod status;
 pub mod striga;
 pub mod vn_time;
 
 pub use dedupe::DedupeKey;
+pub use lifecycle::{EventStatus, RepeatDecision, RetryPolicy};
 pub use money::{Amount, AmountError, Direction};
-pub use payload::{Delivery, NormalizedTransaction, PayloadError, SepayPayload};
-pub use retry::{RepeatDecision, RetryPolicy};
-pub use status::{EventSource, EventStatus, FailureReason, Provider};
+pub use payload::{Delivery, NormalizedTransaction, PayloadError, PayloadObject};
+pub use status::{EventSource, FailureReason, Provider};
 pub use striga::{BalanceCheck, PayoutStatus, StrigaEffect, StrigaError, StrigaEvent, StrigaEventType};
+

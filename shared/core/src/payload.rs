@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
     /// A JSON object: stored as `payload jsonb` and processed.
-    Object(SepayPayload),
+    Object(PayloadObject),
     /// Anything else: kept as `raw_body` and failed as `invalid_payload`. Verbatim, except what
     /// Postgres text cannot hold: invalid UTF-8 and U+0000 become U+FFFD.
     NotAnObject { raw: String },
@@ -21,8 +21,19 @@ impl Delivery {
     pub fn parse(body: &[u8]) -> Self {
         match serde_json::from_slice::<Value>(body) {
             // Postgres refuses U+0000 (`\u0000`) in jsonb: such an object could never be stored
-            Ok(Value::Object(map)) if !map_holds_nul(&map) => Self::Object(SepayPayload(map)),
+            Ok(Value::Object(map)) if !map_holds_nul(&map) => Self::Object(PayloadObject(map)),
             _ => Self::NotAnObject { raw: raw_text(body) },
+        }
+    }
+
+    /// An already parsed body (a stored `payload`, a built one): what `parse` makes of its JSON
+    /// text, without writing and reading it again.
+    pub fn from_value(value: Value) -> Self {
+        match value {
+            Value::Object(map) if !map_holds_nul(&map) => Self::Object(PayloadObject(map)),
+            other => Self::NotAnObject {
+                raw: raw_text(other.to_string().as_bytes()),
+            },
         }
     }
 }
@@ -45,11 +56,12 @@ fn map_holds_nul(map: &Map<String, Value>) -> bool {
     map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v))
 }
 
-/// A delivery body that is a JSON object; fields are read leniently and checked on normalize.
+/// A delivery body that is a JSON object (a SePay transaction or a Striga event); fields are read
+/// leniently and checked on normalize.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct SepayPayload(pub Map<String, Value>);
+pub struct PayloadObject(pub Map<String, Value>);
 
-impl SepayPayload {
+impl PayloadObject {
     pub fn into_value(self) -> Value {
         Value::Object(self.0)
     }
@@ -197,19 +209,37 @@ mod tests {
         })
     }
 
-    fn with(field: &str, value: Value) -> SepayPayload {
+    fn with(field: &str, value: Value) -> PayloadObject {
         let mut v = sample();
         v[field] = value;
-        match Delivery::parse(v.to_string().as_bytes()) {
+        match Delivery::from_value(v) {
             Delivery::Object(p) => p,
             other => panic!("{other:?}"),
         }
     }
 
-    fn without(field: &str) -> SepayPayload {
+    fn without(field: &str) -> PayloadObject {
         let mut p = with("id", json!(92704));
         p.0.remove(field);
         p
+    }
+
+    #[test]
+    fn from_value_is_parse_of_the_text() {
+        for value in [
+            sample(),
+            json!({}),
+            json!({"id": 1, "content": "a\0b"}),
+            json!({"id": 1, "nested": [{"x": ["\0"]}]}),
+            json!({"transferAmount": 0.1, "big": 448038741931713.0}),
+            json!([1, 2]),
+            json!("str"),
+            json!(42),
+            json!(null),
+        ] {
+            let text = value.to_string();
+            assert_eq!(Delivery::from_value(value), Delivery::parse(text.as_bytes()), "{text}");
+        }
     }
 
     #[test]
@@ -247,7 +277,7 @@ mod tests {
 
     #[test]
     fn normalize_table() {
-        let cases: Vec<(SepayPayload, Result<&str, FailureReason>)> = vec![
+        let cases: Vec<(PayloadObject, Result<&str, FailureReason>)> = vec![
             (with("transferType", json!("out")), Ok("-2277000")),
             (with("transferAmount", json!(-2277000)), Ok("2277000")),
             (with("transferAmount", json!("150000.50")), Ok("150000.5")),

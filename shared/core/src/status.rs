@@ -1,16 +1,15 @@
-//! Event statuses, sources and failure reasons, with their stored spellings.
-
-use std::fmt;
+//! Event sources, providers and failure reasons, with their stored spellings (event statuses are
+//! in `lifecycle`).
 
 macro_rules! stored_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize)]
         pub enum $name { $(#[serde(rename = $text)] $variant),+ }
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            pub fn as_str(self) -> &'static str {
+            pub const fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
             }
             pub fn parse(text: &str) -> Option<Self> {
@@ -18,21 +17,22 @@ macro_rules! stored_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
         /// Reading a stored spelling (sqlx `try_from = "String"` columns).
         impl TryFrom<String> for $name {
-            type Error = UnknownSpelling;
+            type Error = $crate::status::UnknownSpelling;
             fn try_from(text: String) -> Result<Self, Self::Error> {
-                Self::parse(&text).ok_or(UnknownSpelling { kind: stringify!($name), text })
+                Self::parse(&text).ok_or($crate::status::UnknownSpelling { kind: stringify!($name), text })
             }
         }
     };
 }
+pub(crate) use stored_enum;
 
 /// A stored value that names no variant (a row written by a newer release, or by hand).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,16 +41,6 @@ pub struct UnknownSpelling {
     pub kind: &'static str,
     pub text: String,
 }
-
-stored_enum!(
-    /// `sepay_webhook_events.status`
-    EventStatus {
-        Received => "received",
-        Processed => "processed",
-        Failed => "failed",
-        Duplicate => "duplicate",
-    }
-);
 
 stored_enum!(
     /// `provider` of endpoints and events: whose rules authenticate, read and book them.
@@ -97,6 +87,7 @@ impl FailureReason {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lifecycle::EventStatus;
 
     #[test]
     fn stored_spellings_round_trip() {

@@ -4,7 +4,7 @@
 //! One transaction id is shared by a payout's INITIATED event and its COMPLETED, FAILED or DENIED
 //! outcome: events are deduplicated on (id, type) and a payout's events are linked by id.
 
-use crate::dedupe::DedupeKey;
+use crate::dedupe::{DedupeKey, encode_id};
 use crate::money::{Amount, Direction};
 use crate::payload::NormalizedTransaction;
 use crate::status::FailureReason;
@@ -232,7 +232,7 @@ impl StrigaEvent {
 
     /// `striga:<id>:<TYPE>`.
     pub fn dedupe_key(&self) -> DedupeKey {
-        DedupeKey::for_striga(&self.id, self.event_type)
+        DedupeKey::for_striga(&self.id, self.event_type.as_str())
     }
 
     /// The booked wallet transaction's `external_ref`, one per effect: `striga:<id>:payin`,
@@ -255,7 +255,7 @@ impl StrigaEvent {
 pub fn dedupe_key_of(payload: &Map<String, Value>) -> Option<DedupeKey> {
     let id = text(payload, "id").filter(|id| id.len() <= MAX_ID_LEN)?;
     let event_type = StrigaEventType::parse(&text(payload, "type")?)?;
-    Some(DedupeKey::for_striga(&id, event_type))
+    Some(DedupeKey::for_striga(&id, event_type.as_str()))
 }
 
 impl StrigaEvent {
@@ -419,20 +419,6 @@ fn value_text(value: Option<&Value>) -> String {
 
 fn truncate(text: &str) -> String {
     text.chars().take(40).collect()
-}
-
-/// Ids are opaque: bytes outside `[A-Za-z0-9._~-]` (`%` included) are percent-encoded, so distinct
-/// ids give distinct keys and keys stay printable (Postgres text refuses NUL). UUIDs are unchanged.
-pub(crate) fn encode_id(id: &str) -> String {
-    let mut out = String::with_capacity(id.len());
-    for b in id.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// How a payout's outcome events rank when the provider contradicts itself: a failure or denial
@@ -748,7 +734,7 @@ mod tests {
 
     #[test]
     fn odd_ids_do_not_collide() {
-        let key = |id: &str| DedupeKey::for_striga(id, StrigaEventType::PayoutFailed);
+        let key = |id: &str| DedupeKey::for_striga(id, StrigaEventType::PayoutFailed.as_str());
         assert_eq!(
             key("60c12078-456f-460a-8cbe-8657edd9b3e2").as_str(),
             "striga:60c12078-456f-460a-8cbe-8657edd9b3e2:SEPA_PAYOUT_FAILED"

@@ -6,9 +6,9 @@
 
 use proptest::prelude::*;
 use rust_decimal::Decimal;
-use sepay_core::retry::ExistingEvent;
+use sepay_core::lifecycle::ExistingEvent;
 use sepay_core::{
-    DedupeKey, Delivery, Direction, EventStatus, FailureReason, RepeatDecision, RetryPolicy, SepayPayload,
+    DedupeKey, Delivery, Direction, EventStatus, FailureReason, PayloadObject, RepeatDecision, RetryPolicy,
 };
 use serde_json::{Map, Value, json};
 use std::str::FromStr;
@@ -24,7 +24,7 @@ fn config(cases: u32) -> ProptestConfig {
     }
 }
 
-fn parse_object(body: &str) -> SepayPayload {
+fn parse_object(body: &str) -> PayloadObject {
     match Delivery::parse(body.as_bytes()) {
         Delivery::Object(p) => p,
         other => panic!("not an object: {other:?} from {body}"),
@@ -260,7 +260,7 @@ proptest! {
         map.insert("transferType".into(), tt.clone());
         map.insert("transactionDate".into(), date);
         map.insert("accountNumber".into(), account);
-        let payload = SepayPayload(map);
+        let payload = PayloadObject(map);
         if let Ok(t) = payload.normalize() {
             let m = t.amount.magnitude();
             prop_assert!(m > Decimal::ZERO && m <= Decimal::from(1_000_000_000_000_000i64) && m.scale() <= 4, "{m}");
@@ -483,7 +483,7 @@ fn small_identity() -> impl Strategy<Value = Map<String, Value>> {
 }
 
 /// What identifies an eventless transaction, as the documented rule reads it.
-fn identity(p: &SepayPayload) -> [String; 5] {
+fn identity(p: &PayloadObject) -> [String; 5] {
     let text = |f: &str| p.text(f).unwrap_or_default();
     let amount = match sepay_core::Amount::from_json(p.get("transferAmount")) {
         Ok(a) => a.magnitude().to_string(),
@@ -525,7 +525,7 @@ proptest! {
         ),
         reverse in any::<bool>(),
     ) {
-        let payload = SepayPayload(fields.clone());
+        let payload = PayloadObject(fields.clone());
         let key = DedupeKey::for_payload(&payload);
         prop_assert!(!key.as_str().is_empty());
         prop_assert!(well_formed(&key), "{}", key.as_str());
@@ -555,7 +555,7 @@ proptest! {
     /// from a tiny alphabet that includes the separator, so near-collisions are tried often.
     #[test]
     fn eventless_keys_are_injective(a in small_identity(), b in small_identity()) {
-        let (pa, pb) = (SepayPayload(a), SepayPayload(b));
+        let (pa, pb) = (PayloadObject(a), PayloadObject(b));
         let (ka, kb) = (DedupeKey::for_payload(&pa), DedupeKey::for_payload(&pb));
         prop_assert_eq!(ka == kb, identity(&pa) == identity(&pb), "{:?} {:?}", pa, pb);
     }
@@ -576,7 +576,7 @@ proptest! {
         let payload = |i: usize, j: usize| {
             let (reference, tt) = cut(&left, i);
             let (account, date) = cut(&right, j);
-            SepayPayload(
+            PayloadObject(
                 json!({"referenceCode": reference, "transferType": tt, "transferAmount": 1000,
                        "accountNumber": account, "transactionDate": date})
                 .as_object()

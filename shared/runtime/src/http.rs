@@ -19,14 +19,14 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_HTTP_HEADER_READ_TIMEOUT_SECS: u64 = 10;
 /// Above the 60 s an Ingress controller keeps idle upstream connections: the proxy closes first,
 /// so it never sends a request into a connection we are closing.
-pub const DEFAULT_KEEPALIVE_IDLE_SECS: u64 = 75;
-pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
-pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+pub const DEFAULT_HTTP_KEEPALIVE_IDLE_SECS: u64 = 75;
+pub const DEFAULT_HTTP_REQUEST_TIMEOUT_SECS: u64 = 30;
+pub const DEFAULT_HTTP_MAX_CONNECTIONS: usize = 4096;
 /// hyper's per-connection read buffer, and so the largest request head: 8 KiB (hyper's
-/// minimum; a webhook's head is under 1 KiB). At [`DEFAULT_MAX_CONNECTIONS`] that is 32 MiB of
+/// minimum; a webhook's head is under 1 KiB). At [`DEFAULT_HTTP_MAX_CONNECTIONS`] that is 32 MiB of
 /// buffers at worst, a quarter of the ingress pod's 128 MiB limit (docs/configuration.md has
 /// the measured arithmetic).
 pub const MAX_HEADER_BYTES: usize = 8 * 1024;
@@ -37,26 +37,26 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 #[derive(Debug, Clone, clap::Args)]
 pub struct HttpLimits {
     /// Seconds a new connection has, from accept, to send its first request's headers.
-    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT_SECS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT_SECS)]
+    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT_SECS", default_value_t = DEFAULT_HTTP_HEADER_READ_TIMEOUT_SECS)]
     pub http_header_read_timeout_secs: u64,
     /// Seconds a kept-alive connection has, from an answer, to send the next request's headers.
-    #[arg(long, env = "HTTP_KEEPALIVE_IDLE_SECS", default_value_t = DEFAULT_KEEPALIVE_IDLE_SECS)]
+    #[arg(long, env = "HTTP_KEEPALIVE_IDLE_SECS", default_value_t = DEFAULT_HTTP_KEEPALIVE_IDLE_SECS)]
     pub http_keepalive_idle_secs: u64,
     /// Seconds from a request's headers to its answer, body included (then 408).
-    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT_SECS)]
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_SECS", default_value_t = DEFAULT_HTTP_REQUEST_TIMEOUT_SECS)]
     pub http_request_timeout_secs: u64,
     /// Open connections served at once; further clients wait in the listen backlog.
-    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = DEFAULT_HTTP_MAX_CONNECTIONS)]
     pub http_max_connections: usize,
 }
 
 impl Default for HttpLimits {
     fn default() -> Self {
         Self {
-            http_header_read_timeout_secs: DEFAULT_HEADER_READ_TIMEOUT_SECS,
-            http_keepalive_idle_secs: DEFAULT_KEEPALIVE_IDLE_SECS,
-            http_request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
-            http_max_connections: DEFAULT_MAX_CONNECTIONS,
+            http_header_read_timeout_secs: DEFAULT_HTTP_HEADER_READ_TIMEOUT_SECS,
+            http_keepalive_idle_secs: DEFAULT_HTTP_KEEPALIVE_IDLE_SECS,
+            http_request_timeout_secs: DEFAULT_HTTP_REQUEST_TIMEOUT_SECS,
+            http_max_connections: DEFAULT_HTTP_MAX_CONNECTIONS,
         }
     }
 }

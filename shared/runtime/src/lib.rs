@@ -2,8 +2,12 @@
 //! of health endpoints, served on an admin listener apart from public traffic.
 
 pub mod http;
+pub mod output;
 
 pub use http::HttpLimits;
+
+/// Where SePay reaches the ingress on a developer machine (`PUBLIC_BASE_URL`'s default).
+pub const DEFAULT_PUBLIC_BASE_URL: &str = "http://127.0.0.1:8080";
 
 use axum::Json;
 use axum::Router;

@@ -7,30 +7,32 @@ use std::time::Duration;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
+/// `DATABASE_URL`: the local server's `sepay` database.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/sepay";
+/// `DB_MAX_CONNECTIONS`
+pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 10;
+/// `DB_ACQUIRE_TIMEOUT_MS`
+pub const DEFAULT_DB_ACQUIRE_TIMEOUT_MS: u64 = 2000;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct DbConfig {
     /// Postgres URL; the database is created if missing.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        hide_env_values = true,
-        default_value = "postgres://postgres@127.0.0.1:5432/sepay"
-    )]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
     /// Connections in the pool.
-    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 10)]
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = DEFAULT_DB_MAX_CONNECTIONS)]
     pub db_max_connections: u32,
     /// How long a request waits for a connection before the service answers 503.
-    #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = 2000)]
+    #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = DEFAULT_DB_ACQUIRE_TIMEOUT_MS)]
     pub db_acquire_timeout_ms: u64,
 }
 
 impl Default for DbConfig {
     fn default() -> Self {
         Self {
-            database_url: "postgres://postgres@127.0.0.1:5432/sepay".into(),
-            db_max_connections: 10,
-            db_acquire_timeout_ms: 2000,
+            database_url: DEFAULT_DATABASE_URL.into(),
+            db_max_connections: DEFAULT_DB_MAX_CONNECTIONS,
+            db_acquire_timeout_ms: DEFAULT_DB_ACQUIRE_TIMEOUT_MS,
         }
     }
 }

@@ -2,11 +2,11 @@
 
 use crate::error::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
-use sepay_core::retry::{ExistingEvent, RepeatDecision, RetryPolicy};
+use sepay_core::lifecycle::{self, ExistingEvent, RepeatDecision, RetryPolicy, Trigger};
 use sepay_core::{DedupeKey, EventSource, EventStatus, FailureReason, Provider};
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::{AssertSqlSafe, PgPool};
+use sqlx::{AssertSqlSafe, PgExecutor, PgPool};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -77,15 +77,11 @@ struct ExistingRow {
 /// Records a delivery exactly once per (workspace, dedupe key) and applies the repeat rules of
 /// `RetryPolicy` to a delivery that collides with an existing row, in one transaction.
 pub async fn record_delivery(pool: &PgPool, new: &NewEvent<'_>, policy: &RetryPolicy) -> StoreResult<Recorded> {
-    let (payload, raw_body, status, reason) = match new.body {
-        EventBody::Json(v) => (Some(v), None, EventStatus::Received, None),
-        EventBody::Invalid(raw) => (
-            None,
-            Some(raw),
-            EventStatus::Failed,
-            Some(FailureReason::InvalidPayload.as_str()),
-        ),
+    let (payload, raw_body, reason) = match new.body {
+        EventBody::Json(v) => (Some(v), None, None),
+        EventBody::Invalid(raw) => (None, Some(raw), Some(FailureReason::InvalidPayload.as_str())),
     };
+    let status = lifecycle::first_status(payload.is_some());
     let mut tx = pool.begin().await?;
     if let Some(endpoint_id) = new.endpoint_id {
         // last-use is informational: write it at most once a minute per endpoint
@@ -159,16 +155,8 @@ pub async fn record_delivery(pool: &PgPool, new: &NewEvent<'_>, policy: &RetryPo
         }))
     };
     if decision == Some(RepeatDecision::Reopen) {
-        event.attempts = sqlx::query_scalar(
-            "update sepay_webhook_events
-                set status = 'received', attempts = attempts + 1, delivery_count = delivery_count + 1,
-                    last_received_at = now(), opened_at = now(), published_at = null,
-                    failure_reason = null, failure_detail = null
-              where id = $1 returning attempts",
-        )
-        .bind(row.id)
-        .fetch_one(&mut *tx)
-        .await?;
+        let reopened = reopen(&mut *tx, &Reopen::Repeat(row.id)).await?;
+        event.attempts = reopened.first().ok_or(StoreError::NotFound("event"))?.attempts;
     } else {
         sqlx::query(
             "update sepay_webhook_events
@@ -191,6 +179,58 @@ fn secs(value: f64) -> Duration {
     Duration::try_from_secs_f64(value.max(0.0)).unwrap_or(Duration::MAX)
 }
 
+/// Which events a reopen starts a new attempt for (the lifecycle's `Transition::Reopen`).
+enum Reopen<'a> {
+    /// The row a repeat delivery collided with, locked by the caller; the delivery is counted too.
+    Repeat(i64),
+    /// `received` rows unbooked past the stale TTL, oldest first (the relay's sweep).
+    Stale { stale_after: Duration, limit: i64 },
+    /// `failed` rows with a JSON payload (a replay): `ids`, or with none every one of `ws_id`
+    /// (or of every workspace).
+    Failed { ws_id: Option<Uuid>, ids: &'a [i64] },
+}
+
+/// Starts a new processing attempt: `received`, attempt + 1, unpublished, failure cleared. Every
+/// reopen goes through this one statement; only the choice of rows differs.
+async fn reopen<'c>(db: impl PgExecutor<'c>, which: &Reopen<'_>) -> StoreResult<Vec<EventRef>> {
+    let (trigger, rows) = match which {
+        Reopen::Repeat(_) => (Trigger::Repeat, "id = $4"),
+        // the lifecycle's `RetryPolicy::is_stale` in SQL; skip locked: a row being booked is left to it
+        Reopen::Stale { .. } => (
+            Trigger::Sweep,
+            "id in (select id from sepay_webhook_events
+                     where status = any($3) and created_transaction_id is null
+                       and opened_at < now() - make_interval(secs => $4)
+                     order by opened_at limit $5
+                     for update skip locked)",
+        ),
+        Reopen::Failed { .. } => (
+            Trigger::Replay,
+            "payload is not null and ($4::uuid is null or ws_id = $4)
+             and (cardinality($5::bigint[]) = 0 or id = any($5))",
+        ),
+    };
+    let repeat = matches!(which, Reopen::Repeat(_));
+    let query = sqlx::query_as(AssertSqlSafe(format!(
+        "update sepay_webhook_events
+            set status = $1, attempts = attempts + 1, opened_at = now(), published_at = null,
+                failure_reason = null, failure_detail = null,
+                delivery_count = delivery_count + case when $2 then 1 else 0 end,
+                last_received_at = case when $2 then now() else last_received_at end
+          where status = any($3) and {rows}
+          returning id, ws_id, attempts"
+    )))
+    .bind(trigger.to().as_str())
+    .bind(repeat)
+    .bind(lifecycle::spellings(trigger.from()));
+    let query = match *which {
+        Reopen::Repeat(id) => query.bind(id),
+        Reopen::Stale { stale_after, limit } => query.bind(stale_after.as_secs_f64()).bind(limit),
+        Reopen::Failed { ws_id, ids } => query.bind(ws_id).bind(ids),
+    };
+    Ok(query.fetch_all(db).await?)
+}
+
 /// Inserts an event only if its dedupe key is new (reconciliation: what is already there, in any
 /// state, is left alone). Returns the new row.
 pub async fn insert_missing(pool: &PgPool, new: &NewEvent<'_>) -> StoreResult<Option<EventRef>> {
@@ -200,8 +240,9 @@ pub async fn insert_missing(pool: &PgPool, new: &NewEvent<'_>) -> StoreResult<Op
         });
     };
     Ok(sqlx::query_as(
-        "insert into sepay_webhook_events (ws_id, endpoint_id, source, sepay_transaction_id, dedupe_key, payload, provider)
-         values ($1, $2, $3, $4, $5, $6, $7)
+        "insert into sepay_webhook_events
+           (ws_id, endpoint_id, source, sepay_transaction_id, dedupe_key, payload, provider, status)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)
          on conflict (ws_id, dedupe_key) do nothing
          returning id, ws_id, attempts",
     )
@@ -212,6 +253,7 @@ pub async fn insert_missing(pool: &PgPool, new: &NewEvent<'_>) -> StoreResult<Op
     .bind(new.dedupe_key.as_str())
     .bind(payload)
     .bind(new.provider.as_str())
+    .bind(lifecycle::first_status(true).as_str())
     .fetch_optional(pool)
     .await?)
 }
@@ -240,20 +282,9 @@ pub async fn mark_published_many(pool: &PgPool, events: &[(i64, i32)]) -> StoreR
 
 /// Reopens `received` rows that have sat unbooked past the stale TTL (a worker died, a message
 /// was lost): they get a new attempt and become unpublished, so the relay drives them again.
+/// `stale_after` is the policy's (`RetryPolicy::stale_after`).
 pub async fn reopen_stale(pool: &PgPool, stale_after: Duration, limit: i64) -> StoreResult<u64> {
-    Ok(sqlx::query(
-        "update sepay_webhook_events set attempts = attempts + 1, opened_at = now(), published_at = null
-          where id in (select id from sepay_webhook_events
-                        where status = 'received' and created_transaction_id is null
-                          and opened_at < now() - make_interval(secs => $1)
-                        order by opened_at limit $2
-                        for update skip locked)",
-    )
-    .bind(stale_after.as_secs_f64())
-    .bind(limit)
-    .execute(pool)
-    .await?
-    .rows_affected())
+    Ok(reopen(pool, &Reopen::Stale { stale_after, limit }).await?.len() as u64)
 }
 
 /// `received` rows never published (a publish failed, or the process died before it), older
@@ -261,23 +292,25 @@ pub async fn reopen_stale(pool: &PgPool, stale_after: Duration, limit: i64) -> S
 pub async fn unpublished(pool: &PgPool, min_age: Duration, limit: i64) -> StoreResult<Vec<EventRef>> {
     Ok(sqlx::query_as(
         "select id, ws_id, attempts from sepay_webhook_events
-          where status = 'received' and published_at is null
+          where status = $3 and published_at is null
             and opened_at < now() - make_interval(secs => $1)
           order by opened_at limit $2",
     )
     .bind(min_age.as_secs_f64())
     .bind(limit)
+    .bind(EventStatus::Received.as_str())
     .fetch_all(pool)
     .await?)
 }
 
 /// Rows waiting for the relay: never published, or received and not yet booked.
 pub async fn relay_backlog(pool: &PgPool) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar(
-        "select count(*) from sepay_webhook_events where status = 'received' and published_at is null",
+    Ok(
+        sqlx::query_scalar("select count(*) from sepay_webhook_events where status = $1 and published_at is null")
+            .bind(EventStatus::Received.as_str())
+            .fetch_one(pool)
+            .await?,
     )
-    .fetch_one(pool)
-    .await?)
 }
 
 /// One event as the processor and the CLI see it.
@@ -345,12 +378,14 @@ pub async fn list(pool: &PgPool, filter: &EventFilter) -> StoreResult<Vec<Event>
 /// Marks an open event failed; a row already booked is left alone.
 pub async fn mark_failed(pool: &PgPool, id: i64, reason: FailureReason, detail: &str) -> StoreResult<()> {
     sqlx::query(
-        "update sepay_webhook_events set status = 'failed', failure_reason = $2, failure_detail = $3
-          where id = $1 and status in ('received', 'failed')",
+        "update sepay_webhook_events set status = $4, failure_reason = $2, failure_detail = $3
+          where id = $1 and status = any($5)",
     )
     .bind(id)
     .bind(reason.as_str())
     .bind(detail)
+    .bind(Trigger::Fail.to().as_str())
+    .bind(lifecycle::spellings(Trigger::Fail.from()))
     .execute(pool)
     .await?;
     Ok(())
@@ -361,10 +396,12 @@ pub async fn mark_failed(pool: &PgPool, id: i64, reason: FailureReason, detail: 
 pub async fn mark_processed_without_booking(pool: &PgPool, id: i64) -> StoreResult<bool> {
     let done = sqlx::query(
         "update sepay_webhook_events
-            set status = 'processed', processed_at = now(), failure_reason = null, failure_detail = null
-          where id = $1 and status in ('received', 'failed')",
+            set status = $2, processed_at = now(), failure_reason = null, failure_detail = null
+          where id = $1 and status = any($3)",
     )
     .bind(id)
+    .bind(Trigger::Book.to().as_str())
+    .bind(lifecycle::spellings(Trigger::Book.from()))
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -373,19 +410,7 @@ pub async fn mark_processed_without_booking(pool: &PgPool, id: i64) -> StoreResu
 /// Reopens `failed` events with a JSON payload for another processing attempt. `ids` empty means
 /// every failed event of `ws_id` (or of every workspace).
 pub async fn reopen_failed(pool: &PgPool, ws_id: Option<Uuid>, ids: &[i64]) -> StoreResult<Vec<EventRef>> {
-    Ok(sqlx::query_as(
-        "update sepay_webhook_events
-            set status = 'received', attempts = attempts + 1, opened_at = now(), published_at = null,
-                failure_reason = null, failure_detail = null
-          where status = 'failed' and payload is not null
-            and ($1::uuid is null or ws_id = $1)
-            and (cardinality($2::bigint[]) = 0 or id = any($2))
-          returning id, ws_id, attempts",
-    )
-    .bind(ws_id)
-    .bind(ids)
-    .fetch_all(pool)
-    .await?)
+    reopen(pool, &Reopen::Failed { ws_id, ids }).await
 }
 
 /// POST→booked latency of a workspace's processed events: (count, p50, p99, p99.9) in milliseconds.
@@ -396,9 +421,10 @@ pub async fn booking_latency(pool: &PgPool, ws_id: Uuid) -> StoreResult<(i64, f6
                 coalesce(percentile_cont(0.99) within group (order by ms), 0)::float8,
                 coalesce(percentile_cont(0.999) within group (order by ms), 0)::float8
            from (select extract(epoch from processed_at - received_at) * 1000 as ms
-                   from sepay_webhook_events where ws_id = $1 and status = 'processed') l",
+                   from sepay_webhook_events where ws_id = $1 and status = $2) l",
     )
     .bind(ws_id)
+    .bind(EventStatus::Processed.as_str())
     .fetch_one(pool)
     .await?)
 }
@@ -406,9 +432,10 @@ pub async fn booking_latency(pool: &PgPool, ws_id: Uuid) -> StoreResult<(i64, f6
 /// Events of a workspace, booked or not.
 pub async fn count_for_workspace(pool: &PgPool, ws_id: Uuid) -> StoreResult<(i64, i64)> {
     Ok(sqlx::query_as(
-        "select count(*), count(*) filter (where status = 'processed') from sepay_webhook_events where ws_id = $1",
+        "select count(*), count(*) filter (where status = $2) from sepay_webhook_events where ws_id = $1",
     )
     .bind(ws_id)
+    .bind(EventStatus::Processed.as_str())
     .fetch_one(pool)
     .await?)
 }

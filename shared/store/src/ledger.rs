@@ -3,6 +3,8 @@
 use crate::error::StoreResult;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+use sepay_core::EventStatus;
+use sepay_core::lifecycle::{self, Trigger};
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -54,7 +56,7 @@ pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
     let (open, created): (bool, Option<Uuid>) = sqlx::query_as(
         "with event as (
            select id from sepay_webhook_events
-            where id = $1 and status in ('received', 'failed') for update),
+            where id = $1 and status = any($15) for update),
          created as (
            insert into wallet_transactions
              (ws_id, wallet_id, amount, description, category_id, taken_at, source, external_ref,
@@ -74,7 +76,7 @@ pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
            on conflict do nothing),
          marked as (
            update sepay_webhook_events
-              set status = 'processed', created_transaction_id = (select id from created), wallet_id = $3,
+              set status = $16, created_transaction_id = (select id from created), wallet_id = $3,
                   processed_at = now(), failure_reason = null, failure_detail = null
             where id = $1 and exists (select 1 from created)
            returning id)
@@ -94,6 +96,8 @@ pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
     .bind(b.classified_by)
     .bind(b.confidence)
     .bind(b.tags)
+    .bind(lifecycle::spellings(Trigger::Book.from()))
+    .bind(Trigger::Book.to().as_str())
     .fetch_one(pool)
     .await?;
     match (open, created) {
@@ -103,16 +107,18 @@ pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
         (true, None) => {
             let duplicate_of: Option<Uuid> = sqlx::query_scalar(
                 "update sepay_webhook_events e
-                    set status = 'duplicate', created_transaction_id = t.id, wallet_id = $4, processed_at = now(),
+                    set status = $5, created_transaction_id = t.id, wallet_id = $4, processed_at = now(),
                         failure_reason = null, failure_detail = null
                    from wallet_transactions t
-                  where e.id = $1 and e.status in ('received', 'failed') and t.ws_id = $2 and t.external_ref = $3
+                  where e.id = $1 and e.status = any($6) and t.ws_id = $2 and t.external_ref = $3
                  returning t.id",
             )
             .bind(b.event_id)
             .bind(b.ws_id)
             .bind(b.external_ref)
             .bind(b.wallet_id)
+            .bind(Trigger::BookedElsewhere.to().as_str())
+            .bind(lifecycle::spellings(Trigger::BookedElsewhere.from()))
             .fetch_optional(pool)
             .await?;
             Ok(duplicate_of.map_or(Booked::AlreadyProcessed, Booked::DuplicateOf))
@@ -200,20 +206,23 @@ pub async fn audit(pool: &PgPool, ws_id: Uuid, stale_after: std::time::Duration)
         "select e.sepay_transaction_id, count(*), coalesce(sum(t.amount), 0)
            from wallet_transactions t
            -- the event that made it (a `duplicate` event points at it too: not counted)
-           join sepay_webhook_events e on e.created_transaction_id = t.id and e.status = 'processed'
+           join sepay_webhook_events e on e.created_transaction_id = t.id and e.status = $2
           where t.ws_id = $1 group by 1",
     )
     .bind(ws_id)
+    .bind(EventStatus::Processed.as_str())
     .fetch_all(pool)
     .await?;
     let (received, received_past_stale, failed) = sqlx::query_as(
-        "select count(*) filter (where status = 'received'),
-                count(*) filter (where status = 'received' and opened_at < now() - make_interval(secs => $2)),
-                count(*) filter (where status = 'failed')
+        "select count(*) filter (where status = $3),
+                count(*) filter (where status = $3 and opened_at < now() - make_interval(secs => $2)),
+                count(*) filter (where status = $4)
            from sepay_webhook_events where ws_id = $1",
     )
     .bind(ws_id)
     .bind(stale_after.as_secs_f64())
+    .bind(EventStatus::Received.as_str())
+    .bind(EventStatus::Failed.as_str())
     .fetch_one(pool)
     .await?;
     Ok(Audit {

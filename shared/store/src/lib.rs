@@ -13,7 +13,10 @@ pub mod provisioning;
 pub mod striga;
 pub mod workspaces;
 
-pub use connect::{DbConfig, connect, drop_database, migrate};
+pub use connect::{
+    DEFAULT_DATABASE_URL, DEFAULT_DB_ACQUIRE_TIMEOUT_MS, DEFAULT_DB_MAX_CONNECTIONS, DbConfig, connect, drop_database,
+    migrate,
+};
 pub use error::{StoreError, StoreResult};
 pub use sqlx::PgPool;
 

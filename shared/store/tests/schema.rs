@@ -1,5 +1,6 @@
 //! Rules the schema itself enforces, against a real Postgres.
 
+use sepay_core::EventStatus;
 use sepay_store::StoreError;
 use sepay_testkit::{Seeded, TestDb, count};
 use uuid::Uuid;
@@ -117,8 +118,8 @@ async fn links_are_unique_per_account_and_sub_account() {
 /// An event recorded as the ingress does, for booking.
 async fn recorded_event(db: &sepay_store::PgPool, seed: &Seeded, id: i64) -> (i64, String) {
     use sepay_core::{DedupeKey, Delivery, EventSource, RetryPolicy};
-    let body = sepay_testkit::delivery(id, "in", serde_json::json!(1000)).to_string();
-    let Delivery::Object(payload) = Delivery::parse(body.as_bytes()) else {
+    let body = sepay_testkit::delivery(id, "in", serde_json::json!(1000));
+    let Delivery::Object(payload) = Delivery::from_value(body) else {
         unreachable!()
     };
     let key = DedupeKey::for_payload(&payload);
@@ -193,7 +194,7 @@ async fn booking_is_one_statement_exactly_once_with_its_tags_or_a_duplicate() {
         .fetch_one(&db.pool)
         .await
         .unwrap();
-    assert_eq!(status, "processed");
+    assert_eq!(EventStatus::parse(&status), Some(EventStatus::Processed));
 
     // another event whose bank transaction is already booked becomes its duplicate
     let (second, _) = recorded_event(&db.pool, &seed, 2).await;
@@ -207,7 +208,10 @@ async fn booking_is_one_statement_exactly_once_with_its_tags_or_a_duplicate() {
             .fetch_one(&db.pool)
             .await
             .unwrap();
-    assert_eq!((status.as_str(), points_to), ("duplicate", Some(*first_tx)));
+    assert_eq!(
+        (EventStatus::parse(&status), points_to),
+        (Some(EventStatus::Duplicate), Some(*first_tx))
+    );
     assert_eq!(count(&db.pool, "wallet_transactions").await, 1);
     assert_eq!(
         booking(second, key).await,

@@ -1,6 +1,10 @@
 //! Test helpers over the real Postgres and NATS: a fresh database per test, a unique bus prefix
 //! per test, a private nats-server that a test may stop and start, and SePay-shaped deliveries.
 
+pub mod config_docs;
+
+pub use config_docs::{assert_help_matches_docs, documented_settings};
+
 use sepay_bus::{Bus, NatsConfig};
 use sepay_store::{DbConfig, PgPool};
 use serde_json::{Value, json};
@@ -132,6 +136,25 @@ impl Drop for PrivateNats {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.store);
     }
+}
+
+/// A workspace binary (`sepayctl`, `sepay-dev`), built beside the test executables: the
+/// workspace's test build (`cargo nextest run --workspace`) builds them, since their packages have
+/// integration tests of their own.
+pub fn bin(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join(name))
+        .expect("a target directory");
+    assert!(
+        path.exists(),
+        "{} is not built: run the workspace's tests (`cargo nextest run --workspace`) or `cargo build -p {name}`",
+        path.display()
+    );
+    path
 }
 
 pub fn free_port() -> u16 {

@@ -22,27 +22,39 @@ const LLM_DECIDER: &str = "llm";
 /// Tags a model call may add to one transaction.
 const MAX_MODEL_TAGS: usize = 5;
 
+/// `LLM_MODEL`
+pub const DEFAULT_LLM_MODEL: &str = "gpt-4o-mini";
+/// `LLM_TIMEOUT_MS`: under the classification budget (`CLASSIFY_TIMEOUT_MS`).
+pub const DEFAULT_LLM_TIMEOUT_MS: u64 = 3000;
+/// `LLM_CREDITS_PER_CALL`
+pub const DEFAULT_LLM_CREDITS_PER_CALL: i64 = 1;
+/// `LLM_MIN_CONFIDENCE`
+pub const DEFAULT_LLM_MIN_CONFIDENCE: f64 = 0.7;
+/// `LLM_TAGGER`
+pub const DEFAULT_LLM_TAGGER: bool = true;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct LlmConfig {
     /// OpenAI-compatible base URL (…/v1); unset, no model is called.
     #[arg(long, env = "LLM_BASE_URL", hide_env_values = true)]
     pub llm_base_url: Option<String>,
-    #[arg(long, env = "LLM_MODEL", default_value = "gpt-4o-mini")]
+    /// Model name sent to the endpoint.
+    #[arg(long, env = "LLM_MODEL", default_value = DEFAULT_LLM_MODEL)]
     pub llm_model: String,
     /// Bearer key of the model endpoint (never logged).
     #[arg(long, env = "LLM_API_KEY", hide_env_values = true)]
     pub llm_api_key: Option<String>,
     /// One model call's time limit (keep under CLASSIFY_TIMEOUT_MS).
-    #[arg(long, env = "LLM_TIMEOUT_MS", default_value_t = 3000)]
+    #[arg(long, env = "LLM_TIMEOUT_MS", default_value_t = DEFAULT_LLM_TIMEOUT_MS)]
     pub llm_timeout_ms: u64,
     /// Workspace AI credits one call costs.
-    #[arg(long, env = "LLM_CREDITS_PER_CALL", default_value_t = 1)]
+    #[arg(long, env = "LLM_CREDITS_PER_CALL", default_value_t = DEFAULT_LLM_CREDITS_PER_CALL)]
     pub llm_credits_per_call: i64,
     /// Answers under this confidence are ignored.
-    #[arg(long, env = "LLM_MIN_CONFIDENCE", default_value_t = 0.7)]
+    #[arg(long, env = "LLM_MIN_CONFIDENCE", default_value_t = DEFAULT_LLM_MIN_CONFIDENCE)]
     pub llm_min_confidence: f64,
     /// Also ask the model for tags (a second paid call, concurrent with the category chain).
-    #[arg(long, env = "LLM_TAGGER", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "LLM_TAGGER", default_value_t = DEFAULT_LLM_TAGGER, action = clap::ArgAction::Set)]
     pub llm_tagger: bool,
 }
 
@@ -50,12 +62,12 @@ impl Default for LlmConfig {
     fn default() -> Self {
         Self {
             llm_base_url: None,
-            llm_model: "gpt-4o-mini".into(),
+            llm_model: DEFAULT_LLM_MODEL.into(),
             llm_api_key: None,
-            llm_timeout_ms: 3000,
-            llm_credits_per_call: 1,
-            llm_min_confidence: 0.7,
-            llm_tagger: true,
+            llm_timeout_ms: DEFAULT_LLM_TIMEOUT_MS,
+            llm_credits_per_call: DEFAULT_LLM_CREDITS_PER_CALL,
+            llm_min_confidence: DEFAULT_LLM_MIN_CONFIDENCE,
+            llm_tagger: DEFAULT_LLM_TAGGER,
         }
     }
 }

@@ -10,7 +10,10 @@ mod rules;
 
 pub use chain::Chain;
 pub use learned::Learned;
-pub use llm::{LlmConfig, LlmEnricher, LlmTagger};
+pub use llm::{
+    DEFAULT_LLM_CREDITS_PER_CALL, DEFAULT_LLM_MIN_CONFIDENCE, DEFAULT_LLM_MODEL, DEFAULT_LLM_TAGGER,
+    DEFAULT_LLM_TIMEOUT_MS, LlmConfig, LlmEnricher, LlmTagger,
+};
 pub use rules::Rules;
 
 use sepay_core::NormalizedTransaction;

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use sepay_bus::{Bus, EventReceived};
-use sepay_core::{DedupeKey, Delivery, EventSource, RetryPolicy};
+use sepay_core::{DedupeKey, Delivery, EventSource, EventStatus, RetryPolicy};
 use sepay_processor::{Classifier, ProcessorConfig};
 use sepay_store::PgPool;
 use sepay_store::events::{self, EventBody, EventRef, NewEvent};
@@ -57,7 +57,7 @@ impl Harness {
 
     /// Records and publishes a delivery as the ingress would.
     pub async fn ingest(&self, seed: &Seeded, body: &Value) -> EventRef {
-        let Delivery::Object(payload) = Delivery::parse(body.to_string().as_bytes()) else {
+        let Delivery::Object(payload) = Delivery::from_value(body.clone()) else {
             panic!("not an object")
         };
         let key = DedupeKey::for_payload(&payload);
@@ -93,7 +93,7 @@ impl Harness {
             .unwrap();
     }
 
-    pub async fn wait_status(&self, event_id: i64, want: &str) -> EventRow {
+    pub async fn wait_status(&self, event_id: i64, want: EventStatus) -> EventRow {
         eventually(Duration::from_secs(20), || async {
             let row = event(&self.db.pool, event_id).await;
             (row.status == want).then_some(row)
@@ -111,7 +111,8 @@ impl Drop for Harness {
 
 #[derive(Debug, sqlx::FromRow)]
 pub struct EventRow {
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: EventStatus,
     pub failure_reason: Option<String>,
     pub created_transaction_id: Option<Uuid>,
     pub payload: Option<Value>,

@@ -1,6 +1,6 @@
-//! `sepayctl bench`: how fast, measured against a baseline in the same run. Loopback only,
+//! `sepay-dev bench`: how fast, measured against a baseline in the same run. Loopback only,
 //! bounded in count; a database and bus prefix of its own, dropped afterwards. The services run
-//! as processes of their own (`sepayctl serve …`, as their binaries would), so each one's peak
+//! as processes of their own (`sepay-dev serve …`, as their binaries would), so each one's peak
 //! RSS is its own; this process is the load generator.
 //!
 //! 1. the insert limit: the ingress's own insert (`record_delivery`) straight into Postgres with
@@ -158,12 +158,12 @@ async fn post_at_rate(
     Ok((hist, started.elapsed(), failed))
 }
 
-/// `sepayctl junk` in a child process: an attacker's load, not sharing this process's runtime.
+/// `sepay-dev junk` in a child process: an attacker's load, not sharing this process's runtime.
 struct Junk(tokio::process::Child);
 
 impl Junk {
     fn start(base: &str, real_url: &str, rate: u64) -> anyhow::Result<Self> {
-        let exe = std::env::current_exe().context("cannot find sepayctl itself")?;
+        let exe = std::env::current_exe().context("cannot find sepay-dev itself")?;
         let child = tokio::process::Command::new(exe)
             .args([
                 "--json",
@@ -367,7 +367,7 @@ const PROCESSOR_CONNECTIONS: usize = 10;
 /// How long a stopped service may drain before it is killed.
 const STOP_LIMIT: Duration = Duration::from_secs(10);
 
-/// Where the services (processes of their own, `sepayctl serve …`) connect: the bench's database,
+/// Where the services (processes of their own, `sepay-dev serve …`) connect: the bench's database,
 /// the same NATS server, a bus prefix per phase.
 struct ServiceEnv {
     database_url: String,
@@ -441,7 +441,7 @@ pub async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
         sepay_store::drop_database(&db_config.database_url).await?;
     }
     let (value, table) = result?;
-    crate::output::print(cli.json, &value, || table);
+    sepay_runtime::output::print(cli.json, &value, || table);
     Ok(())
 }
 
@@ -479,7 +479,7 @@ async fn phases(
     futures::stream::iter(payloads.iter().map(|p| {
         let (policy, insert_db) = (policy, &insert_db);
         async move {
-            let Delivery::Object(payload) = Delivery::parse(p.to_string().as_bytes()) else {
+            let Delivery::Object(payload) = Delivery::from_value(p.clone()) else {
                 return;
             };
             let key = DedupeKey::for_payload(&payload);
@@ -650,7 +650,7 @@ async fn phases(
     value["targets"] =
         json!({"ingress_rss_mib": {"limit": INGRESS_RSS_TARGET_MIB, "peak": ingress_max, "met": ingress_target_met}});
     let mut table = format!(
-        "sepayctl bench: {} deliveries per phase, {} in flight, {:.0}% repeats, {:.0}% eventless (debug build: {})\n\n| phase | per second | × insert limit | detail | peak RSS MiB |\n|---|---:|---:|---|---|\n",
+        "sepay-dev bench: {} deliveries per phase, {} in flight, {:.0}% repeats, {:.0}% eventless (debug build: {})\n\n| phase | per second | × insert limit | detail | peak RSS MiB |\n|---|---:|---:|---|---|\n",
         args.deliveries,
         args.concurrency,
         args.repeat_share * 100.0,

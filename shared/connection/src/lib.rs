@@ -1,11 +1,11 @@
-//! The token lifecycle every service that calls SePay shares: tokens sealed at rest (AAD = the
+//! A workspace's SePay connection: the token lifecycle every service that calls SePay shares
+//! (the connector, the provisioner), kept apart from the HTTP client (`sepay-api`) because it is
+//! persistence: tokens sealed at rest (AAD = the
 //! field and the workspace id, so a ciphertext opens neither in another workspace's row nor in
 //! the other token's column), refreshed before expiry under a row lock so concurrent refreshes
 //! do not race, a failed refresh recorded on the connection.
 
-use crate::client::SepayClient;
-use crate::error::ApiError;
-use crate::oauth::TokenSet;
+use sepay_api::{ApiError, SepayClient, TokenSet};
 use chrono::{DateTime, Utc};
 use sepay_crypto::seal::{Keyring, SealError};
 use sepay_store::connections::{self, Connection, Grant};

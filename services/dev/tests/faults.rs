@@ -1,4 +1,4 @@
-//! The fault suite (`sepayctl faults`) with small sizes: every scenario books every accepted
+//! The fault suite (`sepay-dev faults`) with small sizes: every scenario books every accepted
 //! delivery exactly once, with matching sums, nothing left `received` and no AI credit reserved.
 
 use serde_json::{Value, json};
@@ -10,7 +10,7 @@ async fn every_fault_scenario_books_every_accepted_delivery_exactly_once() {
     let database_url = sepay_testkit::admin_database_url();
     let started = std::time::Instant::now();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_sepayctl"))
+        Command::new(env!("CARGO_BIN_EXE_sepay-dev"))
             .args([
                 "--json",
                 "faults",
@@ -31,7 +31,7 @@ async fn every_fault_scenario_books_every_accepted_delivery_exactly_once() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
         panic!(
-            "sepayctl faults printed no JSON ({e}): {stdout}\n{}",
+            "sepay-dev faults printed no JSON ({e}): {stdout}\n{}",
             String::from_utf8_lossy(&out.stderr)
         )
     });

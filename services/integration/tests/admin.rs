@@ -1,4 +1,5 @@
-//! `sepayctl admin-token` and the login link `sepayctl up` prints.
+//! Admin sessions and secrets: `sepayctl admin-token`, the login link `sepay-dev up` prints, no
+//! development secret outside development mode, none shown by `--help`.
 
 use sepay_connector::{AdminAuth, ConnectorConfig};
 use sepay_store::{admin, workspaces};
@@ -15,7 +16,7 @@ fn verifier(secret: Option<&str>) -> AdminAuth {
 }
 
 fn admin_token(db: &TestDb, args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_sepayctl"))
+    let out = Command::new(sepay_testkit::bin("sepayctl"))
         .args(["--json", "admin-token"])
         .args(args)
         .env("DATABASE_URL", &db.config.database_url)
@@ -71,7 +72,7 @@ async fn admin_token_mints_a_session_and_grants_admin() {
 async fn up_prints_a_working_login_link() {
     let db = TestDb::new().await;
     let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
-    let child = Command::new(env!("CARGO_BIN_EXE_sepayctl"))
+    let child = Command::new(sepay_testkit::bin("sepay-dev"))
         .args(["--json", "up", "--demo", "--exit-after-demo"])
         .env("DATABASE_URL", &db.config.database_url)
         .env("NATS_URL", &nats.nats_url)
@@ -127,7 +128,7 @@ async fn without_real_secrets_nothing_starts_outside_development_mode() {
     let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
     let ws = uuid::Uuid::new_v4().to_string();
     let mint = |dev_mode: Option<&str>| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sepayctl"));
+        let mut cmd = Command::new(sepay_testkit::bin("sepayctl"));
         cmd.args(["admin-token", "--ws", &ws, "--user", "u1"])
             .env("DATABASE_URL", &db.config.database_url)
             .env_remove("ADMIN_JWT_SECRET")
@@ -144,7 +145,7 @@ async fn without_real_secrets_nothing_starts_outside_development_mode() {
     assert!(mint(Some("true")).status.success(), "development mode signs with the development secret");
 
     // the ingress holds the token keyring (Striga's signing keys): no keys, no start
-    let ingress = Command::new(env!("CARGO_BIN_EXE_sepayctl"))
+    let ingress = Command::new(sepay_testkit::bin("sepay-dev"))
         .args(["serve", "ingress", "--ingress-addr", "127.0.0.1:0", "--ingress-admin-addr", "127.0.0.1:0"])
         .env("DATABASE_URL", &db.config.database_url)
         .env("NATS_URL", &nats.nats_url)
@@ -175,15 +176,16 @@ async fn without_real_secrets_nothing_starts_outside_development_mode() {
 /// `--help` shows where settings come from, never the secrets in them.
 #[test]
 fn help_never_shows_secrets_from_the_environment() {
-    for args in [
-        &["--help"][..],
-        &["up", "--help"],
-        &["serve", "ingress", "--help"],
-        &["serve", "processor", "--help"],
-        &["admin-token", "--help"],
-        &["striga", "endpoint", "--help"],
+    for (program, args) in [
+        ("sepayctl", &["--help"][..]),
+        ("sepayctl", &["admin-token", "--help"]),
+        ("sepayctl", &["striga", "endpoint", "--help"]),
+        ("sepay-dev", &["--help"]),
+        ("sepay-dev", &["up", "--help"]),
+        ("sepay-dev", &["serve", "ingress", "--help"]),
+        ("sepay-dev", &["serve", "processor", "--help"]),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_sepayctl"))
+        let out = Command::new(sepay_testkit::bin(program))
             .args(args)
             .env("DATABASE_URL", "postgres://app:pg-s3cret@db:5432/sepay")
             .env("NATS_URL", "nats://app:nats-s3cret@nats:4222")

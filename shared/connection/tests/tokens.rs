@@ -1,6 +1,7 @@
 //! Sealed tokens at rest, against the real Postgres: each column has its own associated data.
 
-use sepay_api::{SepayClient, SepayConfig, TokenError, TokenField, TokenSet, Tokens};
+use sepay_api::{SepayClient, SepayConfig, TokenSet};
+use sepay_connection::{TokenError, TokenField, Tokens};
 use sepay_crypto::seal::Keyring;
 use sepay_testkit::TestDb;
 use std::sync::Arc;

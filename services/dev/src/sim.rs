@@ -1,14 +1,17 @@
-//! `sepayctl sim ...`: drives a running `sepay-sim` through its control API.
+//! `sepay-dev sim ...`: drives a running `sepay-sim` through its control API.
 
-use crate::output::print;
-use anyhow::{Context, bail};
+use sepay_runtime::output::print;
+use sepay_sim::client::SimClient;
 use clap::Subcommand;
 use serde_json::{Value, json};
+
+/// Where `sepay-sim` listens by default (`SIM_ADDR`).
+pub const DEFAULT_SIM_URL: &str = "http://127.0.0.1:8090";
 
 #[derive(clap::Args)]
 pub struct SimArgs {
     /// The simulator's base URL.
-    #[arg(long, env = "SIM_URL", default_value = "http://127.0.0.1:8090")]
+    #[arg(long, env = "SIM_URL", default_value = DEFAULT_SIM_URL)]
     pub sim_url: String,
     #[command(subcommand)]
     pub command: SimCmd,
@@ -115,10 +118,7 @@ pub enum SimCmd {
 }
 
 pub async fn run(json_out: bool, args: &SimArgs) -> anyhow::Result<()> {
-    let client = SimClient {
-        base: args.sim_url.trim_end_matches('/').to_owned(),
-        http: reqwest::Client::new(),
-    };
+    let client = SimClient::new(&args.sim_url);
     let (value, text): (Value, fn(&Value) -> String) = match &args.command {
         SimCmd::Company { name } => (
             client.post("/sim/companies", json!({"name": name})).await?,
@@ -138,7 +138,7 @@ pub async fn run(json_out: bool, args: &SimArgs) -> anyhow::Result<()> {
             client
                 .post(
                     "/sim/webhooks",
-                    json!({"company_id": company, "bank_account_id": bank_account, "name": "sepayctl", "event_type": event_type,
+                    json!({"company_id": company, "bank_account_id": bank_account, "name": "sepay-dev", "event_type": event_type,
                            "authen_type": "Api_Key", "webhook_url": url, "is_verify_payment": 0, "api_key": api_key,
                            "request_content_type": "Json"}),
                 )
@@ -196,53 +196,4 @@ pub async fn run(json_out: bool, args: &SimArgs) -> anyhow::Result<()> {
     };
     print(json_out, &value, || text(&value));
     Ok(())
-}
-
-pub struct SimClient {
-    pub base: String,
-    pub http: reqwest::Client,
-}
-
-impl SimClient {
-    pub async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        let res = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| self.unreachable())?;
-        Self::answer(res).await
-    }
-
-    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let res = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .with_context(|| self.unreachable())?;
-        Self::answer(res).await
-    }
-
-    fn unreachable(&self) -> String {
-        format!(
-            "cannot reach sepay-sim at {} (start it with `sepay-sim` or `sepayctl up`)",
-            self.base
-        )
-    }
-
-    async fn answer(res: reqwest::Response) -> anyhow::Result<Value> {
-        let status = res.status();
-        let body: Value = res.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            let message = body["message"]
-                .as_str()
-                .or(body["error"].as_str())
-                .unwrap_or("no detail");
-            let fields = body.get("errors").map(|e| format!(" {e}")).unwrap_or_default();
-            bail!("sepay-sim answered {status}: {message}{fields}");
-        }
-        Ok(body)
-    }
 }

@@ -1,4 +1,4 @@
-//! `sepayctl serve <service>` (hidden) runs one service alone, as its own binary would; and
+//! `sepay-dev serve <service>` (hidden) runs one service alone, as its own binary would; and
 //! [`ServiceProcess`], how the bench and the fault suite start one: a process of its own, so its
 //! memory is its own and SIGKILL is a real crash.
 
@@ -72,7 +72,7 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// One service running as a child process of this one (`sepayctl serve …`); killed on drop.
+/// One service running as a child process of this one (`sepay-dev serve …`); killed on drop.
 pub struct ServiceProcess {
     child: tokio::process::Child,
     pid: u32,
@@ -87,7 +87,7 @@ impl ServiceProcess {
     /// unless `env` names one: `LLM_BASE_URL` is not inherited from this process.
     /// `health_port`: the port of its admin listener.
     pub async fn start(serve_args: &[String], health_port: u16, env: &[(&str, String)]) -> anyhow::Result<Self> {
-        let stderr = std::env::temp_dir().join(format!("sepayctl-serve-{}-{health_port}.log", std::process::id()));
+        let stderr = std::env::temp_dir().join(format!("sepay-dev-serve-{}-{health_port}.log", std::process::id()));
         let exe = std::env::current_exe()?;
         let child = tokio::process::Command::new(exe)
             .arg("serve")
@@ -113,7 +113,7 @@ impl ServiceProcess {
         Ok(service)
     }
 
-    /// `sepayctl serve processor` on a free port for its health server.
+    /// `sepay-dev serve processor` on a free port for its health server.
     pub async fn processor(env: &[(&str, String)]) -> anyhow::Result<Self> {
         let port = free_port()?;
         let args = [
@@ -124,7 +124,7 @@ impl ServiceProcess {
         Self::start(&args, port, env).await.context("cannot start a processor")
     }
 
-    /// `sepayctl serve ingress` with its webhook routes on `port` (development mode: the
+    /// `sepay-dev serve ingress` with its webhook routes on `port` (development mode: the
     /// bench's and fault suite's endpoints are SePay's, no sealed keys involved).
     pub async fn ingress(port: u16, env: &[(&str, String)]) -> anyhow::Result<Self> {
         let admin_port = free_port()?;

@@ -140,7 +140,16 @@ async fn a_stale_received_event_is_re_driven_without_a_sepay_retry() {
 }
 
 fn sepayctl(db: &TestDb, nats: &NatsConfig, args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_sepayctl"))
+    cli("sepayctl", db, nats, args)
+}
+
+fn sepay_dev(db: &TestDb, nats: &NatsConfig, args: &[&str]) -> Value {
+    cli("sepay-dev", db, nats, args)
+}
+
+/// `program --json args…` against the test's database and bus; its JSON answer.
+fn cli(program: &str, db: &TestDb, nats: &NatsConfig, args: &[&str]) -> Value {
+    let out = Command::new(sepay_testkit::bin(program))
         .arg("--json")
         .args(args)
         .env("DATABASE_URL", &db.config.database_url)
@@ -150,12 +159,12 @@ fn sepayctl(db: &TestDb, nats: &NatsConfig, args: &[&str]) -> Value {
         .unwrap();
     assert!(
         out.status.success(),
-        "sepayctl {args:?}: {}",
+        "{program} {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
-            "sepayctl {args:?} printed no JSON ({e}): {}",
+            "{program} {args:?} printed no JSON ({e}): {}",
             String::from_utf8_lossy(&out.stdout)
         )
     })
@@ -264,7 +273,7 @@ async fn sepayctl_replays_failed_events_and_reports_bad_input_in_one_line() {
         .is_some()
     );
 
-    let out = Command::new(env!("CARGO_BIN_EXE_sepayctl"))
+    let out = Command::new(sepay_testkit::bin("sepayctl"))
         .args(["events", "list", "--status", "bogus"])
         .env("DATABASE_URL", &db.config.database_url)
         .output()
@@ -282,7 +291,7 @@ async fn sepayctl_up_demo_books_a_delivery_with_and_without_the_simulator() {
         let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
         let mut args = vec!["--json", "up", "--demo", "--exit-after-demo"];
         args.extend(extra);
-        let child = Command::new(env!("CARGO_BIN_EXE_sepayctl"))
+        let child = Command::new(sepay_testkit::bin("sepay-dev"))
             .args(&args)
             .env("DATABASE_URL", &db.config.database_url)
             .env("NATS_URL", &nats.nats_url)
@@ -353,7 +362,7 @@ async fn the_simulator_driven_by_sepayctl_delivers_to_a_manual_endpoint() {
     let sim = |args: &[&str]| {
         let mut all = vec!["sim", "--sim-url", &sim_url];
         all.extend_from_slice(args);
-        sepayctl(&db, &nats, &all)
+        sepay_dev(&db, &nats, &all)
     };
     let company = sim(&["company", "--name", "Cty Demo"]);
     let company_id = company["id"].to_string();
@@ -425,7 +434,7 @@ async fn sepayctl_up_stops_gracefully_on_sigterm() {
     let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
     let ingress_port = sepay_testkit::free_port();
     let ingress_admin_port = sepay_testkit::free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sepayctl"))
+    let mut child = Command::new(sepay_testkit::bin("sepay-dev"))
         .args(["up"])
         .env("DATABASE_URL", &db.config.database_url)
         .env("NATS_URL", &nats.nats_url)
@@ -476,7 +485,7 @@ async fn rules_and_credits_are_managed_with_sepayctl() {
     let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
     let seed = Seeded::new(&db.pool).await;
     let ws = seed.ws_id.to_string();
-    let bad = Command::new(env!("CARGO_BIN_EXE_sepayctl"))
+    let bad = Command::new(sepay_testkit::bin("sepayctl"))
         .args(["rules", "add", "--ws", &ws, "--name", "x", "--when", "colour is red"])
         .env("DATABASE_URL", &db.config.database_url)
         .output()
@@ -657,7 +666,7 @@ async fn the_benchmark_runs_and_books_every_distinct_delivery() {
     let db = TestDb::new().await;
     let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
     let report = tokio::task::spawn_blocking(move || {
-        sepayctl(
+        sepay_dev(
             &db,
             &nats,
             &[

@@ -1,11 +1,11 @@
-//! `sepayctl faults`: the fault suite. Each scenario runs the ingress in this process and the
+//! `sepay-dev faults`: the fault suite. Each scenario runs the ingress in this process and the
 //! processors as processes of their own, against a database of its own (`sepay_faults_<stamp>`,
 //! dropped afterwards) and a bus prefix of its own, sends steady load, injects one fault, and checks that every accepted
 //! delivery is booked exactly once (count and sum), that nothing is left `received`, and that AI
 //! credit reservations balance. Bounded: every scenario has a settle deadline.
 //!
 //! 1. `sepay_retries`: every delivery posted 1..=8 times, copies concurrent with random delays;
-//! 2. `processor_sigkill`: the processors (processes of their own, `sepayctl serve processor`)
+//! 2. `processor_sigkill`: the processors (processes of their own, `sepay-dev serve processor`)
 //!    killed with SIGKILL mid-batch and started again; JetStream redelivers what they held;
 //! 3. `ingress_nats_outage`: the ingress reaches NATS through a TCP proxy that is cut for
 //!    `--outage-secs`; rows are stored and answered, the relay publishes them afterwards;
@@ -620,7 +620,7 @@ pub async fn run(cli: &Cli, args: &FaultsArgs) -> anyhow::Result<()> {
         "deliveries": args.deliveries, "outage_secs": args.outage_secs, "processors": args.processors,
         "debug_build": cfg!(debug_assertions), "seconds": started.elapsed().as_secs_f64(), "scenarios": rows,
     });
-    crate::output::print(cli.json, &value, || table(args, &value));
+    sepay_runtime::output::print(cli.json, &value, || table(args, &value));
     let failed: Vec<&str> = rows
         .iter()
         .filter(|r| r["ok"] != json!(true))
@@ -632,7 +632,7 @@ pub async fn run(cli: &Cli, args: &FaultsArgs) -> anyhow::Result<()> {
 
 fn table(args: &FaultsArgs, value: &Value) -> String {
     let mut out = format!(
-        "sepayctl faults: {} transactions per scenario, {} processors, outage {} s (debug build: {}), {:.0} s in all\n\n\
+        "sepay-dev faults: {} transactions per scenario, {} processors, outage {} s (debug build: {}), {:.0} s in all\n\n\
          | fault | deliveries | booked | duplicates | lost | sum sent = booked | left received | AI reserved | recovery s | ok |\n\
          |---|---:|---:|---:|---:|---|---:|---:|---:|---|\n",
         args.deliveries,

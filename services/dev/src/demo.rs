@@ -1,11 +1,12 @@
-//! The whole loop on the simulator, as `sepayctl up --demo` shows it: connect a workspace
+//! The whole loop on the simulator, as `sepay-dev up --demo` shows it: connect a workspace
 //! through the real OAuth flow, let the provisioner sync and provision, fire a burst of
 //! transactions (with duplicated and lost webhooks), reconcile, and account for every one; then
 //! Striga's five documented SEPA webhooks, signed as Striga signs them, into the same workspace.
 
-use crate::sim::SimClient;
+use sepay_sim::client::SimClient;
 use anyhow::{Context, bail};
-use sepay_api::{SepayClient, SepayConfig, Tokens};
+use sepay_api::{SepayClient, SepayConfig};
+use sepay_connection::Tokens;
 use sepay_bus::{Bus, ControlRequest, ControlSubject};
 use sepay_store::PgPool;
 use serde_json::{Value, json};

@@ -510,7 +510,7 @@ async fn the_cli_creates_an_endpoint_links_an_account_and_shows_payouts() {
         .await
         .unwrap();
     let sepayctl = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sepayctl"))
+        let out = std::process::Command::new(sepay_testkit::bin("sepayctl"))
             .env("SEPAY_DEV_MODE", "true")
             .arg("--json")
             .args(args)

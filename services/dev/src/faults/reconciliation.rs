@@ -4,7 +4,7 @@
 //! once, whichever path brought it first.
 
 use super::{Rng, Sent};
-use crate::sim::SimClient;
+use sepay_sim::client::SimClient;
 use anyhow::Context;
 use sepay_api::{SepayClient, SepayConfig};
 use sepay_bus::{Bus, ControlRequest};

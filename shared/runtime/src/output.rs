@@ -1,4 +1,4 @@
-//! Text for people, JSON for scripts: every command prints through here.
+//! The command-line tools' output (`sepayctl`, `sepay-dev`): text for people, JSON for scripts.
 
 use serde::Serialize;
 
@@ -14,11 +14,11 @@ pub fn print<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> String)
     }
 }
 
-/// One line on stderr (and a JSON object on stdout with --json).
-pub fn error(json: bool, err: &anyhow::Error) {
+/// One line on stderr, `<program>: error: …` (and a JSON object on stdout with --json).
+pub fn error(program: &str, json: bool, err: &anyhow::Error) {
     let message = format!("{err:#}");
     if json {
         println!("{}", serde_json::json!({ "error": message }));
     }
-    eprintln!("sepayctl: error: {message}");
+    eprintln!("{program}: error: {message}");
 }

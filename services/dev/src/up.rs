@@ -1,7 +1,7 @@
-//! `sepayctl up`: every service in one process, for a laptop or a demo.
+//! `sepay-dev up`: every service in one process, for a laptop or a demo.
 
 use crate::Cli;
-use crate::sim::SimClient;
+use sepay_sim::client::SimClient;
 use anyhow::Context;
 use sepay_ingress::IngressConfig;
 use sepay_processor::ProcessorConfig;
@@ -41,7 +41,7 @@ pub struct UpArgs {
 
 pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     let _telemetry = sepay_telemetry::init(
-        "sepayctl-up",
+        "sepay-dev-up",
         sepay_telemetry::LogFormat::from_env_or(sepay_telemetry::LogFormat::Text),
     );
     let shutdown = sepay_telemetry::shutdown_on_signals();
@@ -107,7 +107,7 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     let sim = sim_listener.map(|l| tokio::spawn(sepay_sim::serve(l, args.sim.clone(), shutdown.clone())));
-    let running = crate::admin::Running {
+    let running = crate::connector::Running {
         db: &db,
         bus: &bus,
         ingress_url: &ingress_url,
@@ -119,7 +119,7 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         http: args.http.clone(),
         ..args.connector.clone()
     };
-    let started = crate::admin::start_connector(
+    let started = crate::connector::start_connector(
         connector_listener,
         connector_admin_listener,
         connector_config,
@@ -132,7 +132,7 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     let mut provisioner_config = args.provisioner.clone();
     provisioner_config.sepay = started.sepay.clone();
     provisioner_config.http = args.http.clone();
-    provisioner_config.public_base_url = if cli.public_base_url == crate::DEFAULT_PUBLIC_BASE_URL {
+    provisioner_config.public_base_url = if cli.public_base_url == sepay_runtime::DEFAULT_PUBLIC_BASE_URL {
         ingress_url.clone()
     } else {
         cli.public_base_url.clone()
@@ -153,7 +153,7 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         "processor": format!("{processor_url}/readyz"),
         "connector_login": login_link,
     });
-    crate::output::print(cli.json, &summary, || {
+    sepay_runtime::output::print(cli.json, &summary, || {
         format!(
             "sepay is up\n  postgres   {} (migrated)\n  nats       {}\n  ingress    {ingress_url}/api/v1/webhooks/sepay/{{token}}   health {ingress_health_url}/readyz\n  processor  {processor_url}/readyz\n  sepay-sim  {}\n  connector  admin pages, sign in with {login_link}\nCtrl-C stops everything.",
             cli.db.redacted_url(),
@@ -161,7 +161,7 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
             sim_url
                 .as_deref()
                 .map(|u| format!(
-                    "{u}  (OAuth {u}/oauth/authorize, API {u}/api/v1, control {u}/sim/state; `sepayctl sim --help`)"
+                    "{u}  (OAuth {u}/oauth/authorize, API {u}/api/v1, control {u}/sim/state; `sepay-dev sim --help`)"
                 ))
                 .unwrap_or_else(|| "off".into())
         )
@@ -171,7 +171,7 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         let result = match sim_url.as_deref() {
             Some(sim) => crate::demo::run(&db, &bus, sim, &ingress_url, &started.sepay, &started.callback_url)
                 .await
-                .map(|report| crate::output::print(cli.json, &report.value, || report.table.clone())),
+                .map(|report| sepay_runtime::output::print(cli.json, &report.value, || report.table.clone())),
             None => demo(cli, &db, &ingress_url, None).await,
         };
         if args.exit_after_demo || result.is_err() {
@@ -193,7 +193,7 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `sepayctl demo`: the demo against services already running (compose, Kubernetes).
+/// `sepay-dev demo`: the demo against services already running (compose, Kubernetes).
 pub async fn demo_on_running(cli: &Cli, sim_url: &str) -> anyhow::Result<()> {
     let db = sepay_store::connect(&cli.db).await?;
     demo(cli, &db, &cli.public_base_url, Some(sim_url)).await
@@ -208,10 +208,7 @@ async fn demo(cli: &Cli, db: &PgPool, ingress_url: &str, sim_url: Option<&str>) 
     let started = Instant::now();
     let (account_number, how) = match sim_url {
         Some(url) => {
-            let sim = SimClient {
-                base: url.to_owned(),
-                http: reqwest::Client::new(),
-            };
+            let sim = SimClient::new(url);
             let company = sim.post("/sim/companies", json!({"name": "Cty Demo"})).await?;
             let account = sim
                 .post(
@@ -277,7 +274,7 @@ async fn demo(cli: &Cli, db: &PgPool, ingress_url: &str, sim_url: Option<&str>) 
         "workspace": ws.id, "wallet": wallet.id, "endpoint": endpoint.endpoint.id, "account_number": account_number,
         "webhook_url": endpoint.webhook_url, "delivery": how, "booked_ms": booked_ms, "transaction": booked,
     });
-    crate::output::print(cli.json, &report, || {
+    sepay_runtime::output::print(cli.json, &report, || {
         format!(
             "demo: {how}\n\
              demo: booked in {booked_ms} ms: {} {} VND, category {:?}, wallet {} (account {account_number})\n\
@@ -289,7 +286,7 @@ async fn demo(cli: &Cli, db: &PgPool, ingress_url: &str, sim_url: Option<&str>) 
             ws.id,
             ws.id,
             if sim_url.is_some() {
-                ", `sepayctl sim deliveries`"
+                ", `sepay-dev sim deliveries`"
             } else {
                 ""
             }
