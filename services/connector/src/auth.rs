@@ -42,9 +42,7 @@ pub enum AuthError {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error(
-    "ADMIN_JWT_SECRET is not set: set it (or ADMIN_JWKS_URL), or SEPAY_DEV_MODE=true for local development only"
-)]
+#[error("ADMIN_JWT_SECRET is not set: set it (or ADMIN_JWKS_URL), or SEPAY_DEV_MODE=true for local development only")]
 pub struct JwtSecretMissing;
 
 /// The HS256 secret to use: the configured one; unset, the public development secret in

@@ -13,8 +13,8 @@ mod routes;
 pub mod state;
 
 use sepay_api::{SepayClient, SepayConfig};
-use sepay_connection::Tokens;
 use sepay_bus::Bus;
+use sepay_connection::Tokens;
 use sepay_store::PgPool;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;

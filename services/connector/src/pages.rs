@@ -5,11 +5,12 @@ use axum::http::StatusCode;
 use axum::response::Html;
 use chrono::{DateTime, Utc};
 use sepay_core::Provider;
-use sepay_store::admin::{
-    AdminWorkspace, ConnectionView, CreatedEndpoint, CreatedStrigaEndpoint, EventRow, WalletLinkView, WalletRow,
-};
 use sepay_store::classification::RuleRow;
-use sepay_store::endpoints::Endpoint;
+use sepay_store::connections::ConnectionView;
+use sepay_store::endpoints::{CreatedEndpoint, CreatedStrigaEndpoint, Endpoint};
+use sepay_store::events::EventRow;
+use sepay_store::members::AdminWorkspace;
+use sepay_store::workspaces::{WalletLinkView, WalletRow};
 use std::fmt::Write;
 use uuid::Uuid;
 

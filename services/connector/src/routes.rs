@@ -13,13 +13,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use sepay_api::ApiError;
-use sepay_connection::TokenError;
 use sepay_bus::{ControlRequest, ControlSubject};
+use sepay_connection::TokenError;
 use sepay_core::Provider;
 use sepay_core::classify::RuleDraft;
-use sepay_store::admin::CreatedStrigaEndpoint;
+use sepay_store::endpoints::CreatedStrigaEndpoint;
 use sepay_store::endpoints::signing_key_aad;
-use sepay_store::{StoreError, admin, classification, endpoints, events, striga, workspaces};
+use sepay_store::{StoreError, classification, connections, endpoints, events, members, striga, workspaces};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -102,7 +102,10 @@ impl Admin {
 }
 
 async fn authorize(state: &AppState, ws_id: Uuid, session: Session) -> Result<Admin> {
-    match admin::member_role(&state.db, ws_id, &session.user_id).await?.as_deref() {
+    match members::member_role(&state.db, ws_id, &session.user_id)
+        .await?
+        .as_deref()
+    {
         Some("owner" | "admin") => Ok(Admin {
             ws_id,
             csrf: session.csrf,
@@ -170,7 +173,7 @@ async fn home(
 ) -> Result<Response> {
     let Query(flash) = query?;
     let session = state.auth.session(&headers).await?;
-    let workspaces = admin::admin_workspaces(&state.db, &session.user_id).await?;
+    let workspaces = members::admin_workspaces(&state.db, &session.user_id).await?;
     Ok(pages::home(
         &session.user_id,
         &workspaces,
@@ -292,9 +295,9 @@ async fn integrations(
     let ws_id = admin.ws_id;
     let db = &state.db;
     let ws = workspaces::get_workspace(db, ws_id).await?;
-    let connection = admin::connection_view(db, ws_id).await?;
-    let links = admin::wallet_links(db, ws_id).await?;
-    let wallets = admin::wallets(db, ws_id).await?;
+    let connection = connections::connection_view(db, ws_id).await?;
+    let links = workspaces::wallet_links(db, ws_id).await?;
+    let wallets = workspaces::wallets(db, ws_id).await?;
     let endpoints = endpoints::list(db, Some(ws_id)).await?;
     let runs = sepay_store::provisioning::list_runs(db, ws_id, 20).await?;
     Ok(pages::integrations(&pages::Integrations {
@@ -333,7 +336,7 @@ async fn events_page(
         return Err(ConnectorError::BadRequest("unknown status".into()));
     }
     let ws = workspaces::get_workspace(&state.db, admin.ws_id).await?;
-    let mut rows = admin::events_page(&state.db, admin.ws_id, status, q.before, EVENTS_PAGE + 1).await?;
+    let mut rows = events::events_page(&state.db, admin.ws_id, status, q.before, EVENTS_PAGE + 1).await?;
     let next_before = match rows.len() as i64 > EVENTS_PAGE {
         true => {
             rows.truncate(EVENTS_PAGE as usize);
@@ -543,7 +546,7 @@ async fn finish(
     let Some(code) = q.code.filter(|c| !c.is_empty()) else {
         return Err(CallbackError::MissingParams);
     };
-    if !admin::consume_oauth_state(&state.db, pending.ws_id, &oauth_state::state_hash(&pending.state)).await? {
+    if !connections::consume_oauth_state(&state.db, pending.ws_id, &oauth_state::state_hash(&pending.state)).await? {
         return Err(CallbackError::Replayed);
     }
     let tokens = state
@@ -552,7 +555,7 @@ async fn finish(
         .await
         .map_err(CallbackError::Exchange)?;
     state.tokens.store_grant(pending.ws_id, &tokens).await?;
-    admin::set_disconnect_requested(&state.db, pending.ws_id, false).await?;
+    connections::set_disconnect_requested(&state.db, pending.ws_id, false).await?;
     tracing::info!(ws_id = %pending.ws_id, "SePay connected");
     // the grant is saved: a bus outage must not turn it into an error; "Sync now" asks again
     if let Err(err) = state
@@ -577,12 +580,12 @@ async fn disconnect(
 ) -> Result<Response> {
     let Form(form) = form?;
     admin.check_csrf(&form.csrf)?;
-    if admin::connection_view(&state.db, admin.ws_id).await?.is_none() {
+    if connections::connection_view(&state.db, admin.ws_id).await?.is_none() {
         return Err(ConnectorError::NotFound("connection"));
     }
     let request = ControlRequest::workspace(admin.ws_id);
     publish(&state, ControlSubject::ConnectionDisconnected, "disconnect", &request).await?;
-    admin::set_disconnect_requested(&state.db, admin.ws_id, true).await?;
+    connections::set_disconnect_requested(&state.db, admin.ws_id, true).await?;
     tracing::info!(ws_id = %admin.ws_id, "SePay disconnect requested");
     Ok(to_page(
         &state,
@@ -650,7 +653,7 @@ async fn set_wallet(
     admin.check_csrf(&form.csrf)?;
     let Path((_, link_id)) = path.map_err(|_| ConnectorError::NotFound("bank account link"))?;
     // the composite foreign key refuses a wallet of another workspace
-    admin::set_link_wallet(&state.db, admin.ws_id, link_id, optional_uuid(&form.wallet_id)?).await?;
+    workspaces::set_link_wallet(&state.db, admin.ws_id, link_id, optional_uuid(&form.wallet_id)?).await?;
     Ok(to_page(
         &state,
         &format!("/ws/{}/integrations?done=mapping_saved", admin.ws_id),
@@ -713,7 +716,8 @@ async fn create_endpoint(
     };
     let wallet = optional_uuid(&form.wallet_id)?;
     let created =
-        admin::create_manual_endpoint(&state.db, &state.config.ingress_public_url, admin.ws_id, wallet, label).await?;
+        endpoints::create_manual_endpoint(&state.db, &state.config.ingress_public_url, admin.ws_id, wallet, label)
+            .await?;
     tracing::info!(ws_id = %admin.ws_id, endpoint_id = %created.endpoint.id, "manual endpoint created");
     Ok(pages::created_endpoint(admin.ws_id, &created, false).into_response())
 }
@@ -733,7 +737,7 @@ async fn rotate_endpoint(
 ) -> Result<Response> {
     let Form(form) = form?;
     admin.check_csrf(&form.csrf)?;
-    let endpoint = admin::endpoint_of(&state.db, admin.ws_id, endpoint_path(path)?).await?;
+    let endpoint = endpoints::endpoint_of(&state.db, admin.ws_id, endpoint_path(path)?).await?;
     if endpoint.sepay_webhook_id.is_some() {
         let request = ControlRequest {
             endpoint_id: Some(endpoint.id),
@@ -746,7 +750,7 @@ async fn rotate_endpoint(
         ));
     }
     let grace = Duration::from_secs(state.config.endpoint_rotation_grace_hours * 3600);
-    let created = admin::rotate_locally(&state.db, &state.config.ingress_public_url, endpoint.id, grace).await?;
+    let created = endpoints::rotate_locally(&state.db, &state.config.ingress_public_url, endpoint.id, grace).await?;
     tracing::info!(ws_id = %admin.ws_id, old = %endpoint.id, new = %created.endpoint.id, "manual endpoint rotated");
     if endpoint.provider == Provider::Striga {
         let created = CreatedStrigaEndpoint::from(created);
@@ -763,7 +767,7 @@ async fn revoke_endpoint(
 ) -> Result<Response> {
     let Form(form) = form?;
     admin.check_csrf(&form.csrf)?;
-    let endpoint = admin::endpoint_of(&state.db, admin.ws_id, endpoint_path(path)?).await?;
+    let endpoint = endpoints::endpoint_of(&state.db, admin.ws_id, endpoint_path(path)?).await?;
     endpoints::revoke(&state.db, endpoint.id).await?;
     tracing::info!(ws_id = %admin.ws_id, endpoint_id = %endpoint.id, "endpoint revoked");
     let page = if endpoint.provider == Provider::Striga {
@@ -892,7 +896,7 @@ async fn striga_page(
         ws_name: &ws.name,
         csrf: &admin.csrf,
         endpoints: &endpoints::list(db, Some(ws_id)).await?,
-        wallets: &admin::wallets(db, ws_id).await?,
+        wallets: &workspaces::wallets(db, ws_id).await?,
         links: &striga::wallet_links(db, ws_id).await?,
         payouts: &striga::payouts(db, ws_id, 50).await?,
         mismatches: &striga::balance_mismatches(db, ws_id, 50).await?,

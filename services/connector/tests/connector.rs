@@ -6,13 +6,13 @@ use futures::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, HeaderMap, LOCATION, SET_COOKIE};
 use sepay_api::{SepayClient, SepayConfig};
-use sepay_connection::Tokens;
 use sepay_bus::{Bus, ConsumerSettings, ControlRequest};
+use sepay_connection::Tokens;
 use sepay_connector::ConnectorConfig;
 use sepay_connector::state::{self, PendingAuth};
 use sepay_crypto::seal::Keyring;
 use sepay_sim::{Sim, SimConfig};
-use sepay_store::{PgPool, admin, connections, workspaces};
+use sepay_store::{PgPool, connections, endpoints, members, workspaces};
 use sepay_testkit::{TestDb, nats_url, test_bus};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -114,7 +114,7 @@ impl App {
         ));
 
         let ws = workspaces::create_workspace(&db, "Cửa hàng <Test>").await.unwrap().id;
-        admin::grant_admin(&db, ws, "alice").await.unwrap();
+        members::grant_admin(&db, ws, "alice").await.unwrap();
         sqlx::query("insert into workspace_members (ws_id, user_id, role) values ($1, 'bob', 'member')")
             .bind(ws)
             .execute(&db)
@@ -299,9 +299,11 @@ fn connector_config(url: &str) -> ConnectorConfig {
 }
 
 async fn control(http: &reqwest::Client, sim: &str, path: &str, body: Value) -> Value {
-    let res = http.post(format!("{sim}{path}")).json(&body).send().await.unwrap();
-    assert!(res.status().is_success(), "{path}: {}", res.status());
-    res.json().await.unwrap()
+    let sim = sepay_sim::client::SimClient {
+        base: sim.to_owned(),
+        http: http.clone(),
+    };
+    sim.post(path, body).await.unwrap()
 }
 
 pub fn session(user: &str) -> String {
@@ -404,7 +406,12 @@ async fn the_connect_flow_seals_tokens_and_publishes_connected() {
     assert_eq!(c.status, "active");
     assert!(c.scopes.contains(&"bank-account:read".to_owned()));
     let sealed = c.access_token_ciphertext.unwrap();
-    let access = String::from_utf8(app.keys.open(&sepay_connection::TokenField::Access.aad(app.ws), &sealed).unwrap()).unwrap();
+    let access = String::from_utf8(
+        app.keys
+            .open(&sepay_connection::TokenField::Access.aad(app.ws), &sealed)
+            .unwrap(),
+    )
+    .unwrap();
     assert!(
         app.sim.world().access_tokens.contains_key(&access),
         "the stored token is the simulator's"
@@ -789,7 +796,7 @@ async fn only_workspace_admins_see_the_pages() {
     let (status, _, _) = app.get(&page, Some(&session("bob"))).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "a member is not an admin");
     let other = workspaces::create_workspace(&app.db, "Other").await.unwrap().id;
-    admin::grant_admin(&app.db, other, "carol").await.unwrap();
+    members::grant_admin(&app.db, other, "carol").await.unwrap();
     let (status, _, _) = app.get(&page, Some(&session("carol"))).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "another workspace's admin");
     let (status, _, _) = app
@@ -1188,7 +1195,7 @@ async fn events_page_by_keyset_filter_and_replay() {
 
     // another workspace's admin cannot replay this workspace's events by id
     let other = workspaces::create_workspace(&app.db, "Other").await.unwrap().id;
-    admin::grant_admin(&app.db, other, "alice").await.unwrap();
+    members::grant_admin(&app.db, other, "alice").await.unwrap();
     let (status, _, _) = app
         .post(
             &format!("/ws/{other}/events/replay"),
@@ -1312,7 +1319,7 @@ async fn endpoints_are_created_rotated_and_revoked_from_the_page() {
 
     // another workspace's endpoint is not found from this workspace
     let other = workspaces::create_workspace(&app.db, "Other").await.unwrap().id;
-    let foreign = admin::create_manual_endpoint(&app.db, "http://x", other, None, "x")
+    let foreign = endpoints::create_manual_endpoint(&app.db, "http://x", other, None, "x")
         .await
         .unwrap();
     let (status, _, _) = app
@@ -1345,7 +1352,7 @@ async fn accounts_map_to_wallets_of_the_workspace() {
         )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    let wallet = admin::wallets(&app.db, app.ws).await.unwrap().remove(0);
+    let wallet = workspaces::wallets(&app.db, app.ws).await.unwrap().remove(0);
     assert_eq!((wallet.name.as_str(), wallet.currency.as_str()), ("VCB 8888", "VND"));
     let (status, _, _) = app
         .post(
@@ -1391,7 +1398,7 @@ async fn accounts_map_to_wallets_of_the_workspace() {
         .post(&form_path, &alice, &[("csrf", &csrf), ("wallet_id", "not-a-uuid")])
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let links = admin::wallet_links(&app.db, app.ws).await.unwrap();
+    let links = workspaces::wallet_links(&app.db, app.ws).await.unwrap();
     assert_eq!(links[0].wallet_id, Some(wallet.id));
 }
 
@@ -1489,7 +1496,7 @@ async fn classification_rules_are_managed_from_the_page() {
 
     // another workspace's rule cannot be touched from this one
     let other = workspaces::create_workspace(&app.db, "Other").await.unwrap().id;
-    admin::grant_admin(&app.db, other, "alice").await.unwrap();
+    members::grant_admin(&app.db, other, "alice").await.unwrap();
     let (status, _, _) = app
         .post(
             &format!("/ws/{other}/rules/{salary}/delete"),

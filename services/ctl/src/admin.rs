@@ -1,7 +1,7 @@
 //! `sepayctl admin-token`: an admin session token and the connector's login link.
 
 use crate::Cli;
-use sepay_store::{admin, workspaces};
+use sepay_store::{members, workspaces};
 use serde_json::json;
 use std::time::Duration;
 use uuid::Uuid;
@@ -24,21 +24,20 @@ pub struct AdminTokenArgs {
     #[arg(long, env = "ADMIN_JWT_SECRET", hide_env_values = true)]
     admin_jwt_secret: Option<String>,
     /// The connector's public origin, for the login link.
-    #[arg(long, env = "CONNECTOR_PUBLIC_URL", default_value = "http://127.0.0.1:8082")]
-    connector_url: String,
+    #[arg(long, env = "CONNECTOR_PUBLIC_URL", default_value = sepay_connector::DEFAULT_CONNECTOR_PUBLIC_URL)]
+    connector_public_url: String,
 }
-
 
 pub async fn admin_token(cli: &Cli, args: &AdminTokenArgs) -> anyhow::Result<()> {
     if args.grant {
         let db = sepay_store::connect(&cli.db).await?;
         workspaces::get_workspace(&db, args.ws).await?;
-        admin::grant_admin(&db, args.ws, &args.user).await?;
+        members::grant_admin(&db, args.ws, &args.user).await?;
     }
     let ttl = Duration::from_secs(args.ttl_mins * 60);
     let secret = sepay_connector::auth::jwt_secret(args.admin_jwt_secret.as_deref(), cli.dev.dev_mode)?;
     let token = sepay_connector::mint_admin_token(&secret, &args.user, ttl)?;
-    let login_url = sepay_connector::login_url(&args.connector_url, &token, args.ws);
+    let login_url = sepay_connector::login_url(&args.connector_public_url, &token, args.ws);
     let expires_at = chrono::Utc::now() + chrono::Duration::seconds(ttl.as_secs() as i64);
     let report = json!({"token": token, "login_url": login_url, "expires_at": expires_at, "granted": args.grant});
     sepay_runtime::output::print(cli.json, &report, || {

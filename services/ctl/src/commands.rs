@@ -1,9 +1,9 @@
-use sepay_runtime::output::print;
 use crate::{Cli, Command, EndpointCmd, EventsCmd, TransactionsCmd, WalletCmd, WorkspaceCmd};
 use anyhow::{Context, bail};
 use sepay_bus::{Bus, ControlSubject};
 use sepay_core::{EventStatus, Provider};
-use sepay_store::admin::{self, CreatedEndpoint};
+use sepay_runtime::output::print;
+use sepay_store::endpoints::CreatedEndpoint;
 use sepay_store::events::EventFilter;
 use sepay_store::{PgPool, endpoints, events, ledger, workspaces};
 use serde_json::json;
@@ -86,7 +86,7 @@ async fn endpoint(cli: &Cli, db: &PgPool, cmd: &EndpointCmd) -> anyhow::Result<(
     let json = cli.json;
     match cmd {
         EndpointCmd::Create { ws, wallet, label } => {
-            let created = admin::create_manual_endpoint(db, &cli.public_base_url, *ws, *wallet, label).await?;
+            let created = endpoints::create_manual_endpoint(db, &cli.public_base_url, *ws, *wallet, label).await?;
             print(json, &created, || created_text(&created));
         }
         EndpointCmd::List { ws } => {
@@ -130,9 +130,9 @@ async fn endpoint(cli: &Cli, db: &PgPool, cmd: &EndpointCmd) -> anyhow::Result<(
                 return Ok(());
             }
             let grace = Duration::from_secs(grace_hours * 3600);
-            let created = admin::rotate_locally(db, &cli.public_base_url, *id, grace).await?;
+            let created = endpoints::rotate_locally(db, &cli.public_base_url, *id, grace).await?;
             if created.endpoint.provider == Provider::Striga {
-                let created = admin::CreatedStrigaEndpoint::from(created);
+                let created = endpoints::CreatedStrigaEndpoint::from(created);
                 print(json, &created, || {
                     format!(
                         "Striga endpoint {}: new webhook URL {}\n  the old one keeps working for {grace_hours} h",

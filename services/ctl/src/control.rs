@@ -1,10 +1,10 @@
 //! `sepayctl sync` and `sepayctl reconcile`: requests to the provisioner over SEPAY_CONTROL.
 
 use crate::Cli;
-use sepay_runtime::output::print;
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use sepay_bus::{Bus, ControlRequest, ControlSubject};
+use sepay_runtime::output::print;
 use sepay_store::provisioning;
 use serde_json::json;
 use std::time::{Duration, Instant};

@@ -1,9 +1,9 @@
 //! `sepayctl rules …` and `sepayctl credits …`: the classification chain's admin inputs.
 
 use crate::Cli;
-use sepay_runtime::output::print;
 use clap::Subcommand;
 use sepay_core::classify::RuleDraft;
+use sepay_runtime::output::print;
 use sepay_store::classification as store;
 use serde_json::json;
 use uuid::Uuid;

@@ -2,10 +2,10 @@
 //! and balance mismatches.
 
 use crate::Cli;
-use sepay_runtime::output::print;
 use anyhow::Context;
 use clap::Subcommand;
 use sepay_crypto::seal::Keyring;
+use sepay_runtime::output::print;
 use sepay_store::endpoints::signing_key_aad;
 use sepay_store::striga as store;
 use uuid::Uuid;
@@ -28,7 +28,7 @@ pub enum StrigaCmd {
         ws: Uuid,
         /// The API key Striga signs webhooks with (from the environment, so it stays out of
         /// process lists and shell history).
-        #[arg(long, env = "STRIGA_API_KEY", hide_env_values = true)]
+        #[arg(long = "striga-api-key", env = "STRIGA_API_KEY", hide_env_values = true)]
         api_key: String,
         /// Book events no account link names into this wallet (an EUR wallet).
         #[arg(long)]
@@ -77,7 +77,8 @@ pub async fn run(cli: &Cli, args: &StrigaArgs) -> anyhow::Result<()> {
             label,
         } => {
             anyhow::ensure!(!api_key.trim().is_empty(), "STRIGA_API_KEY is empty");
-            let keyring = Keyring::configured(args.sepay_token_keys.as_deref(), cli.dev.dev_mode).context("SEPAY_TOKEN_KEYS")?;
+            let keyring =
+                Keyring::configured(args.sepay_token_keys.as_deref(), cli.dev.dev_mode).context("SEPAY_TOKEN_KEYS")?;
             let sealed = keyring.seal(&signing_key_aad(*ws), api_key.trim().as_bytes());
             let created = store::create_endpoint(&db, &cli.public_base_url, *ws, *wallet, label, &sealed).await?;
             print(json, &created, || {

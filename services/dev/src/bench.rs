@@ -94,7 +94,7 @@ async fn workspace(db: &PgPool, base: &str) -> anyhow::Result<Workspace> {
     let ws = workspaces::create_workspace(db, "bench").await?;
     let wallet = workspaces::create_wallet(db, ws.id, "bench", "VND").await?;
     workspaces::link_account(db, ws.id, ACCOUNT, None, wallet.id).await?;
-    let created = sepay_store::admin::create_manual_endpoint(db, base, ws.id, None, "bench").await?;
+    let created = sepay_store::endpoints::create_manual_endpoint(db, base, ws.id, None, "bench").await?;
     Ok(Workspace {
         ws_id: ws.id,
         url: created.webhook_url,

@@ -1,11 +1,11 @@
 //! The connector's part of `sepay-dev up`: the login link of the local admin, and a simulator
 //! OAuth client so "Connect SePay" works at once.
 
-use sepay_sim::client::SimClient;
 use anyhow::Context;
 use sepay_api::SepayConfig;
 use sepay_connector::{CALLBACK_PATH, ConnectorConfig};
-use sepay_store::{PgPool, admin, workspaces};
+use sepay_sim::client::SimClient;
+use sepay_store::{PgPool, members, workspaces};
 use serde_json::json;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -111,11 +111,11 @@ async fn register_sim_client(sim_url: &str, sepay: &mut SepayConfig, callback: &
 
 /// The workspace the local admin manages: the first one, or a new "Local workspace".
 async fn local_workspace(db: &PgPool) -> anyhow::Result<Uuid> {
-    if let Some(ws) = admin::admin_workspaces(db, LOCAL_ADMIN).await?.first() {
+    if let Some(ws) = members::admin_workspaces(db, LOCAL_ADMIN).await?.first() {
         return Ok(ws.id);
     }
     let ws = workspaces::create_workspace(db, "Local workspace").await?;
     workspaces::create_wallet(db, ws.id, "Main wallet", "VND").await?;
-    admin::grant_admin(db, ws.id, LOCAL_ADMIN).await?;
+    members::grant_admin(db, ws.id, LOCAL_ADMIN).await?;
     Ok(ws.id)
 }

@@ -3,11 +3,11 @@
 //! transactions (with duplicated and lost webhooks), reconcile, and account for every one; then
 //! Striga's five documented SEPA webhooks, signed as Striga signs them, into the same workspace.
 
-use sepay_sim::client::SimClient;
 use anyhow::{Context, bail};
 use sepay_api::{SepayClient, SepayConfig};
-use sepay_connection::Tokens;
 use sepay_bus::{Bus, ControlRequest, ControlSubject};
+use sepay_connection::Tokens;
+use sepay_sim::client::SimClient;
 use sepay_store::PgPool;
 use serde_json::{Value, json};
 use std::sync::Arc;

@@ -136,7 +136,9 @@ impl ServiceProcess {
             "--ingress-admin-addr".into(),
             format!("127.0.0.1:{admin_port}"),
         ];
-        Self::start(&args, admin_port, env).await.context("cannot start the ingress")
+        Self::start(&args, admin_port, env)
+            .await
+            .context("cannot start the ingress")
     }
 
     async fn wait_ready(&mut self, limit: Duration) -> anyhow::Result<()> {

@@ -1,8 +1,8 @@
 //! `sepay-dev sim ...`: drives a running `sepay-sim` through its control API.
 
+use clap::Subcommand;
 use sepay_runtime::output::print;
 use sepay_sim::client::SimClient;
-use clap::Subcommand;
 use serde_json::{Value, json};
 
 /// Where `sepay-sim` listens by default (`SIM_ADDR`).

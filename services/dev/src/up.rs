@@ -1,11 +1,11 @@
 //! `sepay-dev up`: every service in one process, for a laptop or a demo.
 
 use crate::Cli;
-use sepay_sim::client::SimClient;
 use anyhow::Context;
 use sepay_ingress::IngressConfig;
 use sepay_processor::ProcessorConfig;
-use sepay_store::{PgPool, admin, events, ledger, workspaces};
+use sepay_sim::client::SimClient;
+use sepay_store::{PgPool, endpoints, events, ledger, workspaces};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -204,7 +204,7 @@ pub async fn demo_on_running(cli: &Cli, sim_url: &str) -> anyhow::Result<()> {
 async fn demo(cli: &Cli, db: &PgPool, ingress_url: &str, sim_url: Option<&str>) -> anyhow::Result<()> {
     let ws = workspaces::create_workspace(db, "Demo workspace").await?;
     let wallet = workspaces::create_wallet(db, ws.id, "Vietcombank 8888", "VND").await?;
-    let endpoint = admin::create_manual_endpoint(db, ingress_url, ws.id, None, "demo").await?;
+    let endpoint = endpoints::create_manual_endpoint(db, ingress_url, ws.id, None, "demo").await?;
     let started = Instant::now();
     let (account_number, how) = match sim_url {
         Some(url) => {

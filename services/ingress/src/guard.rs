@@ -219,7 +219,10 @@ mod tests {
             .map(|i| guard.over_failure_limit(format!("2001:db8:1:2::{i:x}").parse().unwrap()))
             .collect();
         assert_eq!(over, [false, false, false, true, true]);
-        assert!(!guard.over_failure_limit("2001:db8:1:3::1".parse().unwrap()), "the next /64");
+        assert!(
+            !guard.over_failure_limit("2001:db8:1:3::1".parse().unwrap()),
+            "the next /64"
+        );
         // an IPv4-mapped address counts as the IPv4 address
         let guard = SourceGuard::new(&settings(None, None, false)).unwrap();
         for _ in 0..3 {
@@ -239,6 +242,9 @@ mod tests {
         let limited = (0..9302u32)
             .filter(|i| guard.over_failure_limit(IpAddr::from([127, (i >> 16) as u8, (i >> 8) as u8, *i as u8])))
             .count();
-        assert!(limited >= 9302 - 60, "only about a second's global budget gets through: {limited} limited");
+        assert!(
+            limited >= 9302 - 60,
+            "only about a second's global budget gets through: {limited} limited"
+        );
     }
 }

@@ -161,7 +161,8 @@ impl IngressConfig {
     }
 
     pub fn keyring(&self) -> anyhow::Result<Keyring> {
-        Keyring::configured(self.sepay_token_keys.as_deref(), self.dev_mode).map_err(|e| anyhow::anyhow!("SEPAY_TOKEN_KEYS: {e}"))
+        Keyring::configured(self.sepay_token_keys.as_deref(), self.dev_mode)
+            .map_err(|e| anyhow::anyhow!("SEPAY_TOKEN_KEYS: {e}"))
     }
 
     pub fn source_guard(&self) -> Result<guard::SourceGuard, GuardConfigError> {

@@ -399,7 +399,12 @@ async fn the_public_port_serves_webhooks_only() {
     for path in ["/healthz", "/readyz", "/metrics"] {
         let public = ingress.http.get(format!("{}{path}", ingress.url)).send().await.unwrap();
         assert_eq!(public.status(), StatusCode::NOT_FOUND, "{path} on the public port");
-        let admin = ingress.http.get(format!("{}{path}", ingress.admin)).send().await.unwrap();
+        let admin = ingress
+            .http
+            .get(format!("{}{path}", ingress.admin))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(admin.status(), StatusCode::OK, "{path} on the admin port");
     }
 }

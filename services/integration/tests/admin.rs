@@ -2,7 +2,7 @@
 //! development secret outside development mode, none shown by `--help`.
 
 use sepay_connector::{AdminAuth, ConnectorConfig};
-use sepay_store::{admin, workspaces};
+use sepay_store::{members, workspaces};
 use sepay_testkit::{TestDb, test_bus};
 use serde_json::Value;
 use std::process::{Command, Stdio};
@@ -36,7 +36,7 @@ async fn admin_token_mints_a_session_and_grants_admin() {
 
     let plain = admin_token(&db, &["--ws", &ws_arg, "--user", "u1", "--ttl-mins", "5"]);
     assert_eq!(
-        admin::member_role(&db.pool, ws, "u1").await.unwrap(),
+        members::member_role(&db.pool, ws, "u1").await.unwrap(),
         None,
         "no --grant, no membership"
     );
@@ -52,7 +52,7 @@ async fn admin_token_mints_a_session_and_grants_admin() {
 
     admin_token(&db, &["--ws", &ws_arg, "--user", "u1", "--grant"]);
     assert_eq!(
-        admin::member_role(&db.pool, ws, "u1").await.unwrap().as_deref(),
+        members::member_role(&db.pool, ws, "u1").await.unwrap().as_deref(),
         Some("admin")
     );
     sqlx::query("insert into workspace_members (ws_id, user_id, role) values ($1, 'boss', 'owner')")
@@ -62,7 +62,7 @@ async fn admin_token_mints_a_session_and_grants_admin() {
         .unwrap();
     admin_token(&db, &["--ws", &ws_arg, "--user", "boss", "--grant"]);
     assert_eq!(
-        admin::member_role(&db.pool, ws, "boss").await.unwrap().as_deref(),
+        members::member_role(&db.pool, ws, "boss").await.unwrap().as_deref(),
         Some("owner"),
         "not demoted"
     );
@@ -115,7 +115,10 @@ async fn up_prints_a_working_login_link() {
     let claims = verifier(None).verify(&param("token")).await.unwrap();
     let ws = param("ws").parse().unwrap();
     assert_eq!(
-        admin::member_role(&db.pool, ws, &claims.sub).await.unwrap().as_deref(),
+        members::member_role(&db.pool, ws, &claims.sub)
+            .await
+            .unwrap()
+            .as_deref(),
         Some("admin")
     );
 }
@@ -142,11 +145,21 @@ async fn without_real_secrets_nothing_starts_outside_development_mode() {
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("ADMIN_JWT_SECRET is not set"), "{stderr}");
-    assert!(mint(Some("true")).status.success(), "development mode signs with the development secret");
+    assert!(
+        mint(Some("true")).status.success(),
+        "development mode signs with the development secret"
+    );
 
     // the ingress holds the token keyring (Striga's signing keys): no keys, no start
     let ingress = Command::new(sepay_testkit::bin("sepay-dev"))
-        .args(["serve", "ingress", "--ingress-addr", "127.0.0.1:0", "--ingress-admin-addr", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "ingress",
+            "--ingress-addr",
+            "127.0.0.1:0",
+            "--ingress-admin-addr",
+            "127.0.0.1:0",
+        ])
         .env("DATABASE_URL", &db.config.database_url)
         .env("NATS_URL", &nats.nats_url)
         .env("BUS_PREFIX", &nats.bus_prefix)
@@ -170,7 +183,10 @@ async fn without_real_secrets_nothing_starts_outside_development_mode() {
         dev_mode: false,
         ..Default::default()
     };
-    assert_eq!(sepay.keyring().err(), Some(sepay_crypto::seal::SealError::NotConfigured));
+    assert_eq!(
+        sepay.keyring().err(),
+        Some(sepay_crypto::seal::SealError::NotConfigured)
+    );
 }
 
 /// `--help` shows where settings come from, never the secrets in them.

@@ -549,18 +549,13 @@ async fn connected_workspace(db: &TestDb, nats: &NatsConfig, stop: &Cancellation
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let post = |path: &str, body: Value| {
-        let (http, url) = (http.clone(), format!("{sim}{path}"));
-        async move {
-            http.post(url)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
+    let control = sepay_sim::client::SimClient {
+        base: sim.clone(),
+        http: http.clone(),
+    };
+    let post = |path: &'static str, body: Value| {
+        let control = &control;
+        async move { control.post(path, body).await.unwrap() }
     };
     let company = post("/sim/companies", json!({"name": "Cty"})).await["id"].clone();
     let account = post("/sim/bank-accounts", json!({"company_id": company})).await["id"]

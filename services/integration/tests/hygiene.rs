@@ -449,15 +449,11 @@ fn connector_config(url: &str, ingress: &str, jwt: &str, csrf: &str) -> sepay_co
 
 impl Run {
     async fn sim_post(&self, path: &str, body: Value) -> Value {
-        let res = self
-            .http
-            .post(format!("{}{path}", self.sim_url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(res.status().is_success(), "{path}: {}", res.status());
-        res.json().await.unwrap()
+        let sim = sepay_sim::client::SimClient {
+            base: self.sim_url.clone(),
+            http: self.http.clone(),
+        };
+        sim.post(path, body).await.unwrap()
     }
 
     async fn page(&self, path: &str, session: &str) -> String {
@@ -755,7 +751,7 @@ async fn no_secret_of_a_whole_run_reaches_logs_spans_or_metrics() {
     ));
 
     // ---- the admin signs in through the login link
-    sepay_store::admin::grant_admin(&db, run.ws, "alice").await.unwrap();
+    sepay_store::members::grant_admin(&db, run.ws, "alice").await.unwrap();
     let session = sepay_connector::mint_admin_token(&jwt_secret, "alice", Duration::from_secs(3600)).unwrap();
     secrets.text("admin session JWT", &session);
     // the link shows the sign-in page; its same-origin POST sets the session

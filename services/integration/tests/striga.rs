@@ -311,7 +311,9 @@ async fn repeats_are_booked_once_and_bad_signatures_store_nothing() {
         assert_eq!(answer["error"]["code"], "unauthorized");
     }
     // a head over the 8 KiB every listener reads is refused before any handler runs
-    let (status, _) = w.post(&system, "/tx", other.as_bytes(), Some(&"a".repeat(10_000))).await;
+    let (status, _) = w
+        .post(&system, "/tx", other.as_bytes(), Some(&"a".repeat(10_000)))
+        .await;
     assert_eq!(status, 431);
     // a SePay token on the Striga route, and the Striga token on SePay's, are unknown tokens
     let (status, _) = Workspace {
@@ -348,7 +350,10 @@ async fn repeats_are_booked_once_and_bad_signatures_store_nothing() {
     // a variant that changes anything but whitespace is refused
     let altered = compact.replacen("\"pretty\"", "\"pretty2\"", 1);
     assert_ne!(altered, compact);
-    assert_eq!(w.post(&system, "/tx", altered.as_bytes(), Some(&signature)).await.0, 401);
+    assert_eq!(
+        w.post(&system, "/tx", altered.as_bytes(), Some(&signature)).await.0,
+        401
+    );
 
     // the dashboard's ping: answered when signed, never stored
     let before = count(&db.pool, "sepay_webhook_events").await;

@@ -9,8 +9,8 @@ mod sync;
 mod worker;
 
 use sepay_api::{SepayClient, SepayConfig};
-use sepay_connection::Tokens;
 use sepay_bus::{Bus, ConsumerSettings};
+use sepay_connection::Tokens;
 use sepay_store::PgPool;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -90,7 +90,10 @@ pub struct Provisioner {
 
 impl Provisioner {
     pub fn new(config: ProvisionerConfig, db: PgPool, bus: Bus) -> anyhow::Result<Arc<Self>> {
-        let keys = config.sepay.keyring().map_err(|e| anyhow::anyhow!("SEPAY_TOKEN_KEYS: {e}"))?;
+        let keys = config
+            .sepay
+            .keyring()
+            .map_err(|e| anyhow::anyhow!("SEPAY_TOKEN_KEYS: {e}"))?;
         let client = SepayClient::new(&config.sepay);
         let tokens = Tokens::new(db.clone(), Arc::new(client), Arc::new(keys));
         Ok(Arc::new(Self {
@@ -102,7 +105,7 @@ impl Provisioner {
     }
 
     fn webhook_url(&self, token: &str) -> String {
-        sepay_store::admin::webhook_url(&self.config.public_base_url, sepay_core::Provider::Sepay, token)
+        sepay_store::endpoints::webhook_url(&self.config.public_base_url, sepay_core::Provider::Sepay, token)
     }
 }
 

@@ -57,18 +57,13 @@ impl World {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        let post = |path: &str, body: Value| {
-            let (http, url) = (http.clone(), format!("{sim}{path}"));
-            async move {
-                http.post(url)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json::<Value>()
-                    .await
-                    .unwrap()
-            }
+        let control = sepay_sim::client::SimClient {
+            base: sim.clone(),
+            http: http.clone(),
+        };
+        let post = |path: &'static str, body: Value| {
+            let control = &control;
+            async move { control.post(path, body).await.unwrap() }
         };
         let company = match existing_company {
             Some(id) => id,
@@ -135,15 +130,11 @@ impl World {
     }
 
     async fn sim_post(&self, path: &str, body: Value) -> Value {
-        let res = self
-            .http
-            .post(format!("{}{path}", self.sim))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(res.status().is_success(), "{path}: {}", res.status());
-        res.json().await.unwrap()
+        let sim = sepay_sim::client::SimClient {
+            base: self.sim.clone(),
+            http: self.http.clone(),
+        };
+        sim.post(path, body).await.unwrap()
     }
 
     async fn sim_state(&self) -> Value {

@@ -44,15 +44,11 @@ fn fast() -> SimConfig {
 
 impl Sim {
     async fn control(&self, path: &str, body: Value) -> Value {
-        let res = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(res.status().is_success(), "{path}: {}", res.status());
-        res.json().await.unwrap()
+        let sim = sepay_sim::client::SimClient {
+            base: self.url.clone(),
+            http: self.http.clone(),
+        };
+        sim.post(path, body).await.unwrap()
     }
 
     async fn get(&self, path: &str, bearer: &str) -> (StatusCode, HeaderMap, Value) {

@@ -405,7 +405,10 @@ mod redaction_tests {
         let cases = [
             ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
             ("nats://user:s3cret@nats:4222", "nats://***@nats:4222"),
-            ("tls://token@a:4222,nats://u:p@b:4222", "tls://***@a:4222,nats://***@b:4222"),
+            (
+                "tls://token@a:4222,nats://u:p@b:4222",
+                "tls://***@a:4222,nats://***@b:4222",
+            ),
             ("u:p@host:4222", "***@host:4222"),
         ];
         for (url, want) in cases {

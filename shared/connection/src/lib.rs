@@ -5,8 +5,8 @@
 //! the other token's column), refreshed before expiry under a row lock so concurrent refreshes
 //! do not race, a failed refresh recorded on the connection.
 
-use sepay_api::{ApiError, SepayClient, TokenSet};
 use chrono::{DateTime, Utc};
+use sepay_api::{ApiError, SepayClient, TokenSet};
 use sepay_crypto::seal::{Keyring, SealError};
 use sepay_store::connections::{self, Connection, Grant};
 use sepay_store::{PgPool, StoreError};
@@ -70,7 +70,10 @@ impl Tokens {
                 let plain = self.keys.open(ws_id.as_bytes(), sealed).ok()?;
                 Some(self.keys.seal(&field.aad(ws_id), &plain))
             };
-            let (new_access, new_refresh) = (reseal(TokenField::Access, &access), reseal(TokenField::Refresh, &refresh));
+            let (new_access, new_refresh) = (
+                reseal(TokenField::Access, &access),
+                reseal(TokenField::Refresh, &refresh),
+            );
             if new_access.is_none() && new_refresh.is_none() {
                 continue;
             }
@@ -84,7 +87,10 @@ impl Tokens {
             }
         }
         if upgraded > 0 {
-            tracing::info!(connections = upgraded, "SePay tokens re-sealed with per-field associated data");
+            tracing::info!(
+                connections = upgraded,
+                "SePay tokens re-sealed with per-field associated data"
+            );
         }
         Ok(upgraded)
     }
@@ -92,7 +98,10 @@ impl Tokens {
     /// Seals and stores a fresh grant (the connect callback).
     pub async fn store_grant(&self, ws_id: Uuid, set: &TokenSet) -> Result<Connection, TokenError> {
         let access = self.seal(ws_id, TokenField::Access, &set.access_token);
-        let refresh = set.refresh_token.as_deref().map(|t| self.seal(ws_id, TokenField::Refresh, t));
+        let refresh = set
+            .refresh_token
+            .as_deref()
+            .map(|t| self.seal(ws_id, TokenField::Refresh, t));
         let grant = Grant {
             access_token_ciphertext: &access,
             refresh_token_ciphertext: refresh.as_deref(),
@@ -132,7 +141,10 @@ impl Tokens {
         match self.client.refresh(&refresh).await {
             Ok(set) => {
                 let access = self.seal(ws_id, TokenField::Access, &set.access_token);
-                let new_refresh = set.refresh_token.as_deref().map(|t| self.seal(ws_id, TokenField::Refresh, t));
+                let new_refresh = set
+                    .refresh_token
+                    .as_deref()
+                    .map(|t| self.seal(ws_id, TokenField::Refresh, t));
                 connections::store_refreshed(&mut tx, ws_id, &access, new_refresh.as_deref(), expires_at(&set)).await?;
                 tx.commit().await.map_err(StoreError::from)?;
                 tracing::info!(%ws_id, "SePay access token refreshed");

@@ -12,7 +12,9 @@ async fn setup() -> (TestDb, Tokens, Arc<Keyring>, uuid::Uuid) {
     let keys = Arc::new(Keyring::parse(&Keyring::generate_spec("k1")).unwrap());
     let client = Arc::new(SepayClient::new(&SepayConfig::default()));
     let tokens = Tokens::new(db.pool.clone(), client, keys.clone());
-    let ws = sepay_store::workspaces::create_workspace(&db.pool, "Shop").await.unwrap();
+    let ws = sepay_store::workspaces::create_workspace(&db.pool, "Shop")
+        .await
+        .unwrap();
     (db, tokens, keys, ws.id)
 }
 

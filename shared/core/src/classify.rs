@@ -512,7 +512,10 @@ mod tests {
             .find(|p| fits(p, false) && !fits(p, true))
             .expect("a pattern only case-sensitive compilation fits");
         assert!(
-            matches!(Condition::parse(&format!("content regex {pattern}")), Err(RuleError::Value(_))),
+            matches!(
+                Condition::parse(&format!("content regex {pattern}")),
+                Err(RuleError::Value(_))
+            ),
             "{pattern}"
         );
     }

@@ -21,4 +21,3 @@ pub use money::{Amount, AmountError, Direction};
 pub use payload::{Delivery, NormalizedTransaction, PayloadError, PayloadObject};
 pub use status::{EventSource, FailureReason, Provider};
 pub use striga::{BalanceCheck, PayoutStatus, StrigaEffect, StrigaError, StrigaEvent, StrigaEventType};
-

@@ -18,7 +18,10 @@ struct Server {
 
 async fn start(limits: HttpLimits) -> Server {
     let app = Router::new()
-        .route("/peer", get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }))
+        .route(
+            "/peer",
+            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
+        )
         .route(
             "/slow",
             get(|| async {

@@ -152,11 +152,59 @@ pub async fn reseal(
     Ok(updated.rows_affected() == 1)
 }
 
-/// Workspaces with an active connection (reconciliation schedules).
-pub async fn active_workspaces(pool: &PgPool) -> StoreResult<Vec<Uuid>> {
-    Ok(
-        sqlx::query_scalar("select ws_id from sepay_connections where status = 'active' order by created_at")
-            .fetch_all(pool)
-            .await?,
+/// The connection as the status page shows it (no ciphertexts).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ConnectionView {
+    pub status: String,
+    pub scopes: Vec<String>,
+    pub access_token_expires_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub last_synced_at: Option<DateTime<Utc>>,
+    pub last_sync_error: Option<String>,
+    pub last_reconciled_at: Option<DateTime<Utc>>,
+    pub disconnect_requested_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub async fn connection_view(pool: &PgPool, ws_id: Uuid) -> StoreResult<Option<ConnectionView>> {
+    Ok(sqlx::query_as(
+        "select status, scopes, access_token_expires_at, last_error, last_synced_at, last_sync_error,
+                last_reconciled_at, disconnect_requested_at, updated_at
+           from sepay_connections where ws_id = $1",
     )
+    .bind(ws_id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Records a disconnect request (`false` clears it, on reconnect). Returns whether a connection exists.
+pub async fn set_disconnect_requested(pool: &PgPool, ws_id: Uuid, requested: bool) -> StoreResult<bool> {
+    Ok(sqlx::query(
+        "update sepay_connections
+            set disconnect_requested_at = case when $2 then now() else null end
+          where ws_id = $1",
+    )
+    .bind(ws_id)
+    .bind(requested)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        > 0)
+}
+
+/// Marks an OAuth state as used. False when it already was: the callback is a replay.
+pub async fn consume_oauth_state(pool: &PgPool, ws_id: Uuid, state_hash: &[u8]) -> StoreResult<bool> {
+    // states live 10 minutes; a day of history is more than enough to refuse any replay
+    sqlx::query("delete from sepay_oauth_used_states where used_at < now() - interval '1 day'")
+        .execute(pool)
+        .await?;
+    Ok(sqlx::query(
+        "insert into sepay_oauth_used_states (state_hash, ws_id) values ($1, $2) on conflict (state_hash) do nothing",
+    )
+    .bind(state_hash)
+    .bind(ws_id)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1)
 }

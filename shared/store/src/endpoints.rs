@@ -222,3 +222,156 @@ pub async fn expire_rotations(pool: &PgPool) -> StoreResult<u64> {
     .await?
     .rows_affected())
 }
+
+/// An endpoint of `ws_id` (another workspace's id is "not found").
+pub async fn endpoint_of(pool: &PgPool, ws_id: Uuid, id: Uuid) -> StoreResult<Endpoint> {
+    match get(pool, id).await {
+        Ok(e) if e.ws_id == ws_id => Ok(e),
+        Ok(_) => Err(StoreError::NotFound("endpoint")),
+        Err(err) => Err(err),
+    }
+}
+
+/// A new endpoint's secrets, shown once and never stored. `Debug` hides them.
+#[derive(Serialize)]
+pub struct CreatedEndpoint {
+    pub endpoint: Endpoint,
+    pub webhook_url: String,
+    pub token: String,
+    pub api_key: String,
+    pub authorization_header: String,
+}
+
+impl std::fmt::Debug for CreatedEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedEndpoint")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CreatedEndpoint {
+    fn new(endpoint: Endpoint, public_base_url: &str, secrets: &EndpointSecrets) -> Self {
+        Self {
+            webhook_url: webhook_url(public_base_url, endpoint.provider, secrets.token.expose()),
+            endpoint,
+            token: secrets.token.expose().to_owned(),
+            api_key: secrets.key.expose().to_owned(),
+            authorization_header: format!("Apikey {}", secrets.key.expose()),
+        }
+    }
+}
+
+struct EndpointSecrets {
+    token: sepay_crypto::Secret,
+    key: sepay_crypto::Secret,
+}
+
+impl EndpointSecrets {
+    fn generate() -> Self {
+        Self {
+            token: sepay_crypto::generate_webhook_token(),
+            key: sepay_crypto::generate_api_key(),
+        }
+    }
+}
+
+/// The URL the provider posts to for `token`, on the ingress's public base URL (Striga appends
+/// `/tx` for transactions and `/ping` for its dashboard's test by itself).
+pub fn webhook_url(public_base_url: &str, provider: Provider, token: &str) -> String {
+    format!(
+        "{}/api/v1/webhooks/{provider}/{token}",
+        public_base_url.trim_end_matches('/')
+    )
+}
+
+/// A new Striga endpoint: the URL to give Striga, shown once. Striga signs with its own API key,
+/// so there is no key of ours to show.
+#[derive(Serialize)]
+pub struct CreatedStrigaEndpoint {
+    pub endpoint: Endpoint,
+    pub webhook_url: String,
+    pub token: String,
+}
+
+/// A created or rotated Striga endpoint: Striga signs with its own key, so only the URL is news.
+impl From<CreatedEndpoint> for CreatedStrigaEndpoint {
+    fn from(created: CreatedEndpoint) -> Self {
+        Self {
+            endpoint: created.endpoint,
+            webhook_url: created.webhook_url,
+            token: created.token,
+        }
+    }
+}
+
+impl std::fmt::Debug for CreatedStrigaEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedStrigaEndpoint")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A manual endpoint (an admin pastes its URL and key into SePay's dashboard).
+pub async fn create_manual_endpoint(
+    pool: &PgPool,
+    public_base_url: &str,
+    ws_id: Uuid,
+    wallet_id: Option<Uuid>,
+    label: &str,
+) -> StoreResult<CreatedEndpoint> {
+    create_with_new_secrets(pool, public_base_url, ws_id, wallet_id, label, Provider::Sepay, None).await
+}
+
+/// An endpoint with a fresh URL token and API key (a Striga endpoint's key is never used: Striga
+/// signs with its own, sealed in `signing_key_ciphertext`).
+pub(crate) async fn create_with_new_secrets(
+    pool: &PgPool,
+    public_base_url: &str,
+    ws_id: Uuid,
+    wallet_id: Option<Uuid>,
+    label: &str,
+    provider: Provider,
+    signing_key_ciphertext: Option<&[u8]>,
+) -> StoreResult<CreatedEndpoint> {
+    let secrets = EndpointSecrets::generate();
+    let endpoint = create(
+        pool,
+        &NewEndpoint {
+            ws_id,
+            provider,
+            signing_key_ciphertext,
+            wallet_id,
+            label,
+            token_hash: &secrets.token.sha256(),
+            token_prefix: &secrets.token.display_prefix(),
+            api_key_hash: &secrets.key.sha256(),
+            sepay_webhook_id: None,
+            bank_account_id: None,
+        },
+    )
+    .await?;
+    Ok(CreatedEndpoint::new(endpoint, public_base_url, &secrets))
+}
+
+/// Rotates an endpoint here (new token and key; the old ones work until the grace ends). For a
+/// SePay-provisioned endpoint SePay must learn the new URL first: that is the provisioner's job.
+pub async fn rotate_locally(
+    pool: &PgPool,
+    public_base_url: &str,
+    id: Uuid,
+    grace: std::time::Duration,
+) -> StoreResult<CreatedEndpoint> {
+    let secrets = EndpointSecrets::generate();
+    let endpoint = rotate(
+        pool,
+        id,
+        grace,
+        &secrets.token.sha256(),
+        &secrets.token.display_prefix(),
+        &secrets.key.sha256(),
+    )
+    .await?;
+    Ok(CreatedEndpoint::new(endpoint, public_base_url, &secrets))
+}

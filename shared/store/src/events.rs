@@ -439,3 +439,53 @@ pub async fn count_for_workspace(pool: &PgPool, ws_id: Uuid) -> StoreResult<(i64
     .fetch_one(pool)
     .await?)
 }
+
+/// An event row of the events page: what an admin needs to see, not the payload.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct EventRow {
+    pub id: i64,
+    #[sqlx(try_from = "String")]
+    pub provider: Provider,
+    pub source: String,
+    /// The provider's id of the transaction (SePay's number, Striga's `id`).
+    pub provider_id: Option<String>,
+    pub status: String,
+    pub failure_reason: Option<String>,
+    pub attempts: i32,
+    pub delivery_count: i32,
+    pub received_at: DateTime<Utc>,
+    /// As sent (text: never a float). SePay: `transferType`, `transferAmount`, `accountNumber`;
+    /// Striga: `type`, the moving side in cents (`credit`, else `debit`), `accountId` (else
+    /// `syncedOwnerId`).
+    pub transfer_type: Option<String>,
+    pub amount: Option<String>,
+    pub account_number: Option<String>,
+}
+
+/// One page of a workspace's events, newest first, keyset on id (`before` = the last id shown).
+pub async fn events_page(
+    pool: &PgPool,
+    ws_id: Uuid,
+    status: Option<&str>,
+    before: Option<i64>,
+    limit: i64,
+) -> StoreResult<Vec<EventRow>> {
+    Ok(sqlx::query_as(
+        "select id, provider, source, coalesce(sepay_transaction_id::text, payload->>'id') as provider_id, status,
+                failure_reason, attempts, delivery_count, received_at,
+                coalesce(payload->>'transferType', payload->>'type') as transfer_type,
+                coalesce(payload->>'transferAmount',
+                         case when provider = 'striga' then coalesce(nullif(payload->>'credit', '0'), payload->>'debit') end)
+                  as amount,
+                coalesce(payload->>'accountNumber', payload->>'accountId', payload->>'syncedOwnerId') as account_number
+           from sepay_webhook_events
+          where ws_id = $1 and ($2::text is null or status = $2) and ($3::bigint is null or id < $3)
+          order by id desc limit $4",
+    )
+    .bind(ws_id)
+    .bind(status)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}

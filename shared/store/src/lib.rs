@@ -1,23 +1,23 @@
 //! Postgres access: the only crate with SQL. Every function takes a pool (or a transaction) and
 //! returns typed rows; the decisions it applies come from `sepay-core`.
 
-pub mod admin;
 pub mod classification;
-mod connect;
 pub mod connections;
 pub mod endpoints;
 mod error;
 pub mod events;
 pub mod ledger;
+pub mod members;
+mod pool;
 pub mod provisioning;
 pub mod striga;
 pub mod workspaces;
 
-pub use connect::{
+pub use error::{StoreError, StoreResult};
+pub use pool::{
     DEFAULT_DATABASE_URL, DEFAULT_DB_ACQUIRE_TIMEOUT_MS, DEFAULT_DB_MAX_CONNECTIONS, DbConfig, connect, drop_database,
     migrate,
 };
-pub use error::{StoreError, StoreResult};
 pub use sqlx::PgPool;
 
 /// True when Postgres answers a trivial query.

@@ -1,7 +1,7 @@
 //! Striga's own records: which wallet an account books into, payout lifecycles, balance
 //! mismatches. Events, bookings and classification are the providers' shared tables.
 
-use crate::admin::CreatedStrigaEndpoint;
+use crate::endpoints::CreatedStrigaEndpoint;
 use crate::error::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -24,7 +24,7 @@ pub async fn create_endpoint(
     if let Some(wallet_id) = wallet_id {
         check_wallet(pool, ws_id, wallet_id).await?;
     }
-    let created = crate::admin::create_with_new_secrets(
+    let created = crate::endpoints::create_with_new_secrets(
         pool,
         public_base_url,
         ws_id,

@@ -111,3 +111,60 @@ pub async fn get_workspace(pool: &PgPool, ws_id: Uuid) -> StoreResult<Workspace>
         .await?
         .ok_or(StoreError::NotFound("workspace"))
 }
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct WalletLinkView {
+    pub id: Uuid,
+    pub account_number: String,
+    pub sub_account: Option<String>,
+    pub bank_short_name: Option<String>,
+    pub holder_name: Option<String>,
+    pub label: Option<String>,
+    pub active: bool,
+    pub wallet_id: Option<Uuid>,
+    pub wallet_name: Option<String>,
+}
+
+pub async fn wallet_links(pool: &PgPool, ws_id: Uuid) -> StoreResult<Vec<WalletLinkView>> {
+    Ok(sqlx::query_as(
+        "select l.id, l.account_number, l.sub_account, l.bank_short_name, l.holder_name, l.label, l.active,
+                l.wallet_id, w.name as wallet_name
+           from sepay_wallet_links l left join wallets w on w.id = l.wallet_id
+          where l.ws_id = $1 order by l.account_number, l.sub_account nulls first",
+    )
+    .bind(ws_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Points a link of `ws_id` at one of its wallets (or at none).
+pub async fn set_link_wallet(pool: &PgPool, ws_id: Uuid, link_id: Uuid, wallet_id: Option<Uuid>) -> StoreResult<()> {
+    let updated =
+        sqlx::query("update sepay_wallet_links set wallet_id = $3, updated_at = now() where ws_id = $1 and id = $2")
+            .bind(ws_id)
+            .bind(link_id)
+            .bind(wallet_id)
+            .execute(pool)
+            .await?
+            .rows_affected();
+    match updated {
+        0 => Err(StoreError::NotFound("bank account link")),
+        _ => Ok(()),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct WalletRow {
+    pub id: Uuid,
+    pub name: String,
+    pub currency: String,
+}
+
+pub async fn wallets(pool: &PgPool, ws_id: Uuid) -> StoreResult<Vec<WalletRow>> {
+    Ok(
+        sqlx::query_as("select id, name, currency from wallets where ws_id = $1 order by name, id")
+            .bind(ws_id)
+            .fetch_all(pool)
+            .await?,
+    )
+}

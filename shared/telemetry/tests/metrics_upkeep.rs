@@ -30,12 +30,18 @@ fn recorded_samples_do_not_pile_up_when_nothing_scrapes() {
     }
     std::thread::sleep(metrics::UPKEEP_INTERVAL * 2);
     let grown_kib = rss_kib().saturating_sub(before);
-    assert!(grown_kib < 16 * 1024, "RSS grew by {grown_kib} KiB with nothing scraping");
+    assert!(
+        grown_kib < 16 * 1024,
+        "RSS grew by {grown_kib} KiB with nothing scraping"
+    );
     // the samples were counted, not dropped
     let text = metrics::render();
     assert!(
         text.contains("upkeep_probe_seconds_count{status=\"401\"} 5000001"),
         "{}",
-        text.lines().filter(|l| l.contains("upkeep_probe_seconds_count")).collect::<Vec<_>>().join("\n")
+        text.lines()
+            .filter(|l| l.contains("upkeep_probe_seconds_count"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

@@ -371,7 +371,7 @@ async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Val
     let ws = workspaces::create_workspace(&store, &format!("faults {name}")).await?;
     let wallet = workspaces::create_wallet(&store, ws.id, "faults", "VND").await?;
     workspaces::link_account(&store, ws.id, ACCOUNT, None, wallet.id).await?;
-    let endpoint = sepay_store::admin::create_manual_endpoint(&store, &base, ws.id, None, name).await?;
+    let endpoint = sepay_store::endpoints::create_manual_endpoint(&store, &base, ws.id, None, name).await?;
     let stop = CancellationToken::new();
     let ingress_config = IngressConfig {
         stale_event_ttl_secs: args.stale_ttl_secs,

@@ -4,11 +4,11 @@
 //! once, whichever path brought it first.
 
 use super::{Rng, Sent};
-use sepay_sim::client::SimClient;
 use anyhow::Context;
 use sepay_api::{SepayClient, SepayConfig};
 use sepay_bus::{Bus, ControlRequest};
 use sepay_provisioner::{Provisioner, ProvisionerConfig};
+use sepay_sim::client::SimClient;
 use sepay_store::PgPool;
 use serde_json::{Value, json};
 use std::collections::HashMap;

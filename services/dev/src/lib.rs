@@ -1,0 +1,91 @@
+//! `sepay-dev`: the development tools. `up` runs every service in one process (with the SePay
+//! simulator and a demo); `demo` plays the demo against running services; `bench` and `faults`
+//! measure and break a local system; `sim` drives the simulator. The only crate that depends on
+//! every service; operators use `sepayctl`.
+
+mod bench;
+mod connector;
+mod demo;
+mod faults;
+mod serve;
+mod sim;
+mod up;
+
+use clap::{Parser, Subcommand};
+use sepay_bus::NatsConfig;
+use sepay_store::DbConfig;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "sepay-dev",
+    version,
+    about = "Run, demonstrate, measure and break the SePay integration locally"
+)]
+pub struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(flatten)]
+    pub db: DbConfig,
+    #[command(flatten)]
+    pub nats: NatsConfig,
+    #[command(flatten)]
+    pub dev: sepay_runtime::DevMode,
+    /// Base URL SePay reaches the ingress at (webhook URLs are built from it).
+    #[arg(
+        long,
+        env = "PUBLIC_BASE_URL",
+        default_value = sepay_runtime::DEFAULT_PUBLIC_BASE_URL,
+        global = true
+    )]
+    pub public_base_url: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run every service in this process (development mode), with the SePay simulator.
+    Up(Box<up::UpArgs>),
+    /// Seed a demo workspace on running services and show one simulated transaction booked
+    /// (what `up --demo` does in process; compose runs it as its `demo` step).
+    Demo {
+        /// The simulator to create the demo bank account and transaction in.
+        #[arg(long, env = "SIM_URL", default_value = sim::DEFAULT_SIM_URL)]
+        sim_url: String,
+    },
+    /// Drive a running SePay simulator.
+    Sim(sim::SimArgs),
+    /// Measure the insert limit, the ingress and end-to-end booking in one run (loopback only).
+    Bench(bench::BenchArgs),
+    /// The fault suite: crashes and outages under load; every accepted delivery booked once.
+    Faults(faults::FaultsArgs),
+    /// The bench's junk generator (runs until stdin closes).
+    #[command(hide = true)]
+    Junk(bench::JunkArgs),
+    /// One service alone (the bench and the fault suite run services as processes of their own).
+    #[command(hide = true, subcommand)]
+    Serve(serve::ServeCmd),
+}
+
+/// Runs the parsed command line; the exit code says whether it succeeded.
+pub async fn run(cli: Cli) -> ExitCode {
+    let json = cli.json;
+    let result = match cli.command {
+        Command::Serve(ref cmd) => return serve::run(&cli, cmd).await,
+        Command::Up(ref args) => up::run(&cli, args).await,
+        Command::Demo { ref sim_url } => up::demo_on_running(&cli, sim_url).await,
+        Command::Sim(ref args) => sim::run(json, args).await,
+        Command::Bench(ref args) => bench::run(&cli, args).await,
+        Command::Junk(ref args) => bench::junk(args).await,
+        Command::Faults(ref args) => faults::run(&cli, args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            sepay_runtime::output::error("sepay-dev", json, &err);
+            ExitCode::FAILURE
+        }
+    }
+}
