@@ -1,9 +1,13 @@
-//! What several test files share: the ingress and a processor in the test's process.
+//! What several test files share: the ingress and a processor in the test's process, and the
+//! command-line tools run against the test's database and bus. Each file uses a part.
+#![allow(dead_code)]
 
 use sepay_bus::NatsConfig;
 use sepay_ingress::IngressConfig;
 use sepay_processor::{Classifier, FallbackOnly, ProcessorConfig};
-use sepay_testkit::TestDb;
+use sepay_testkit::{Seeded, TestDb};
+use serde_json::Value;
+use std::process::Command;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -55,4 +59,55 @@ impl Drop for System {
     fn drop(&mut self) {
         self.stop.cancel();
     }
+}
+
+/// Events booked so far.
+pub async fn processed(db: &TestDb) -> i64 {
+    sqlx::query_scalar("select count(*) from sepay_webhook_events where status = 'processed'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+}
+
+pub fn sepayctl(db: &TestDb, nats: &NatsConfig, args: &[&str]) -> Value {
+    cli("sepayctl", db, nats, args)
+}
+
+pub fn sepay_dev(db: &TestDb, nats: &NatsConfig, args: &[&str]) -> Value {
+    cli("sepay-dev", db, nats, args)
+}
+
+/// `program --json args…` against the test's database and bus; its JSON answer.
+pub fn cli(program: &str, db: &TestDb, nats: &NatsConfig, args: &[&str]) -> Value {
+    let out = Command::new(sepay_testkit::bin(program))
+        .arg("--json")
+        .args(args)
+        .env("DATABASE_URL", &db.config.database_url)
+        .env("NATS_URL", &nats.nats_url)
+        .env("BUS_PREFIX", &nats.bus_prefix)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{program} {args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Posts `body` to the seeded endpoint with its key; the answer's status.
+pub async fn post(url: &str, seed: &Seeded, body: &Value) -> reqwest::StatusCode {
+    reqwest::Client::new()
+        .post(format!("{url}{}", seed.path()))
+        .header("authorization", seed.authorization())
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
 }

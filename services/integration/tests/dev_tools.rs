@@ -1,0 +1,263 @@
+//! `sepay-dev`: `up` (the demo with and without the simulator, a graceful stop), the simulator's
+//! drivers, the benchmark.
+
+mod common;
+
+use common::{System, processed, sepay_dev, sepayctl};
+use sepay_testkit::{TestDb, count, eventually, test_bus};
+use serde_json::{Value, json};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[tokio::test]
+async fn sepayctl_up_demo_books_a_delivery_with_and_without_the_simulator() {
+    for extra in [None, Some("--no-sim")] {
+        let db = TestDb::new().await;
+        let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
+        let mut args = vec!["--json", "up", "--demo", "--exit-after-demo"];
+        args.extend(extra);
+        let child = Command::new(sepay_testkit::bin("sepay-dev"))
+            .args(&args)
+            .env("DATABASE_URL", &db.config.database_url)
+            .env("NATS_URL", &nats.nats_url)
+            .env("BUS_PREFIX", &nats.bus_prefix)
+            .env("INGRESS_ADDR", "127.0.0.1:0")
+            .env("INGRESS_ADMIN_ADDR", "127.0.0.1:0")
+            .env("PROCESSOR_ADDR", "127.0.0.1:0")
+            .env("SIM_ADDR", "127.0.0.1:0")
+            .env("CONNECTOR_ADDR", "127.0.0.1:0")
+            .env("CONNECTOR_ADMIN_ADDR", "127.0.0.1:0")
+            .env("PROVISIONER_ADDR", "127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        // two JSON documents: the start-up summary, then the demo report
+        let docs: Vec<Value> = serde_json::Deserializer::from_str(&stdout)
+            .into_iter()
+            .map(|d| d.unwrap())
+            .collect();
+        assert_eq!(docs.len(), 2, "{stdout}");
+        assert!(docs[0]["ingress"].as_str().unwrap().starts_with("http://127.0.0.1:"));
+        assert_eq!(docs[0]["sim"].is_string(), extra.is_none());
+        if extra.is_none() {
+            // the full loop: OAuth connect, provisioning, a burst with repeated and lost webhooks, reconciliation
+            assert_eq!(docs[1]["booked"], json!(20), "{}", docs[1]);
+            assert_eq!(docs[1]["sum_sent"], docs[1]["sum_booked"]);
+            assert_eq!(docs[1]["lost"], json!(1));
+            assert_eq!(docs[1]["reconciliation"]["inserted"], json!(1));
+            // then Striga's five documented webhooks: four bookings (one payout settles)
+            assert_eq!(docs[1]["striga"]["booked"], json!(4), "{}", docs[1]);
+            assert_eq!(docs[1]["striga"]["sum_eur"], json!("405.42"));
+            assert_eq!(count(&db.pool, "wallet_transactions").await, 24);
+        } else {
+            assert!(
+                docs[1]["delivery"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("posted in SePay's shape"),
+                "{}",
+                docs[1]
+            );
+            assert_eq!(docs[1]["transaction"]["amount"], json!("2277000"));
+            assert_eq!(count(&db.pool, "wallet_transactions").await, 1);
+        }
+    }
+}
+
+// multi-threaded: the blocking `sepayctl` calls must not stall the in-process simulator
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_driven_by_sepayctl_delivers_to_a_manual_endpoint() {
+    let db = TestDb::new().await;
+    let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
+    let system = System::start(&db, &nats).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim_url = format!("http://{}", listener.local_addr().unwrap());
+    let sim_config = sepay_sim::SimConfig {
+        sim_time_scale: 0.001,
+        ..Default::default()
+    };
+    tokio::spawn(sepay_sim::serve(listener, sim_config, system.stop.clone()));
+    let sim = |args: &[&str]| {
+        let mut all = vec!["sim", "--sim-url", &sim_url];
+        all.extend_from_slice(args);
+        sepay_dev(&db, &nats, &all)
+    };
+    let company = sim(&["company", "--name", "Cty Demo"]);
+    let company_id = company["id"].to_string();
+    let account = sim(&[
+        "bank-account",
+        "--company",
+        &company_id,
+        "--account-number",
+        "0071000888888",
+    ]);
+    let account_id = account["id"].to_string();
+
+    let ws = sepayctl(&db, &nats, &["workspace", "create", "--name", "Shop"]);
+    let ws_id = ws["id"].as_str().unwrap();
+    let wallet = sepayctl(&db, &nats, &["wallet", "create", "--ws", ws_id, "--name", "VCB"]);
+    let endpoint = sepayctl(
+        &db,
+        &nats,
+        &[
+            "--public-base-url",
+            &system.url,
+            "endpoint",
+            "create",
+            "--ws",
+            ws_id,
+            "--wallet",
+            wallet["id"].as_str().unwrap(),
+        ],
+    );
+    sim(&[
+        "webhook",
+        "--company",
+        &company_id,
+        "--bank-account",
+        &account_id,
+        "--url",
+        endpoint["webhook_url"].as_str().unwrap(),
+        "--api-key",
+        endpoint["api_key"].as_str().unwrap(),
+    ]);
+    // one lost delivery (the fault) and three delivered ones
+    sim(&["fault", "--drop-deliveries", "1"]);
+    for amount in ["1000", "2000", "3000", "4000"] {
+        sim(&["tx", "--bank-account", &account_id, "--type", "out", "--amount", amount]);
+    }
+    let booked = eventually(Duration::from_secs(10), || async {
+        (processed(&db).await == 3).then_some(())
+    })
+    .await;
+    assert!(booked.is_some(), "three deliveries should be booked");
+    let deliveries = sim(&["deliveries"]);
+    let dropped = deliveries
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["error"] == "dropped by fault injection")
+        .count();
+    assert_eq!(dropped, 1);
+    let total: rust_decimal::Decimal = sqlx::query_scalar("select sum(amount) from wallet_transactions")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(total, rust_decimal::Decimal::from(-9000));
+}
+
+#[tokio::test]
+async fn sepayctl_up_stops_gracefully_on_sigterm() {
+    let db = TestDb::new().await;
+    let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
+    let ingress_port = sepay_testkit::free_port();
+    let ingress_admin_port = sepay_testkit::free_port();
+    let mut child = Command::new(sepay_testkit::bin("sepay-dev"))
+        .args(["up"])
+        .env("DATABASE_URL", &db.config.database_url)
+        .env("NATS_URL", &nats.nats_url)
+        .env("BUS_PREFIX", &nats.bus_prefix)
+        .env("INGRESS_ADDR", format!("127.0.0.1:{ingress_port}"))
+        .env("INGRESS_ADMIN_ADDR", format!("127.0.0.1:{ingress_admin_port}"))
+        .env("PROCESSOR_ADDR", "127.0.0.1:0")
+        .env("SIM_ADDR", "127.0.0.1:0")
+        .env("CONNECTOR_ADDR", "127.0.0.1:0")
+        .env("CONNECTOR_ADMIN_ADDR", "127.0.0.1:0")
+        .env("CONNECTOR_ADMIN_ADDR", "127.0.0.1:0")
+        .env("PROVISIONER_ADDR", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // `up` prints its last start-up line once every service is running
+    let stdout = child.stdout.take().unwrap();
+    let started = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.contains("Ctrl-C stops everything"))
+    });
+    let started = tokio::time::timeout(Duration::from_secs(30), started).await;
+    assert!(matches!(started, Ok(Ok(true))), "sepayctl up never finished starting");
+    let ready = reqwest::get(format!("http://127.0.0.1:{ingress_admin_port}/readyz"))
+        .await
+        .unwrap();
+    assert!(ready.status().is_success());
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let exited = eventually(Duration::from_secs(10), || {
+        let status = child.try_wait().unwrap();
+        async move { status }
+    })
+    .await;
+    assert!(exited.expect("still running 10 s after SIGTERM").success());
+}
+
+#[tokio::test]
+async fn the_benchmark_runs_and_books_every_distinct_delivery() {
+    let db = TestDb::new().await;
+    let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
+    let report = tokio::task::spawn_blocking(move || {
+        sepay_dev(
+            &db,
+            &nats,
+            &[
+                "bench",
+                "--deliveries",
+                "60",
+                "--concurrency",
+                "8",
+                "--replicas",
+                "1,2",
+                "--junk-rate",
+                "500",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(report["insert_limit_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["ingress"]["failed"], json!(0));
+    assert_eq!(report["flood"]["junk_rows"], json!(0), "{}", report["flood"]);
+    assert!(
+        report["flood"]["junk"]["sent"].as_u64().unwrap() > 0,
+        "{}",
+        report["flood"]
+    );
+    // every service ran as a process of its own; its peak RSS was read before it stopped
+    let positive = |v: &Value| v.as_f64().is_some_and(|mib| mib > 0.0);
+    assert!(positive(&report["ingress"]["peak_rss_mib"]), "{}", report["ingress"]);
+    assert!(
+        positive(&report["flood"]["ingress_peak_rss_mib"]),
+        "{}",
+        report["flood"]
+    );
+    for round in report["end_to_end"].as_array().unwrap() {
+        assert_eq!(round["booked"], round["expected"], "{round}");
+        assert!(positive(&round["peak_rss_mib"]["ingress"]), "{round}");
+        let processors = round["peak_rss_mib"]["processors"].as_array().unwrap();
+        assert_eq!(processors.len() as u64, round["replicas"].as_u64().unwrap(), "{round}");
+        assert!(processors.iter().all(positive), "{round}");
+    }
+    let peaks = &report["peak_rss_mib"];
+    for service in ["ingress", "processor", "load_generator"] {
+        assert!(positive(&peaks[service]), "{peaks}");
+    }
+    assert_eq!(
+        report["targets"]["ingress_rss_mib"]["met"].as_bool(),
+        Some(peaks["ingress"].as_f64().unwrap() < 50.0),
+        "{}",
+        report["targets"]
+    );
+}
