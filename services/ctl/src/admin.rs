@@ -30,17 +30,17 @@ pub struct AdminTokenArgs {
 
 pub async fn admin_token(cli: &Cli, args: &AdminTokenArgs) -> anyhow::Result<()> {
     if args.grant {
-        let db = sepay_store::connect(&cli.db).await?;
+        let db = sepay_store::connect(&cli.global.db).await?;
         workspaces::get_workspace(&db, args.ws).await?;
         members::grant_admin(&db, args.ws, &args.user).await?;
     }
     let ttl = Duration::from_secs(args.ttl_mins * 60);
-    let secret = sepay_connector::auth::jwt_secret(args.admin_jwt_secret.as_deref(), cli.dev.dev_mode)?;
+    let secret = sepay_connector::auth::jwt_secret(args.admin_jwt_secret.as_deref(), cli.global.dev.dev_mode)?;
     let token = sepay_connector::mint_admin_token(&secret, &args.user, ttl)?;
     let login_url = sepay_connector::login_url(&args.connector_public_url, &token, args.ws);
     let expires_at = chrono::Utc::now() + chrono::Duration::seconds(ttl.as_secs() as i64);
     let report = json!({"token": token, "login_url": login_url, "expires_at": expires_at, "granted": args.grant});
-    sepay_runtime::output::print(cli.json, &report, || {
+    sepay_runtime::output::print(cli.global.json, &report, || {
         format!(
             "login link (valid until {}):\n  {login_url}",
             expires_at.format("%Y-%m-%d %H:%M UTC")

@@ -10,13 +10,13 @@ use serde_json::json;
 use std::time::Duration;
 
 pub async fn run(cli: &Cli) -> anyhow::Result<()> {
-    let db = sepay_store::connect(&cli.db).await?;
-    let json = cli.json;
+    let db = sepay_store::connect(&cli.global.db).await?;
+    let json = cli.global.json;
     match &cli.command {
         Command::Migrate => print(
             json,
-            &json!({"migrated": true, "database": cli.db.redacted_url()}),
-            || format!("migrations applied to {}", cli.db.redacted_url()),
+            &json!({"migrated": true, "database": cli.global.db.redacted_url()}),
+            || format!("migrations applied to {}", cli.global.db.redacted_url()),
         ),
         Command::Workspace(WorkspaceCmd::Create { name }) => {
             let ws = workspaces::create_workspace(&db, name).await?;
@@ -83,10 +83,11 @@ fn created_text(c: &CreatedEndpoint) -> String {
 }
 
 async fn endpoint(cli: &Cli, db: &PgPool, cmd: &EndpointCmd) -> anyhow::Result<()> {
-    let json = cli.json;
+    let json = cli.global.json;
     match cmd {
         EndpointCmd::Create { ws, wallet, label } => {
-            let created = endpoints::create_manual_endpoint(db, &cli.public_base_url, *ws, *wallet, label).await?;
+            let created =
+                endpoints::create_manual_endpoint(db, &cli.global.public_base_url, *ws, *wallet, label).await?;
             print(json, &created, || created_text(&created));
         }
         EndpointCmd::List { ws } => {
@@ -112,7 +113,7 @@ async fn endpoint(cli: &Cli, db: &PgPool, cmd: &EndpointCmd) -> anyhow::Result<(
             let old = endpoints::get(db, *id).await?;
             if old.sepay_webhook_id.is_some() {
                 // SePay must be told the new URL first: the provisioner does the PATCH
-                let bus = Bus::connect(&cli.nats).await?;
+                let bus = Bus::connect(&cli.global.nats).await?;
                 bus.ensure_control_stream().await?;
                 let body = json!({"endpoint_id": old.id, "ws_id": old.ws_id});
                 bus.publish_control(
@@ -130,7 +131,7 @@ async fn endpoint(cli: &Cli, db: &PgPool, cmd: &EndpointCmd) -> anyhow::Result<(
                 return Ok(());
             }
             let grace = Duration::from_secs(grace_hours * 3600);
-            let created = endpoints::rotate_locally(db, &cli.public_base_url, *id, grace).await?;
+            let created = endpoints::rotate_locally(db, &cli.global.public_base_url, *id, grace).await?;
             if created.endpoint.provider == Provider::Striga {
                 let created = endpoints::CreatedStrigaEndpoint::from(created);
                 print(json, &created, || {
@@ -157,7 +158,7 @@ async fn endpoint(cli: &Cli, db: &PgPool, cmd: &EndpointCmd) -> anyhow::Result<(
 }
 
 async fn events_cmd(cli: &Cli, db: &PgPool, cmd: &EventsCmd) -> anyhow::Result<()> {
-    let json = cli.json;
+    let json = cli.global.json;
     match cmd {
         EventsCmd::List { ws, status, limit } => {
             let status =
@@ -208,7 +209,7 @@ async fn events_cmd(cli: &Cli, db: &PgPool, cmd: &EventsCmd) -> anyhow::Result<(
             if ids.is_empty() && ws.is_none() {
                 bail!("name event ids or --ws to replay every failed event of a workspace");
             }
-            let bus = Bus::connect(&cli.nats).await?;
+            let bus = Bus::connect(&cli.global.nats).await?;
             bus.ensure_events_stream().await?;
             let reopened = events::reopen_failed(db, *ws, ids).await?;
             let mut published = 0;

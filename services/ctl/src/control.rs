@@ -31,7 +31,7 @@ pub struct ReconcileArgs {
 }
 
 async fn publish(cli: &Cli, subject: ControlSubject, request: &ControlRequest) -> anyhow::Result<()> {
-    let bus = Bus::connect(&cli.nats).await?;
+    let bus = Bus::connect(&cli.global.nats).await?;
     bus.ensure_control_stream().await?;
     let id = format!(
         "{}-{}-{}",
@@ -45,7 +45,7 @@ async fn publish(cli: &Cli, subject: ControlSubject, request: &ControlRequest) -
 
 pub async fn sync(cli: &Cli, ws: Uuid) -> anyhow::Result<()> {
     publish(cli, ControlSubject::SyncRequested, &ControlRequest::workspace(ws)).await?;
-    print(cli.json, &json!({"sync_requested": ws}), || {
+    print(cli.global.json, &json!({"sync_requested": ws}), || {
         format!("account sync of workspace {ws} requested")
     });
     Ok(())
@@ -66,7 +66,7 @@ fn parse_since(text: &str) -> anyhow::Result<chrono::Duration> {
 }
 
 pub async fn reconcile(cli: &Cli, args: &ReconcileArgs) -> anyhow::Result<()> {
-    let db = sepay_store::connect(&cli.db).await?;
+    let db = sepay_store::connect(&cli.global.db).await?;
     let (from, to) = match (&args.since, args.from, args.to) {
         (Some(since), _, _) => {
             let to = Utc::now();
@@ -88,7 +88,7 @@ pub async fn reconcile(cli: &Cli, args: &ReconcileArgs) -> anyhow::Result<()> {
     };
     publish(cli, ControlSubject::ReconcileRequested, &request).await?;
     if args.no_wait {
-        print(cli.json, &json!({"reconcile_requested": args.ws}), || {
+        print(cli.global.json, &json!({"reconcile_requested": args.ws}), || {
             "reconciliation requested".into()
         });
         return Ok(());
@@ -104,7 +104,7 @@ pub async fn reconcile(cli: &Cli, args: &ReconcileArgs) -> anyhow::Result<()> {
             .filter(|r| r.id > last);
         match run {
             Some(run) if run.status != "running" => {
-                print(cli.json, &run, || {
+                print(cli.global.json, &run, || {
                     format!(
                         "reconciliation {} {}: {} fetched, {} missing inserted{}",
                         run.id,
@@ -119,7 +119,7 @@ pub async fn reconcile(cli: &Cli, args: &ReconcileArgs) -> anyhow::Result<()> {
                 }
                 return Ok(());
             }
-            Some(run) if !cli.json && (run.fetched, run.inserted) != shown => {
+            Some(run) if !cli.global.json && (run.fetched, run.inserted) != shown => {
                 shown = (run.fetched, run.inserted);
                 eprintln!(
                     "reconciliation {} running: {} fetched, {} inserted so far",

@@ -9,31 +9,14 @@ mod rules;
 mod striga;
 
 use clap::{Parser, Subcommand};
-use sepay_bus::NatsConfig;
-use sepay_store::DbConfig;
 use std::process::ExitCode;
 use uuid::Uuid;
 
 #[derive(Parser)]
 #[command(name = "sepayctl", version, about = "Operate the SePay integration")]
 pub struct Cli {
-    /// Print machine-readable JSON instead of text.
-    #[arg(long, global = true)]
-    pub json: bool,
     #[command(flatten)]
-    pub db: DbConfig,
-    #[command(flatten)]
-    pub nats: NatsConfig,
-    #[command(flatten)]
-    pub dev: sepay_runtime::DevMode,
-    /// Base URL SePay reaches the ingress at (webhook URLs are built from it).
-    #[arg(
-        long,
-        env = "PUBLIC_BASE_URL",
-        default_value = sepay_runtime::DEFAULT_PUBLIC_BASE_URL,
-        global = true
-    )]
-    pub public_base_url: String,
+    pub global: sepay_runtime::output::GlobalOptions,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -169,7 +152,7 @@ pub enum TransactionsCmd {
 
 /// Runs the parsed command line; the exit code says whether it succeeded.
 pub async fn run(cli: Cli) -> ExitCode {
-    let json = cli.json;
+    let json = cli.global.json;
     let result = match cli.command {
         Command::Striga(ref args) => striga::run(&cli, args).await,
         Command::AdminToken(ref args) => admin::admin_token(&cli, args).await,

@@ -60,7 +60,7 @@ pub enum CreditsCmd {
 }
 
 pub async fn rules(cli: &Cli, cmd: &RulesCmd) -> anyhow::Result<()> {
-    let db = sepay_store::connect(&cli.db).await?;
+    let db = sepay_store::connect(&cli.global.db).await?;
     match cmd {
         RulesCmd::Add {
             ws,
@@ -82,11 +82,11 @@ pub async fn rules(cli: &Cli, cmd: &RulesCmd) -> anyhow::Result<()> {
                 !keep_going,
             )?;
             let id = store::create_rule(&db, *ws, &draft).await?;
-            print(cli.json, &json!({"id": id}), || format!("rule {id} added"));
+            print(cli.global.json, &json!({"id": id}), || format!("rule {id} added"));
         }
         RulesCmd::List { ws } => {
             let rows = store::rules(&db, *ws).await?;
-            print(cli.json, &rows, || {
+            print(cli.global.json, &rows, || {
                 rows.iter()
                     .map(|r| {
                         format!(
@@ -107,14 +107,16 @@ pub async fn rules(cli: &Cli, cmd: &RulesCmd) -> anyhow::Result<()> {
         }
         RulesCmd::Delete { id } => {
             store::delete_rule(&db, None, *id).await?;
-            print(cli.json, &json!({"deleted": id}), || format!("rule {id} deleted"));
+            print(cli.global.json, &json!({"deleted": id}), || {
+                format!("rule {id} deleted")
+            });
         }
     }
     Ok(())
 }
 
 pub async fn credits(cli: &Cli, cmd: &CreditsCmd) -> anyhow::Result<()> {
-    let db = sepay_store::connect(&cli.db).await?;
+    let db = sepay_store::connect(&cli.global.db).await?;
     let ws = match cmd {
         CreditsCmd::Grant { ws, amount } => {
             anyhow::ensure!(*amount > 0, "--amount must be positive");
@@ -126,7 +128,7 @@ pub async fn credits(cli: &Cli, cmd: &CreditsCmd) -> anyhow::Result<()> {
     let (balance, reserved, committed, released) = store::credit_ledger(&db, ws).await?;
     let value =
         json!({"ws": ws, "balance": balance, "reserved": reserved, "committed": committed, "released": released});
-    print(cli.json, &value, || {
+    print(cli.global.json, &value, || {
         format!("balance {balance}; reserved {reserved}, committed {committed}, released {released}")
     });
     Ok(())

@@ -67,8 +67,8 @@ pub enum StrigaCmd {
 }
 
 pub async fn run(cli: &Cli, args: &StrigaArgs) -> anyhow::Result<()> {
-    let db = sepay_store::connect(&cli.db).await?;
-    let json = cli.json;
+    let db = sepay_store::connect(&cli.global.db).await?;
+    let json = cli.global.json;
     match &args.command {
         StrigaCmd::Endpoint {
             ws,
@@ -77,10 +77,11 @@ pub async fn run(cli: &Cli, args: &StrigaArgs) -> anyhow::Result<()> {
             label,
         } => {
             anyhow::ensure!(!api_key.trim().is_empty(), "STRIGA_API_KEY is empty");
-            let keyring =
-                Keyring::configured(args.sepay_token_keys.as_deref(), cli.dev.dev_mode).context("SEPAY_TOKEN_KEYS")?;
+            let keyring = Keyring::configured(args.sepay_token_keys.as_deref(), cli.global.dev.dev_mode)
+                .context("SEPAY_TOKEN_KEYS")?;
             let sealed = keyring.seal(&signing_key_aad(*ws), api_key.trim().as_bytes());
-            let created = store::create_endpoint(&db, &cli.public_base_url, *ws, *wallet, label, &sealed).await?;
+            let created =
+                store::create_endpoint(&db, &cli.global.public_base_url, *ws, *wallet, label, &sealed).await?;
             print(json, &created, || {
                 format!(
                     "Striga endpoint {}\nwebhook URL (give it to Striga; transactions go to <url>/tx): {}",

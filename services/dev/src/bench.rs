@@ -431,6 +431,7 @@ pub async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
     // a few connections for setting up and counting; the insert limit and the services have
     // pools of their own
     let db_config = cli
+        .global
         .db
         .sibling(&format!("sepay_bench_{stamp}"), 4)
         .context("DATABASE_URL has no database name")?;
@@ -441,7 +442,7 @@ pub async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
         sepay_store::drop_database(&db_config.database_url).await?;
     }
     let (value, table) = result?;
-    sepay_runtime::output::print(cli.json, &value, || table);
+    sepay_runtime::output::print(cli.global.json, &value, || table);
     Ok(())
 }
 
@@ -458,7 +459,7 @@ async fn phases(
     let services = ServiceEnv {
         database_url: db_config.database_url.clone(),
         acquire_timeout_ms: db_config.db_acquire_timeout_ms,
-        nats_url: cli.nats.nats_url.clone(),
+        nats_url: cli.global.nats.nats_url.clone(),
         ingress_connections: args.concurrency + 8,
     };
     // (phase, per second, detail, peak RSS of its services)

@@ -12,8 +12,6 @@ mod sim;
 mod up;
 
 use clap::{Parser, Subcommand};
-use sepay_bus::NatsConfig;
-use sepay_store::DbConfig;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -23,23 +21,8 @@ use std::process::ExitCode;
     about = "Run, demonstrate, measure and break the SePay integration locally"
 )]
 pub struct Cli {
-    /// Print machine-readable JSON instead of text.
-    #[arg(long, global = true)]
-    pub json: bool,
     #[command(flatten)]
-    pub db: DbConfig,
-    #[command(flatten)]
-    pub nats: NatsConfig,
-    #[command(flatten)]
-    pub dev: sepay_runtime::DevMode,
-    /// Base URL SePay reaches the ingress at (webhook URLs are built from it).
-    #[arg(
-        long,
-        env = "PUBLIC_BASE_URL",
-        default_value = sepay_runtime::DEFAULT_PUBLIC_BASE_URL,
-        global = true
-    )]
-    pub public_base_url: String,
+    pub global: sepay_runtime::output::GlobalOptions,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -71,7 +54,7 @@ pub enum Command {
 
 /// Runs the parsed command line; the exit code says whether it succeeded.
 pub async fn run(cli: Cli) -> ExitCode {
-    let json = cli.json;
+    let json = cli.global.json;
     let result = match cli.command {
         Command::Serve(ref cmd) => return serve::run(&cli, cmd).await,
         Command::Up(ref args) => up::run(&cli, args).await,

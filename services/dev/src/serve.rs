@@ -36,12 +36,15 @@ pub async fn run(cli: &Cli, cmd: &ServeCmd) -> ExitCode {
         ServeCmd::Ingress(args) => {
             let config = IngressConfig {
                 http: args.http.clone(),
-                dev_mode: cli.dev.dev_mode,
+                dev_mode: cli.global.dev.dev_mode,
                 ..args.config.clone()
             };
-            sepay_runtime::run_service("sepay-ingress", &cli.db, &cli.nats, |db, bus, shutdown| {
-                sepay_ingress::run(config, db, bus, shutdown)
-            })
+            sepay_runtime::run_service(
+                "sepay-ingress",
+                &cli.global.db,
+                &cli.global.nats,
+                |db, bus, shutdown| sepay_ingress::run(config, db, bus, shutdown),
+            )
             .await
         }
         ServeCmd::Processor(args) => {
@@ -49,10 +52,15 @@ pub async fn run(cli: &Cli, cmd: &ServeCmd) -> ExitCode {
                 http: args.http.clone(),
                 ..args.config.clone()
             };
-            sepay_runtime::run_service("sepay-processor", &cli.db, &cli.nats, |db, bus, shutdown| {
-                let classifier = sepay_processor::default_classifier(&config, &db);
-                sepay_processor::run(config, db, bus, classifier, shutdown)
-            })
+            sepay_runtime::run_service(
+                "sepay-processor",
+                &cli.global.db,
+                &cli.global.nats,
+                |db, bus, shutdown| {
+                    let classifier = sepay_processor::default_classifier(&config, &db);
+                    sepay_processor::run(config, db, bus, classifier, shutdown)
+                },
+            )
             .await
         }
     }

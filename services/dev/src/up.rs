@@ -45,8 +45,8 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         sepay_telemetry::LogFormat::from_env_or(sepay_telemetry::LogFormat::Text),
     );
     let shutdown = sepay_telemetry::shutdown_on_signals();
-    let db = sepay_store::connect(&cli.db).await?;
-    let bus = sepay_bus::Bus::connect(&cli.nats).await?;
+    let db = sepay_store::connect(&cli.global.db).await?;
+    let bus = sepay_bus::Bus::connect(&cli.global.nats).await?;
     let bind = sepay_runtime::bind;
     let ingress_listener = bind(args.ingress.ingress_addr, "INGRESS_ADDR").await?;
     let ingress_admin_listener = bind(args.ingress.ingress_admin_addr, "INGRESS_ADMIN_ADDR").await?;
@@ -132,10 +132,10 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     let mut provisioner_config = args.provisioner.clone();
     provisioner_config.sepay = started.sepay.clone();
     provisioner_config.http = args.http.clone();
-    provisioner_config.public_base_url = if cli.public_base_url == sepay_runtime::DEFAULT_PUBLIC_BASE_URL {
+    provisioner_config.public_base_url = if cli.global.public_base_url == sepay_runtime::DEFAULT_PUBLIC_BASE_URL {
         ingress_url.clone()
     } else {
-        cli.public_base_url.clone()
+        cli.global.public_base_url.clone()
     };
     let provisioner = tokio::spawn(sepay_provisioner::serve(
         provisioner_listener,
@@ -146,18 +146,18 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     ));
     let summary = json!({
         "sim": sim_url,
-        "postgres": cli.db.redacted_url(),
-        "nats": cli.nats.redacted_url(),
+        "postgres": cli.global.db.redacted_url(),
+        "nats": cli.global.nats.redacted_url(),
         "ingress": format!("{ingress_url}/api/v1/webhooks/sepay/{{token}}"),
         "ingress_health": format!("{ingress_health_url}/readyz"),
         "processor": format!("{processor_url}/readyz"),
         "connector_login": login_link,
     });
-    sepay_runtime::output::print(cli.json, &summary, || {
+    sepay_runtime::output::print(cli.global.json, &summary, || {
         format!(
             "sepay is up\n  postgres   {} (migrated)\n  nats       {}\n  ingress    {ingress_url}/api/v1/webhooks/sepay/{{token}}   health {ingress_health_url}/readyz\n  processor  {processor_url}/readyz\n  sepay-sim  {}\n  connector  admin pages, sign in with {login_link}\nCtrl-C stops everything.",
-            cli.db.redacted_url(),
-            cli.nats.redacted_url(),
+            cli.global.db.redacted_url(),
+            cli.global.nats.redacted_url(),
             sim_url
                 .as_deref()
                 .map(|u| format!(
@@ -171,7 +171,7 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         let result = match sim_url.as_deref() {
             Some(sim) => crate::demo::run(&db, &bus, sim, &ingress_url, &started.sepay, &started.callback_url)
                 .await
-                .map(|report| sepay_runtime::output::print(cli.json, &report.value, || report.table.clone())),
+                .map(|report| sepay_runtime::output::print(cli.global.json, &report.value, || report.table.clone())),
             None => demo(cli, &db, &ingress_url, None).await,
         };
         if args.exit_after_demo || result.is_err() {
@@ -195,8 +195,8 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
 
 /// `sepay-dev demo`: the demo against services already running (compose, Kubernetes).
 pub async fn demo_on_running(cli: &Cli, sim_url: &str) -> anyhow::Result<()> {
-    let db = sepay_store::connect(&cli.db).await?;
-    demo(cli, &db, &cli.public_base_url, Some(sim_url)).await
+    let db = sepay_store::connect(&cli.global.db).await?;
+    demo(cli, &db, &cli.global.public_base_url, Some(sim_url)).await
 }
 
 /// A workspace, a wallet linked to a bank account, a manual endpoint; then one transaction, made
@@ -274,7 +274,7 @@ async fn demo(cli: &Cli, db: &PgPool, ingress_url: &str, sim_url: Option<&str>) 
         "workspace": ws.id, "wallet": wallet.id, "endpoint": endpoint.endpoint.id, "account_number": account_number,
         "webhook_url": endpoint.webhook_url, "delivery": how, "booked_ms": booked_ms, "transaction": booked,
     });
-    sepay_runtime::output::print(cli.json, &report, || {
+    sepay_runtime::output::print(cli.global.json, &report, || {
         format!(
             "demo: {how}\n\
              demo: booked in {booked_ms} ms: {} {} VND, category {:?}, wallet {} (account {account_number})\n\

@@ -1,6 +1,8 @@
 //! Admin sessions and secrets: `sepayctl admin-token`, the login link `sepay-dev up` prints, no
 //! development secret outside development mode, none shown by `--help`.
 
+mod common;
+
 use sepay_connector::{AdminAuth, ConnectorConfig};
 use sepay_store::{members, workspaces};
 use sepay_testkit::{TestDb, test_bus};
@@ -72,22 +74,12 @@ async fn admin_token_mints_a_session_and_grants_admin() {
 async fn up_prints_a_working_login_link() {
     let db = TestDb::new().await;
     let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
-    let child = Command::new(sepay_testkit::bin("sepay-dev"))
+    let child = common::sepay_dev_command(&db, &nats)
         .args(["--json", "up", "--demo", "--exit-after-demo"])
-        .env("DATABASE_URL", &db.config.database_url)
-        .env("NATS_URL", &nats.nats_url)
-        .env("BUS_PREFIX", &nats.bus_prefix)
         .env_remove("ADMIN_JWT_SECRET")
         .env_remove("SEPAY_BASE_URL")
         .env_remove("SEPAY_CLIENT_ID")
         .env_remove("CONNECTOR_PUBLIC_URL")
-        .env("INGRESS_ADDR", "127.0.0.1:0")
-        .env("INGRESS_ADMIN_ADDR", "127.0.0.1:0")
-        .env("PROCESSOR_ADDR", "127.0.0.1:0")
-        .env("SIM_ADDR", "127.0.0.1:0")
-        .env("CONNECTOR_ADDR", "127.0.0.1:0")
-        .env("CONNECTOR_ADMIN_ADDR", "127.0.0.1:0")
-        .env("PROVISIONER_ADDR", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

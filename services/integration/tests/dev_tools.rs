@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{System, processed, sepay_dev, sepayctl};
+use common::{System, processed, sepay_dev, sepay_dev_command, sepayctl};
 use sepay_testkit::{TestDb, count, eventually, test_bus};
 use serde_json::{Value, json};
 use std::process::{Command, Stdio};
@@ -16,18 +16,8 @@ async fn sepayctl_up_demo_books_a_delivery_with_and_without_the_simulator() {
         let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
         let mut args = vec!["--json", "up", "--demo", "--exit-after-demo"];
         args.extend(extra);
-        let child = Command::new(sepay_testkit::bin("sepay-dev"))
+        let child = sepay_dev_command(&db, &nats)
             .args(&args)
-            .env("DATABASE_URL", &db.config.database_url)
-            .env("NATS_URL", &nats.nats_url)
-            .env("BUS_PREFIX", &nats.bus_prefix)
-            .env("INGRESS_ADDR", "127.0.0.1:0")
-            .env("INGRESS_ADMIN_ADDR", "127.0.0.1:0")
-            .env("PROCESSOR_ADDR", "127.0.0.1:0")
-            .env("SIM_ADDR", "127.0.0.1:0")
-            .env("CONNECTOR_ADDR", "127.0.0.1:0")
-            .env("CONNECTOR_ADMIN_ADDR", "127.0.0.1:0")
-            .env("PROVISIONER_ADDR", "127.0.0.1:0")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -159,19 +149,10 @@ async fn sepayctl_up_stops_gracefully_on_sigterm() {
     let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
     let ingress_port = sepay_testkit::free_port();
     let ingress_admin_port = sepay_testkit::free_port();
-    let mut child = Command::new(sepay_testkit::bin("sepay-dev"))
+    let mut child = sepay_dev_command(&db, &nats)
         .args(["up"])
-        .env("DATABASE_URL", &db.config.database_url)
-        .env("NATS_URL", &nats.nats_url)
-        .env("BUS_PREFIX", &nats.bus_prefix)
         .env("INGRESS_ADDR", format!("127.0.0.1:{ingress_port}"))
         .env("INGRESS_ADMIN_ADDR", format!("127.0.0.1:{ingress_admin_port}"))
-        .env("PROCESSOR_ADDR", "127.0.0.1:0")
-        .env("SIM_ADDR", "127.0.0.1:0")
-        .env("CONNECTOR_ADDR", "127.0.0.1:0")
-        .env("CONNECTOR_ADMIN_ADDR", "127.0.0.1:0")
-        .env("CONNECTOR_ADMIN_ADDR", "127.0.0.1:0")
-        .env("PROVISIONER_ADDR", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

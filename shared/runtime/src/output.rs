@@ -1,6 +1,30 @@
-//! The command-line tools' output (`sepayctl`, `sepay-dev`): text for people, JSON for scripts.
+//! What the command-line tools (`sepayctl`, `sepay-dev`) share: their global options, and their
+//! output, text for people and JSON for scripts.
 
 use serde::Serialize;
+
+/// What both command-line tools take before their command: output form, where Postgres and NATS
+/// are, development mode, and the ingress's public URL.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalOptions {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(flatten)]
+    pub db: sepay_store::DbConfig,
+    #[command(flatten)]
+    pub nats: sepay_bus::NatsConfig,
+    #[command(flatten)]
+    pub dev: crate::DevMode,
+    /// Base URL SePay reaches the ingress at (webhook URLs are built from it).
+    #[arg(
+        long,
+        env = "PUBLIC_BASE_URL",
+        default_value = crate::DEFAULT_PUBLIC_BASE_URL,
+        global = true
+    )]
+    pub public_base_url: String,
+}
 
 /// Prints `value` as JSON, or `text` for people.
 pub fn print<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) {

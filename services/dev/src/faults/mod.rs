@@ -307,7 +307,7 @@ async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Val
     let mut private_pg = None;
     let mut nats_proxy = None;
     let mut pg_proxy = None;
-    let mut ingress_nats = ctx.cli.nats.nats_url.clone();
+    let mut ingress_nats = ctx.cli.global.nats.nats_url.clone();
     let mut processor_nats = ingress_nats.clone();
     // `store` checks the books; the services reach Postgres at `service_db_url`
     let mut store = ctx.db.clone();
@@ -580,6 +580,7 @@ pub async fn run(cli: &Cli, args: &FaultsArgs) -> anyhow::Result<()> {
     }
     let stamp = chrono::Utc::now().timestamp();
     let db_config = cli
+        .global
         .db
         .sibling(&format!("sepay_faults_{stamp}_{}", std::process::id()), 10)
         .context("DATABASE_URL has no database name")?;
@@ -620,7 +621,7 @@ pub async fn run(cli: &Cli, args: &FaultsArgs) -> anyhow::Result<()> {
         "deliveries": args.deliveries, "outage_secs": args.outage_secs, "processors": args.processors,
         "debug_build": cfg!(debug_assertions), "seconds": started.elapsed().as_secs_f64(), "scenarios": rows,
     });
-    sepay_runtime::output::print(cli.json, &value, || table(args, &value));
+    sepay_runtime::output::print(cli.global.json, &value, || table(args, &value));
     let failed: Vec<&str> = rows
         .iter()
         .filter(|r| r["ok"] != json!(true))

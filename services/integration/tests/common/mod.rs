@@ -111,3 +111,24 @@ pub async fn post(url: &str, seed: &Seeded, body: &Value) -> reqwest::StatusCode
         .unwrap()
         .status()
 }
+
+/// `sepay-dev` against the test's database and bus with every listener on a free port (add the
+/// command, e.g. `up`; later `.env` calls override these).
+pub fn sepay_dev_command(db: &TestDb, nats: &NatsConfig) -> Command {
+    let mut cmd = Command::new(sepay_testkit::bin("sepay-dev"));
+    cmd.env("DATABASE_URL", &db.config.database_url)
+        .env("NATS_URL", &nats.nats_url)
+        .env("BUS_PREFIX", &nats.bus_prefix);
+    for listener in [
+        "INGRESS_ADDR",
+        "INGRESS_ADMIN_ADDR",
+        "PROCESSOR_ADDR",
+        "SIM_ADDR",
+        "CONNECTOR_ADDR",
+        "CONNECTOR_ADMIN_ADDR",
+        "PROVISIONER_ADDR",
+    ] {
+        cmd.env(listener, "127.0.0.1:0");
+    }
+    cmd
+}
