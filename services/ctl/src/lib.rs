@@ -85,7 +85,8 @@ pub enum WalletCmd {
         ws: Uuid,
         #[arg(long)]
         name: String,
-        #[arg(long, default_value = "VND")]
+        /// ISO 4217 code (VND for SePay's accounts, EUR for Striga's).
+        #[arg(long, default_value = sepay_core::SEPAY_CURRENCY, value_parser = sepay_core::currency_code)]
         currency: String,
     },
 }

@@ -303,3 +303,38 @@ async fn sepayctl_sync_and_reconcile_drive_the_provisioner() {
     assert_eq!(again["inserted"], json!(0));
     stop.cancel();
 }
+
+/// Wallet currencies are ISO 4217 codes and a SePay account books only into VND: refused with a
+/// line that says so, nothing written.
+#[tokio::test]
+async fn sepayctl_refuses_wrong_currencies_in_one_line() {
+    let db = TestDb::new().await;
+    let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
+    let ws = sepayctl(&db, &nats, &["workspace", "create", "--name", "Shop"]);
+    let ws_id = ws["id"].as_str().unwrap();
+    let fails = |args: &[&str]| {
+        let out = Command::new(sepay_testkit::bin("sepayctl"))
+            .args(args)
+            .env("DATABASE_URL", &db.config.database_url)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        stderr
+    };
+    let euro = fails(&["wallet", "create", "--ws", ws_id, "--name", "E", "--currency", "euro"]);
+    assert!(euro.contains("\"euro\" is not an ISO 4217 currency code"), "{euro}");
+    let eur = sepayctl(&db, &nats, &["wallet", "create", "--ws", ws_id, "--name", "E", "--currency", "eur"]);
+    assert_eq!(eur["currency"], json!("EUR"));
+    let linked = fails(&[
+        "link-account",
+        "--ws",
+        ws_id,
+        "--account-number",
+        sepay_testkit::ACCOUNT,
+        "--wallet",
+        eur["id"].as_str().unwrap(),
+    ]);
+    assert_eq!(linked.lines().count(), 1, "{linked}");
+    assert!(linked.contains("a SePay account books VND"), "{linked}");
+}

@@ -4,7 +4,7 @@ use futures::StreamExt;
 use sepay_bus::{Bus, ConsumerSettings, EventReceived, Message};
 use sepay_core::lifecycle::{processing_backoff, processing_retry};
 use sepay_core::striga::{self, BalanceCheck, StrigaEffect, StrigaEvent};
-use sepay_core::{Delivery, EventStatus, FailureReason, NormalizedTransaction, PayloadObject, Provider};
+use sepay_core::{DedupeKey, Delivery, EventStatus, SEPAY_CURRENCY, FailureReason, NormalizedTransaction, PayloadObject, Provider};
 use sepay_store::ledger::{self, Booked, Booking, CategoryChoice};
 use sepay_store::{PgPool, StoreError, events};
 use sepay_telemetry::metrics;
@@ -226,7 +226,10 @@ impl Worker {
             .normalize()
             .map_err(|e| Failure::Event(e.reason(), e.to_string()))?;
         let wallet_id = self.resolve_wallet(event.ws_id, event.endpoint_id, &tx).await?;
-        self.book(&event, wallet_id, &tx, "sepay", &event.dedupe_key).await
+        // a webhook without `id` and its reconciled copy share this: booked once between them
+        let identity = DedupeKey::identity(&payload);
+        let refs = (event.dedupe_key.as_str(), identity.as_ref().map(DedupeKey::as_str));
+        self.book(&event, wallet_id, &tx, "sepay", refs).await
     }
 
     /// A Striga event: its payout progress and balance check are recorded first (idempotent and
@@ -281,18 +284,21 @@ impl Worker {
                 ),
             ));
         }
-        self.book(event, wallet_id, &tx, "striga", &external_ref).await
+        self.book(event, wallet_id, &tx, "striga", (&external_ref, None)).await
     }
 
-    /// Classifies within the budget and books, once per `external_ref`.
+    /// Classifies within the budget and books, once per external reference and per identity
+    /// (`refs`).
     async fn book(
         &self,
         event: &events::Event,
         wallet_id: uuid::Uuid,
         tx: &NormalizedTransaction,
         source: &str,
-        external_ref: &str,
+        (external_ref, identity_key): (&str, Option<&str>),
     ) -> Result<&'static str, Failure> {
+        tx.check_date(chrono::Utc::now())
+            .map_err(|e| Failure::Event(e.reason(), e.to_string()))?;
         let (category, decided_by, confidence, tags) = self.classify(event.ws_id, event.id, tx).await;
         let booked = ledger::book(
             &self.db,
@@ -305,6 +311,7 @@ impl Worker {
                 taken_at: tx.taken_at,
                 source,
                 external_ref,
+                identity_key,
                 category: &category,
                 classified_by: &decided_by,
                 confidence,
@@ -324,14 +331,15 @@ impl Worker {
         })
     }
 
-    /// The endpoint's wallet if set, else the link for (account, sub account).
+    /// The endpoint's wallet if set, else the link for (account, sub account); it must hold VND,
+    /// what SePay's accounts book (the store refuses other links; this guards what predates it).
     async fn resolve_wallet(
         &self,
         ws_id: uuid::Uuid,
         endpoint_id: Option<uuid::Uuid>,
         tx: &NormalizedTransaction,
     ) -> Result<uuid::Uuid, Failure> {
-        sepay_store::workspaces::wallet_for(
+        let (wallet_id, currency) = sepay_store::workspaces::wallet_for(
             &self.db,
             ws_id,
             endpoint_id,
@@ -348,7 +356,14 @@ impl Worker {
                     tx.sub_account.as_deref().map(|s| format!(" / {s}")).unwrap_or_default()
                 ),
             )
-        })
+        })?;
+        if currency != SEPAY_CURRENCY {
+            return Err(Failure::Event(
+                FailureReason::WalletCurrencyMismatch,
+                format!("SePay books {SEPAY_CURRENCY} but wallet {wallet_id} holds {currency}"),
+            ));
+        }
+        Ok(wallet_id)
     }
 
     /// The chain's choice within the time budget, else the fallback category (tags kept).
@@ -419,7 +434,11 @@ enum Failure {
 }
 
 impl From<StoreError> for Failure {
+    /// A value Postgres cannot store fails the event at once; any other store error retries.
     fn from(err: StoreError) -> Self {
-        Self::Store(err)
+        match err {
+            StoreError::Unstorable { message } => Self::Event(FailureReason::UnstorableValue, message),
+            err => Self::Store(err),
+        }
     }
 }

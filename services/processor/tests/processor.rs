@@ -125,6 +125,50 @@ async fn an_unlinked_account_fails_then_books_after_link_and_replay() {
     );
 }
 
+/// A link to a wallet of another currency made before the store refused them (the migration
+/// deactivates those it finds; this one is forced in past the trigger): the delivery fails with
+/// `wallet_currency_mismatch` and books nothing, instead of booking VND into an EUR wallet.
+#[tokio::test]
+async fn a_vnd_delivery_never_books_into_a_wallet_of_another_currency() {
+    let h = Harness::new().await;
+    let seed = Seeded::with_link(&h.db.pool, false).await;
+    let eur = sepay_store::workspaces::create_wallet(&h.db.pool, seed.ws_id, "Euro", "EUR")
+        .await
+        .unwrap();
+    let mut conn = h.db.pool.acquire().await.unwrap();
+    sqlx::query("set session_replication_role = replica").execute(&mut *conn).await.unwrap();
+    sqlx::query("insert into sepay_wallet_links (ws_id, account_number, wallet_id) values ($1, $2, $3)")
+        .bind(seed.ws_id)
+        .bind(sepay_testkit::ACCOUNT)
+        .bind(eur.id)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("set session_replication_role = origin").execute(&mut *conn).await.unwrap();
+    drop(conn);
+    h.start(Arc::new(FallbackOnly));
+    let e = h.ingest(&seed, &delivery(78, "in", json!(100000))).await;
+    let row = h.wait_status(e.id, EventStatus::Failed).await;
+    assert_eq!(row.failure_reason.as_deref(), Some("wallet_currency_mismatch"));
+    assert_eq!(count(&h.db.pool, "wallet_transactions").await, 0);
+}
+
+/// A date no bank transaction can have fails the event on its first try, with its own reason;
+/// retrying could not fix it.
+#[tokio::test]
+async fn a_transaction_date_out_of_range_fails_at_once() {
+    let h = Harness::new().await;
+    let seed = Seeded::new(&h.db.pool).await;
+    h.start(Arc::new(FallbackOnly));
+    let mut body = delivery(79, "in", json!(1000));
+    body["transactionDate"] = json!("1990-01-01 00:00:00");
+    let e = h.ingest(&seed, &body).await;
+    let row = h.wait_status(e.id, EventStatus::Failed).await;
+    assert_eq!(row.failure_reason.as_deref(), Some("transaction_date_out_of_range"));
+    assert!(!sepay_core::FailureReason::TransactionDateOutOfRange.is_retryable());
+    assert_eq!(count(&h.db.pool, "wallet_transactions").await, 0);
+}
+
 #[tokio::test]
 async fn a_redelivered_processed_event_books_nothing() {
     let h = Harness::new().await;

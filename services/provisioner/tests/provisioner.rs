@@ -575,6 +575,62 @@ async fn reconciliation_recovers_dropped_webhooks_without_double_booking_late_on
     assert_eq!(again.inserted, 0);
 }
 
+/// A webhook without SePay's `id` (keyed by its fields) and the same transaction fetched by
+/// reconciliation (keyed by its id) are two events of one bank transaction: booked once.
+#[tokio::test]
+async fn an_eventless_webhook_and_its_reconciled_copy_book_once() {
+    let mut w = World::new(SimConfig {
+        sim_rate_limit_per_sec: 1000,
+        ..Default::default()
+    })
+    .await;
+    start_pipeline(&mut w).await;
+    let account = w.accounts(1).await[0];
+    let p = w.provisioner().await;
+    sepay_provisioner::sync_and_provision(&p, w.ws_id).await.unwrap();
+    // SePay's own delivery is lost; the same transaction reaches us as a webhook without `id`
+    w.sim_post("/sim/faults", json!({"drop_deliveries": 1})).await;
+    let created = w
+        .sim_post(
+            "/sim/transactions",
+            json!({"bank_account_id": account, "transfer_type": "in", "amount": 250000}),
+        )
+        .await;
+    let tx: sepay_sim::model::Transaction = serde_json::from_value(created).unwrap();
+    let mut body = tx.webhook_body();
+    body.as_object_mut().unwrap().remove("id");
+    let manual = sepay_store::endpoints::create_manual_endpoint(&w.db.pool, &w.config.public_base_url, w.ws_id, None, "no id")
+        .await
+        .unwrap();
+    let answer = w
+        .http
+        .post(&manual.webhook_url)
+        .header("authorization", &manual.authorization_header)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    wait_booked(&w, 1).await;
+    // reconciliation fetches it with its id: a second event, never a second booking
+    let outcome = sepay_provisioner::reconcile_requested(&p, &ControlRequest::workspace(w.ws_id))
+        .await
+        .unwrap();
+    assert_eq!((outcome.fetched, outcome.inserted), (1, 1));
+    let settled = eventually(Duration::from_secs(10), || async {
+        let duplicates: i64 = sqlx::query_scalar(
+            "select count(*) from sepay_webhook_events where status = 'duplicate' and created_transaction_id is not null",
+        )
+        .fetch_one(&w.db.pool)
+        .await
+        .unwrap();
+        (duplicates == 1).then_some(())
+    })
+    .await;
+    assert!(settled.is_some(), "the reconciled copy is the first booking's duplicate");
+    assert_eq!(booked(&w).await, 1);
+}
+
 #[tokio::test]
 async fn a_window_that_hits_the_row_limit_is_split_by_day() {
     let mut w = World::new(SimConfig {

@@ -17,9 +17,25 @@ impl DedupeKey {
     /// `sepay:<id>` when SePay sent an id; otherwise a hash of the fields that identify a bank
     /// transaction (referenceCode, transferType, amount, accountNumber, transactionDate).
     pub fn for_payload(payload: &PayloadObject) -> Self {
-        if let Some(id) = payload.sepay_id() {
-            return Self(format!("{ID_PREFIX}{id}"));
+        match payload.sepay_id() {
+            Some(id) => Self(format!("{ID_PREFIX}{id}")),
+            None => Self::eventless(payload),
         }
+    }
+
+    /// The bank transaction's identity whichever way it arrived: a webhook without `id` and the
+    /// same transaction fetched by reconciliation (with its id) give the same key, the eventless
+    /// one. Only with a reference number: without one, two transfers of the same amount in the
+    /// same second on one account would be one identity, and one of them lost.
+    pub fn identity(payload: &PayloadObject) -> Option<Self> {
+        payload
+            .text("referenceCode")
+            .filter(|r| !r.trim().is_empty())
+            .map(|_| Self::eventless(payload))
+    }
+
+    /// The hash of the fields that identify a bank transaction.
+    fn eventless(payload: &PayloadObject) -> Self {
         let amount = match Amount::from_json(payload.get("transferAmount")) {
             Ok(a) => a.magnitude().to_string(),
             Err(_) => payload.get("transferAmount").map(|v| v.to_string()).unwrap_or_default(),

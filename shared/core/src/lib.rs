@@ -17,7 +17,7 @@ pub mod vn_time;
 
 pub use dedupe::DedupeKey;
 pub use lifecycle::{EventStatus, RepeatDecision, RetryPolicy};
-pub use money::{Amount, AmountError, Direction};
+pub use money::{Amount, AmountError, CurrencyError, Direction, SEPAY_CURRENCY, currency_code};
 pub use payload::{Delivery, NormalizedTransaction, PayloadError, PayloadObject};
 pub use status::{EventSource, FailureReason, Provider};
 pub use striga::{BalanceCheck, PayoutStatus, StrigaEffect, StrigaError, StrigaEvent, StrigaEventType};

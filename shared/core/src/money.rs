@@ -160,8 +160,49 @@ fn significant_digits(text: &str) -> usize {
     digits.trim_start_matches('0').trim_end_matches('0').len()
 }
 
+/// The currency SePay's bank accounts book: a wallet a SePay account or endpoint books into must
+/// hold it.
+pub const SEPAY_CURRENCY: &str = "VND";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an ISO 4217 currency code (e.g. VND, EUR)")]
+pub struct CurrencyError(pub String);
+
+/// A wallet currency as an admin types it: trimmed, upper-cased, and a code ISO 4217 lists
+/// ("eur" is EUR; "euro" and "XYZW" are refused).
+pub fn currency_code(input: &str) -> Result<String, CurrencyError> {
+    let code = input.trim().to_ascii_uppercase();
+    match iso_currency::Currency::from_code(&code) {
+        Some(_) => Ok(code),
+        None => Err(CurrencyError(input.to_owned())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::{CurrencyError, currency_code};
+
+    #[test]
+    fn wallet_currencies_are_iso_4217_codes() {
+        let cases: [(&str, Result<&str, ()>); 8] = [
+            ("VND", Ok("VND")),
+            ("eur", Ok("EUR")),
+            (" usd ", Ok("USD")),
+            ("euro", Err(())),
+            ("XYZW", Err(())),
+            ("XYZ", Err(())),
+            ("", Err(())),
+            ("€", Err(())),
+        ];
+        for (input, want) in cases {
+            let got = currency_code(input);
+            match want {
+                Ok(code) => assert_eq!(got.as_deref(), Ok(code), "{input:?}"),
+                Err(()) => assert_eq!(got, Err(CurrencyError(input.to_owned())), "{input:?}"),
+            }
+        }
+    }
+
     use super::*;
     use serde_json::json;
     use std::str::FromStr;

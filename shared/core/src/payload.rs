@@ -144,6 +144,8 @@ pub enum PayloadError {
     TransactionDate(String),
     #[error("accountNumber is missing")]
     MissingAccountNumber,
+    #[error("transactionDate {0} is outside 2000-01-01 .. a day from now")]
+    TransactionDateOutOfRange(DateTime<Utc>),
 }
 
 impl PayloadError {
@@ -153,6 +155,21 @@ impl PayloadError {
             Self::Amount(_) => FailureReason::InvalidAmount,
             Self::TransactionDate(_) => FailureReason::InvalidTransactionDate,
             Self::MissingAccountNumber => FailureReason::MissingAccountNumber,
+            Self::TransactionDateOutOfRange(_) => FailureReason::TransactionDateOutOfRange,
+        }
+    }
+}
+
+impl NormalizedTransaction {
+    /// A date no bank transaction can have: before 2000, or more than a day ahead of `now`
+    /// (time zones and clock skew stay well inside a day). Retrying cannot fix it.
+    pub fn check_date(&self, now: DateTime<Utc>) -> Result<(), PayloadError> {
+        let earliest = DateTime::parse_from_rfc3339("2000-01-01T00:00:00+07:00").map(|d| d.to_utc());
+        let out_of_range = earliest.is_ok_and(|earliest| self.taken_at < earliest)
+            || self.taken_at > now + chrono::Duration::days(1);
+        match out_of_range {
+            true => Err(PayloadError::TransactionDateOutOfRange(self.taken_at)),
+            false => Ok(()),
         }
     }
 }
@@ -163,6 +180,34 @@ fn truncate(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dates_no_bank_transaction_can_have_are_refused() {
+        use super::*;
+        let now = DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z").unwrap().to_utc();
+        let cases = [
+            ("1999-12-31 23:59:59", false),
+            ("2000-01-01 00:00:00", true),
+            ("2026-12-01 17:00:00", true),
+            ("2026-12-02 16:59:59", true),
+            ("2026-12-02 17:00:01", false),
+            ("2031-01-01 00:00:00", false),
+        ];
+        for (date, ok) in cases {
+            let mut object = Map::new();
+            object.insert("transferType".into(), Value::from("in"));
+            object.insert("transferAmount".into(), Value::from(1000));
+            object.insert("accountNumber".into(), Value::from("1"));
+            object.insert("transactionDate".into(), Value::from(date));
+            let tx = PayloadObject(object).normalize().unwrap();
+            let checked = tx.check_date(now);
+            assert_eq!(checked.is_ok(), ok, "{date}: {checked:?}");
+            if let Err(err) = checked {
+                assert_eq!(err.reason(), FailureReason::TransactionDateOutOfRange);
+                assert!(!err.reason().is_retryable());
+            }
+        }
+    }
+
 
     #[test]
     fn what_postgres_cannot_hold_is_kept_as_raw_text() {

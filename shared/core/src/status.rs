@@ -66,10 +66,12 @@ stored_enum!(
         InvalidAmount => "invalid_amount",
         InvalidTransferType => "invalid_transfer_type",
         InvalidTransactionDate => "invalid_transaction_date",
+        TransactionDateOutOfRange => "transaction_date_out_of_range",
         MissingAccountNumber => "missing_account_number",
         WalletNotLinked => "wallet_not_linked",
         WalletCurrencyMismatch => "wallet_currency_mismatch",
         ProcessingError => "processing_error",
+        UnstorableValue => "unstorable_value",
     }
 );
 

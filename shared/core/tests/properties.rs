@@ -498,6 +498,29 @@ fn identity(p: &PayloadObject) -> [String; 5] {
     ]
 }
 
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// A transaction's identity does not depend on the path that brought it: with its id (a
+    /// webhook, or reconciliation) or without (an eventless webhook) it is the eventless key of
+    /// the fields; and there is none without a reference number, so two transfers that differ
+    /// only by being two are never merged.
+    #[test]
+    fn the_identity_is_the_same_with_and_without_the_id(fields in identifying_fields(), id in 1i64..=i64::MAX) {
+        let mut with_id = fields.clone();
+        with_id.insert("id".into(), Value::from(id));
+        let mut without_id = fields.clone();
+        without_id.remove("id");
+        let (with_id, without_id) = (PayloadObject(with_id), PayloadObject(without_id));
+        let identity = DedupeKey::identity(&with_id);
+        prop_assert_eq!(&identity, &DedupeKey::identity(&without_id));
+        match without_id.text("referenceCode") {
+            Some(_) => prop_assert_eq!(identity, Some(DedupeKey::for_payload(&without_id))),
+            None => prop_assert_eq!(identity, None),
+        }
+    }
+}
+
 fn well_formed(key: &DedupeKey) -> bool {
     let s = key.as_str();
     if let Some(id) = s.strip_prefix("sepay:") {

@@ -15,6 +15,10 @@ pub enum StoreError {
     /// A foreign key or check refused the write: the input named something that is not there.
     #[error("rejected by the database: {message}")]
     Rejected { message: String },
+    /// A value Postgres cannot hold (a NUL character, a number or date out of its range): writing
+    /// it again will fail again.
+    #[error("a value the database cannot store: {message}")]
+    Unstorable { message: String },
     #[error("database error: {0}")]
     Db(#[source] sqlx::Error),
 }
@@ -37,6 +41,10 @@ impl From<sqlx::Error> for StoreError {
                 },
                 // foreign key, check, not-null, integrity (the ws_id trigger), invalid text (uuid)
                 Some("23503" | "23514" | "23502" | "23000" | "22P02") => Self::Rejected {
+                    message: db.message().to_owned(),
+                },
+                // data exceptions: the value itself cannot be stored
+                Some(code) if code.starts_with("22") => Self::Unstorable {
                     message: db.message().to_owned(),
                 },
                 // admin shutdown, cannot connect now, too many connections

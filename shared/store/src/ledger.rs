@@ -29,6 +29,8 @@ pub struct Booking<'a> {
     pub taken_at: DateTime<Utc>,
     pub source: &'a str,
     pub external_ref: &'a str,
+    /// The bank transaction's identity across paths (`DedupeKey::identity`), when it has one.
+    pub identity_key: Option<&'a str>,
     pub category: &'a CategoryChoice,
     pub classified_by: &'a str,
     pub confidence: Option<f32>,
@@ -60,10 +62,11 @@ pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
          created as (
            insert into wallet_transactions
              (ws_id, wallet_id, amount, description, category_id, taken_at, source, external_ref,
-              classified_by, classification_confidence)
-           select $2, $3, $4, $5, coalesce($6, ensure_fallback_category($2, $7, $8)), $9, $10, $11, $12, $13
+              classified_by, classification_confidence, identity_key)
+           select $2, $3, $4, $5, coalesce($6, ensure_fallback_category($2, $7, $8)), $9, $10, $11, $12, $13, $17
             where exists (select 1 from event)
-           on conflict (ws_id, external_ref) do nothing
+           -- the same reference, or the same identity reached by another path: booked already
+           on conflict do nothing
            returning id),
          tag as (
            insert into transaction_tags (ws_id, name)
@@ -98,6 +101,7 @@ pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
     .bind(b.tags)
     .bind(lifecycle::spellings(Trigger::Book.from()))
     .bind(Trigger::Book.to().as_str())
+    .bind(b.identity_key)
     .fetch_one(pool)
     .await?;
     match (open, created) {
@@ -110,7 +114,8 @@ pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
                     set status = $5, created_transaction_id = t.id, wallet_id = $4, processed_at = now(),
                         failure_reason = null, failure_detail = null
                    from wallet_transactions t
-                  where e.id = $1 and e.status = any($6) and t.ws_id = $2 and t.external_ref = $3
+                  where e.id = $1 and e.status = any($6) and t.ws_id = $2
+                    and (t.external_ref = $3 or t.identity_key = $7)
                  returning t.id",
             )
             .bind(b.event_id)
@@ -119,6 +124,7 @@ pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
             .bind(b.wallet_id)
             .bind(Trigger::BookedElsewhere.to().as_str())
             .bind(lifecycle::spellings(Trigger::BookedElsewhere.from()))
+            .bind(b.identity_key)
             .fetch_optional(pool)
             .await?;
             Ok(duplicate_of.map_or(Booked::AlreadyProcessed, Booked::DuplicateOf))

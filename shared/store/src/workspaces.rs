@@ -41,14 +41,16 @@ pub async fn create_workspace(pool: &PgPool, name: &str) -> StoreResult<Workspac
     )
 }
 
+/// A wallet in `currency`, an ISO 4217 code in any case (`eur` is EUR); another is refused.
 pub async fn create_wallet(pool: &PgPool, ws_id: Uuid, name: &str, currency: &str) -> StoreResult<Wallet> {
+    let currency = sepay_core::currency_code(currency).map_err(|e| StoreError::Rejected { message: e.to_string() })?;
     Ok(sqlx::query_as(
         "insert into wallets (ws_id, name, currency) values ($1, $2, $3)
          returning id, ws_id, name, currency, created_at",
     )
     .bind(ws_id)
     .bind(name)
-    .bind(currency)
+    .bind(&currency)
     .fetch_one(pool)
     .await?)
 }
@@ -78,17 +80,19 @@ pub async fn link_account(
 
 /// The wallet a transaction on (account, sub account) books into: the exact link first, else
 /// the account's own link (a virtual sub account books into its main account's wallet).
-/// The wallet a transaction books into: the endpoint's own wallet if it has one, else the link of
-/// (account, sub account), falling back to the account's link without a sub account. One query.
+/// The wallet a transaction books into, with its currency: the endpoint's own wallet if it has
+/// one, else the link of (account, sub account), falling back to the account's link without a
+/// sub account. One query.
 pub async fn wallet_for(
     pool: &PgPool,
     ws_id: Uuid,
     endpoint_id: Option<Uuid>,
     account_number: &str,
     sub_account: Option<&str>,
-) -> StoreResult<Option<Uuid>> {
-    Ok(sqlx::query_scalar(
-        "select coalesce(
+) -> StoreResult<Option<(Uuid, String)>> {
+    Ok(sqlx::query_as(
+        "select w.id, w.currency from wallets w
+          where w.ws_id = $1 and w.id = coalesce(
            (select wallet_id from sepay_webhook_endpoints where id = $4 and ws_id = $1),
            (select wallet_id from sepay_wallet_links
              where ws_id = $1 and account_number = $2 and active and wallet_id is not null
@@ -100,7 +104,7 @@ pub async fn wallet_for(
     .bind(account_number)
     .bind(sub_account)
     .bind(endpoint_id)
-    .fetch_one(pool)
+    .fetch_optional(pool)
     .await?)
 }
 

@@ -106,7 +106,7 @@ async fn links_are_unique_per_account_and_sub_account() {
     let wallet = sepay_store::workspaces::wallet_for(store, seed.ws_id, None, sepay_testkit::ACCOUNT, None)
         .await
         .unwrap();
-    assert_eq!(wallet, Some(other.id));
+    assert_eq!(wallet.map(|(id, _)| id), Some(other.id));
     // a wallet of another workspace cannot be linked
     let foreign = Seeded::new(store).await;
     let err = sepay_store::workspaces::link_account(store, seed.ws_id, "123", None, foreign.wallet_id)
@@ -164,6 +164,7 @@ async fn booking_is_one_statement_exactly_once_with_its_tags_or_a_duplicate() {
                     taken_at: chrono::Utc::now(),
                     source: "sepay",
                     external_ref: &external_ref,
+                    identity_key: None,
                     category: &fallback,
                     classified_by: "fallback",
                     confidence: None,
