@@ -439,7 +439,7 @@ async fn the_connect_flow_seals_tokens_and_publishes_connected() {
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("id=\"connection-status\">active<"), "{page}");
     assert!(page.contains("SePay is connected"));
-    assert!(page.contains("Cửa hàng &lt;Test&gt;"), "names are escaped");
+    assert!(page.contains("Cửa hàng &#60;Test&#62;"), "names are escaped");
     assert!(!page.contains(&access) && !page.contains(&state_param));
 }
 
@@ -1018,7 +1018,7 @@ async fn a_login_link_for_another_user_asks_before_switching() {
     assert!(page.contains("id=\"switch-account\""), "{page}");
     assert!(page.contains("id=\"current-user\">alice<"), "{page}");
     assert!(
-        page.contains("Continue as &lt;b&gt;mallory&lt;/b&gt;") && !page.contains("<b>mallory"),
+        page.contains("Continue as &#60;b&#62;mallory&#60;/b&#62;") && !page.contains("<b>mallory"),
         "escaped: {page}"
     );
     assert!(page.contains("id=\"cancel-sign-in\" href=\"/\""), "{page}");
@@ -1211,6 +1211,71 @@ async fn events_page_by_keyset_filter_and_replay() {
     assert_eq!(status, "failed");
 }
 
+/// Text from outside (a workspace name, a wallet, a bank account, an endpoint label, a rule
+/// entered in the form, an event's fields, a Striga account) is shown as text on every page,
+/// never as markup: the templates escape every value.
+#[tokio::test]
+async fn hostile_text_is_rendered_escaped_on_every_page() {
+    const XSS: &str = "<script>alert(1)</script>";
+    const ESCAPED: &str = "&#60;script&#62;alert(1)&#60;/script&#62;";
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    let db = &app.db;
+    let ws = workspaces::create_workspace(db, XSS).await.unwrap().id;
+    members::grant_admin(db, ws, "alice").await.unwrap();
+    // a VND wallet for SePay's account and endpoint, an EUR one for Striga's account
+    let vnd = workspaces::create_wallet(db, ws, XSS, "VND").await.unwrap();
+    let eur = workspaces::create_wallet(db, ws, XSS, "EUR").await.unwrap();
+    workspaces::link_account(db, ws, XSS, Some(XSS), vnd.id).await.unwrap();
+    endpoints::create_manual_endpoint(db, "http://ingress.test", ws, Some(vnd.id), XSS)
+        .await
+        .unwrap();
+    sepay_store::striga::link_wallet(db, ws, XSS, eur.id).await.unwrap();
+    sqlx::query(
+        "insert into sepay_webhook_events (ws_id, source, dedupe_key, payload, status, failure_reason)
+         values ($1, 'webhook', 'xss', jsonb_build_object('id', $2::text, 'transferType', $2::text,
+                 'transferAmount', $2::text, 'accountNumber', $2::text), 'failed', $2)",
+    )
+    .bind(ws)
+    .bind(XSS)
+    .execute(db)
+    .await
+    .unwrap();
+    let csrf = app.csrf(&alice).await;
+    let (status, page, _) = app
+        .post(
+            &format!("/ws/{ws}/rules"),
+            &alice,
+            &[
+                ("csrf", &csrf),
+                ("name", XSS),
+                ("conditions", &format!("content contains {XSS}")),
+                ("category", XSS),
+                ("kind", "expense"),
+                ("tags", XSS),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+
+    for path in [
+        "/".to_owned(),
+        format!("/ws/{ws}/integrations"),
+        format!("/ws/{ws}/events"),
+        format!("/ws/{ws}/events?status=failed"),
+        format!("/ws/{ws}/rules"),
+        format!("/ws/{ws}/striga"),
+    ] {
+        let (status, page, _) = app.get(&path, Some(&alice)).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {page}");
+        assert!(!page.contains("<script"), "{path} renders markup: {page}");
+        assert!(page.contains(ESCAPED), "{path} shows the text: {page}");
+    }
+    // every hostile field of the event is on the events page, as text
+    let (_, events, _) = app.get(&format!("/ws/{ws}/events"), Some(&alice)).await;
+    assert_eq!(events.matches(&format!("<td>{ESCAPED}</td>")).count(), 5, "{events}");
+}
+
 #[tokio::test]
 async fn endpoints_are_created_rotated_and_revoked_from_the_page() {
     let app = App::start(fast_sim()).await;
@@ -1237,7 +1302,7 @@ async fn endpoints_are_created_rotated_and_revoked_from_the_page() {
         .expect("the ingress finds it");
     assert!(sepay_crypto::verify_secret(&key, &found.api_key_hash));
     let (_, integration, _) = app.get(&format!("/ws/{}/integrations", app.ws), Some(&alice)).await;
-    assert!(integration.contains("shop &lt;1&gt;") && !integration.contains(&key) && !integration.contains(token));
+    assert!(integration.contains("shop &#60;1&#62;") && !integration.contains(&key) && !integration.contains(token));
 
     // a manual endpoint rotates here: new secrets once, the old ones in their grace period
     let (status, page, _) = app

@@ -324,7 +324,11 @@ async fn sepayctl_refuses_wrong_currencies_in_one_line() {
     };
     let euro = fails(&["wallet", "create", "--ws", ws_id, "--name", "E", "--currency", "euro"]);
     assert!(euro.contains("\"euro\" is not an ISO 4217 currency code"), "{euro}");
-    let eur = sepayctl(&db, &nats, &["wallet", "create", "--ws", ws_id, "--name", "E", "--currency", "eur"]);
+    let eur = sepayctl(
+        &db,
+        &nats,
+        &["wallet", "create", "--ws", ws_id, "--name", "E", "--currency", "eur"],
+    );
     assert_eq!(eur["currency"], json!("EUR"));
     let linked = fails(&[
         "link-account",

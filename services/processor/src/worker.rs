@@ -2,9 +2,12 @@ use crate::classify::{Classifier, ClassifyInput, FALLBACK_DECIDER, FALLBACK_EXPE
 use async_nats::jetstream::AckKind;
 use futures::StreamExt;
 use sepay_bus::{Bus, ConsumerSettings, EventReceived, Message};
+use sepay_core::balance::BalancePoint;
 use sepay_core::lifecycle::{processing_backoff, processing_retry};
 use sepay_core::striga::{self, BalanceCheck, StrigaEffect, StrigaEvent};
-use sepay_core::{DedupeKey, Delivery, EventStatus, SEPAY_CURRENCY, FailureReason, NormalizedTransaction, PayloadObject, Provider};
+use sepay_core::{
+    DedupeKey, Delivery, EventStatus, FailureReason, NormalizedTransaction, PayloadObject, Provider, SEPAY_CURRENCY,
+};
 use sepay_store::ledger::{self, Booked, Booking, CategoryChoice};
 use sepay_store::{PgPool, StoreError, events};
 use sepay_telemetry::metrics;
@@ -229,7 +232,19 @@ impl Worker {
         // a webhook without `id` and its reconciled copy share this: booked once between them
         let identity = DedupeKey::identity(&payload);
         let refs = (event.dedupe_key.as_str(), identity.as_ref().map(DedupeKey::as_str));
-        self.book(&event, wallet_id, &tx, "sepay", refs).await
+        let outcome = self.book(&event, wallet_id, &tx, "sepay", refs).await?;
+        // its point on the account's balance chain, whichever event booked it (a redelivery
+        // records it again, harmlessly): a missing neighbour shows as a gap within seconds
+        if let (Some(sepay_id), Some(accumulated)) = (tx.sepay_id, tx.accumulated) {
+            let point = BalancePoint {
+                sepay_id,
+                taken_at: tx.taken_at,
+                amount: tx.signed_amount,
+                accumulated,
+            };
+            sepay_store::balances::record_point(&self.db, event.ws_id, &tx.account_number, &point).await?;
+        }
+        Ok(outcome)
     }
 
     /// A Striga event: its payout progress and balance check are recorded first (idempotent and

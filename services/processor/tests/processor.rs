@@ -136,7 +136,10 @@ async fn a_vnd_delivery_never_books_into_a_wallet_of_another_currency() {
         .await
         .unwrap();
     let mut conn = h.db.pool.acquire().await.unwrap();
-    sqlx::query("set session_replication_role = replica").execute(&mut *conn).await.unwrap();
+    sqlx::query("set session_replication_role = replica")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
     sqlx::query("insert into sepay_wallet_links (ws_id, account_number, wallet_id) values ($1, $2, $3)")
         .bind(seed.ws_id)
         .bind(sepay_testkit::ACCOUNT)
@@ -144,7 +147,10 @@ async fn a_vnd_delivery_never_books_into_a_wallet_of_another_currency() {
         .execute(&mut *conn)
         .await
         .unwrap();
-    sqlx::query("set session_replication_role = origin").execute(&mut *conn).await.unwrap();
+    sqlx::query("set session_replication_role = origin")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
     drop(conn);
     h.start(Arc::new(FallbackOnly));
     let e = h.ingest(&seed, &delivery(78, "in", json!(100000))).await;

@@ -4,6 +4,7 @@
 //! reconciles (on request and on a schedule) so no transaction is missed when webhooks are lost.
 
 mod cli;
+pub mod gaps;
 mod reconcile;
 mod sync;
 mod worker;
@@ -36,6 +37,10 @@ pub const DEFAULT_RECONCILE_WINDOW_HOURS: u64 = 24;
 pub const DEFAULT_RECONCILE_WINDOW_ROW_LIMIT: usize = 5000;
 /// `ROTATION_GRACE_HOURS`: beyond SePay's 5 hours of retries.
 pub const DEFAULT_ROTATION_GRACE_HOURS: u64 = 6;
+/// `BALANCE_CHECK_INTERVAL_MS`
+pub const DEFAULT_BALANCE_CHECK_INTERVAL_MS: u64 = 1000;
+/// `BALANCE_GAP_GRACE_SECS`
+pub use sepay_core::balance::DEFAULT_GAP_GRACE_SECS as DEFAULT_BALANCE_GAP_GRACE_SECS;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProvisionerConfig {
@@ -57,6 +62,13 @@ pub struct ProvisionerConfig {
     /// Hours a rotated endpoint's old token keeps working (SePay retries for 5 hours).
     #[arg(long, env = "ROTATION_GRACE_HOURS", default_value_t = DEFAULT_ROTATION_GRACE_HOURS)]
     pub rotation_grace_hours: u64,
+    /// How often booked balances are checked for gaps (0 turns the check off).
+    #[arg(long, env = "BALANCE_CHECK_INTERVAL_MS", default_value_t = DEFAULT_BALANCE_CHECK_INTERVAL_MS)]
+    pub balance_check_interval_ms: u64,
+    /// Seconds a balance gap may close by itself (a delivery out of order) before that span is
+    /// reconciled; later attempts back off from it.
+    #[arg(long, env = "BALANCE_GAP_GRACE_SECS", default_value_t = DEFAULT_BALANCE_GAP_GRACE_SECS)]
+    pub balance_gap_grace_secs: u64,
     /// The SePay client's settings (`SEPAY_*`; flattened by the binary, shared with the connector).
     #[arg(skip)]
     pub sepay: SepayConfig,
@@ -74,6 +86,8 @@ impl Default for ProvisionerConfig {
             reconcile_window_hours: DEFAULT_RECONCILE_WINDOW_HOURS,
             reconcile_window_row_limit: DEFAULT_RECONCILE_WINDOW_ROW_LIMIT,
             rotation_grace_hours: DEFAULT_ROTATION_GRACE_HOURS,
+            balance_check_interval_ms: DEFAULT_BALANCE_CHECK_INTERVAL_MS,
+            balance_gap_grace_secs: DEFAULT_BALANCE_GAP_GRACE_SECS,
             sepay: SepayConfig::default(),
             http: sepay_runtime::HttpLimits::default(),
         }
@@ -136,6 +150,7 @@ pub async fn serve(
         async move { sepay_runtime::serve_health(listener, db, bus, Some(ready), &limits, shutdown).await }
     });
     let schedule = tokio::spawn(reconcile::schedule(provisioner.clone(), shutdown.clone()));
+    let balances = tokio::spawn(gaps::watch(provisioner.clone(), shutdown.clone()));
     let settings = ConsumerSettings {
         // a reconciliation of a long window may take minutes
         ack_wait: Duration::from_secs(300),
@@ -144,6 +159,7 @@ pub async fn serve(
     };
     worker::consume(provisioner, settings, ready, shutdown).await;
     let _ = schedule.await;
+    let _ = balances.await;
     health.await??;
     Ok(())
 }

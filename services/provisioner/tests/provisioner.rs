@@ -575,6 +575,68 @@ async fn reconciliation_recovers_dropped_webhooks_without_double_booking_late_on
     assert_eq!(again.inserted, 0);
 }
 
+/// SePay loses a webhook: the next delivery on that account shows a break in the running
+/// balance, and the gap's reconciliation (just that span) books the lost transaction; no hourly
+/// schedule needed.
+#[tokio::test]
+async fn a_lost_webhook_is_found_by_the_balance_of_the_next_one() {
+    let mut w = World::new(SimConfig {
+        sim_rate_limit_per_sec: 1000,
+        ..Default::default()
+    })
+    .await;
+    start_pipeline(&mut w).await;
+    w.config.reconcile_interval_secs = 0;
+    w.config.balance_gap_grace_secs = 0;
+    let account = w.accounts(1).await[0];
+    let p = w.provisioner().await;
+    sepay_provisioner::sync_and_provision(&p, w.ws_id).await.unwrap();
+    let tx = |amount: i64| {
+        w.sim_post(
+            "/sim/transactions",
+            json!({"bank_account_id": account, "transfer_type": "in", "amount": amount}),
+        )
+    };
+    tx(1000).await;
+    wait_booked(&w, 1).await;
+    w.sim_post("/sim/faults", json!({"drop_deliveries": 1})).await;
+    tx(2000).await; // lost
+    tx(3000).await; // reveals it
+    wait_booked(&w, 2).await;
+    // what the provisioner's watch does every second
+    let (mut checked, deadline) = (0, std::time::Instant::now() + Duration::from_secs(20));
+    let found = loop {
+        sepay_provisioner::gaps::pass(&p, &mut checked).await.unwrap();
+        let (gaps, open): (i64, i64) =
+            sqlx::query_as("select count(*), count(*) filter (where status <> 'closed') from sepay_balance_gaps")
+                .fetch_one(&w.db.pool)
+                .await
+                .unwrap();
+        if booked(&w).await == 3 && gaps == 1 && open == 0 {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        found,
+        "the lost transaction booked and its gap closed; {} booked",
+        booked(&w).await
+    );
+    let total: rust_decimal::Decimal = sqlx::query_scalar("select sum(amount) from wallet_transactions")
+        .fetch_one(&w.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(total, rust_decimal::Decimal::from(6000));
+    let gap_runs: i64 = sqlx::query_scalar("select count(*) from sepay_reconciliation_runs where trigger = 'gap'")
+        .fetch_one(&w.db.pool)
+        .await
+        .unwrap();
+    assert!(gap_runs >= 1);
+}
+
 /// A webhook without SePay's `id` (keyed by its fields) and the same transaction fetched by
 /// reconciliation (keyed by its id) are two events of one bank transaction: booked once.
 #[tokio::test]
@@ -599,9 +661,10 @@ async fn an_eventless_webhook_and_its_reconciled_copy_book_once() {
     let tx: sepay_sim::model::Transaction = serde_json::from_value(created).unwrap();
     let mut body = tx.webhook_body();
     body.as_object_mut().unwrap().remove("id");
-    let manual = sepay_store::endpoints::create_manual_endpoint(&w.db.pool, &w.config.public_base_url, w.ws_id, None, "no id")
-        .await
-        .unwrap();
+    let manual =
+        sepay_store::endpoints::create_manual_endpoint(&w.db.pool, &w.config.public_base_url, w.ws_id, None, "no id")
+            .await
+            .unwrap();
     let answer = w
         .http
         .post(&manual.webhook_url)
@@ -627,7 +690,10 @@ async fn an_eventless_webhook_and_its_reconciled_copy_book_once() {
         (duplicates == 1).then_some(())
     })
     .await;
-    assert!(settled.is_some(), "the reconciled copy is the first booking's duplicate");
+    assert!(
+        settled.is_some(),
+        "the reconciled copy is the first booking's duplicate"
+    );
     assert_eq!(booked(&w).await, 1);
 }
 

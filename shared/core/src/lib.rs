@@ -4,6 +4,7 @@
 //! and everything inside takes the types.
 
 pub mod auth;
+pub mod balance;
 pub mod classify;
 pub mod dedupe;
 pub mod lifecycle;

@@ -114,6 +114,7 @@ impl PayloadObject {
             description,
             reference_code: self.text("referenceCode"),
             gateway: self.text("gateway"),
+            accumulated: crate::balance::accumulated_of(self.0.get("accumulated")),
         })
     }
 }
@@ -132,6 +133,9 @@ pub struct NormalizedTransaction {
     pub description: String,
     pub reference_code: Option<String>,
     pub gateway: Option<String>,
+    /// The account's balance after this transaction, as SePay reported it (running-balance
+    /// continuity, `balance.rs`).
+    pub accumulated: Option<Decimal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -165,8 +169,8 @@ impl NormalizedTransaction {
     /// (time zones and clock skew stay well inside a day). Retrying cannot fix it.
     pub fn check_date(&self, now: DateTime<Utc>) -> Result<(), PayloadError> {
         let earliest = DateTime::parse_from_rfc3339("2000-01-01T00:00:00+07:00").map(|d| d.to_utc());
-        let out_of_range = earliest.is_ok_and(|earliest| self.taken_at < earliest)
-            || self.taken_at > now + chrono::Duration::days(1);
+        let out_of_range =
+            earliest.is_ok_and(|earliest| self.taken_at < earliest) || self.taken_at > now + chrono::Duration::days(1);
         match out_of_range {
             true => Err(PayloadError::TransactionDateOutOfRange(self.taken_at)),
             false => Ok(()),
@@ -207,7 +211,6 @@ mod tests {
             }
         }
     }
-
 
     #[test]
     fn what_postgres_cannot_hold_is_kept_as_raw_text() {

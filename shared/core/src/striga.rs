@@ -282,6 +282,8 @@ impl StrigaEvent {
             description: self.description.clone(),
             reference_code: text(&self.raw, "bankingTransactionShortId"),
             gateway: Some("Striga".to_owned()),
+            // Striga's balances are checked per event (`balance_check`), not as a running chain
+            accumulated: None,
         })
     }
 

@@ -1,6 +1,7 @@
 //! Postgres access: the only crate with SQL. Every function takes a pool (or a transaction) and
 //! returns typed rows; the decisions it applies come from `sepay-core`.
 
+pub mod balances;
 pub mod classification;
 pub mod connections;
 pub mod endpoints;

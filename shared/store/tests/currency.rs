@@ -8,10 +8,14 @@ use sepay_testkit::{ACCOUNT, Seeded, TestDb};
 async fn wallets_hold_iso_4217_currencies_and_keep_them() {
     let db = TestDb::new().await;
     let seed = Seeded::new(&db.pool).await;
-    let eur = workspaces::create_wallet(&db.pool, seed.ws_id, "Euro", "eur").await.unwrap();
+    let eur = workspaces::create_wallet(&db.pool, seed.ws_id, "Euro", "eur")
+        .await
+        .unwrap();
     assert_eq!(eur.currency, "EUR", "stored upper-case");
     for bad in ["euro", "XYZW", ""] {
-        let err = workspaces::create_wallet(&db.pool, seed.ws_id, "Bad", bad).await.unwrap_err();
+        let err = workspaces::create_wallet(&db.pool, seed.ws_id, "Bad", bad)
+            .await
+            .unwrap_err();
         assert!(
             matches!(&err, StoreError::Rejected { message } if message.contains("ISO 4217")),
             "{bad:?}: {err:?}"
@@ -36,8 +40,12 @@ async fn wallets_hold_iso_4217_currencies_and_keep_them() {
 async fn a_sepay_account_or_endpoint_books_only_into_a_vnd_wallet() {
     let db = TestDb::new().await;
     let seed = Seeded::new(&db.pool).await;
-    let eur = workspaces::create_wallet(&db.pool, seed.ws_id, "Euro", "EUR").await.unwrap();
-    let vnd = workspaces::create_wallet(&db.pool, seed.ws_id, "Dong", "VND").await.unwrap();
+    let eur = workspaces::create_wallet(&db.pool, seed.ws_id, "Euro", "EUR")
+        .await
+        .unwrap();
+    let vnd = workspaces::create_wallet(&db.pool, seed.ws_id, "Dong", "VND")
+        .await
+        .unwrap();
     let err = workspaces::link_account(&db.pool, seed.ws_id, ACCOUNT, None, eur.id)
         .await
         .unwrap_err();

@@ -1,0 +1,105 @@
+//! Classification rules (in the order they run: add, reorder, delete) and the AI credits.
+
+use super::{Admin, AdminForm, AppRef, Flash, Result, to_page};
+use crate::error::ConnectorError;
+use crate::pages;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use sepay_core::classify::RuleDraft;
+use sepay_store::{classification, workspaces};
+use serde::Deserialize;
+use uuid::Uuid;
+
+pub(super) async fn page(
+    State(state): State<AppRef>,
+    admin: Admin,
+    query: std::result::Result<Query<Flash>, QueryRejection>,
+) -> Result<Response> {
+    let Query(flash) = query?;
+    let ws = workspaces::get_workspace(&state.db, admin.ws_id).await?;
+    let rules = classification::rules(&state.db, admin.ws_id).await?;
+    let credits = classification::credit_ledger(&state.db, admin.ws_id).await?;
+    Ok(pages::render(&pages::Rules {
+        ws_id: admin.ws_id,
+        ws_name: &ws.name,
+        csrf: &admin.csrf,
+        rules: &rules,
+        credits,
+        flash: flash.done(),
+    }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct NewRuleForm {
+    name: String,
+    /// One condition a line: `content contains grab`.
+    conditions: String,
+    /// "any": one condition suffices; otherwise all must hold.
+    matching: String,
+    category: String,
+    /// "expense" or "income".
+    kind: String,
+    /// Comma-separated.
+    tags: String,
+    /// Present: later rules may add their tags too.
+    keep_going: Option<String>,
+}
+
+/// Adds a rule at the end of the order; the same checks as `sepayctl rules add`.
+pub(super) async fn create(
+    State(state): State<AppRef>,
+    AdminForm { admin, form }: AdminForm<NewRuleForm>,
+) -> Result<Response> {
+    let draft = RuleDraft::parse(
+        &form.name,
+        form.conditions.lines(),
+        form.matching != "any",
+        Some(form.category.as_str()),
+        form.kind == "expense",
+        form.tags.split(','),
+        form.keep_going.is_none(),
+    )
+    .map_err(|e| ConnectorError::BadRequest(e.to_string()))?;
+    let id = classification::create_rule(&state.db, admin.ws_id, &draft).await?;
+    tracing::info!(ws_id = %admin.ws_id, rule_id = %id, "classification rule added");
+    Ok(to_page(&state, &format!("/ws/{}/rules?done=rule_added", admin.ws_id)))
+}
+
+fn rule_path(path: std::result::Result<Path<(Uuid, Uuid)>, PathRejection>) -> Result<Uuid> {
+    path.map(|Path((_, id))| id)
+        .map_err(|_| ConnectorError::NotFound("rule"))
+}
+
+pub(super) async fn delete(
+    State(state): State<AppRef>,
+    path: std::result::Result<Path<(Uuid, Uuid)>, PathRejection>,
+    AdminForm { admin, .. }: AdminForm,
+) -> Result<Response> {
+    let id = rule_path(path)?;
+    classification::delete_rule(&state.db, Some(admin.ws_id), id).await?;
+    tracing::info!(ws_id = %admin.ws_id, rule_id = %id, "classification rule deleted");
+    Ok(to_page(&state, &format!("/ws/{}/rules?done=rule_deleted", admin.ws_id)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct MoveForm {
+    /// "up" or "down".
+    direction: String,
+}
+
+pub(super) async fn move_rule(
+    State(state): State<AppRef>,
+    path: std::result::Result<Path<(Uuid, Uuid)>, PathRejection>,
+    AdminForm { admin, form }: AdminForm<MoveForm>,
+) -> Result<Response> {
+    let up = match form.direction.as_str() {
+        "up" => true,
+        "down" => false,
+        _ => return Err(ConnectorError::BadRequest("direction is up or down".into())),
+    };
+    classification::move_rule(&state.db, admin.ws_id, rule_path(path)?, up).await?;
+    Ok(to_page(&state, &format!("/ws/{}/rules?done=rule_moved", admin.ws_id)))
+}

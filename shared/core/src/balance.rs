@@ -1,0 +1,140 @@
+//! Running-balance continuity: how a missing SePay transaction is noticed within seconds.
+//!
+//! SePay sends `accumulated`, the bank account's balance after the transaction, with every
+//! transaction. Per bank account (sub-accounts share their account's balance), taken in SePay's
+//! order (its ids grow), each transaction must carry on from the one before:
+//! `previous balance + signed amount = this balance`. A break means a transaction between the two
+//! is missing or not here yet: a *gap*. Out-of-order deliveries close gaps by themselves, so a
+//! gap is reconciled (SePay asked for the span between the two transactions) only after a grace
+//! period, then again with backoff, and flagged after [`GAP_MAX_ATTEMPTS`]. A gap closes when a
+//! transaction between its two ends is recorded. Banks that report no balance send 0: two
+//! zero balances are never a break.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use std::time::Duration;
+
+/// One booked SePay transaction as the balance sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BalancePoint {
+    pub sepay_id: i64,
+    pub taken_at: DateTime<Utc>,
+    /// Signed: `in` positive, `out` negative.
+    pub amount: Decimal,
+    /// The account's balance after it.
+    pub accumulated: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Continuity {
+    /// `previous + amount = balance`.
+    Continuous,
+    /// The bank reports no balance (both 0): nothing to check.
+    NoBalance,
+    /// Something between the two is missing: the balance before `next` should have been
+    /// `expected_before`, the one seen is `seen_before`.
+    Gap {
+        expected_before: Decimal,
+        seen_before: Decimal,
+    },
+}
+
+/// Whether `next` carries on from `previous`, its predecessor on the same account.
+pub fn continuity(previous: &BalancePoint, next: &BalancePoint) -> Continuity {
+    if previous.accumulated.is_zero() && next.accumulated.is_zero() {
+        return Continuity::NoBalance;
+    }
+    let expected_before = next.accumulated - next.amount;
+    if expected_before == previous.accumulated {
+        Continuity::Continuous
+    } else {
+        Continuity::Gap {
+            expected_before,
+            seen_before: previous.accumulated,
+        }
+    }
+}
+
+/// Reconciliation attempts before a gap is flagged for a person.
+pub const GAP_MAX_ATTEMPTS: i32 = 5;
+pub const DEFAULT_GAP_GRACE_SECS: u64 = 5;
+
+/// The wait before a gap's next reconciliation: the grace, then doubling, at most ten minutes.
+pub fn gap_retry_after(grace: Duration, attempts: i32) -> Duration {
+    let doubled = grace.saturating_mul(1u32 << attempts.clamp(0, 16));
+    doubled.min(Duration::from_secs(600))
+}
+
+/// The balance SePay reported, read leniently: a JSON number or numeric string (negative for an
+/// overdraft); absent or unreadable, none.
+pub fn accumulated_of(value: Option<&serde_json::Value>) -> Option<Decimal> {
+    match value? {
+        serde_json::Value::Number(n) => n.to_string().parse().ok(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(id: i64, amount: i64, accumulated: i64) -> BalancePoint {
+        BalancePoint {
+            sepay_id: id,
+            taken_at: DateTime::UNIX_EPOCH,
+            amount: amount.into(),
+            accumulated: accumulated.into(),
+        }
+    }
+
+    #[test]
+    fn continuity_table() {
+        let gap = |expected: i64, seen: i64| Continuity::Gap {
+            expected_before: expected.into(),
+            seen_before: seen.into(),
+        };
+        let cases = [
+            // previous, next, verdict
+            (point(1, 100, 1100), point(2, 200, 1300), Continuity::Continuous),
+            (point(1, 100, 1100), point(2, -300, 800), Continuity::Continuous),
+            // a 500 credit between them never arrived
+            (point(1, 100, 1100), point(3, 200, 1800), gap(1600, 1100)),
+            // a 400 debit between them
+            (point(1, 100, 1100), point(3, -100, 600), gap(700, 1100)),
+            // a bank without balances
+            (point(1, 100, 0), point(2, 200, 0), Continuity::NoBalance),
+            // a balance that reaches zero is still checked
+            (point(1, 100, 300), point(2, -300, 0), Continuity::Continuous),
+            (point(1, 100, 0), point(2, 300, 300), Continuity::Continuous),
+            (point(1, 100, 500), point(2, -300, 0), gap(300, 500)),
+        ];
+        for (previous, next, want) in cases {
+            assert_eq!(continuity(&previous, &next), want, "{previous:?} → {next:?}");
+        }
+    }
+
+    #[test]
+    fn gaps_are_retried_with_backoff_after_the_grace() {
+        let grace = Duration::from_secs(5);
+        let waits: Vec<u64> = (0..9).map(|a| gap_retry_after(grace, a).as_secs()).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 320, 600, 600]);
+    }
+
+    #[test]
+    fn accumulated_is_read_leniently() {
+        use serde_json::json;
+        let cases = [
+            (Some(json!(19_077_000)), Some(Decimal::from(19_077_000))),
+            (Some(json!("19077000")), Some(Decimal::from(19_077_000))),
+            (Some(json!("-500.50")), Some(Decimal::new(-50050, 2))),
+            (Some(json!(0)), Some(Decimal::ZERO)),
+            (Some(json!(null)), None),
+            (Some(json!("n/a")), None),
+            (None, None),
+        ];
+        for (value, want) in cases {
+            assert_eq!(accumulated_of(value.as_ref()), want, "{value:?}");
+        }
+    }
+}
