@@ -34,7 +34,14 @@ create table sepay_balance_gaps (
 );
 create index sepay_balance_gaps_due on sepay_balance_gaps (next_attempt_at) where status = 'open';
 
--- reconciliation runs started for a gap
+-- reconciliation runs started for a gap, or for a balance that moved past the last booking
 alter table sepay_reconciliation_runs drop constraint sepay_reconciliation_runs_trigger_check;
 alter table sepay_reconciliation_runs add constraint sepay_reconciliation_runs_trigger_check
-    check (trigger in ('schedule', 'request', 'gap'));
+    check (trigger in ('schedule', 'request', 'gap', 'balance'));
+
+-- A scheduled reconciliation covers everything since the last successful one (an outage longer
+-- than the look-back is covered), and a failing one backs off instead of retrying every minute.
+alter table sepay_connections
+    add column reconciled_through timestamptz,
+    add column reconcile_failures integer not null default 0,
+    add column reconcile_retry_at timestamptz;

@@ -3,11 +3,15 @@
 //! and a gap still open after `BALANCE_GAP_GRACE_SECS` is reconciled over just its span (SePay's
 //! transactions between its two ends), again with backoff, flagged after `GAP_MAX_ATTEMPTS`. A
 //! transaction recorded inside a gap closes it. This turns a lost webhook into one late by seconds.
+//!
+//! The last transaction of a quiet account has no later delivery to reveal its loss: every
+//! `BALANCE_TRAILING_CHECK_SECS` each connected account's balance as SePay reports it now is
+//! compared with the balance after its last booking, and a difference is reconciled from then.
 
 use crate::Provisioner;
 use crate::reconcile::reconcile;
 use chrono::Utc;
-use sepay_core::balance::{Continuity, GAP_MAX_ATTEMPTS, continuity, gap_retry_after};
+use sepay_core::balance::{Continuity, GAP_MAX_ATTEMPTS, accumulated_of, continuity, gap_retry_after, trailing_loss};
 use sepay_core::provisioning::Window;
 use sepay_store::balances;
 use sepay_telemetry::metrics;
@@ -26,6 +30,8 @@ pub async fn watch(p: Arc<Provisioner>, shutdown: CancellationToken) {
     }
     let mut tick = tokio::time::interval(Duration::from_millis(p.config.balance_check_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let trailing_every = Duration::from_secs(p.config.balance_trailing_check_secs);
+    let mut trailing_due = tokio::time::Instant::now() + trailing_every;
     // from 0: the first pass checks the recent chain whole (points recorded while no one watched)
     let mut checked_up_to = 0;
     loop {
@@ -36,7 +42,64 @@ pub async fn watch(p: Arc<Provisioner>, shutdown: CancellationToken) {
         if let Err(err) = pass(&p, &mut checked_up_to).await {
             tracing::warn!(error = %format!("{err:#}"), "balance continuity check failed");
         }
+        if !trailing_every.is_zero() && tokio::time::Instant::now() >= trailing_due {
+            trailing_due = tokio::time::Instant::now() + trailing_every;
+            if let Err(err) = trailing_pass(&p).await {
+                tracing::warn!(error = %format!("{err:#}"), "trailing balance check failed");
+            }
+        }
     }
+}
+
+/// Compares every connected account's balance SePay reports now with the balance after its last
+/// booking; reconciles from that booking to now where they differ. How many were reconciled.
+pub async fn trailing_pass(p: &Provisioner) -> anyhow::Result<usize> {
+    let mut reconciled = 0;
+    for ws_id in sepay_store::connections::active_workspaces(&p.db).await? {
+        // one workspace's trouble (a refused token) does not stop the others' checks
+        match trailing_check(p, ws_id).await {
+            Ok(n) => reconciled += n,
+            Err(err) => tracing::warn!(%ws_id, error = %format!("{err:#}"), "trailing balance check failed"),
+        }
+    }
+    Ok(reconciled)
+}
+
+async fn trailing_check(p: &Provisioner, ws_id: uuid::Uuid) -> anyhow::Result<usize> {
+    let mut reconciled = 0;
+    {
+        let last_points = balances::last_points(&p.db, ws_id).await?;
+        if last_points.is_empty() {
+            return Ok(0);
+        }
+        let token = p.tokens.access_token(ws_id).await?;
+        for account in p.tokens.client().list_bank_accounts(&token).await? {
+            let last = last_points
+                .iter()
+                .find(|(number, _)| *number == account.account_number)
+                .map(|(_, point)| point);
+            let reported = accumulated_of(account.accumulated.as_ref());
+            let Some(last) = last.filter(|last| trailing_loss(Some(last), reported)) else {
+                continue;
+            };
+            metrics::counter!("sepay_balance_trailing_mismatches_total").increment(1);
+            tracing::info!(
+                %ws_id,
+                account = %account.account_number,
+                after = last.sepay_id,
+                booked_balance = %last.accumulated,
+                reported_balance = ?reported,
+                "account balance moved past the last booking: reconciling since it"
+            );
+            let window = Window {
+                from: last.taken_at,
+                to: Utc::now(),
+            };
+            reconcile(p, ws_id, window, "balance").await?;
+            reconciled += 1;
+        }
+    }
+    Ok(reconciled)
 }
 
 /// One pass: open gaps for new breaks, close filled ones, reconcile the due ones.

@@ -39,6 +39,8 @@ pub const DEFAULT_RECONCILE_WINDOW_ROW_LIMIT: usize = 5000;
 pub const DEFAULT_ROTATION_GRACE_HOURS: u64 = 6;
 /// `BALANCE_CHECK_INTERVAL_MS`
 pub const DEFAULT_BALANCE_CHECK_INTERVAL_MS: u64 = 1000;
+/// `BALANCE_TRAILING_CHECK_SECS`: every five minutes.
+pub const DEFAULT_BALANCE_TRAILING_CHECK_SECS: u64 = 300;
 /// `BALANCE_GAP_GRACE_SECS`
 pub use sepay_core::balance::DEFAULT_GAP_GRACE_SECS as DEFAULT_BALANCE_GAP_GRACE_SECS;
 
@@ -69,6 +71,10 @@ pub struct ProvisionerConfig {
     /// reconciled; later attempts back off from it.
     #[arg(long, env = "BALANCE_GAP_GRACE_SECS", default_value_t = DEFAULT_BALANCE_GAP_GRACE_SECS)]
     pub balance_gap_grace_secs: u64,
+    /// Seconds between comparisons of each account's balance at SePay with the balance after its
+    /// last booking (a lost last transaction; 0 turns them off).
+    #[arg(long, env = "BALANCE_TRAILING_CHECK_SECS", default_value_t = DEFAULT_BALANCE_TRAILING_CHECK_SECS)]
+    pub balance_trailing_check_secs: u64,
     /// The SePay client's settings (`SEPAY_*`; flattened by the binary, shared with the connector).
     #[arg(skip)]
     pub sepay: SepayConfig,
@@ -88,6 +94,7 @@ impl Default for ProvisionerConfig {
             rotation_grace_hours: DEFAULT_ROTATION_GRACE_HOURS,
             balance_check_interval_ms: DEFAULT_BALANCE_CHECK_INTERVAL_MS,
             balance_gap_grace_secs: DEFAULT_BALANCE_GAP_GRACE_SECS,
+            balance_trailing_check_secs: DEFAULT_BALANCE_TRAILING_CHECK_SECS,
             sepay: SepayConfig::default(),
             http: sepay_runtime::HttpLimits::default(),
         }

@@ -51,7 +51,11 @@ pub async fn reconcile(
     let mut counts = (0usize, 0usize);
     let result = run(p, ws_id, window, run_id, &mut counts).await;
     let error = result.as_ref().err().map(|e| format!("{e:#}"));
-    store::finish_run(&p.db, run_id, counts.0 as i32, counts.1 as i32, error.as_deref()).await?;
+    let failures = store::finish_run(&p.db, run_id, counts.0 as i32, counts.1 as i32, error.as_deref()).await?;
+    if trigger == "schedule" && failures > 0 {
+        let retry_at = Utc::now() + sepay_core::provisioning::reconcile_retry_after(failures);
+        store::set_reconcile_retry(&p.db, ws_id, retry_at).await?;
+    }
     metrics::counter!("sepay_reconciliation_runs_total", "outcome" => if error.is_none() { "ok" } else { "error" })
         .increment(1);
     metrics::counter!("sepay_reconciliation_inserted_total").increment(counts.1 as u64);
@@ -168,12 +172,9 @@ pub async fn schedule(p: Arc<Provisioner>, shutdown: CancellationToken) {
                 continue;
             }
         };
-        for ws_id in due {
-            let to = Utc::now();
-            let window = Window {
-                from: to - chrono::Duration::hours(p.config.reconcile_window_hours as i64),
-                to,
-            };
+        for (ws_id, reconciled_through) in due {
+            let look_back = chrono::Duration::hours(p.config.reconcile_window_hours as i64);
+            let window = sepay_core::provisioning::scheduled_window(Utc::now(), look_back, reconciled_through);
             if let Err(err) = reconcile(&p, ws_id, window, "schedule").await {
                 tracing::warn!(%ws_id, error = %format!("{err:#}"), "scheduled reconciliation failed");
             }

@@ -637,6 +637,53 @@ async fn a_lost_webhook_is_found_by_the_balance_of_the_next_one() {
     assert!(gap_runs >= 1);
 }
 
+/// The last transaction of a quiet account is lost: no later delivery reveals it, but the
+/// account's balance at SePay has moved past the last booking, and the trailing check
+/// reconciles from there. A check with nothing missing reconciles nothing.
+#[tokio::test]
+async fn a_lost_last_transaction_is_found_by_the_account_balance() {
+    let mut w = World::new(SimConfig {
+        sim_rate_limit_per_sec: 1000,
+        ..Default::default()
+    })
+    .await;
+    start_pipeline(&mut w).await;
+    w.config.reconcile_interval_secs = 0;
+    let account = w.accounts(1).await[0];
+    let p = w.provisioner().await;
+    sepay_provisioner::sync_and_provision(&p, w.ws_id).await.unwrap();
+    let tx = |amount: i64| {
+        w.sim_post(
+            "/sim/transactions",
+            json!({"bank_account_id": account, "transfer_type": "in", "amount": amount}),
+        )
+    };
+    tx(1000).await;
+    wait_booked(&w, 1).await;
+    assert_eq!(
+        sepay_provisioner::gaps::trailing_pass(&p).await.unwrap(),
+        0,
+        "nothing missing"
+    );
+    w.sim_post("/sim/faults", json!({"drop_deliveries": 1})).await;
+    tx(2500).await; // lost, and the last
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(booked(&w).await, 1);
+    assert_eq!(sepay_provisioner::gaps::trailing_pass(&p).await.unwrap(), 1);
+    wait_booked(&w, 2).await;
+    let runs: i64 = sqlx::query_scalar("select count(*) from sepay_reconciliation_runs where trigger = 'balance'")
+        .fetch_one(&w.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(runs, 1);
+    // booked and on the chain: the balances agree again
+    let agreed = eventually(Duration::from_secs(5), || async {
+        (sepay_provisioner::gaps::trailing_pass(&p).await.unwrap() == 0).then_some(())
+    })
+    .await;
+    assert!(agreed.is_some());
+}
+
 /// A webhook without SePay's `id` (keyed by its fields) and the same transaction fetched by
 /// reconciliation (keyed by its id) are two events of one bank transaction: booked once.
 #[tokio::test]

@@ -55,6 +55,17 @@ pub fn continuity(previous: &BalancePoint, next: &BalancePoint) -> Continuity {
     }
 }
 
+/// A trailing loss: the account's balance SePay reports now differs from the balance after the
+/// last transaction booked on it, so a transaction after that one never arrived (no later
+/// delivery will reveal it). Unknown without a booked point or a reported balance, and never
+/// for a bank that reports none (0).
+pub fn trailing_loss(last: Option<&BalancePoint>, reported: Option<Decimal>) -> bool {
+    match (last, reported) {
+        (Some(last), Some(reported)) => !reported.is_zero() && reported != last.accumulated,
+        _ => false,
+    }
+}
+
 /// Reconciliation attempts before a gap is flagged for a person.
 pub const GAP_MAX_ATTEMPTS: i32 = 5;
 pub const DEFAULT_GAP_GRACE_SECS: u64 = 5;
@@ -111,6 +122,27 @@ mod tests {
         ];
         for (previous, next, want) in cases {
             assert_eq!(continuity(&previous, &next), want, "{previous:?} → {next:?}");
+        }
+    }
+
+    #[test]
+    fn trailing_losses_table() {
+        let last = point(7, 100, 1100);
+        let cases = [
+            (Some(&last), Some(1100), false),
+            (Some(&last), Some(1300), true),
+            (Some(&last), Some(900), true),
+            // a bank without balances, or nothing to compare with
+            (Some(&last), Some(0), false),
+            (Some(&last), None, false),
+            (None, Some(1300), false),
+        ];
+        for (last, reported, want) in cases {
+            assert_eq!(
+                trailing_loss(last, reported.map(Decimal::from)),
+                want,
+                "{last:?} {reported:?}"
+            );
         }
     }
 

@@ -63,8 +63,53 @@ impl Window {
     }
 }
 
+/// The window of a scheduled reconciliation: at least the configured look-back, and back to the
+/// end of the last successful scheduled run (less an hour, for transactions SePay registers late)
+/// when that is earlier, so an outage longer than the look-back is still covered.
+pub fn scheduled_window(now: DateTime<Utc>, look_back: Duration, reconciled_through: Option<DateTime<Utc>>) -> Window {
+    let fixed = now - look_back;
+    let from = match reconciled_through {
+        Some(through) => fixed.min(through - Duration::hours(1)),
+        None => fixed,
+    };
+    Window { from, to: now }
+}
+
+/// The wait before the next scheduled reconciliation of a connection whose last `failures` runs
+/// failed: a minute, doubling, at most an hour.
+pub fn reconcile_retry_after(failures: i32) -> std::time::Duration {
+    let minutes = 1u64 << failures.saturating_sub(1).clamp(0, 6);
+    std::time::Duration::from_secs(60 * minutes.min(60))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn scheduled_windows_reach_back_to_the_last_success() {
+        let now = DateTime::parse_from_rfc3339("2026-12-01T12:00:00Z").unwrap().to_utc();
+        let day = Duration::hours(24);
+        let cases = [
+            (None, now - day),
+            // a recent success: the fixed look-back still applies
+            (Some(now - Duration::hours(2)), now - day),
+            // down for three days: everything since the last success, and an hour before it
+            (Some(now - Duration::hours(72)), now - Duration::hours(73)),
+        ];
+        for (through, from) in cases {
+            assert_eq!(
+                scheduled_window(now, day, through),
+                Window { from, to: now },
+                "{through:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn failing_reconciliations_back_off() {
+        let waits: Vec<u64> = (1..=9).map(|f| reconcile_retry_after(f).as_secs() / 60).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+
     use super::*;
 
     #[test]

@@ -21,6 +21,10 @@ pub struct BankAccount {
     pub active: Option<Value>,
     #[serde(default)]
     pub bank: Option<Bank>,
+    /// The account's balance now (a number, or a numeric string in some answers; 0 or absent
+    /// where the bank reports none).
+    #[serde(default)]
+    pub accumulated: Option<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

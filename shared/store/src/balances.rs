@@ -211,6 +211,32 @@ pub async fn record_gap_attempt(
     Ok(())
 }
 
+/// The last point of each of a workspace's accounts (the highest SePay id), by account number.
+pub async fn last_points(pool: &PgPool, ws_id: Uuid) -> StoreResult<Vec<(String, BalancePoint)>> {
+    let rows: Vec<(String, i64, DateTime<Utc>, Decimal, Decimal)> = sqlx::query_as(
+        "select distinct on (account_number) account_number, sepay_id, taken_at, amount, accumulated
+           from sepay_balance_points where ws_id = $1
+          order by account_number, sepay_id desc",
+    )
+    .bind(ws_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(account, sepay_id, taken_at, amount, accumulated)| {
+            (
+                account,
+                BalancePoint {
+                    sepay_id,
+                    taken_at,
+                    amount,
+                    accumulated,
+                },
+            )
+        })
+        .collect())
+}
+
 /// A workspace's gaps that are not closed, oldest first (pages, CLI).
 pub async fn unclosed_gaps(pool: &PgPool, ws_id: Uuid) -> StoreResult<Vec<Gap>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(

@@ -119,6 +119,15 @@ pub async fn mark_revoked(pool: &PgPool, ws_id: Uuid) -> StoreResult<()> {
     Ok(())
 }
 
+/// Workspaces with an active connection (the balance schedule).
+pub async fn active_workspaces(pool: &PgPool) -> StoreResult<Vec<Uuid>> {
+    Ok(
+        sqlx::query_scalar("select ws_id from sepay_connections where status = 'active' order by created_at")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
 /// Every connection's sealed tokens (the start-up re-seal of legacy ciphertexts).
 pub async fn sealed_tokens(pool: &PgPool) -> StoreResult<Vec<(Uuid, Option<Vec<u8>>, Option<Vec<u8>>)>> {
     Ok(sqlx::query_as(

@@ -185,18 +185,21 @@ pub async fn progress_run(pool: &PgPool, run_id: i64, fetched: i32, inserted: i3
     Ok(())
 }
 
+/// Records a run's end. A schedule or request run that succeeded marks the connection reconciled
+/// (a scheduled one also how far); one that failed counts a failure. Returns the connection's
+/// consecutive failures (0 after a success, or for a gap's or balance's run).
 pub async fn finish_run(
     pool: &PgPool,
     run_id: i64,
     fetched: i32,
     inserted: i32,
     error: Option<&str>,
-) -> StoreResult<()> {
+) -> StoreResult<i32> {
     let mut tx = pool.begin().await?;
-    let ws_id: Uuid = sqlx::query_scalar(
+    let (ws_id, trigger, window_to): (Uuid, String, DateTime<Utc>) = sqlx::query_as(
         "update sepay_reconciliation_runs set fetched = $2, inserted = $3, error = $4, finished_at = now(),
                 status = case when $4::text is null then 'succeeded' else 'failed' end
-          where id = $1 returning ws_id",
+          where id = $1 returning ws_id, trigger, window_to",
     )
     .bind(run_id)
     .bind(fetched)
@@ -204,13 +207,46 @@ pub async fn finish_run(
     .bind(error)
     .fetch_one(&mut *tx)
     .await?;
-    if error.is_none() {
-        sqlx::query("update sepay_connections set last_reconciled_at = now() where ws_id = $1")
-            .bind(ws_id)
-            .execute(&mut *tx)
-            .await?;
-    }
+    // a gap's or a balance's run covers a span only: it says nothing of the whole window
+    let whole_window = matches!(trigger.as_str(), "schedule" | "request");
+    let failures = if !whole_window {
+        0
+    } else if error.is_none() {
+        // a scheduled run went from the last success to its end: everything before is covered
+        sqlx::query(
+            "update sepay_connections
+                set last_reconciled_at = now(), reconcile_failures = 0, reconcile_retry_at = null,
+                    reconciled_through = case when $2 = 'schedule'
+                        then greatest(coalesce(reconciled_through, $3), $3) else reconciled_through end
+              where ws_id = $1",
+        )
+        .bind(ws_id)
+        .bind(&trigger)
+        .bind(window_to)
+        .execute(&mut *tx)
+        .await?;
+        0
+    } else {
+        sqlx::query_scalar(
+            "update sepay_connections set reconcile_failures = reconcile_failures + 1
+              where ws_id = $1 returning reconcile_failures",
+        )
+        .bind(ws_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .unwrap_or(0)
+    };
     tx.commit().await?;
+    Ok(failures)
+}
+
+/// When the next scheduled reconciliation of a failing connection may run.
+pub async fn set_reconcile_retry(pool: &PgPool, ws_id: Uuid, at: DateTime<Utc>) -> StoreResult<()> {
+    sqlx::query("update sepay_connections set reconcile_retry_at = $2 where ws_id = $1")
+        .bind(ws_id)
+        .bind(at)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
@@ -236,11 +272,17 @@ pub async fn list_runs(pool: &PgPool, ws_id: Uuid, limit: i64) -> StoreResult<Ve
 }
 
 /// Active connections whose last reconciliation is older than `every` (or never happened).
-pub async fn due_for_reconciliation(pool: &PgPool, every: std::time::Duration) -> StoreResult<Vec<Uuid>> {
-    Ok(sqlx::query_scalar(
-        "select ws_id from sepay_connections
+/// Active connections whose last successful reconciliation is older than `every` and that are not
+/// backing off, with the end of what their scheduled runs have covered.
+pub async fn due_for_reconciliation(
+    pool: &PgPool,
+    every: std::time::Duration,
+) -> StoreResult<Vec<(Uuid, Option<DateTime<Utc>>)>> {
+    Ok(sqlx::query_as(
+        "select ws_id, reconciled_through from sepay_connections
           where status = 'active'
             and (last_reconciled_at is null or last_reconciled_at < now() - make_interval(secs => $1))
+            and (reconcile_retry_at is null or reconcile_retry_at <= now())
           order by last_reconciled_at nulls first",
     )
     .bind(every.as_secs_f64())
