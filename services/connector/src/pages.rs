@@ -206,6 +206,8 @@ pub struct Integrations<'a> {
     pub wallets: &'a [WalletRow],
     pub endpoints: &'a [Endpoint],
     pub runs: &'a [ReconciliationRun],
+    /// Running-balance gaps not closed yet: a transaction missing between two booked ones.
+    pub gaps: &'a [sepay_store::balances::Gap],
     pub flash: Option<Flash>,
 }
 

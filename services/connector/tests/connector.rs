@@ -1789,3 +1789,101 @@ async fn striga_endpoints_and_accounts_are_managed_from_the_page() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(location(&headers), format!("{}{striga_path}?done=revoked", app.url));
 }
+
+/// The integration page lists the running-balance gaps not closed yet, flagged ones marked.
+#[tokio::test]
+async fn balance_gaps_show_on_the_integration_page() {
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    sepay_store::members::grant_admin(&app.db, app.ws, "alice")
+        .await
+        .unwrap();
+    let path = format!("/ws/{}/integrations", app.ws);
+    let (status, page, _) = app.get(&path, Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("id=\"no-gaps\""), "{page}");
+    let point = |id: i64, amount: i64, balance: i64| sepay_core::balance::BalancePoint {
+        sepay_id: id,
+        taken_at: chrono::Utc::now(),
+        amount: amount.into(),
+        accumulated: balance.into(),
+    };
+    let pair = sepay_store::balances::Neighbours {
+        ws_id: app.ws,
+        account_number: "0071000888888".into(),
+        previous: point(41, 100, 1100),
+        next: point(43, 200, 1800),
+    };
+    sepay_store::balances::open_gap(&app.db, &pair, 1600.into(), 1100.into(), chrono::Utc::now())
+        .await
+        .unwrap();
+    sqlx::query("update sepay_balance_gaps set status = 'flagged', attempts = 5")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let (_, page, _) = app.get(&path, Some(&alice)).await;
+    assert!(page.contains("id=\"gaps\""), "{page}");
+    assert!(page.contains("41 → 43"), "{page}");
+    assert!(page.contains("badge flagged"), "{page}");
+}
+
+/// Wallet currencies on the pages: ISO 4217 codes only, and a SePay account or endpoint books into
+/// VND only; each refusal says why and changes nothing.
+#[tokio::test]
+async fn currencies_are_checked_on_the_pages() {
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    let csrf = app.csrf(&alice).await;
+    let wallets = format!("/ws/{}/wallets", app.ws);
+    for bad in ["euro", "XYZW"] {
+        let (status, page, _) = app
+            .post(&wallets, &alice, &[("csrf", &csrf), ("name", "E"), ("currency", bad)])
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(page.contains("is not an ISO 4217 currency code"), "{page}");
+    }
+    assert_eq!(workspaces::wallets(&app.db, app.ws).await.unwrap().len(), 0);
+    let (status, _, _) = app
+        .post(
+            &wallets,
+            &alice,
+            &[("csrf", &csrf), ("name", "Euro"), ("currency", "eur")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let eur = workspaces::wallets(&app.db, app.ws).await.unwrap().remove(0);
+    assert_eq!(eur.currency, "EUR");
+    let link: Uuid = sqlx::query_scalar(
+        "insert into sepay_wallet_links (ws_id, account_number, sepay_bank_account_id)
+         values ($1, '0071000888888', '1') returning id",
+    )
+    .bind(app.ws)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    let eur_id = eur.id.to_string();
+    let (status, page, _) = app
+        .post(
+            &format!("/ws/{}/accounts/{link}/wallet", app.ws),
+            &alice,
+            &[("csrf", &csrf), ("wallet_id", &eur_id)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("SePay books VND"), "{page}");
+    let (status, page, _) = app
+        .post(
+            &format!("/ws/{}/endpoints", app.ws),
+            &alice,
+            &[("csrf", &csrf), ("label", "eur"), ("wallet_id", &eur_id)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("SePay books VND"), "{page}");
+    let linked: Option<Uuid> = sqlx::query_scalar("select wallet_id from sepay_wallet_links where id = $1")
+        .bind(link)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(linked, None);
+}

@@ -1,7 +1,7 @@
 //! Webhook endpoints from the pages: a manual SePay endpoint, rotation and revocation (of
 //! SePay's and Striga's endpoints alike).
 
-use super::{AdminForm, AppRef, Result, optional_uuid, publish, to_page};
+use super::{AdminForm, AppRef, Result, optional_uuid, publish, sepay_wallet, to_page};
 use crate::error::ConnectorError;
 use crate::pages;
 use axum::extract::rejection::PathRejection;
@@ -31,7 +31,7 @@ pub(super) async fn create(
         l if l.chars().count() <= 200 => l,
         _ => return Err(ConnectorError::BadRequest("a label is at most 200 characters".into())),
     };
-    let wallet = optional_uuid(&form.wallet_id)?;
+    let wallet = sepay_wallet(&state, admin.ws_id, optional_uuid(&form.wallet_id)?).await?;
     let created =
         endpoints::create_manual_endpoint(&state.db, &state.config.ingress_public_url, admin.ws_id, wallet, label)
             .await?;

@@ -1,7 +1,7 @@
 //! The integration page: the SePay connection, bank accounts and the wallets they book into,
 //! endpoints and reconciliation runs; Sync now and Reconcile now.
 
-use super::{Admin, AdminForm, AppRef, Flash, Result, optional_uuid, publish, to_page};
+use super::{Admin, AdminForm, AppRef, Flash, Result, optional_uuid, publish, sepay_wallet, to_page};
 use crate::error::ConnectorError;
 use crate::pages;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -26,6 +26,7 @@ pub(super) async fn page(
     let wallets = workspaces::wallets(db, ws_id).await?;
     let endpoints = endpoints::list(db, Some(ws_id)).await?;
     let runs = sepay_store::provisioning::list_runs(db, ws_id, 20).await?;
+    let gaps = sepay_store::balances::unclosed_gaps(db, ws_id).await?;
     Ok(pages::render(&pages::Integrations {
         ws_id,
         ws_name: &ws.name,
@@ -35,6 +36,7 @@ pub(super) async fn page(
         wallets: &wallets,
         endpoints: &endpoints,
         runs: &runs,
+        gaps: &gaps,
         flash: pages::flash(flash.sepay.as_deref(), flash.reason.as_deref(), flash.done.as_deref()),
     }))
 }
@@ -75,7 +77,8 @@ pub(super) async fn set_wallet(
 ) -> Result<Response> {
     let Path((_, link_id)) = path.map_err(|_| ConnectorError::NotFound("bank account link"))?;
     // the composite foreign key refuses a wallet of another workspace
-    workspaces::set_link_wallet(&state.db, admin.ws_id, link_id, optional_uuid(&form.wallet_id)?).await?;
+    let wallet = sepay_wallet(&state, admin.ws_id, optional_uuid(&form.wallet_id)?).await?;
+    workspaces::set_link_wallet(&state.db, admin.ws_id, link_id, wallet).await?;
     Ok(to_page(
         &state,
         &format!("/ws/{}/integrations?done=mapping_saved", admin.ws_id),
@@ -100,9 +103,8 @@ pub(super) async fn create_wallet(
         ));
     }
     let currency = match form.currency.trim() {
-        "" => "VND".to_owned(),
-        c if (3..=8).contains(&c.len()) && c.chars().all(|ch| ch.is_ascii_alphabetic()) => c.to_ascii_uppercase(),
-        _ => return Err(ConnectorError::BadRequest("a currency is 3 to 8 letters".into())),
+        "" => sepay_core::SEPAY_CURRENCY.to_owned(),
+        c => sepay_core::currency_code(c).map_err(|e| ConnectorError::BadRequest(e.to_string()))?,
     };
     workspaces::create_wallet(&state.db, admin.ws_id, name, &currency).await?;
     Ok(to_page(

@@ -134,6 +134,23 @@ impl Flash {
     }
 }
 
+/// A wallet a SePay account or endpoint may book into: one of this workspace's, holding VND
+/// (the store refuses others too; this says why, in the admin's terms).
+async fn sepay_wallet(state: &AppState, ws_id: Uuid, wallet: Option<Uuid>) -> Result<Option<Uuid>> {
+    let Some(wallet) = wallet else { return Ok(None) };
+    let wallets = sepay_store::workspaces::wallets(&state.db, ws_id).await?;
+    match wallets.iter().find(|w| w.id == wallet) {
+        Some(w) if w.currency != sepay_core::SEPAY_CURRENCY => Err(ConnectorError::BadRequest(format!(
+            "SePay books {}: wallet \"{}\" holds {}",
+            sepay_core::SEPAY_CURRENCY,
+            w.name,
+            w.currency
+        ))),
+        // ours and in VND; another workspace's is refused by the store's composite foreign key
+        _ => Ok(Some(wallet)),
+    }
+}
+
 fn optional_uuid(text: &str) -> Result<Option<Uuid>> {
     match text.trim() {
         "" => Ok(None),
