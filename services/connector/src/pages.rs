@@ -189,7 +189,9 @@ pub fn connection_state(c: Option<&ConnectionView>) -> &'static str {
         None => "not connected",
         Some(c) if c.status == "active" && c.disconnect_requested_at.is_some() => "disconnecting",
         Some(c) if c.status == "active" => "active",
-        Some(c) if c.status == "error" => "error",
+        // still working: the token refresh is being retried
+        Some(c) if c.status == "degraded" => "degraded",
+        Some(c) if c.status == "needs_reconnect" => "needs reconnect",
         Some(_) => "disconnected",
     }
 }

@@ -735,7 +735,7 @@ async fn concurrent_callers_share_one_refresh() {
 }
 
 #[tokio::test]
-async fn a_failed_refresh_puts_the_connection_in_error_on_the_page() {
+async fn a_refused_grant_puts_the_connection_in_needs_reconnect_on_the_page() {
     let app = App::start(SimConfig {
         sim_access_token_ttl_secs: 1,
         ..fast_sim()
@@ -750,12 +750,19 @@ async fn a_failed_refresh_puts_the_connection_in_error_on_the_page() {
         .values_mut()
         .for_each(|g| g.revoked = true);
     tokio::time::sleep(Duration::from_millis(1100)).await;
+    // SePay answers invalid_grant: definitive, the admin must reconnect
     let err = app.tokens(&app.sepay).access_token(app.ws).await.unwrap_err();
-    assert!(matches!(err, sepay_connection::TokenError::Refresh(_)), "{err:?}");
+    assert!(
+        matches!(&err, sepay_connection::TokenError::Unusable { status, .. } if status == "needs_reconnect"),
+        "{err:?}"
+    );
     let (_, page, _) = app.get(&format!("/ws/{}/integrations", app.ws), Some(&alice)).await;
-    assert!(page.contains("id=\"connection-status\">error<"), "{page}");
+    assert!(page.contains("id=\"connection-status\">needs reconnect<"), "{page}");
     let last_error = attr_between(&page, "id=\"last-error\">", "<");
-    assert!(last_error.contains("token refresh failed"), "{last_error}");
+    assert!(
+        last_error.contains("SePay refused the grant (invalid_grant)"),
+        "{last_error}"
+    );
     assert!(page.contains("Reconnect SePay"));
 }
 
@@ -1886,4 +1893,119 @@ async fn currencies_are_checked_on_the_pages() {
         .await
         .unwrap();
     assert_eq!(linked, None);
+}
+
+async fn connection_row(app: &App) -> (String, i32, Option<chrono::DateTime<chrono::Utc>>) {
+    sqlx::query_as("select status, refresh_failures, next_refresh_at from sepay_connections where ws_id = $1")
+        .bind(app.ws)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
+async fn token_failures_left(app: &App) -> i64 {
+    let state = control(
+        &reqwest::Client::new(),
+        &app.sepay.sepay_base_url,
+        "/sim/faults",
+        json!({}),
+    )
+    .await;
+    state["token_failures"]["count"].as_i64().unwrap_or(0)
+}
+
+/// SePay's token endpoint fails for a while (a blip, 503): the connection is degraded, never
+/// needs a reconnect, does not hammer SePay before its backoff, and comes back by itself.
+#[tokio::test]
+async fn a_refresh_blip_degrades_the_connection_and_it_recovers_by_itself() {
+    let app = App::start(SimConfig {
+        sim_access_token_ttl_secs: 1,
+        ..fast_sim()
+    })
+    .await;
+    let alice = session("alice");
+    assert_eq!(app.connect(&alice).await, app.integrations_url("sepay=connected"));
+    control(
+        &reqwest::Client::new(),
+        &app.sepay.sepay_base_url,
+        "/sim/faults",
+        json!({"token_failures": {"count": 2, "kind": "5xx"}}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let tokens = app.tokens(&app.sepay);
+    let err = tokens.access_token(app.ws).await.unwrap_err();
+    assert!(matches!(err, sepay_connection::TokenError::Refresh(_)), "{err:?}");
+    let (status, failures, next) = connection_row(&app).await;
+    assert_eq!((status.as_str(), failures), ("degraded", 1));
+    assert!(next.is_some());
+    // within the backoff nothing is sent to SePay
+    let err = tokens.access_token(app.ws).await.unwrap_err();
+    assert!(matches!(err, sepay_connection::TokenError::Degraded { .. }), "{err:?}");
+    assert_eq!(token_failures_left(&app).await, 1);
+    let (_, page, _) = app.get(&format!("/ws/{}/integrations", app.ws), Some(&alice)).await;
+    assert!(page.contains("id=\"connection-status\">degraded<"), "{page}");
+    assert!(page.contains("id=\"next-refresh\""), "{page}");
+    // retried after the backoff: fails once more, then works, with no admin action
+    let recovered = sepay_testkit::eventually(Duration::from_secs(10), || async {
+        tokens.access_token(app.ws).await.ok()
+    })
+    .await;
+    assert!(recovered.is_some(), "the connection recovered");
+    let (status, failures, next) = connection_row(&app).await;
+    assert_eq!((status.as_str(), failures, next), ("active", 0, None));
+    assert_eq!(token_failures_left(&app).await, 0);
+}
+
+/// While the refresh fails, an access token that has not expired yet keeps serving.
+#[tokio::test]
+async fn an_unexpired_token_serves_while_the_refresh_fails() {
+    let app = App::start(SimConfig {
+        // inside the refresh margin (60 s) from the start, yet valid
+        sim_access_token_ttl_secs: 90,
+        ..fast_sim()
+    })
+    .await;
+    let alice = session("alice");
+    assert_eq!(app.connect(&alice).await, app.integrations_url("sepay=connected"));
+    sqlx::query(
+        "update sepay_connections set access_token_expires_at = now() + interval '30 seconds' where ws_id = $1",
+    )
+    .bind(app.ws)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    control(
+        &reqwest::Client::new(),
+        &app.sepay.sepay_base_url,
+        "/sim/faults",
+        json!({"token_failures": {"count": 5, "kind": "5xx"}}),
+    )
+    .await;
+    let tokens = app.tokens(&app.sepay);
+    let token = tokens.access_token(app.ws).await.unwrap();
+    assert!(
+        app.sim.world().access_tokens.contains_key(&token),
+        "the current token, still valid"
+    );
+    assert_eq!(connection_row(&app).await.0, "degraded");
+    assert_eq!(tokens.access_token(app.ws).await.unwrap(), token);
+}
+
+/// A 401 on an API call (SePay dropped the access token) forces one refresh and one retry.
+#[tokio::test]
+async fn a_401_forces_one_refresh_and_a_retry() {
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    assert_eq!(app.connect(&alice).await, app.integrations_url("sepay=connected"));
+    app.sim.world().access_tokens.clear();
+    let tokens = app.tokens(&app.sepay);
+    let client = tokens.client();
+    let accounts = tokens
+        .call(app.ws, |token| async move { client.list_bank_accounts(&token).await })
+        .await
+        .unwrap();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(app.sim.world().access_tokens.len(), 1, "one refresh");
+    assert_eq!(connection_row(&app).await.0, "active");
 }

@@ -58,6 +58,57 @@ pub enum SimCmd {
         #[arg(long, default_value = "All")]
         event_type: String,
     },
+    /// Delete a webhook as an admin would in SePay's dashboard (gone from the API; no more deliveries).
+    WebhookDelete {
+        #[arg(long)]
+        id: i64,
+    },
+    /// Disable a webhook in the dashboard (listed with active 0; nothing delivered).
+    WebhookDisable {
+        #[arg(long)]
+        id: i64,
+    },
+    /// Enable a disabled webhook again.
+    WebhookEnable {
+        #[arg(long)]
+        id: i64,
+    },
+    /// Edit a webhook in the dashboard (drift from what an integration set); only the given fields change.
+    WebhookEdit {
+        #[arg(long)]
+        id: i64,
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// All, In_only or Out_only.
+        #[arg(long)]
+        event_type: Option<String>,
+        /// No_Authen, OAuth2.0, Api_Key or HMAC_SHA256.
+        #[arg(long)]
+        authen_type: Option<String>,
+        #[arg(long)]
+        api_key: Option<String>,
+        /// 0 or 1.
+        #[arg(long)]
+        skip_if_no_code: Option<u8>,
+        /// 0 or 1 (1 needs --sub-account-id).
+        #[arg(long)]
+        only_va: Option<u8>,
+        /// Sub-account ids the webhook is limited to.
+        #[arg(long = "sub-account-id")]
+        sub_account_ids: Vec<i64>,
+    },
+    /// Revoke a grant: every token of an OAuth client (or of all clients of a company) stops working.
+    RevokeGrant {
+        #[arg(long, required_unless_present = "company")]
+        client: Option<String>,
+        #[arg(long)]
+        company: Option<i64>,
+        /// Also delete the webhooks those clients created through the API.
+        #[arg(long)]
+        delete_webhooks: bool,
+    },
     /// Create a transaction (delivered to matching webhooks).
     Tx {
         #[arg(long)]
@@ -90,7 +141,7 @@ pub enum SimCmd {
         #[arg(long)]
         seconds: u64,
     },
-    /// Arm faults: the next N API calls fail, deliveries are dropped, doubled or delayed.
+    /// Arm faults: the next N API or token calls fail, deliveries are dropped, doubled or delayed.
     Fault {
         #[arg(long, default_value_t = 0)]
         api_429: u32,
@@ -105,6 +156,15 @@ pub enum SimCmd {
         delay_deliveries_ms: Option<u64>,
         #[arg(long, default_value_t = 0)]
         fail_webhook_creation: u32,
+        /// The next N calls to the token endpoint fail (0 clears an armed outage).
+        #[arg(long)]
+        token_failures: Option<u32>,
+        /// Every call to the token endpoint fails for this many seconds.
+        #[arg(long)]
+        token_outage_secs: Option<u64>,
+        /// How token calls fail: 5xx (503) or timeout (the request hangs 30 s).
+        #[arg(long, default_value = "5xx", value_parser = ["5xx", "timeout"])]
+        token_failure_kind: String,
     },
     /// The delivery log.
     Deliveries {
@@ -145,6 +205,48 @@ pub async fn run(json_out: bool, args: &SimArgs) -> anyhow::Result<()> {
                 .await?,
             |v| format!("webhook {} → {}", v["id"], v["webhook_url"].as_str().unwrap_or("")),
         ),
+        SimCmd::WebhookDelete { id } => (
+            client.post(&format!("/sim/webhooks/{id}/delete"), json!({})).await?,
+            |v| format!("webhook {} deleted", v["id"]),
+        ),
+        SimCmd::WebhookDisable { id } => (
+            client.post(&format!("/sim/webhooks/{id}/disable"), json!({})).await?,
+            |v| format!("webhook {} disabled (active {})", v["id"], v["active"]),
+        ),
+        SimCmd::WebhookEnable { id } => (
+            client.post(&format!("/sim/webhooks/{id}/enable"), json!({})).await?,
+            |v| format!("webhook {} enabled (active {})", v["id"], v["active"]),
+        ),
+        SimCmd::WebhookEdit { id, url, name, event_type, authen_type, api_key, skip_if_no_code, only_va, sub_account_ids } => {
+            let mut patch = serde_json::Map::new();
+            for (field, value) in [
+                ("webhook_url", url.as_ref().map(|v| json!(v))),
+                ("name", name.as_ref().map(|v| json!(v))),
+                ("event_type", event_type.as_ref().map(|v| json!(v))),
+                ("authen_type", authen_type.as_ref().map(|v| json!(v))),
+                ("api_key", api_key.as_ref().map(|v| json!(v))),
+                ("skip_if_no_code", skip_if_no_code.map(|v| json!(v))),
+                ("only_va", only_va.map(|v| json!(v))),
+                ("bank_sub_account_ids", (!sub_account_ids.is_empty()).then(|| json!(sub_account_ids))),
+            ] {
+                if let Some(value) = value {
+                    patch.insert(field.into(), value);
+                }
+            }
+            if patch.is_empty() {
+                anyhow::bail!("nothing to change: give at least one field to edit");
+            }
+            (
+                client.patch(&format!("/sim/webhooks/{id}"), Value::Object(patch)).await?,
+                |v| format!("webhook {} → {} ({}, {})", v["id"], v["webhook_url"].as_str().unwrap_or(""), v["event_type"].as_str().unwrap_or(""), v["authen_type"].as_str().unwrap_or("")),
+            )
+        }
+        SimCmd::RevokeGrant { client: client_id, company, delete_webhooks } => (
+            client
+                .post("/sim/grants/revoke", json!({"client_id": client_id, "company_id": company, "delete_webhooks": delete_webhooks}))
+                .await?,
+            |v| format!("revoked {} access and {} refresh tokens; deleted webhooks {}", v["revoked_access_tokens"], v["revoked_refresh_tokens"], v["deleted_webhooks"]),
+        ),
         SimCmd::Tx { bank_account, transfer_type, amount, content, code, sub_account } => (
             client
                 .post(
@@ -163,17 +265,26 @@ pub async fn run(json_out: bool, args: &SimArgs) -> anyhow::Result<()> {
             client.post("/sim/transactions/rate", json!({"bank_account_id": bank_account, "per_second": per_second, "seconds": seconds})).await?,
             |v| format!("{} transactions scheduled", v["scheduled"]),
         ),
-        SimCmd::Fault { api_429, api_5xx, drop_deliveries, duplicate_deliveries, delay_deliveries_ms, fail_webhook_creation } => (
-            client
-                .post(
-                    "/sim/faults",
-                    json!({"api_429": api_429, "api_5xx": api_5xx, "drop_deliveries": drop_deliveries,
-                           "duplicate_deliveries": duplicate_deliveries, "delay_deliveries_ms": delay_deliveries_ms,
-                           "fail_webhook_creation": fail_webhook_creation}),
-                )
-                .await?,
-            |v| format!("armed faults: {v}"),
-        ),
+        SimCmd::Fault {
+            api_429,
+            api_5xx,
+            drop_deliveries,
+            duplicate_deliveries,
+            delay_deliveries_ms,
+            fail_webhook_creation,
+            token_failures,
+            token_outage_secs,
+            token_failure_kind,
+        } => {
+            let mut faults = json!({"api_429": api_429, "api_5xx": api_5xx, "drop_deliveries": drop_deliveries,
+                                    "duplicate_deliveries": duplicate_deliveries, "delay_deliveries_ms": delay_deliveries_ms,
+                                    "fail_webhook_creation": fail_webhook_creation});
+            if token_failures.is_some() || token_outage_secs.is_some() {
+                faults["token_failures"] = json!({"count": token_failures.unwrap_or(0), "kind": token_failure_kind,
+                                                  "seconds": token_outage_secs});
+            }
+            (client.post("/sim/faults", faults).await?, |v| format!("armed faults: {v}"))
+        }
         SimCmd::Deliveries { tx, webhook } => {
             let mut query = vec![];
             if let Some(tx) = tx {

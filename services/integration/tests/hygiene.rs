@@ -1002,7 +1002,7 @@ async fn no_secret_of_a_whole_run_reaches_logs_spans_or_metrics() {
         )
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    run.wait_status("error").await;
+    run.wait_status("needs_reconnect").await;
 
     // ---- disconnect: endpoints revoked, tokens revoked at SePay (best effort)
     let res = run

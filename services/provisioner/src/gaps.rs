@@ -72,8 +72,12 @@ async fn trailing_check(p: &Provisioner, ws_id: uuid::Uuid) -> anyhow::Result<us
         if last_points.is_empty() {
             return Ok(0);
         }
-        let token = p.tokens.access_token(ws_id).await?;
-        for account in p.tokens.client().list_bank_accounts(&token).await? {
+        let client = p.tokens.client();
+        let accounts = p
+            .tokens
+            .call(ws_id, |token| async move { client.list_bank_accounts(&token).await })
+            .await?;
+        for account in accounts {
             let last = last_points
                 .iter()
                 .find(|(number, _)| *number == account.account_number)

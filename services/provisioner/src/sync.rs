@@ -31,12 +31,14 @@ pub async fn sync_and_provision(p: &Provisioner, ws_id: Uuid) -> anyhow::Result<
 }
 
 async fn sync_inner(p: &Provisioner, ws_id: Uuid) -> anyhow::Result<SyncOutcome> {
-    let token = p.tokens.access_token(ws_id).await?;
     let client = p.tokens.client();
-    let accounts = client
-        .list_bank_accounts(&token)
+    // a 401 here is told apart: one refresh and retry, then the connection needs a reconnect
+    let accounts = p
+        .tokens
+        .call(ws_id, |token| async move { client.list_bank_accounts(&token).await })
         .await
         .context("listing bank accounts")?;
+    let token = p.tokens.access_token(ws_id).await?;
     let connection_id = store::connection_id(&p.db, ws_id).await?;
     let mut outcome = SyncOutcome {
         accounts: accounts.len(),

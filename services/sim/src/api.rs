@@ -188,9 +188,9 @@ async fn create_webhook(
     headers: HeaderMap,
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, SimError> {
-    let company = sim.authorize_bearer(&headers, "webhook:write")?;
+    let (company, client) = sim.authorize_bearer_client(&headers, "webhook:write")?;
     let body = body_object(body)?;
-    let webhook = sim.create_webhook(company, &body)?;
+    let webhook = sim.create_webhook(company, &body, Some(client))?;
     let id = webhook.id;
     // the create response shape is undocumented; clients read `id` at the top level or under data
     Ok((
@@ -208,22 +208,8 @@ async fn patch_webhook(
 ) -> Result<Response, SimError> {
     let company = sim.authorize_bearer(&headers, "webhook:write")?;
     let patch = body_object(body)?;
-    let mut world = sim.world();
-    let id = own_webhook(&world, company, &id)?;
-    let existing = &world.webhooks[&id];
-    let mut merged = serde_json::to_value(existing)
-        .unwrap_or_default()
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    if let Some(secret) = &existing.oauth2_client_secret {
-        merged.insert("oauth2_client_secret".into(), json!(secret));
-    }
-    merged.extend(patch);
-    let mut updated = validate_webhook(&world, company, &merged)?;
-    updated.id = id;
-    updated.created_at = world.webhooks[&id].created_at;
-    world.webhooks.insert(id, updated.clone());
+    let id = own_webhook(&sim.world(), company, &id)?;
+    let updated = sim.patch_webhook(id, patch)?;
     Ok(
         Json(json!({"status": "success", "message": "Webhook updated", "id": id, "data": updated.to_api()}))
             .into_response(),
@@ -235,24 +221,53 @@ async fn delete_webhook(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, SimError> {
-    let company = sim.authorize_bearer(&headers, "webhook:delete")?;
+    let (company, client) = sim.authorize_bearer_client(&headers, "webhook:delete")?;
     let mut world = sim.world();
     let id = own_webhook(&world, company, &id)?;
-    world.webhooks.remove(&id);
+    world.remove_webhook(id, format!("api:{client}"));
     Ok(Json(json!({"status": "success", "message": "Webhook deleted", "id": id})).into_response())
 }
 
 impl Sim {
-    /// Creates a webhook for `company` (the API and the dashboard both come here).
-    pub fn create_webhook(&self, company: Id, body: &Map<String, Value>) -> Result<Webhook, SimError> {
+    /// Creates a webhook for `company` (the API and the dashboard both come here); `created_by`
+    /// is the OAuth client when it comes through the API.
+    pub fn create_webhook(
+        &self,
+        company: Id,
+        body: &Map<String, Value>,
+        created_by: Option<String>,
+    ) -> Result<Webhook, SimError> {
         let mut world = self.world();
         if Faults::take(&mut world.faults.fail_webhook_creation) {
             return Err(SimError::Injected);
         }
         let mut webhook = validate_webhook(&world, company, body)?;
         webhook.id = world.next_id("webhook");
+        webhook.created_by = created_by;
         world.webhooks.insert(webhook.id, webhook.clone());
         Ok(webhook)
+    }
+
+    /// Applies `patch` over webhook `id` with the create rules (the API's PATCH and the
+    /// dashboard's edit both come here).
+    pub fn patch_webhook(&self, id: Id, patch: Map<String, Value>) -> Result<Webhook, SimError> {
+        let mut world = self.world();
+        let existing = world.webhooks.get(&id).ok_or(SimError::NotFound("webhook"))?;
+        let mut merged = serde_json::to_value(existing)
+            .unwrap_or_default()
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        if let Some(secret) = &existing.oauth2_client_secret {
+            merged.insert("oauth2_client_secret".into(), json!(secret));
+        }
+        merged.extend(patch);
+        let mut updated = validate_webhook(&world, existing.company_id, &merged)?;
+        updated.id = id;
+        updated.created_at = existing.created_at;
+        updated.created_by = existing.created_by.clone();
+        world.webhooks.insert(id, updated.clone());
+        Ok(updated)
     }
 }
 
@@ -416,6 +431,7 @@ fn validate_webhook(world: &World, company: Id, body: &Map<String, Value>) -> Re
         oauth2_client_id: client_id,
         oauth2_client_secret: client_secret,
         created_at: Utc::now(),
+        created_by: None,
     })
 }
 

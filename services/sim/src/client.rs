@@ -1,5 +1,6 @@
 //! A client of the simulator's control API (`/sim/...`): what `sepay-dev` and the tests use to
-//! create companies, accounts, OAuth clients, webhooks and transfers, and to inject faults.
+//! create companies, accounts, OAuth clients, webhooks and transfers, act as a dashboard admin
+//! (delete, disable or edit a webhook, revoke a grant), and inject faults.
 
 use anyhow::{Context, bail};
 use serde_json::Value;
@@ -19,9 +20,17 @@ impl SimClient {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        self.send(reqwest::Method::POST, path, body).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        self.send(reqwest::Method::PATCH, path, body).await
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> anyhow::Result<Value> {
         let res = self
             .http
-            .post(format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.base))
             .json(&body)
             .send()
             .await

@@ -5,7 +5,7 @@ use crate::Sim;
 use crate::error::SimError;
 use crate::model::{Bank, BankAccount, Company, DeliveryAttempt, Faults, Id, OAuthClient, SubAccount, Transaction};
 use crate::oauth::random_token;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -24,6 +24,14 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/sim/bank-accounts/{id}", axum::routing::delete(delete_bank_account))
         .route("/sim/oauth-clients", post(create_client))
         .route("/sim/webhooks", post(create_webhook))
+        .route(
+            "/sim/webhooks/{id}",
+            axum::routing::patch(edit_webhook).delete(delete_webhook),
+        )
+        .route("/sim/webhooks/{id}/delete", post(delete_webhook))
+        .route("/sim/webhooks/{id}/disable", post(disable_webhook))
+        .route("/sim/webhooks/{id}/enable", post(enable_webhook))
+        .route("/sim/grants/revoke", post(revoke_grants))
         .route("/sim/transactions", post(create_transaction))
         .route("/sim/transactions/burst", post(burst))
         .route("/sim/transactions/rate", post(rate))
@@ -111,7 +119,7 @@ pub fn load_fixture(sim: &Arc<Sim>, fixture: Fixture) -> Result<(), SimError> {
             .get("company_id")
             .and_then(Value::as_i64)
             .ok_or_else(|| SimError::invalid("company_id", "required"))?;
-        sim.create_webhook(company, &w)?;
+        sim.create_webhook(company, &w, None)?;
     }
     Ok(())
 }
@@ -279,7 +287,15 @@ async fn delete_bank_account(
         .bank_accounts
         .remove(&id)
         .ok_or(SimError::NotFound("bank account"))?;
-    world.webhooks.retain(|_, w| w.bank_account_id != id);
+    let hooks: Vec<Id> = world
+        .webhooks
+        .values()
+        .filter(|w| w.bank_account_id == id)
+        .map(|w| w.id)
+        .collect();
+    for hook in hooks {
+        world.remove_webhook(hook, "bank_account_deleted".into());
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -294,8 +310,63 @@ async fn create_webhook(State(sim): State<Arc<Sim>>, b: JsonBody<Map<String, Val
         .get("company_id")
         .and_then(Value::as_i64)
         .ok_or_else(|| SimError::invalid("company_id", "required"))?;
-    let webhook = sim.create_webhook(company, &b)?;
+    let webhook = sim.create_webhook(company, &b, None)?;
     Ok(created(webhook.to_api()))
+}
+
+/// An admin's edit in the dashboard: any create field, with the create rules (e.g. to make the
+/// URL, auth or filters drift from what an integration set).
+async fn edit_webhook(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<Id>,
+    b: JsonBody<Map<String, Value>>,
+) -> Result<Json<Value>, SimError> {
+    let mut patch = body(b)?;
+    patch.remove("company_id");
+    Ok(Json(sim.patch_webhook(id, patch)?.to_api()))
+}
+
+/// An admin deletes the webhook in the dashboard: it leaves the API's list and its pending
+/// retries stop.
+async fn delete_webhook(State(sim): State<Arc<Sim>>, Path(id): Path<Id>) -> Result<Json<Value>, SimError> {
+    sim.world()
+        .remove_webhook(id, "dashboard".into())
+        .ok_or(SimError::NotFound("webhook"))?;
+    Ok(Json(json!({"deleted": true, "id": id})))
+}
+
+/// An admin switches the webhook off in the dashboard: listed with `active` 0, nothing delivered.
+async fn disable_webhook(State(sim): State<Arc<Sim>>, Path(id): Path<Id>) -> Result<Json<Value>, SimError> {
+    set_active(&sim, id, 0)
+}
+
+async fn enable_webhook(State(sim): State<Arc<Sim>>, Path(id): Path<Id>) -> Result<Json<Value>, SimError> {
+    set_active(&sim, id, 1)
+}
+
+fn set_active(sim: &Sim, id: Id, active: i64) -> Result<Json<Value>, SimError> {
+    let mut world = sim.world();
+    let webhook = world.webhooks.get_mut(&id).ok_or(SimError::NotFound("webhook"))?;
+    webhook.active = active;
+    Ok(Json(webhook.to_api()))
+}
+
+#[derive(Debug, Deserialize)]
+struct RevokeGrants {
+    client_id: Option<String>,
+    company_id: Option<Id>,
+    /// Also delete the webhooks those clients created through the API (SePay's docs do not say
+    /// whether it keeps them).
+    #[serde(default)]
+    delete_webhooks: bool,
+}
+
+/// Revokes a grant as the company would in SePay's dashboard: every token of the client (or of
+/// every client of the company) stops working.
+async fn revoke_grants(State(sim): State<Arc<Sim>>, b: JsonBody<RevokeGrants>) -> Result<Json<Value>, SimError> {
+    let r = body(b)?;
+    let done = sim.revoke_grants(r.client_id.as_deref(), r.company_id, r.delete_webhooks)?;
+    Ok(Json(serde_json::to_value(done).unwrap_or_default()))
 }
 
 async fn create_transaction(State(sim): State<Arc<Sim>>, b: JsonBody<NewTransaction>) -> Result<Response, SimError> {
@@ -461,6 +532,8 @@ async fn state(State(sim): State<Arc<Sim>>) -> Json<Value> {
         "bank_accounts": world.bank_accounts.values().map(|a| { let mut v = a.api(); v["company_id"] = json!(a.company_id); v }).collect::<Vec<_>>(),
         "oauth_clients": world.clients.values().collect::<Vec<_>>(),
         "webhooks": world.webhooks.values().map(|w| w.to_api()).collect::<Vec<_>>(),
+        "deleted_webhooks": world.deleted_webhooks,
+        "grants": world.grants(Utc::now()),
         "transactions": world.transactions.len(),
         "deliveries": world.deliveries.len(),
         "faults": world.faults,

@@ -4,7 +4,8 @@
 //! repository): the OAuth2 server, the OAuth2 API (`/api/v1`), the legacy API-token API
 //! (`/userapi`), the 3 requests/second rate limit, and a webhook sender with SePay's retry
 //! schedule. `/sim/...` is the control API: create companies, accounts, clients and transactions,
-//! and arm faults. State lives in memory; ids are deterministic.
+//! arm faults, and act as a dashboard admin (delete, disable or edit a webhook, revoke a grant).
+//! State lives in memory; ids are deterministic.
 
 mod api;
 mod cli;

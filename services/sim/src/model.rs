@@ -123,6 +123,9 @@ pub struct Webhook {
     #[serde(skip_serializing)]
     pub oauth2_client_secret: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The OAuth client that created it through the API; `None` when made in the dashboard.
+    #[serde(skip)]
+    pub created_by: Option<String>,
 }
 
 impl Webhook {
@@ -314,6 +317,38 @@ pub struct Faults {
     /// Delay before each new delivery's first attempt; `0` clears it.
     pub delay_deliveries_ms: Option<u64>,
     pub fail_webhook_creation: u32,
+    /// An outage of the token endpoint (`/oauth/token`); `null` when none is armed.
+    pub token_failures: Option<TokenFailures>,
+}
+
+/// How an armed token-endpoint failure shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TokenFailureKind {
+    /// 503 with an OAuth error body (`temporarily_unavailable`).
+    #[default]
+    #[serde(rename = "5xx")]
+    ServerError,
+    /// The request hangs (up to [`TOKEN_TIMEOUT_HANG`], or until the caller gives up).
+    #[serde(rename = "timeout")]
+    Timeout,
+}
+
+/// How long a `timeout` token failure holds the request before answering 504.
+pub const TOKEN_TIMEOUT_HANG: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Token-endpoint failures: the next `count` calls, and every call until `until`, fail as `kind`,
+/// before the request is looked at (no code is spent, no refresh token rotated).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TokenFailures {
+    pub count: u32,
+    pub kind: TokenFailureKind,
+    /// When arming: every call fails for this many seconds from now (sets `until`).
+    #[serde(skip_serializing)]
+    pub seconds: Option<u64>,
+    /// Every call fails until then (from `seconds`).
+    #[serde(skip_deserializing)]
+    pub until: Option<DateTime<Utc>>,
 }
 
 impl Faults {
@@ -326,6 +361,49 @@ impl Faults {
         if let Some(ms) = other.delay_deliveries_ms {
             self.delay_deliveries_ms = (ms > 0).then_some(ms);
         }
+        if let Some(armed) = &other.token_failures {
+            self.arm_token_failures(armed, Utc::now());
+        }
+    }
+
+    /// Adds `armed` to what is left (its `kind` applies to all of it); a count and seconds of 0
+    /// clear the outage.
+    pub fn arm_token_failures(&mut self, armed: &TokenFailures, now: DateTime<Utc>) {
+        let seconds = armed.seconds.unwrap_or(0);
+        if armed.count == 0 && seconds == 0 {
+            self.token_failures = None;
+            return;
+        }
+        let current = self.token_failures.take().unwrap_or_default();
+        // capped at 30 days: an outage longer than a refresh token's life tests nothing more
+        let window = (seconds > 0).then(|| now + chrono::Duration::seconds(seconds.min(30 * 24 * 3600) as i64));
+        let until = match (current.until.filter(|u| *u > now), window) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.token_failures = Some(TokenFailures {
+            count: current.count.saturating_add(armed.count),
+            kind: armed.kind,
+            seconds: None,
+            until,
+        });
+    }
+
+    /// Whether the token endpoint fails this call, and how: inside the window, or consuming one
+    /// of the counted failures. Clears the outage once it is spent.
+    pub fn take_token_failure(&mut self, now: DateTime<Utc>) -> Option<TokenFailureKind> {
+        let armed = self.token_failures.as_mut()?;
+        let kind = armed.kind;
+        let failed = if armed.until.is_some_and(|u| u > now) {
+            true
+        } else {
+            armed.until = None;
+            Self::take(&mut armed.count)
+        };
+        if armed.count == 0 && armed.until.is_none() {
+            self.token_failures = None;
+        }
+        failed.then_some(kind)
     }
 
     /// Consumes one unit of `counter` if armed.
@@ -348,6 +426,18 @@ pub fn retry_delay(n: usize, time_scale: f64) -> std::time::Duration {
     std::time::Duration::from_secs_f64(minutes as f64 * 60.0 * time_scale.max(0.0))
 }
 
+/// A webhook that was removed, and by whom: `dashboard`, `api:<client_id>`,
+/// `grant_revoked:<client_id>` or `bank_account_deleted`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeletedWebhook {
+    pub id: Id,
+    pub company_id: Id,
+    pub bank_account_id: Id,
+    pub webhook_url: String,
+    pub deleted_at: DateTime<Utc>,
+    pub by: String,
+}
+
 /// Everything the simulator holds.
 #[derive(Debug, Default)]
 pub struct World {
@@ -358,6 +448,8 @@ pub struct World {
     pub access_tokens: BTreeMap<String, Grant>,
     pub refresh_tokens: BTreeMap<String, Grant>,
     pub webhooks: BTreeMap<Id, Webhook>,
+    /// Webhooks removed (by the API, the dashboard or a revoked grant), oldest first.
+    pub deleted_webhooks: Vec<DeletedWebhook>,
     pub transactions: BTreeMap<Id, Transaction>,
     pub deliveries: Vec<DeliveryAttempt>,
     pub faults: Faults,
@@ -377,6 +469,42 @@ impl World {
     pub fn observe_id(&mut self, kind: &'static str, id: Id) {
         let next = self.next_id.entry(kind).or_insert(0);
         *next = (*next).max(id);
+    }
+
+    /// Removes a webhook (its pending retries stop) and records who did it.
+    pub fn remove_webhook(&mut self, id: Id, by: String) -> Option<Webhook> {
+        let webhook = self.webhooks.remove(&id)?;
+        self.deleted_webhooks.push(DeletedWebhook {
+            id,
+            company_id: webhook.company_id,
+            bank_account_id: webhook.bank_account_id,
+            webhook_url: webhook.webhook_url.clone(),
+            deleted_at: Utc::now(),
+            by,
+        });
+        Some(webhook)
+    }
+
+    /// Tokens per OAuth client: how many are live and how many revoked (`/sim/state`).
+    pub fn grants(&self, now: DateTime<Utc>) -> Vec<Value> {
+        self.clients
+            .values()
+            .map(|c| {
+                let count = |map: &BTreeMap<String, Grant>, live: bool| {
+                    map.values()
+                        .filter(|g| g.client_id == c.client_id && if live { g.is_live(now) } else { g.revoked })
+                        .count()
+                };
+                json!({
+                    "client_id": c.client_id,
+                    "company_id": c.company_id,
+                    "live_access_tokens": count(&self.access_tokens, true),
+                    "live_refresh_tokens": count(&self.refresh_tokens, true),
+                    "revoked_access_tokens": count(&self.access_tokens, false),
+                    "revoked_refresh_tokens": count(&self.refresh_tokens, false),
+                })
+            })
+            .collect()
     }
 
     pub fn company_by_api_token(&self, token: &str) -> Option<Id> {
@@ -432,6 +560,7 @@ mod tests {
             oauth2_client_id: None,
             oauth2_client_secret: None,
             created_at: Utc::now(),
+            created_by: None,
         }
     }
 
@@ -499,5 +628,38 @@ mod tests {
         let acct = account().userapi();
         assert_eq!(acct["active"], "1");
         assert!(acct.as_object().unwrap().values().all(|v| v.is_string() || v.is_null()));
+    }
+
+    #[test]
+    fn token_failures_count_down_cover_a_window_and_clear() {
+        let now = Utc::now();
+        let mut f = Faults::default();
+        assert_eq!(f.take_token_failure(now), None);
+        let arm = |count, kind, seconds| TokenFailures {
+            count,
+            kind,
+            seconds,
+            until: None,
+        };
+        f.arm_token_failures(&arm(1, TokenFailureKind::ServerError, None), now);
+        f.arm_token_failures(&arm(1, TokenFailureKind::Timeout, None), now);
+        // the latest kind applies to all that is left
+        assert_eq!(f.take_token_failure(now), Some(TokenFailureKind::Timeout));
+        assert_eq!(f.token_failures.as_ref().map(|t| t.count), Some(1));
+        assert_eq!(f.take_token_failure(now), Some(TokenFailureKind::Timeout));
+        assert!(f.token_failures.is_none(), "spent: cleared");
+        assert_eq!(f.take_token_failure(now), None);
+
+        f.arm_token_failures(&arm(0, TokenFailureKind::ServerError, Some(10)), now);
+        for _ in 0..5 {
+            assert_eq!(f.take_token_failure(now), Some(TokenFailureKind::ServerError));
+        }
+        let later = now + chrono::Duration::seconds(11);
+        assert_eq!(f.take_token_failure(later), None);
+        assert!(f.token_failures.is_none());
+
+        f.arm_token_failures(&arm(3, TokenFailureKind::ServerError, None), now);
+        f.arm_token_failures(&arm(0, TokenFailureKind::ServerError, None), now);
+        assert!(f.token_failures.is_none(), "count 0 clears");
     }
 }

@@ -2,7 +2,7 @@
 //! revoke; and the Bearer check every `/api/v1` call goes through.
 
 use crate::error::SimError;
-use crate::model::{AuthCode, Faults, Grant, Id};
+use crate::model::{AuthCode, Faults, Grant, Id, TOKEN_TIMEOUT_HANG, TokenFailureKind};
 use crate::{RetryAfterStyle, Sim};
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -214,8 +214,34 @@ fn client_credentials(headers: &HeaderMap, form: &HashMap<String, String>) -> Op
 async fn token(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    form: Result<Form<HashMap<String, String>>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, SimError> {
+    // an armed outage fails the call before anything in it is looked at: no code is spent and
+    // no refresh token rotated, so a caller that saw it fail may retry with what it holds
+    let outage = sim.world().faults.take_token_failure(Utc::now());
+    match outage {
+        Some(TokenFailureKind::ServerError) => {
+            return Err(SimError::oauth(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the token endpoint is unavailable (injected)",
+            ));
+        }
+        Some(TokenFailureKind::Timeout) => {
+            // dropped with the connection when the caller gives up first
+            tokio::select! {
+                _ = sim.shutdown.cancelled() => {}
+                _ = tokio::time::sleep(TOKEN_TIMEOUT_HANG) => {}
+            }
+            return Err(SimError::oauth(
+                StatusCode::GATEWAY_TIMEOUT,
+                "temporarily_unavailable",
+                "the token endpoint timed out (injected)",
+            ));
+        }
+        None => {}
+    }
+    let Form(form) = form.map_err(|e| SimError::oauth(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
     let invalid_client = || {
         SimError::oauth(
             StatusCode::UNAUTHORIZED,
@@ -344,6 +370,68 @@ impl Sim {
         found
     }
 
+    /// Revokes every token (access and refresh) and every unused code of the grants matching
+    /// `client_id` and/or `company_id`, as revoking the application in SePay's dashboard would.
+    /// With `delete_webhooks`, the webhooks those clients created through the API go too.
+    pub fn revoke_grants(
+        &self,
+        client_id: Option<&str>,
+        company_id: Option<Id>,
+        delete_webhooks: bool,
+    ) -> Result<GrantRevocation, SimError> {
+        if client_id.is_none() && company_id.is_none() {
+            return Err(SimError::invalid("client_id", "client_id or company_id is required"));
+        }
+        let mut guard = self.world();
+        let world = &mut *guard;
+        if let Some(id) = client_id {
+            let client = world.clients.get(id).ok_or(SimError::NotFound("oauth client"))?;
+            if company_id.is_some_and(|c| c != client.company_id) {
+                return Err(SimError::invalid("company_id", "the client belongs to another company"));
+            }
+        }
+        if let Some(id) = company_id {
+            if !world.companies.contains_key(&id) {
+                return Err(SimError::NotFound("company"));
+            }
+        }
+        let matches =
+            |c: &str, company: Id| client_id.is_none_or(|id| id == c) && company_id.is_none_or(|id| id == company);
+        let mut revocation = GrantRevocation::default();
+        for (map, count) in [
+            (&mut world.access_tokens, &mut revocation.revoked_access_tokens),
+            (&mut world.refresh_tokens, &mut revocation.revoked_refresh_tokens),
+        ] {
+            for grant in map
+                .values_mut()
+                .filter(|g| !g.revoked && matches(&g.client_id, g.company_id))
+            {
+                grant.revoked = true;
+                *count += 1;
+            }
+        }
+        for code in world.codes.values_mut().filter(|c| matches(&c.client_id, c.company_id)) {
+            code.used = true;
+        }
+        if delete_webhooks {
+            let doomed: Vec<Id> = world
+                .webhooks
+                .values()
+                .filter(|w| w.created_by.as_deref().is_some_and(|c| matches(c, w.company_id)))
+                .map(|w| w.id)
+                .collect();
+            for id in doomed {
+                let by = format!(
+                    "grant_revoked:{}",
+                    world.webhooks[&id].created_by.as_deref().unwrap_or_default()
+                );
+                world.remove_webhook(id, by);
+                revocation.deleted_webhooks.push(id);
+            }
+        }
+        Ok(revocation)
+    }
+
     /// An access token shaped like SePay's: a JWT (HS256) with iss, sub, aud, exp, iat, scope.
     fn jwt(&self, company_id: Id, client_id: &str, scope: &str, iat: i64, exp: i64) -> String {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
@@ -357,8 +445,14 @@ impl Sim {
         format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
     }
 
-    /// Rate limit, armed faults, then the token itself (401) and its scope (403).
+    /// Rate limit, armed faults, then the token itself (401: unknown, expired or revoked) and
+    /// its scope (403). Returns the company.
     pub fn authorize_bearer(&self, headers: &HeaderMap, scope: &'static str) -> Result<Id, SimError> {
+        self.authorize_bearer_client(headers, scope).map(|(company, _)| company)
+    }
+
+    /// As [`Sim::authorize_bearer`], also returning the OAuth client the token was issued to.
+    pub fn authorize_bearer_client(&self, headers: &HeaderMap, scope: &'static str) -> Result<(Id, String), SimError> {
         let token = bearer(headers).ok_or(SimError::Unauthorized)?;
         self.gate(token)?;
         let world = self.world();
@@ -370,7 +464,7 @@ impl Sim {
         if !grant.scopes.iter().any(|s| s == scope) {
             return Err(SimError::Forbidden(scope));
         }
-        Ok(grant.company_id)
+        Ok((grant.company_id, grant.client_id.clone()))
     }
 
     /// The legacy API token of a company.
@@ -399,6 +493,14 @@ impl Sim {
         }
         Ok(())
     }
+}
+
+/// What [`Sim::revoke_grants`] did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct GrantRevocation {
+    pub revoked_access_tokens: usize,
+    pub revoked_refresh_tokens: usize,
+    pub deleted_webhooks: Vec<Id>,
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

@@ -2,7 +2,7 @@
 //! the webhook's auth, retried on failure on SePay's schedule (time-scaled), every attempt logged.
 
 use crate::Sim;
-use crate::model::{DeliveryAttempt, Faults, RETRY_SCHEDULE_MINUTES, Transaction, Webhook, retry_delay};
+use crate::model::{DeliveryAttempt, Faults, Id, RETRY_SCHEDULE_MINUTES, Transaction, Webhook, retry_delay};
 use base64::Engine;
 use chrono::Utc;
 use std::sync::Arc;
@@ -44,16 +44,16 @@ pub fn dispatch(sim: &Arc<Sim>, tx: &Transaction) {
             };
             let delay = Duration::from_millis(world.faults.delay_deliveries_ms.unwrap_or(0));
             for _ in 0..copies {
-                plans.push((hook.clone(), delay));
+                plans.push((hook.id, delay));
             }
         }
     }
-    for (hook, delay) in plans {
-        tokio::spawn(deliver(sim.clone(), hook, tx.clone(), delay));
+    for (hook_id, delay) in plans {
+        tokio::spawn(deliver(sim.clone(), hook_id, tx.clone(), delay));
     }
 }
 
-async fn deliver(sim: Arc<Sim>, hook: Webhook, tx: Transaction, delay: Duration) {
+async fn deliver(sim: Arc<Sim>, hook_id: Id, tx: Transaction, delay: Duration) {
     let stop = sim.shutdown.clone();
     let body = tx.webhook_body();
     for attempt in 0..RETRY_SCHEDULE_MINUTES.len() {
@@ -62,6 +62,18 @@ async fn deliver(sim: Arc<Sim>, hook: Webhook, tx: Transaction, delay: Duration)
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
+        // SePay sends what the webhook is now: a webhook deleted or disabled meanwhile gets no
+        // more attempts, and one edited meanwhile gets them at its new URL and auth
+        let current = sim.world().webhooks.get(&hook_id).cloned();
+        let Some(hook) = current.filter(|w| w.active == 1) else {
+            tracing::info!(
+                webhook = hook_id,
+                transaction = tx.id,
+                attempt = attempt + 1,
+                "sim delivery abandoned: webhook deleted or disabled"
+            );
+            return;
+        };
         let started = Instant::now();
         let outcome = send(&sim, &hook, &body).await;
         let duration_ms = started.elapsed().as_millis() as u64;

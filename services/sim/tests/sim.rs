@@ -1180,3 +1180,483 @@ async fn a_fixture_seeds_the_world_with_deterministic_ids() {
     assert!(sim.token(&client, "bank-account:read").await["access_token"].is_string());
     std::fs::remove_file(path).ok();
 }
+
+impl Sim {
+    async fn state(&self) -> Value {
+        self.http
+            .get(format!("{}/sim/state", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// A control call expected to fail: its status and body.
+    async fn control_err(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (res.status(), res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The delivery log of `tx` as it is now.
+    async fn deliveries(&self, tx: i64) -> Vec<Value> {
+        self.http
+            .get(format!("{}/sim/deliveries?transaction_id={tx}", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn refresh(&self, client: &Value, refresh: &str) -> (StatusCode, Value) {
+        self.exchange(client, &[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+            .await
+    }
+
+    async fn tx(&self, account: i64, amount: i64) -> i64 {
+        self.control(
+            "/sim/transactions",
+            json!({"bank_account_id": account, "transfer_type": "in", "amount": amount}),
+        )
+        .await["id"]
+            .as_i64()
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_deleted_in_the_dashboard_is_gone_and_no_longer_delivers() {
+    // one minute of SePay's schedule is 600 ms here: room to delete between two attempts
+    let sim = start(SimConfig {
+        sim_time_scale: 0.01,
+        ..fast()
+    })
+    .await;
+    let (company, account, client) = sim.world().await;
+    let token = sim.token(&client, ALL).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rx = receiver(1).await;
+    let hook = hook_for(&sim, &company, account, &rx.url, json!({})).await;
+    let (status, listed) = sim
+        .send(reqwest::Method::GET, "/api/v1/webhooks", &token, Value::Null)
+        .await;
+    assert_eq!((status, listed["data"].as_array().unwrap().len()), (StatusCode::OK, 1));
+
+    // the first attempt fails; SePay would retry a minute later
+    let pending = sim.tx(account, 10).await;
+    assert_eq!(wait_deliveries(&sim, pending, 1).await[0]["status"], 500);
+    let deleted = sim.control(&format!("/sim/webhooks/{hook}/delete"), json!({})).await;
+    assert_eq!(deleted, json!({"deleted": true, "id": hook}));
+
+    let (status, _, listed) = sim.get("/api/v1/webhooks", &token).await;
+    assert_eq!((status, listed["data"].clone()), (StatusCode::OK, json!([])));
+    let (status, _, body) = sim.get(&format!("/api/v1/webhooks/{hook}"), &token).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+
+    // no retry of the pending delivery, nothing for a new transaction
+    let fresh = sim.tx(account, 20).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        rx.seen.lock().unwrap().len(),
+        1,
+        "only the attempt made before the deletion"
+    );
+    assert_eq!(sim.deliveries(pending).await.len(), 1);
+    assert!(sim.deliveries(fresh).await.is_empty());
+
+    let state = sim.state().await;
+    assert_eq!(state["webhooks"], json!([]));
+    let gone = &state["deleted_webhooks"][0];
+    assert_eq!(
+        (gone["id"].as_i64(), gone["by"].as_str(), gone["webhook_url"].as_str()),
+        (Some(hook), Some("dashboard"), Some(rx.url.as_str()))
+    );
+    assert_eq!(
+        sim.control_err(&format!("/sim/webhooks/{hook}/delete"), json!({}))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+
+    // a deletion through the API is recorded with its client
+    let (_, created) = sim
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/webhooks",
+            &token,
+            valid_webhook(account),
+        )
+        .await;
+    let api_hook = created["id"].as_i64().unwrap();
+    let (status, _) = sim
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/webhooks/{api_hook}"),
+            &token,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let by = sim.state().await["deleted_webhooks"][1]["by"].clone();
+    assert_eq!(by, json!(format!("api:{}", client["client_id"].as_str().unwrap())));
+}
+
+#[tokio::test]
+async fn a_webhook_disabled_in_the_dashboard_is_listed_inactive_and_does_not_deliver() {
+    let sim = start(SimConfig {
+        sim_time_scale: 0.01,
+        ..fast()
+    })
+    .await;
+    let (company, account, client) = sim.world().await;
+    let token = sim.token(&client, ALL).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rx = receiver(1).await;
+    let hook = hook_for(&sim, &company, account, &rx.url, json!({})).await;
+    let pending = sim.tx(account, 10).await;
+    assert_eq!(wait_deliveries(&sim, pending, 1).await[0]["status"], 500);
+
+    let disabled = sim.control(&format!("/sim/webhooks/{hook}/disable"), json!({})).await;
+    assert_eq!(
+        (disabled["id"].as_i64(), disabled["active"].as_i64()),
+        (Some(hook), Some(0))
+    );
+    // listed, inactive, in the documented shape (the `active` filter takes 0|1)
+    let (_, _, listed) = sim.get("/api/v1/webhooks", &token).await;
+    assert_eq!(listed["data"][0]["id"].as_i64(), Some(hook));
+    assert_eq!(listed["data"][0]["active"], 0);
+    assert_eq!(sim.get("/api/v1/webhooks?active=1", &token).await.2["data"], json!([]));
+    assert_eq!(
+        sim.get("/api/v1/webhooks?active=0", &token).await.2["data"][0]["id"].as_i64(),
+        Some(hook)
+    );
+    assert_eq!(
+        sim.get(&format!("/api/v1/webhooks/{hook}"), &token).await.2["data"]["active"],
+        0
+    );
+    assert_eq!(sim.state().await["webhooks"][0]["active"], 0);
+
+    let ignored = sim.tx(account, 20).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        rx.seen.lock().unwrap().len(),
+        1,
+        "no retry and no new delivery while disabled"
+    );
+    assert_eq!(sim.deliveries(pending).await.len(), 1);
+    assert!(sim.deliveries(ignored).await.is_empty());
+
+    // enabled again (in the dashboard or by PATCH active 1): new transactions are delivered
+    let enabled = sim.control(&format!("/sim/webhooks/{hook}/enable"), json!({})).await;
+    assert_eq!(enabled["active"], 1);
+    let delivered = sim.tx(account, 30).await;
+    let log = wait_deliveries(&sim, delivered, 1).await;
+    assert_eq!((log.len(), log[0]["success"].as_bool()), (1, Some(true)));
+    assert_eq!(
+        sim.control_err("/sim/webhooks/999/disable", json!({})).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_dashboard_edit_changes_what_is_delivered() {
+    let sim = start(fast()).await;
+    let (company, account, _) = sim.world().await;
+    let (old, new) = (receiver(0).await, receiver(0).await);
+    let hook = hook_for(&sim, &company, account, &old.url, json!({})).await;
+    let res = sim
+        .http
+        .patch(format!("{}/sim/webhooks/{hook}", sim.url))
+        .json(&json!({"webhook_url": new.url, "event_type": "Out_only", "api_key": "spak_other"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let edited: Value = res.json().await.unwrap();
+    assert_eq!(
+        (edited["webhook_url"].as_str(), edited["event_type"].as_str()),
+        (Some(new.url.as_str()), Some("Out_only"))
+    );
+    let res = sim
+        .http
+        .patch(format!("{}/sim/webhooks/{hook}", sim.url))
+        .json(&json!({"event_type": "Sideways"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let incoming = sim.tx(account, 10).await;
+    let outgoing = sim
+        .control(
+            "/sim/transactions",
+            json!({"bank_account_id": account, "transfer_type": "out", "amount": 5}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    wait_deliveries(&sim, outgoing, 1).await;
+    assert!(sim.deliveries(incoming).await.is_empty());
+    assert_eq!(old.seen.lock().unwrap().len(), 0);
+    let seen = new.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].1.as_deref(), Some("Apikey spak_other"));
+}
+
+#[tokio::test]
+async fn a_revoked_grant_refreshes_to_invalid_grant_and_its_tokens_get_401() {
+    let sim = start(fast()).await;
+    let (company, account, client) = sim.world().await;
+    let other = sim
+        .control(
+            "/sim/oauth-clients",
+            json!({"company_id": company["id"], "redirect_uris": ["http://app.test/callback"]}),
+        )
+        .await;
+    let tokens = sim.token(&client, ALL).await;
+    let (access, refresh) = (
+        tokens["access_token"].as_str().unwrap().to_owned(),
+        tokens["refresh_token"].as_str().unwrap().to_owned(),
+    );
+    let other_access = sim.token(&other, ALL).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, created) = sim
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/webhooks",
+            &access,
+            valid_webhook(account),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let api_hook = created["id"].as_i64().unwrap();
+    let dashboard_hook = hook_for(&sim, &company, account, "http://127.0.0.1:9/hook", json!({})).await;
+
+    let client_id = client["client_id"].as_str().unwrap();
+    let revoked = sim.control("/sim/grants/revoke", json!({"client_id": client_id})).await;
+    assert_eq!(
+        revoked,
+        json!({"revoked_access_tokens": 1, "revoked_refresh_tokens": 1, "deleted_webhooks": []})
+    );
+    // API calls: 401 in SePay's error shape
+    let (status, _, body) = sim.get("/api/v1/bank-accounts", &access).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        (body["status"].as_str(), body["error"].as_str()),
+        (Some("error"), Some("unauthorized"))
+    );
+    // refresh: the standard OAuth 2.0 invalid_grant
+    let (status, body) = sim.refresh(&client, &refresh).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    assert!(body["error_description"].is_string());
+    // another client of the same company is untouched, and the webhooks are kept by default
+    let (status, _, listed) = sim.get("/api/v1/webhooks", &other_access).await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<i64> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [api_hook, dashboard_hook]);
+    let grants = sim.state().await["grants"].clone();
+    let mine = grants
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["client_id"] == client_id)
+        .unwrap();
+    assert_eq!(
+        (
+            mine["live_access_tokens"].as_i64(),
+            mine["live_refresh_tokens"].as_i64(),
+            mine["revoked_access_tokens"].as_i64(),
+            mine["revoked_refresh_tokens"].as_i64()
+        ),
+        (Some(0), Some(0), Some(1), Some(1))
+    );
+
+    // reconnecting (a new consent) works; a company-wide revocation that also deletes the
+    // revoked clients' webhooks takes every client's tokens and the API-made webhook
+    let again = sim.token(&client, ALL).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(sim.get("/api/v1/bank-accounts", &again).await.0, StatusCode::OK);
+    let revoked = sim
+        .control(
+            "/sim/grants/revoke",
+            json!({"company_id": company["id"], "delete_webhooks": true}),
+        )
+        .await;
+    assert_eq!(revoked["deleted_webhooks"], json!([api_hook]));
+    assert_eq!(revoked["revoked_access_tokens"], 2);
+    for token in [&again, &other_access] {
+        assert_eq!(sim.get("/api/v1/webhooks", token).await.0, StatusCode::UNAUTHORIZED);
+    }
+    let state = sim.state().await;
+    assert_eq!(state["webhooks"][0]["id"].as_i64(), Some(dashboard_hook));
+    assert_eq!(state["webhooks"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        state["deleted_webhooks"][0]["by"],
+        json!(format!("grant_revoked:{client_id}"))
+    );
+
+    assert_eq!(
+        sim.control_err("/sim/grants/revoke", json!({})).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        sim.control_err("/sim/grants/revoke", json!({"client_id": "nobody"}))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn the_token_endpoint_fails_the_next_n_calls_before_touching_the_refresh_token() {
+    // rotation on: a refresh that got through would have spent the presented refresh token
+    let sim = start(SimConfig {
+        sim_rotate_refresh_tokens: true,
+        ..fast()
+    })
+    .await;
+    let (_, _, client) = sim.world().await;
+    let refresh = sim.token(&client, ALL).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let armed = sim
+        .control("/sim/faults", json!({"token_failures": {"count": 2, "kind": "5xx"}}))
+        .await;
+    assert_eq!(
+        armed["token_failures"],
+        json!({"count": 2, "kind": "5xx", "until": null})
+    );
+    assert_eq!(sim.state().await["faults"]["token_failures"]["count"], 2);
+    for left in [1, 0] {
+        let (status, body) = sim.refresh(&client, &refresh).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("temporarily_unavailable"))
+        );
+        let faults = sim.state().await["faults"]["token_failures"].clone();
+        assert_eq!(faults["count"].as_i64().unwrap_or(0), left, "{faults}");
+    }
+    assert_eq!(sim.state().await["faults"]["token_failures"], Value::Null, "spent");
+    // the refresh token survived both failures
+    let (status, renewed) = sim.refresh(&client, &refresh).await;
+    assert_eq!(status, StatusCode::OK, "{renewed}");
+    let rotated = renewed["refresh_token"].as_str().unwrap();
+    assert_ne!(rotated, refresh);
+    assert_eq!(sim.refresh(&client, &refresh).await.1["error"], "invalid_grant");
+
+    // an authorization code is not spent by a failed exchange either
+    sim.control("/sim/faults", json!({"token_failures": {"count": 1}}))
+        .await;
+    let code = query(&sim.code(&client, ALL).await, "code").unwrap();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", "http://app.test/callback"),
+    ];
+    assert_eq!(sim.exchange(&client, &form).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(sim.exchange(&client, &form).await.0, StatusCode::OK);
+
+    assert_eq!(
+        sim.control_err("/sim/faults", json!({"token_failures": {"count": 1, "kind": "slow"}}))
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn a_token_endpoint_timeout_hangs_past_the_client_timeout_and_applies_nothing() {
+    let sim = start(SimConfig {
+        sim_rotate_refresh_tokens: true,
+        ..fast()
+    })
+    .await;
+    let (_, _, client) = sim.world().await;
+    let refresh = sim.token(&client, ALL).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sim.control(
+        "/sim/faults",
+        json!({"token_failures": {"count": 1, "kind": "timeout"}}),
+    )
+    .await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = impatient
+        .post(format!("{}/oauth/token", sim.url))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.as_str()),
+            ("client_id", client["client_id"].as_str().unwrap()),
+            ("client_secret", client["client_secret"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(sim.state().await["faults"]["token_failures"], Value::Null);
+    // the hung refresh was never processed: the refresh token still works (once, rotating)
+    let (status, renewed) = sim.refresh(&client, &refresh).await;
+    assert_eq!(status, StatusCode::OK, "{renewed}");
+    assert!(renewed["refresh_token"].is_string());
+}
+
+#[tokio::test]
+async fn a_token_outage_for_some_seconds_fails_every_call_until_it_ends() {
+    let sim = start(fast()).await;
+    let (_, _, client) = sim.world().await;
+    let refresh = sim.token(&client, ALL).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let armed = sim
+        .control("/sim/faults", json!({"token_failures": {"seconds": 1, "kind": "5xx"}}))
+        .await;
+    assert!(armed["token_failures"]["until"].is_string(), "{armed}");
+    for _ in 0..3 {
+        assert_eq!(sim.refresh(&client, &refresh).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(sim.refresh(&client, &refresh).await.0, StatusCode::OK);
+    assert_eq!(sim.state().await["faults"]["token_failures"], Value::Null);
+    // a count and seconds of 0 end an outage at once
+    sim.control("/sim/faults", json!({"token_failures": {"seconds": 600}}))
+        .await;
+    assert_eq!(sim.refresh(&client, &refresh).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    sim.control("/sim/faults", json!({"token_failures": {"count": 0}}))
+        .await;
+    assert_eq!(sim.refresh(&client, &refresh).await.0, StatusCode::OK);
+}

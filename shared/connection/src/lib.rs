@@ -7,9 +7,11 @@
 
 use chrono::{DateTime, Utc};
 use sepay_api::{ApiError, SepayClient, TokenSet};
+use sepay_core::connection::{ConnectionStatus, is_definitive_oauth_error, refresh_retry_after};
 use sepay_crypto::seal::{Keyring, SealError};
 use sepay_store::connections::{self, Connection, Grant};
 use sepay_store::{PgPool, StoreError};
+use sepay_telemetry::metrics;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -24,6 +26,11 @@ pub enum TokenError {
     Unusable { status: String, reason: String },
     #[error("token refresh failed: {0}")]
     Refresh(ApiError),
+    /// The token expired while SePay's token endpoint is failing; the next refresh is due then.
+    #[error("the SePay connection is degraded (token refresh failing); next try at {retry_at}")]
+    Degraded { retry_at: DateTime<Utc> },
+    #[error(transparent)]
+    Api(ApiError),
     #[error(transparent)]
     Seal(#[from] SealError),
     #[error(transparent)]
@@ -119,28 +126,71 @@ impl Tokens {
         if let Some(token) = self.usable(&current)? {
             return Ok(token);
         }
-        // the row lock makes concurrent refreshers queue; the second finds the new token
+        self.refresh(ws_id, None).await
+    }
+
+    /// Calls SePay with the workspace's access token. A 401 forces one refresh and one retry (the
+    /// token may have been revoked or rotated at SePay); a second 401 is definitive: the
+    /// connection needs a reconnect.
+    pub async fn call<T, F, Fut>(&self, ws_id: Uuid, call: F) -> Result<T, TokenError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let token = self.access_token(ws_id).await?;
+        match call(token.clone()).await {
+            Err(ApiError::Unauthorized) => {}
+            other => return other.map_err(TokenError::Api),
+        }
+        let token = self.refresh(ws_id, Some(&token)).await?;
+        match call(token).await {
+            Err(ApiError::Unauthorized) => {
+                let reason = "SePay refused a freshly refreshed token (401): reconnect";
+                connections::mark_needs_reconnect(&self.db, ws_id, reason).await?;
+                metrics::counter!("sepay_connection_needs_reconnect_total", "reason" => "unauthorized").increment(1);
+                tracing::warn!(%ws_id, "{reason}");
+                Err(TokenError::Unusable {
+                    status: ConnectionStatus::NeedsReconnect.as_str().into(),
+                    reason: reason.into(),
+                })
+            }
+            other => other.map_err(TokenError::Api),
+        }
+    }
+
+    /// Refreshes under the connection's row lock (concurrent callers queue and the later ones
+    /// find the new token). `rejected`: the access token SePay just refused with 401, which forces
+    /// a refresh even if it looks fresh (unless another caller has replaced it meanwhile).
+    async fn refresh(&self, ws_id: Uuid, rejected: Option<&str>) -> Result<String, TokenError> {
         let mut tx = self.db.begin().await.map_err(StoreError::from)?;
         let locked = connections::lock(&mut tx, ws_id)
             .await?
             .ok_or(TokenError::NotConnected)?;
-        if let Some(token) = self.usable(&locked)? {
+        if let Some(token) = self.usable(&locked)?
+            && rejected != Some(token.as_str())
+        {
             return Ok(token);
         }
-        let refresh = match &locked.refresh_token_ciphertext {
-            Some(sealed) => self.open(ws_id, TokenField::Refresh, sealed)?,
-            None => {
-                connections::mark_error(&mut tx, ws_id, "no refresh token").await?;
-                tx.commit().await.map_err(StoreError::from)?;
-                return Err(TokenError::Unusable {
-                    status: "error".into(),
-                    reason: "no refresh token".into(),
-                });
-            }
+        let still_valid = self.still_valid(&locked)?.filter(|t| rejected != Some(t.as_str()));
+        // a degraded connection waits out its backoff; its access token serves meanwhile
+        if let Some(at) = locked.next_refresh_at.filter(|at| *at > Utc::now()) {
+            return still_valid.ok_or(TokenError::Degraded { retry_at: at });
+        }
+        let Some(sealed) = &locked.refresh_token_ciphertext else {
+            let reason = "no refresh token: reconnect";
+            connections::mark_needs_reconnect(&mut *tx, ws_id, reason).await?;
+            tx.commit().await.map_err(StoreError::from)?;
+            return Err(TokenError::Unusable {
+                status: ConnectionStatus::NeedsReconnect.as_str().into(),
+                reason: reason.into(),
+            });
         };
+        let refresh = self.open(ws_id, TokenField::Refresh, sealed)?;
+        // one attempt: a refresh SePay may have applied is never sent twice by us
         match self.client.refresh(&refresh).await {
             Ok(set) => {
                 let access = self.seal(ws_id, TokenField::Access, &set.access_token);
+                // a new refresh token is stored at once; an answer without one keeps the old
                 let new_refresh = set
                     .refresh_token
                     .as_deref()
@@ -150,28 +200,65 @@ impl Tokens {
                 tracing::info!(%ws_id, "SePay access token refreshed");
                 Ok(set.access_token)
             }
-            Err(err) => {
-                connections::mark_error(&mut tx, ws_id, &format!("token refresh failed: {err}")).await?;
+            Err(ApiError::TokenRefused { code, description }) if is_definitive_oauth_error(&code) => {
+                let reason = format!("SePay refused the grant ({code}): reconnect");
+                connections::mark_needs_reconnect(&mut *tx, ws_id, &reason).await?;
                 tx.commit().await.map_err(StoreError::from)?;
-                Err(TokenError::Refresh(err))
+                metrics::counter!("sepay_connection_needs_reconnect_total", "reason" => code.clone()).increment(1);
+                tracing::warn!(%ws_id, %code, %description, "SePay refused the grant: the connection needs a reconnect");
+                Err(TokenError::Unusable {
+                    status: ConnectionStatus::NeedsReconnect.as_str().into(),
+                    reason,
+                })
+            }
+            Err(err) => {
+                let failures = u32::try_from(locked.refresh_failures).unwrap_or(0) + 1;
+                // the workspace id spreads retries apart, replicas and workspaces alike
+                let jitter = (ws_id.as_u128() % 1000) as f64 / 1000.0;
+                let retry_at = Utc::now() + refresh_retry_after(failures, jitter);
+                let reason = format!("token refresh failed ({err}); retrying");
+                connections::mark_degraded(&mut tx, ws_id, &reason, retry_at).await?;
+                tx.commit().await.map_err(StoreError::from)?;
+                metrics::counter!("sepay_connection_refresh_failures_total", "cause" => err.code()).increment(1);
+                tracing::warn!(%ws_id, error = %err, failures, %retry_at, "SePay token refresh failed; the connection is degraded");
+                still_valid.ok_or(TokenError::Refresh(err))
             }
         }
     }
 
-    /// The stored access token if the connection is active and the token is not about to expire.
+    /// The stored access token if the connection may be used and the token is not about to
+    /// expire.
     fn usable(&self, c: &Connection) -> Result<Option<String>, TokenError> {
-        if c.status != "active" {
-            return Err(TokenError::Unusable {
-                status: c.status.clone(),
-                reason: c.last_error.clone().unwrap_or_default(),
-            });
-        }
         let fresh = c
             .access_token_expires_at
             .is_none_or(|at| at > Utc::now() + chrono::Duration::seconds(REFRESH_MARGIN_SECS));
-        match (&c.access_token_ciphertext, fresh) {
+        match fresh {
+            true => self.still_valid(c),
+            false => {
+                self.check_usable(c)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The stored access token if the connection may be used and the token has not expired
+    /// (what a degraded connection serves while SePay's token endpoint is away).
+    fn still_valid(&self, c: &Connection) -> Result<Option<String>, TokenError> {
+        self.check_usable(c)?;
+        let unexpired = c.access_token_expires_at.is_none_or(|at| at > Utc::now());
+        match (&c.access_token_ciphertext, unexpired) {
             (Some(sealed), true) => Ok(Some(self.open(c.ws_id, TokenField::Access, sealed)?)),
             _ => Ok(None),
+        }
+    }
+
+    fn check_usable(&self, c: &Connection) -> Result<(), TokenError> {
+        match ConnectionStatus::parse(&c.status) {
+            Some(status) if status.is_usable() => Ok(()),
+            _ => Err(TokenError::Unusable {
+                status: c.status.clone(),
+                reason: c.last_error.clone().unwrap_or_default(),
+            }),
         }
     }
 

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod balance;
 pub mod classify;
+pub mod connection;
 pub mod dedupe;
 pub mod lifecycle;
 pub mod model_reply;

@@ -21,6 +21,10 @@ pub enum ApiError {
     Transport(String),
     #[error("unexpected answer from SePay: {0}")]
     Decode(String),
+    /// The token endpoint answered an OAuth 2.0 error (`invalid_grant`, …): whether it ends the
+    /// grant is `sepay_core::connection::is_definitive_oauth_error`'s to say.
+    #[error("SePay refused the token request: {code} {description}")]
+    TokenRefused { code: String, description: String },
     #[error("OAuth: {0}")]
     OAuth(String),
 }
@@ -37,7 +41,7 @@ impl ApiError {
             Self::Server { .. } => "server_error",
             Self::Transport(_) => "unreachable",
             Self::Decode(_) => "bad_response",
-            Self::OAuth(_) => "oauth_error",
+            Self::TokenRefused { .. } | Self::OAuth(_) => "oauth_error",
         }
     }
 }

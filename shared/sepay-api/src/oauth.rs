@@ -112,7 +112,7 @@ impl SepayClient {
             .exchange_refresh_token(&RefreshToken::new(refresh_token.to_owned()))
             .request_async(&http)
             .await
-            .map_err(|e| ApiError::OAuth(oauth_error(&e)))?;
+            .map_err(|e| oauth_failure(&e))?;
         Ok(token_set(&response))
     }
 
@@ -173,6 +173,21 @@ fn token_set(response: &oauth2::basic::BasicTokenResponse) -> TokenSet {
 }
 
 /// The provider's error code, never a token.
+/// A failed refresh, kept apart by cause: SePay's OAuth error (its code decides whether the grant
+/// is over), SePay unreachable or timing out (passing), anything else (passing too).
+fn oauth_failure<E: std::error::Error>(
+    err: &oauth2::RequestTokenError<E, oauth2::basic::BasicErrorResponse>,
+) -> ApiError {
+    match err {
+        oauth2::RequestTokenError::ServerResponse(r) => ApiError::TokenRefused {
+            code: r.error().to_string(),
+            description: r.error_description().cloned().unwrap_or_default(),
+        },
+        oauth2::RequestTokenError::Request(e) => ApiError::Transport(format!("token endpoint: {e}")),
+        other => ApiError::OAuth(oauth_error(other)),
+    }
+}
+
 fn oauth_error<E: std::error::Error>(err: &oauth2::RequestTokenError<E, oauth2::basic::BasicErrorResponse>) -> String {
     match err {
         oauth2::RequestTokenError::ServerResponse(r) => {

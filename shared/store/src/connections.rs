@@ -18,12 +18,15 @@ pub struct Connection {
     pub scopes: Vec<String>,
     pub access_token_expires_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    /// Refreshes failed in a row (a degraded connection), and when the next may be tried.
+    pub refresh_failures: i32,
+    pub next_refresh_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "id, ws_id, status, access_token_ciphertext, refresh_token_ciphertext, scopes, \
-     access_token_expires_at, last_error, created_at, updated_at";
+     access_token_expires_at, last_error, refresh_failures, next_refresh_at, created_at, updated_at";
 
 /// Sealed tokens of a fresh OAuth grant.
 pub struct Grant<'a> {
@@ -40,7 +43,8 @@ pub async fn upsert_connected(pool: &PgPool, ws_id: Uuid, grant: &Grant<'_>) -> 
            (ws_id, status, access_token_ciphertext, refresh_token_ciphertext, scopes, access_token_expires_at)
          values ($1, 'active', $2, $3, $4, $5)
          on conflict (ws_id) do update set
-           status = 'active', access_token_ciphertext = excluded.access_token_ciphertext,
+           status = 'active', refresh_failures = 0, next_refresh_at = null,
+           access_token_ciphertext = excluded.access_token_ciphertext,
            refresh_token_ciphertext = coalesce(excluded.refresh_token_ciphertext, sepay_connections.refresh_token_ciphertext),
            scopes = excluded.scopes, access_token_expires_at = excluded.access_token_expires_at,
            last_error = null, updated_at = now()
@@ -85,7 +89,8 @@ pub async fn store_refreshed(
     sqlx::query(
         "update sepay_connections set access_token_ciphertext = $2,
                 refresh_token_ciphertext = coalesce($3, refresh_token_ciphertext),
-                access_token_expires_at = $4, last_error = null, updated_at = now()
+                access_token_expires_at = $4, last_error = null, updated_at = now(),
+                status = 'active', refresh_failures = 0, next_refresh_at = null
           where ws_id = $1",
     )
     .bind(ws_id)
@@ -97,13 +102,38 @@ pub async fn store_refreshed(
     Ok(())
 }
 
-/// A failed refresh: the connection shows `error` with the reason until reconnected.
-pub async fn mark_error(tx: &mut Transaction<'_, Postgres>, ws_id: Uuid, error: &str) -> StoreResult<()> {
-    sqlx::query("update sepay_connections set status = 'error', last_error = $2, updated_at = now() where ws_id = $1")
-        .bind(ws_id)
-        .bind(error)
-        .execute(&mut **tx)
-        .await?;
+/// A refresh that failed for a passing reason: `degraded`, the failures counted, the next try
+/// not before `next_refresh_at`.
+pub async fn mark_degraded(
+    tx: &mut Transaction<'_, Postgres>,
+    ws_id: Uuid,
+    error: &str,
+    next_refresh_at: DateTime<Utc>,
+) -> StoreResult<i32> {
+    Ok(sqlx::query_scalar(
+        "update sepay_connections
+            set status = 'degraded', last_error = $2, refresh_failures = refresh_failures + 1,
+                next_refresh_at = $3, updated_at = now()
+          where ws_id = $1 returning refresh_failures",
+    )
+    .bind(ws_id)
+    .bind(error)
+    .bind(next_refresh_at)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// A definitive refusal: `needs_reconnect` with the reason, until an admin connects again.
+pub async fn mark_needs_reconnect(executor: impl sqlx::PgExecutor<'_>, ws_id: Uuid, error: &str) -> StoreResult<()> {
+    sqlx::query(
+        "update sepay_connections set status = 'needs_reconnect', last_error = $2, next_refresh_at = null,
+                updated_at = now()
+          where ws_id = $1 and status <> 'revoked'",
+    )
+    .bind(ws_id)
+    .bind(error)
+    .execute(executor)
+    .await?;
     Ok(())
 }
 
@@ -172,13 +202,15 @@ pub struct ConnectionView {
     pub last_sync_error: Option<String>,
     pub last_reconciled_at: Option<DateTime<Utc>>,
     pub disconnect_requested_at: Option<DateTime<Utc>>,
+    /// A degraded connection's next token refresh.
+    pub next_refresh_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
 }
 
 pub async fn connection_view(pool: &PgPool, ws_id: Uuid) -> StoreResult<Option<ConnectionView>> {
     Ok(sqlx::query_as(
         "select status, scopes, access_token_expires_at, last_error, last_synced_at, last_sync_error,
-                last_reconciled_at, disconnect_requested_at, updated_at
+                last_reconciled_at, disconnect_requested_at, next_refresh_at, updated_at
            from sepay_connections where ws_id = $1",
     )
     .bind(ws_id)
