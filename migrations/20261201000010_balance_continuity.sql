@@ -37,7 +37,7 @@ create index sepay_balance_gaps_due on sepay_balance_gaps (next_attempt_at) wher
 -- reconciliation runs started for a gap, or for a balance that moved past the last booking
 alter table sepay_reconciliation_runs drop constraint sepay_reconciliation_runs_trigger_check;
 alter table sepay_reconciliation_runs add constraint sepay_reconciliation_runs_trigger_check
-    check (trigger in ('schedule', 'request', 'gap', 'balance'));
+    check (trigger in ('schedule', 'request', 'gap', 'balance', 'repair'));
 
 -- A scheduled reconciliation covers everything since the last successful one (an outage longer
 -- than the look-back is covered), and a failing one backs off instead of retrying every minute.

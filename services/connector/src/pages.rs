@@ -210,6 +210,8 @@ pub struct Integrations<'a> {
     pub runs: &'a [ReconciliationRun],
     /// Running-balance gaps not closed yet: a transaction missing between two booked ones.
     pub gaps: &'a [sepay_store::balances::Gap],
+    /// Webhooks the provisioner found deleted, disabled or changed at SePay, and set right.
+    pub repairs: &'a [sepay_store::provisioning::WebhookRepair],
     pub flash: Option<Flash>,
 }
 

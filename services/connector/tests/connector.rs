@@ -2009,3 +2009,26 @@ async fn a_401_forces_one_refresh_and_a_retry() {
     assert_eq!(app.sim.world().access_tokens.len(), 1, "one refresh");
     assert_eq!(connection_row(&app).await.0, "active");
 }
+
+/// The integration page lists the webhook repairs the provisioner made.
+#[tokio::test]
+async fn webhook_repairs_show_on_the_integration_page() {
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    let path = format!("/ws/{}/integrations", app.ws);
+    let (_, page, _) = app.get(&path, Some(&alice)).await;
+    assert!(page.contains("id=\"no-repairs\""), "{page}");
+    sepay_store::provisioning::record_repair(
+        &app.db,
+        app.ws,
+        Uuid::new_v4(),
+        "19",
+        "missing",
+        "webhook 7 gone at SePay: provisioned again",
+    )
+    .await
+    .unwrap();
+    let (_, page, _) = app.get(&path, Some(&alice)).await;
+    assert!(page.contains("id=\"repairs\""), "{page}");
+    assert!(page.contains("webhook 7 gone at SePay: provisioned again"), "{page}");
+}

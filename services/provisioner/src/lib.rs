@@ -5,6 +5,7 @@
 
 mod cli;
 pub mod gaps;
+pub mod health;
 mod reconcile;
 mod sync;
 mod worker;
@@ -39,6 +40,8 @@ pub const DEFAULT_RECONCILE_WINDOW_ROW_LIMIT: usize = 5000;
 pub const DEFAULT_ROTATION_GRACE_HOURS: u64 = 6;
 /// `BALANCE_CHECK_INTERVAL_MS`
 pub const DEFAULT_BALANCE_CHECK_INTERVAL_MS: u64 = 1000;
+/// `WEBHOOK_HEALTH_INTERVAL_SECS`: every five minutes.
+pub const DEFAULT_WEBHOOK_HEALTH_INTERVAL_SECS: u64 = 300;
 /// `BALANCE_TRAILING_CHECK_SECS`: every five minutes.
 pub const DEFAULT_BALANCE_TRAILING_CHECK_SECS: u64 = 300;
 /// `BALANCE_GAP_GRACE_SECS`
@@ -75,6 +78,10 @@ pub struct ProvisionerConfig {
     /// last booking (a lost last transaction; 0 turns them off).
     #[arg(long, env = "BALANCE_TRAILING_CHECK_SECS", default_value_t = DEFAULT_BALANCE_TRAILING_CHECK_SECS)]
     pub balance_trailing_check_secs: u64,
+    /// Seconds between checks of every provisioned webhook at SePay (deleted, disabled or changed
+    /// ones are repaired; 0 turns the checks off).
+    #[arg(long, env = "WEBHOOK_HEALTH_INTERVAL_SECS", default_value_t = DEFAULT_WEBHOOK_HEALTH_INTERVAL_SECS)]
+    pub webhook_health_interval_secs: u64,
     /// The SePay client's settings (`SEPAY_*`; flattened by the binary, shared with the connector).
     #[arg(skip)]
     pub sepay: SepayConfig,
@@ -95,6 +102,7 @@ impl Default for ProvisionerConfig {
             balance_check_interval_ms: DEFAULT_BALANCE_CHECK_INTERVAL_MS,
             balance_gap_grace_secs: DEFAULT_BALANCE_GAP_GRACE_SECS,
             balance_trailing_check_secs: DEFAULT_BALANCE_TRAILING_CHECK_SECS,
+            webhook_health_interval_secs: DEFAULT_WEBHOOK_HEALTH_INTERVAL_SECS,
             sepay: SepayConfig::default(),
             http: sepay_runtime::HttpLimits::default(),
         }
@@ -158,6 +166,7 @@ pub async fn serve(
     });
     let schedule = tokio::spawn(reconcile::schedule(provisioner.clone(), shutdown.clone()));
     let balances = tokio::spawn(gaps::watch(provisioner.clone(), shutdown.clone()));
+    let webhooks = tokio::spawn(health::watch(provisioner.clone(), shutdown.clone()));
     let settings = ConsumerSettings {
         // a reconciliation of a long window may take minutes
         ack_wait: Duration::from_secs(300),
@@ -167,6 +176,7 @@ pub async fn serve(
     worker::consume(provisioner, settings, ready, shutdown).await;
     let _ = schedule.await;
     let _ = balances.await;
+    let _ = webhooks.await;
     health.await??;
     Ok(())
 }

@@ -684,6 +684,118 @@ async fn a_lost_last_transaction_is_found_by_the_account_balance() {
     assert!(agreed.is_some());
 }
 
+/// The provisioned webhook's id at SePay.
+async fn remote_webhook(w: &World) -> (i64, Value) {
+    let state: Value = w
+        .http
+        .get(format!("{}/sim/state", w.sim))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hooks = state["webhooks"].as_array().cloned().unwrap_or_default();
+    let hook = hooks.into_iter().next().expect("a webhook at SePay");
+    (hook["id"].as_i64().unwrap(), hook)
+}
+
+/// A webhook deleted in SePay's dashboard is provisioned again by the health check, what SePay
+/// could not deliver meanwhile is reconciled and booked, and new transactions arrive by webhook.
+#[tokio::test]
+async fn a_webhook_deleted_at_sepay_is_provisioned_again_and_the_gap_reconciled() {
+    let mut w = World::new(SimConfig {
+        sim_rate_limit_per_sec: 1000,
+        ..Default::default()
+    })
+    .await;
+    start_pipeline(&mut w).await;
+    w.config.reconcile_interval_secs = 0;
+    let account = w.accounts(1).await[0];
+    let p = w.provisioner().await;
+    sepay_provisioner::sync_and_provision(&p, w.ws_id).await.unwrap();
+    let healthy = sepay_provisioner::health::check(&p, w.ws_id).await.unwrap();
+    assert_eq!((healthy.verified, healthy.repaired), (1, 0));
+    let (remote_id, _) = remote_webhook(&w).await;
+    w.sim_post(&format!("/sim/webhooks/{remote_id}/delete"), json!({}))
+        .await;
+    let tx = |amount: i64| {
+        w.sim_post(
+            "/sim/transactions",
+            json!({"bank_account_id": account, "transfer_type": "in", "amount": amount}),
+        )
+    };
+    tx(1000).await;
+    tx(2000).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(booked(&w).await, 0, "nothing delivered while the webhook is gone");
+    let repaired = sepay_provisioner::health::check(&p, w.ws_id).await.unwrap();
+    assert_eq!(repaired.repaired, 1);
+    wait_booked(&w, 2).await;
+    let (new_id, _) = remote_webhook(&w).await;
+    assert_ne!(new_id, remote_id);
+    assert_eq!(
+        sepay_store::provisioning::live_endpoint_count(&w.db.pool, w.ws_id)
+            .await
+            .unwrap(),
+        1
+    );
+    tx(3000).await;
+    wait_booked(&w, 3).await;
+    let repairs = sepay_store::provisioning::list_repairs(&w.db.pool, w.ws_id, 10)
+        .await
+        .unwrap();
+    assert_eq!(repairs.len(), 1);
+    assert_eq!(repairs[0].kind, "missing");
+    assert_eq!(sepay_provisioner::health::check(&p, w.ws_id).await.unwrap().repaired, 0);
+}
+
+/// Disabled or changed in the dashboard (here: only incoming transactions): enabled again, set
+/// back, each recorded.
+#[tokio::test]
+async fn a_webhook_disabled_or_changed_at_sepay_is_set_back() {
+    let mut w = World::new(SimConfig {
+        sim_rate_limit_per_sec: 1000,
+        ..Default::default()
+    })
+    .await;
+    start_pipeline(&mut w).await;
+    let account = w.accounts(1).await[0];
+    let p = w.provisioner().await;
+    sepay_provisioner::sync_and_provision(&p, w.ws_id).await.unwrap();
+    let (remote_id, _) = remote_webhook(&w).await;
+    w.sim_post(&format!("/sim/webhooks/{remote_id}/disable"), json!({}))
+        .await;
+    assert_eq!(sepay_provisioner::health::check(&p, w.ws_id).await.unwrap().repaired, 1);
+    let (_, hook) = remote_webhook(&w).await;
+    assert_eq!(hook["active"], json!(1));
+    let patched = w
+        .http
+        .patch(format!("{}/sim/webhooks/{remote_id}", w.sim))
+        .json(&json!({"event_type": "In_only"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(patched.status().is_success());
+    assert_eq!(sepay_provisioner::health::check(&p, w.ws_id).await.unwrap().repaired, 1);
+    let (_, hook) = remote_webhook(&w).await;
+    assert_eq!(hook["event_type"], json!("All"));
+    // an outgoing transfer is delivered again, to the set-back URL
+    w.sim_post(
+        "/sim/transactions",
+        json!({"bank_account_id": account, "transfer_type": "out", "amount": 500}),
+    )
+    .await;
+    wait_booked(&w, 1).await;
+    let kinds: Vec<String> = sepay_store::provisioning::list_repairs(&w.db.pool, w.ws_id, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.kind)
+        .collect();
+    assert_eq!(kinds, ["drifted", "disabled"]);
+}
+
 /// A webhook without SePay's `id` (keyed by its fields) and the same transaction fetched by
 /// reconciliation (keyed by its id) are two events of one bank transaction: booked once.
 #[tokio::test]

@@ -82,8 +82,119 @@ pub fn reconcile_retry_after(failures: i32) -> std::time::Duration {
     std::time::Duration::from_secs(60 * minutes.min(60))
 }
 
+/// A provisioned webhook as SePay lists it, reduced to what decides its health.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteWebhook {
+    pub active: bool,
+    /// Its URL still carries the endpoint's token (compared by hash).
+    pub url_is_ours: bool,
+    pub event_type: Option<String>,
+    pub authen_type: Option<String>,
+    pub only_va: bool,
+    pub skip_if_no_code: bool,
+}
+
+/// What a provisioned webhook needs, as found at SePay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookHealth {
+    Healthy,
+    /// Deleted (in the dashboard, by another client): provision a new one.
+    Missing,
+    /// Disabled: enable it again.
+    Disabled,
+    /// Changed in a way that filters or misroutes deliveries: the fields named.
+    Drifted(Vec<&'static str>),
+}
+
+/// Every transaction goes to its webhook, as provisioned: any event type, API-key
+/// authentication, no virtual-account or payment-code filter, our URL.
+pub fn webhook_health(remote: Option<&RemoteWebhook>) -> WebhookHealth {
+    let Some(r) = remote else { return WebhookHealth::Missing };
+    if !r.active {
+        return WebhookHealth::Disabled;
+    }
+    let mut drifted = Vec::new();
+    if !r.url_is_ours {
+        drifted.push("webhook_url");
+    }
+    if r.event_type.as_deref().is_some_and(|t| t != "All") {
+        drifted.push("event_type");
+    }
+    if r.authen_type.as_deref().is_some_and(|t| t != "Api_Key") {
+        drifted.push("authen_type");
+    }
+    if r.only_va {
+        drifted.push("only_va");
+    }
+    if r.skip_if_no_code {
+        drifted.push("skip_if_no_code");
+    }
+    match drifted.is_empty() {
+        true => WebhookHealth::Healthy,
+        false => WebhookHealth::Drifted(drifted),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn webhook_health_table() {
+        let ok = RemoteWebhook {
+            active: true,
+            url_is_ours: true,
+            event_type: Some("All".into()),
+            authen_type: Some("Api_Key".into()),
+            only_va: false,
+            skip_if_no_code: false,
+        };
+        let cases = [
+            (None, WebhookHealth::Missing),
+            (Some(ok.clone()), WebhookHealth::Healthy),
+            (
+                Some(RemoteWebhook {
+                    active: false,
+                    ..ok.clone()
+                }),
+                WebhookHealth::Disabled,
+            ),
+            (
+                Some(RemoteWebhook {
+                    event_type: Some("In_only".into()),
+                    ..ok.clone()
+                }),
+                WebhookHealth::Drifted(vec!["event_type"]),
+            ),
+            (
+                Some(RemoteWebhook {
+                    url_is_ours: false,
+                    skip_if_no_code: true,
+                    ..ok.clone()
+                }),
+                WebhookHealth::Drifted(vec!["webhook_url", "skip_if_no_code"]),
+            ),
+            (
+                Some(RemoteWebhook {
+                    authen_type: Some("No_Authen".into()),
+                    only_va: true,
+                    ..ok.clone()
+                }),
+                WebhookHealth::Drifted(vec!["authen_type", "only_va"]),
+            ),
+            // fields SePay does not list are not drift
+            (
+                Some(RemoteWebhook {
+                    event_type: None,
+                    authen_type: None,
+                    ..ok
+                }),
+                WebhookHealth::Healthy,
+            ),
+        ];
+        for (remote, want) in cases {
+            assert_eq!(webhook_health(remote.as_ref()), want, "{remote:?}");
+        }
+    }
+
     #[test]
     fn scheduled_windows_reach_back_to_the_last_success() {
         let now = DateTime::parse_from_rfc3339("2026-12-01T12:00:00Z").unwrap().to_utc();

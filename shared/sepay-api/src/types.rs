@@ -113,6 +113,30 @@ pub struct Webhook {
     pub bank_account_id: Option<Value>,
     #[serde(default)]
     pub active: Option<Value>,
+    #[serde(default)]
+    pub event_type: Option<String>,
+    #[serde(default)]
+    pub authen_type: Option<String>,
+    #[serde(default)]
+    pub only_va: Option<Value>,
+    #[serde(default)]
+    pub skip_if_no_code: Option<Value>,
+}
+
+impl Webhook {
+    /// A 0/1 field SePay sends as a number, a string or a boolean; absent is 0.
+    pub fn flag(value: Option<&Value>) -> bool {
+        match value {
+            Some(Value::Bool(b)) => *b,
+            Some(v) => numeric(v).is_some_and(|n| n != 0),
+            None => false,
+        }
+    }
+
+    /// Enabled: `active` 1 (absent means enabled: SePay lists only what it keeps).
+    pub fn is_active(&self) -> bool {
+        self.active.is_none() || Self::flag(self.active.as_ref())
+    }
 }
 
 fn int<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {

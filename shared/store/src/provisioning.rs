@@ -300,3 +300,79 @@ pub async fn live_endpoint_count(pool: &PgPool, ws_id: Uuid) -> StoreResult<i64>
     .fetch_one(pool)
     .await?)
 }
+
+/// A provisioned webhook's endpoint, as its health check needs it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProvisionedEndpoint {
+    pub id: Uuid,
+    pub sepay_webhook_id: i64,
+    pub bank_account_id: String,
+    pub token_hash: Vec<u8>,
+    /// Since when it is known to have been healthy (last verified, else created).
+    pub healthy_since: DateTime<Utc>,
+}
+
+/// A workspace's live provisioned endpoints.
+pub async fn provisioned_endpoints(pool: &PgPool, ws_id: Uuid) -> StoreResult<Vec<ProvisionedEndpoint>> {
+    Ok(sqlx::query_as(
+        "select id, sepay_webhook_id, bank_account_id, token_hash, coalesce(last_verified_at, created_at) as healthy_since
+           from sepay_webhook_endpoints
+          where ws_id = $1 and provider = 'sepay' and status = 'active'
+            and sepay_webhook_id is not null and bank_account_id is not null
+          order by created_at",
+    )
+    .bind(ws_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub async fn mark_verified(pool: &PgPool, endpoint_ids: &[Uuid]) -> StoreResult<()> {
+    sqlx::query("update sepay_webhook_endpoints set last_verified_at = now() where id = any($1)")
+        .bind(endpoint_ids)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct WebhookRepair {
+    pub id: i64,
+    pub endpoint_id: Option<Uuid>,
+    pub bank_account_id: Option<String>,
+    pub kind: String,
+    pub detail: String,
+    pub repaired_at: DateTime<Utc>,
+}
+
+pub async fn record_repair(
+    pool: &PgPool,
+    ws_id: Uuid,
+    endpoint_id: Uuid,
+    bank_account_id: &str,
+    kind: &str,
+    detail: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "insert into sepay_webhook_repairs (ws_id, endpoint_id, bank_account_id, kind, detail) values ($1, $2, $3, $4, $5)",
+    )
+    .bind(ws_id)
+    .bind(endpoint_id)
+    .bind(bank_account_id)
+    .bind(kind)
+    .bind(detail)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A workspace's latest webhook repairs (the page).
+pub async fn list_repairs(pool: &PgPool, ws_id: Uuid, limit: i64) -> StoreResult<Vec<WebhookRepair>> {
+    Ok(sqlx::query_as(
+        "select id, endpoint_id, bank_account_id, kind, detail, repaired_at from sepay_webhook_repairs
+          where ws_id = $1 order by id desc limit $2",
+    )
+    .bind(ws_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}

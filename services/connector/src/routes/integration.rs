@@ -27,6 +27,7 @@ pub(super) async fn page(
     let endpoints = endpoints::list(db, Some(ws_id)).await?;
     let runs = sepay_store::provisioning::list_runs(db, ws_id, 20).await?;
     let gaps = sepay_store::balances::unclosed_gaps(db, ws_id).await?;
+    let repairs = sepay_store::provisioning::list_repairs(db, ws_id, 20).await?;
     Ok(pages::render(&pages::Integrations {
         ws_id,
         ws_name: &ws.name,
@@ -37,6 +38,7 @@ pub(super) async fn page(
         endpoints: &endpoints,
         runs: &runs,
         gaps: &gaps,
+        repairs: &repairs,
         flash: pages::flash(flash.sepay.as_deref(), flash.reason.as_deref(), flash.done.as_deref()),
     }))
 }
