@@ -4,7 +4,10 @@
 //! disabled is enabled, one changed so it would filter or misroute deliveries
 //! (`sepay_core::provisioning::webhook_health`) is set back with a new token and key. Each repair
 //! is recorded, and the workspace is reconciled from when the repaired webhook was last known
-//! healthy, so what SePay never delivered meanwhile is booked now, not at the hourly run.
+//! healthy, so what SePay never delivered meanwhile is booked now, not at the hourly run. A
+//! webhook whose endpoint was revoked here is deleted at SePay (retried at each check while SePay
+//! is unreachable), so it stops posting to a dead URL and the next sync provisions one
+//! replacement, not a second webhook.
 
 use crate::Provisioner;
 use crate::reconcile::reconcile;
@@ -25,6 +28,8 @@ use uuid::Uuid;
 pub struct HealthOutcome {
     pub verified: usize,
     pub repaired: usize,
+    /// Webhooks of revoked endpoints deleted at SePay.
+    pub deleted: usize,
 }
 
 pub async fn watch(p: Arc<Provisioner>, shutdown: CancellationToken) {
@@ -57,7 +62,8 @@ pub async fn watch(p: Arc<Provisioner>, shutdown: CancellationToken) {
 /// Verifies and repairs one workspace's provisioned webhooks.
 pub async fn check(p: &Provisioner, ws_id: Uuid) -> anyhow::Result<HealthOutcome> {
     let provisioned = store::provisioned_endpoints(&p.db, ws_id).await?;
-    if provisioned.is_empty() {
+    let orphaned = store::orphaned_webhook_ids(&p.db, ws_id).await?;
+    if provisioned.is_empty() && orphaned.is_empty() {
         return Ok(HealthOutcome::default());
     }
     let client = p.tokens.client();
@@ -67,6 +73,18 @@ pub async fn check(p: &Provisioner, ws_id: Uuid) -> anyhow::Result<HealthOutcome
         .await
         .context("listing webhooks")?;
     let mut outcome = HealthOutcome::default();
+    for remote_id in orphaned.iter().filter(|id| remote.iter().any(|w| w.id == **id)) {
+        let token = p.tokens.access_token(ws_id).await?;
+        match client.delete_webhook(&token, *remote_id).await {
+            Ok(()) | Err(sepay_api::ApiError::NotFound) => {
+                tracing::info!(%ws_id, remote_id, "webhook of a revoked endpoint deleted at SePay");
+                outcome.deleted += 1;
+            }
+            Err(err) => {
+                tracing::warn!(%ws_id, remote_id, error = %err, "webhook of a revoked endpoint not deleted; next check retries")
+            }
+        }
+    }
     let mut healthy = Vec::new();
     let mut unhealthy_since: Option<DateTime<Utc>> = None;
     for endpoint in &provisioned {

@@ -750,6 +750,60 @@ async fn a_webhook_deleted_at_sepay_is_provisioned_again_and_the_gap_reconciled(
     assert_eq!(sepay_provisioner::health::check(&p, w.ws_id).await.unwrap().repaired, 0);
 }
 
+/// Revoking a provisioned endpoint deletes its webhook at SePay (at the next check), and the next
+/// sync provisions exactly one replacement.
+#[tokio::test]
+async fn a_revoked_endpoint_loses_its_webhook_at_sepay_and_gets_one_replacement() {
+    let w = World::new(SimConfig {
+        sim_rate_limit_per_sec: 1000,
+        ..Default::default()
+    })
+    .await;
+    w.accounts(1).await;
+    let p = w.provisioner().await;
+    sepay_provisioner::sync_and_provision(&p, w.ws_id).await.unwrap();
+    let (remote_id, _) = remote_webhook(&w).await;
+    let endpoint = sepay_store::endpoints::list(&w.db.pool, Some(w.ws_id))
+        .await
+        .unwrap()
+        .remove(0);
+    sepay_store::endpoints::revoke(&w.db.pool, endpoint.id).await.unwrap();
+    let checked = sepay_provisioner::health::check(&p, w.ws_id).await.unwrap();
+    assert_eq!(checked.deleted, 1);
+    let state: Value = w
+        .http
+        .get(format!("{}/sim/state", w.sim))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        state["webhooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["id"] != json!(remote_id))
+    );
+    sepay_provisioner::sync_and_provision(&p, w.ws_id).await.unwrap();
+    let state: Value = w
+        .http
+        .get(format!("{}/sim/state", w.sim))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        state["webhooks"].as_array().unwrap().len(),
+        1,
+        "exactly one replacement"
+    );
+    assert_eq!(sepay_provisioner::health::check(&p, w.ws_id).await.unwrap().deleted, 0);
+}
+
 /// Disabled or changed in the dashboard (here: only incoming transactions): enabled again, set
 /// back, each recorded.
 #[tokio::test]

@@ -376,3 +376,18 @@ pub async fn list_repairs(pool: &PgPool, ws_id: Uuid, limit: i64) -> StoreResult
     .fetch_all(pool)
     .await?)
 }
+
+/// SePay webhooks of a workspace's revoked endpoints that no live endpoint uses any more: left
+/// posting to a dead URL until deleted at SePay.
+pub async fn orphaned_webhook_ids(pool: &PgPool, ws_id: Uuid) -> StoreResult<Vec<i64>> {
+    Ok(sqlx::query_scalar(
+        "select distinct sepay_webhook_id from sepay_webhook_endpoints
+          where ws_id = $1 and provider = 'sepay' and status = 'revoked' and sepay_webhook_id is not null
+            and sepay_webhook_id not in (
+              select sepay_webhook_id from sepay_webhook_endpoints
+               where ws_id = $1 and status in ('active', 'rotating') and sepay_webhook_id is not null)",
+    )
+    .bind(ws_id)
+    .fetch_all(pool)
+    .await?)
+}
