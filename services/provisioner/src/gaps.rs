@@ -158,6 +158,15 @@ pub async fn pass(p: &Provisioner, checked_up_to: &mut i64) -> anyhow::Result<()
         let next = Utc::now() + gap_retry_after(grace, attempts);
         balances::record_gap_attempt(&p.db, gap.id, next, flag, error.as_deref()).await?;
     }
+    // the connections' states too: alerts watch `needs_reconnect` and a long `degraded`
+    let connections = sepay_store::connections::status_counts(&p.db).await?;
+    for status in sepay_core::connection::ConnectionStatus::ALL {
+        let count = connections
+            .iter()
+            .find(|(s, _)| s == status.as_str())
+            .map_or(0, |(_, n)| *n);
+        metrics::gauge!("sepay_connections", "status" => status.as_str()).set(count as f64);
+    }
     let counts = balances::gap_counts(&p.db).await?;
     for status in ["open", "flagged"] {
         let count = counts.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);

@@ -70,6 +70,10 @@ async fn sync_inner(p: &Provisioner, ws_id: Uuid) -> anyhow::Result<SyncOutcome>
         listed.push(id);
     }
     outcome.deactivated = store::deactivate_missing(&p.db, ws_id, &listed).await?;
+    // every sync verifies the webhooks already provisioned (and repairs them) before adding any
+    if let Err(err) = crate::health::check(p, ws_id).await {
+        tracing::warn!(%ws_id, error = %format!("{err:#}"), "webhook health check during sync failed");
+    }
 
     for account in &accounts {
         let Some(bank_account_id) = account.webhook_account_id() else {

@@ -149,6 +149,15 @@ pub async fn mark_revoked(pool: &PgPool, ws_id: Uuid) -> StoreResult<()> {
     Ok(())
 }
 
+/// Connections by status, for the gauge alerts watch.
+pub async fn status_counts(pool: &PgPool) -> StoreResult<Vec<(String, i64)>> {
+    Ok(
+        sqlx::query_as("select status, count(*) from sepay_connections group by status")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
 /// Workspaces with an active connection (the balance schedule).
 pub async fn active_workspaces(pool: &PgPool) -> StoreResult<Vec<Uuid>> {
     Ok(
