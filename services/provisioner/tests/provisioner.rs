@@ -430,15 +430,7 @@ async fn wait_booked(w: &World, n: i64) {
 
 #[tokio::test]
 async fn rotation_keeps_deliveries_flowing_and_the_old_token_works_until_its_grace_ends() {
-    let mut w = World::new(SimConfig {
-        sim_rate_limit_per_sec: 1000,
-        ..Default::default()
-    })
-    .await;
-    start_pipeline(&mut w).await;
-    let account = w.accounts(1).await[0];
-    let p = w.provisioner().await;
-    sepay_provisioner::sync_and_provision(&p, w.ws_id).await.unwrap();
+    let (w, account, p) = provisioned_world(|_| {}).await;
     let before = w.sim_state().await["webhooks"][0].clone();
     let tx = |amount: i64| {
         w.sim_post(
@@ -505,15 +497,7 @@ async fn rotation_keeps_deliveries_flowing_and_the_old_token_works_until_its_gra
 
 #[tokio::test]
 async fn reconciliation_recovers_dropped_webhooks_without_double_booking_late_ones() {
-    let mut w = World::new(SimConfig {
-        sim_rate_limit_per_sec: 1000,
-        ..Default::default()
-    })
-    .await;
-    start_pipeline(&mut w).await;
-    let account = w.accounts(1).await[0];
-    let p = w.provisioner().await;
-    sepay_provisioner::sync_and_provision(&p, w.ws_id).await.unwrap();
+    let (w, account, p) = provisioned_world(|_| {}).await;
     let tx = |amount: i64| {
         w.sim_post(
             "/sim/transactions",
@@ -575,28 +559,42 @@ async fn reconciliation_recovers_dropped_webhooks_without_double_booking_late_on
     assert_eq!(again.inserted, 0);
 }
 
-/// SePay loses a webhook: the next delivery on that account shows a break in the running
-/// balance, and the gap's reconciliation (just that span) books the lost transaction; no hourly
-/// schedule needed.
-#[tokio::test]
-async fn a_lost_webhook_is_found_by_the_balance_of_the_next_one() {
+/// A world with the ingress and processor running, one bank account and its webhook
+/// provisioned, the provisioner's settings adjusted by `tweak` first.
+async fn provisioned_world(tweak: impl FnOnce(&mut ProvisionerConfig)) -> (World, i64, Arc<Provisioner>) {
     let mut w = World::new(SimConfig {
         sim_rate_limit_per_sec: 1000,
         ..Default::default()
     })
     .await;
     start_pipeline(&mut w).await;
-    w.config.reconcile_interval_secs = 0;
-    w.config.balance_gap_grace_secs = 0;
+    tweak(&mut w.config);
     let account = w.accounts(1).await[0];
     let p = w.provisioner().await;
     sepay_provisioner::sync_and_provision(&p, w.ws_id).await.unwrap();
-    let tx = |amount: i64| {
-        w.sim_post(
-            "/sim/transactions",
-            json!({"bank_account_id": account, "transfer_type": "in", "amount": amount}),
-        )
-    };
+    (w, account, p)
+}
+
+/// An incoming (`in`) or outgoing (`out`) transfer on `account`, made at the simulated bank.
+async fn transfer(w: &World, account: i64, kind: &str, amount: i64) {
+    w.sim_post(
+        "/sim/transactions",
+        json!({"bank_account_id": account, "transfer_type": kind, "amount": amount}),
+    )
+    .await;
+}
+
+/// SePay loses a webhook: the next delivery on that account shows a break in the running
+/// balance, and the gap's reconciliation (just that span) books the lost transaction; no hourly
+/// schedule needed.
+#[tokio::test]
+async fn a_lost_webhook_is_found_by_the_balance_of_the_next_one() {
+    let (w, account, p) = provisioned_world(|c| {
+        c.reconcile_interval_secs = 0;
+        c.balance_gap_grace_secs = 0;
+    })
+    .await;
+    let tx = |amount: i64| transfer(&w, account, "in", amount);
     tx(1000).await;
     wait_booked(&w, 1).await;
     w.sim_post("/sim/faults", json!({"drop_deliveries": 1})).await;
@@ -642,22 +640,8 @@ async fn a_lost_webhook_is_found_by_the_balance_of_the_next_one() {
 /// reconciles from there. A check with nothing missing reconciles nothing.
 #[tokio::test]
 async fn a_lost_last_transaction_is_found_by_the_account_balance() {
-    let mut w = World::new(SimConfig {
-        sim_rate_limit_per_sec: 1000,
-        ..Default::default()
-    })
-    .await;
-    start_pipeline(&mut w).await;
-    w.config.reconcile_interval_secs = 0;
-    let account = w.accounts(1).await[0];
-    let p = w.provisioner().await;
-    sepay_provisioner::sync_and_provision(&p, w.ws_id).await.unwrap();
-    let tx = |amount: i64| {
-        w.sim_post(
-            "/sim/transactions",
-            json!({"bank_account_id": account, "transfer_type": "in", "amount": amount}),
-        )
-    };
+    let (w, account, p) = provisioned_world(|c| c.reconcile_interval_secs = 0).await;
+    let tx = |amount: i64| transfer(&w, account, "in", amount);
     tx(1000).await;
     wait_booked(&w, 1).await;
     assert_eq!(
@@ -808,15 +792,7 @@ async fn a_revoked_endpoint_loses_its_webhook_at_sepay_and_gets_one_replacement(
 /// back, each recorded.
 #[tokio::test]
 async fn a_webhook_disabled_or_changed_at_sepay_is_set_back() {
-    let mut w = World::new(SimConfig {
-        sim_rate_limit_per_sec: 1000,
-        ..Default::default()
-    })
-    .await;
-    start_pipeline(&mut w).await;
-    let account = w.accounts(1).await[0];
-    let p = w.provisioner().await;
-    sepay_provisioner::sync_and_provision(&p, w.ws_id).await.unwrap();
+    let (w, account, p) = provisioned_world(|_| {}).await;
     let (remote_id, _) = remote_webhook(&w).await;
     w.sim_post(&format!("/sim/webhooks/{remote_id}/disable"), json!({}))
         .await;
@@ -854,15 +830,7 @@ async fn a_webhook_disabled_or_changed_at_sepay_is_set_back() {
 /// reconciliation (keyed by its id) are two events of one bank transaction: booked once.
 #[tokio::test]
 async fn an_eventless_webhook_and_its_reconciled_copy_book_once() {
-    let mut w = World::new(SimConfig {
-        sim_rate_limit_per_sec: 1000,
-        ..Default::default()
-    })
-    .await;
-    start_pipeline(&mut w).await;
-    let account = w.accounts(1).await[0];
-    let p = w.provisioner().await;
-    sepay_provisioner::sync_and_provision(&p, w.ws_id).await.unwrap();
+    let (w, account, p) = provisioned_world(|_| {}).await;
     // SePay's own delivery is lost; the same transaction reaches us as a webhook without `id`
     w.sim_post("/sim/faults", json!({"drop_deliveries": 1})).await;
     let created = w
