@@ -8,8 +8,14 @@
                                                     next to it) beyond its schema
     check_manifests.py otel CONFIG COMPOSE_FILE     the collector config's pipelines are wired
     check_manifests.py dockerfile DOCKERFILE        the Dockerfile matches the Cargo workspace
+    check_manifests.py alerts RULES TESTS PROMETHEUSRULE OPERATIONS_MD
+                                                    the alert rules: labels, annotations, runbook
+                                                    anchors, metrics, tests, and the PrometheusRule
+                                                    generated from RULES is up to date
+    check_manifests.py prometheusrule RULES         print the PrometheusRule generated from RULES
+                                                    (the production overlay's prometheusrule.yaml)
 
-Each command prints nothing and exits 0 when everything holds; otherwise one line per
+Each checking command prints nothing and exits 0 when everything holds; otherwise one line per
 problem on stdout and exit 1. Schema validation is not done here (kubernetes-validate and
 check-jsonschema do it); these are the rules a schema cannot express.
 """
@@ -27,7 +33,7 @@ import yaml
 
 # Kinds kubernetes-validate has schemas for are validated there; these are CRDs we validate
 # against our own schema in deploy/schemas/.
-CRD_KINDS = {"ScaledObject": "scaledobject"}
+CRD_KINDS = {"ScaledObject": "scaledobject", "PrometheusRule": "prometheusrule"}
 
 SERVICE_COMMANDS = {
     "sepay-ingress": ["sepay-ingress"],
@@ -38,7 +44,7 @@ DOCS_DEFAULTS = {"PROCESSOR_CONCURRENCY": 16, "PROCESSOR_MAX_ACK_PENDING": 1000}
 # What each overlay is for (docs/deployment.md): checked so an edit cannot silently change it.
 OVERLAYS = {
     "local": {"autoscaler": "ScaledObject", "ingress_replicas": 1, "image_tag": "local", "local_secrets": True},
-    "production": {"autoscaler": "ScaledObject", "ingress_replicas": 3, "spread": True},
+    "production": {"autoscaler": "ScaledObject", "ingress_replicas": 3, "spread": True, "alerts": True},
     "hpa": {"autoscaler": "HorizontalPodAutoscaler"},
 }
 
@@ -80,6 +86,32 @@ COMPOSE_HEALTH = {
     "provisioner": "PROVISIONER_ADDR",
 }
 INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?+][^}]*)?\}")
+
+# Alert rules: deploy/prometheus/alerts.yaml is the one source; the production overlay's
+# PrometheusRule is generated from it (`prometheusrule`) and must stay equal to it.
+ROOT = Path(__file__).resolve().parent.parent
+ALERT_RULES = ROOT / "deploy" / "prometheus" / "alerts.yaml"
+PROMETHEUSRULE = ROOT / "deploy" / "k8s" / "overlays" / "production" / "prometheusrule.yaml"
+PROMETHEUSRULE_NAME = "sepay-finance"
+SEVERITIES = ("critical", "warning", "info")
+ALERT_ANNOTATIONS = ("summary", "description", "runbook_url")
+# the runbook is a heading of docs/operations.md's "Alerts" section; one prefix for every rule
+RUNBOOK_URL = re.compile(r"^(https?://\S+/)docs/operations\.md#([a-z0-9_-]+)$")
+RUNBOOK_SECTION = "Alerts"
+PROMETHEUSRULE_HEADER = """\
+# GENERATED from {src}, the rules' one source: do not edit here.
+# After changing that file:
+#   python3 deploy/check_manifests.py prometheusrule {src} \\
+#     > {out}
+# (deploy/validate.sh fails while this file differs). Needs the Prometheus Operator's CRDs; your
+# Prometheus picks it up through its ruleSelector: add the labels it asks for in the overlay.
+apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata:
+  name: {name}
+  labels:
+    app.kubernetes.io/part-of: sepay-finance
+"""
 
 
 def load_all(path: str) -> list[dict]:
@@ -461,6 +493,21 @@ def cmd_overlay(name: str, rendered: str) -> list[str]:
         for dname, d in deployments.items():
             if not d["spec"]["template"]["spec"].get("topologySpreadConstraints"):
                 p(f"Deployment/{dname}: production needs topologySpreadConstraints")
+
+    # Alert rules: production ships the PrometheusRule generated from the rule file, unchanged
+    prules = by_kind.get("PrometheusRule", [])
+    if expect.get("alerts"):
+        names = [r["metadata"]["name"] for r in prules]
+        if names != [PROMETHEUSRULE_NAME]:
+            p(f"expected one PrometheusRule {PROMETHEUSRULE_NAME} (the alert rules), renders {names or 'none'}")
+        want = yaml.safe_load(ALERT_RULES.read_text(encoding="utf-8"))
+        for r in prules:
+            if r.get("spec") != want:
+                p(f"PrometheusRule/{r['metadata']['name']}: spec differs from {relative(ALERT_RULES)}; "
+                  "rules change in that file only (no patches in the overlay)")
+    elif prules:
+        p("a PrometheusRule is rendered: only production ships the alert rules (a cluster without "
+          "the Prometheus Operator's CRDs would refuse the apply)")
     return problems
 
 
@@ -648,6 +695,141 @@ def cmd_dockerfile(path: str) -> list[str]:
     return problems
 
 
+# ---------------------------------------------------------------------------- alerts
+def relative(path: Path | str) -> str:
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def prometheusrule_text(rules: str) -> str:
+    """The production overlay's PrometheusRule: the rule file below `spec:`, text for text
+    (comments and block scalars kept), after a header saying where it comes from."""
+    lines = Path(rules).read_text(encoding="utf-8").splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("groups:")), None)
+    if start is None:
+        raise SystemExit(f"{rules}: no top-level `groups:` (a Prometheus rule file)")
+    body = "\n".join("  " + line if line.strip() else "" for line in lines[start:])
+    header = PROMETHEUSRULE_HEADER.format(src=relative(rules), out=relative(PROMETHEUSRULE), name=PROMETHEUSRULE_NAME)
+    return f"{header}spec:\n{body}\n"
+
+
+def markdown_headings(path: Path) -> dict[str, str]:
+    """GitHub's anchor of every heading of a Markdown file -> the `## ` section it is in."""
+    anchors: dict[str, str] = {}
+    seen: dict[str, int] = {}
+    section, fence = "", False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.lstrip().startswith(("```", "~~~")):
+            fence = not fence
+            continue
+        m = None if fence else re.match(r"^(#{1,6})\s+(.+?)\s*#*\s*$", line)
+        if not m:
+            continue
+        text = m.group(2).strip()
+        slug = re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        if n:
+            slug = f"{slug}-{n}"
+        if len(m.group(1)) <= 2:
+            section = text
+        anchors[slug] = section
+    return anchors
+
+
+def documented_metrics(path: Path) -> set[str]:
+    """The metric names of the table in docs/operations.md's "Metrics" section (first column)."""
+    names, section = set(), ""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            section = line[3:].strip()
+        elif section == "Metrics" and line.startswith("|"):
+            names.update(re.findall(r"`(sepay_[a-z0-9_]+)`", line.split("|")[1]))
+    return names
+
+
+def cmd_alerts(rules: str, tests: str, prometheusrule: str, operations_md: str) -> list[str]:
+    problems: list[str] = []
+    p = problems.append
+    doc = yaml.safe_load(Path(rules).read_text(encoding="utf-8")) or {}
+    anchors = markdown_headings(Path(operations_md))
+    metrics = documented_metrics(Path(operations_md))
+    if not metrics:
+        p(f"{operations_md}: no metrics table found in its Metrics section")
+    alerts: list[str] = []
+    groups = [g.get("name") for g in doc.get("groups", [])]
+    for dup in sorted({g for g in groups if groups.count(g) > 1}):
+        p(f"group {dup} appears twice (the PrometheusRule lists groups by name)")
+    prefixes = set()
+    for group in doc.get("groups", []):
+        for rule in group.get("rules", []):
+            name = rule.get("alert")
+            if name is None:
+                continue
+            alerts.append(name)
+            who = f"alert {name}"
+            severity = (rule.get("labels") or {}).get("severity")
+            if severity not in SEVERITIES:
+                p(f"{who}: label severity must be one of {', '.join(SEVERITIES)}, is {severity!r}")
+            annotations = rule.get("annotations") or {}
+            for key in ALERT_ANNOTATIONS:
+                if not str(annotations.get(key, "")).strip():
+                    p(f"{who}: annotation {key} missing")
+            url = str(annotations.get("runbook_url", ""))
+            m = RUNBOOK_URL.match(url)
+            if url and not m:
+                p(f"{who}: runbook_url {url!r} must end in docs/operations.md#<anchor>")
+            elif m:
+                prefixes.add(m.group(1))
+                section = anchors.get(m.group(2))
+                if section is None:
+                    p(f"{who}: runbook anchor #{m.group(2)} is no heading of {operations_md}")
+                elif section != RUNBOOK_SECTION:
+                    p(f"{who}: runbook anchor #{m.group(2)} is in section {section!r}, not {RUNBOOK_SECTION!r}")
+            for metric in sorted(set(re.findall(r"\b(sepay_[a-z0-9_]+)", str(rule.get("expr", ""))))):
+                if metrics and metric not in metrics:
+                    p(f"{who}: reads {metric}, which is not in the metrics table of {operations_md}")
+    for dup in sorted({a for a in alerts if alerts.count(a) > 1}):
+        p(f"alert {dup} is defined twice")
+    if not alerts:
+        p(f"{rules}: no alert rules")
+    if len(prefixes) > 1:
+        p(f"runbook_url prefixes differ ({', '.join(sorted(prefixes))}): one place serves the docs")
+
+    # every alert is unit-tested: it fires in one case and stays quiet in another
+    tdoc = yaml.safe_load(Path(tests).read_text(encoding="utf-8")) or {}
+    tested = {(Path(tests).resolve().parent / f).resolve() for f in tdoc.get("rule_files", [])}
+    if Path(rules).resolve() not in tested:
+        p(f"{tests}: rule_files does not load {rules}")
+    fires, quiet = set(), set()
+    for case in tdoc.get("tests", []):
+        for t in case.get("alert_rule_test", []):
+            (fires if t.get("exp_alerts") else quiet).add(t.get("alertname"))
+    for name in alerts:
+        if name not in fires:
+            p(f"alert {name}: no test in {tests} where it fires")
+        if name not in quiet:
+            p(f"alert {name}: no test in {tests} where it stays quiet")
+    for name in sorted((fires | quiet) - set(alerts)):
+        p(f"{tests}: tests alert {name}, which {rules} does not define")
+
+    # the PrometheusRule is generated from the rule file, never edited by hand
+    want = prometheusrule_text(rules)
+    have = Path(prometheusrule).read_text(encoding="utf-8") if Path(prometheusrule).exists() else None
+    if have != want:
+        p(f"{prometheusrule} is {'missing' if have is None else 'stale'}: regenerate it with "
+          f"`{sys.executable} deploy/check_manifests.py prometheusrule {rules} > {prometheusrule}`")
+    return problems
+
+
+def cmd_prometheusrule(rules: str) -> list[str]:
+    sys.stdout.write(prometheusrule_text(rules))
+    return []
+
+
 def main(argv: list[str]) -> int:
     commands = {
         "split": (cmd_split, 2),
@@ -655,6 +837,8 @@ def main(argv: list[str]) -> int:
         "compose": (cmd_compose, 1),
         "otel": (cmd_otel, 2),
         "dockerfile": (cmd_dockerfile, 1),
+        "alerts": (cmd_alerts, 4),
+        "prometheusrule": (cmd_prometheusrule, 1),
     }
     if len(argv) < 2 or argv[1] not in commands or len(argv) - 2 != commands[argv[1]][1]:
         print(__doc__.strip(), file=sys.stderr)

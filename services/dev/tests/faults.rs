@@ -48,9 +48,18 @@ async fn every_fault_scenario_books_every_accepted_delivery_exactly_once() {
             "postgres_outage",
             "postgres_restart",
             "nats_restart",
-            "reconciliation"
+            "reconciliation",
+            "lost_webhooks_balance"
         ]
     );
+    // every webhook SePay lost was found by the running balance (or the trailing check) and booked
+    let lost = scenarios
+        .iter()
+        .find(|s| s["fault"] == "lost_webhooks_balance")
+        .unwrap();
+    assert!(lost["webhooks_lost"].as_u64().unwrap() > 0, "{lost}");
+    assert_eq!(lost["lost_booked"], lost["webhooks_lost"], "{lost}");
+    assert_eq!(lost["gaps_flagged"], json!(0), "{lost}");
     for s in scenarios {
         assert_eq!(s["settled"], json!(true), "{s}");
         assert_eq!(s["deliveries"], json!(100), "every transaction accepted: {s}");

@@ -132,6 +132,16 @@ pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
     }
 }
 
+/// Which of these external references are booked (the fault suite's detection timing).
+pub async fn booked_refs(pool: &PgPool, refs: &[String]) -> StoreResult<Vec<String>> {
+    Ok(
+        sqlx::query_scalar("select external_ref from wallet_transactions where external_ref = any($1)")
+            .bind(refs)
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
 pub async fn ensure_fallback_category(pool: &PgPool, ws_id: Uuid, name: &str, is_expense: bool) -> StoreResult<Uuid> {
     Ok(sqlx::query_scalar("select ensure_fallback_category($1, $2, $3)")
         .bind(ws_id)

@@ -16,7 +16,11 @@
 //! 6. `nats_restart`: a private nats-server (JetStream, store directory) stopped and started;
 //! 7. `reconciliation`: sepay-sim sends the webhooks (one in five dropped, one in ten twice) while
 //!    two reconcilers run back to back against the same ledger; every transaction the simulator
-//!    holds must be booked once.
+//!    holds must be booked once;
+//! 8. `lost_webhooks_balance`: sepay-sim loses every webhook of one transaction in ten, with no
+//!    reconciliation schedule: the running balance of the account's next delivery reveals each
+//!    loss within seconds (a trailing one by the account's balance); reports the time from a lost
+//!    transaction's creation to its booking.
 
 mod reconciliation;
 mod servers;
@@ -37,7 +41,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub const SCENARIOS: [&str; 7] = [
+pub const SCENARIOS: [&str; 8] = [
     "sepay_retries",
     "processor_sigkill",
     "ingress_nats_outage",
@@ -45,6 +49,7 @@ pub const SCENARIOS: [&str; 7] = [
     "postgres_restart",
     "nats_restart",
     "reconciliation",
+    "lost_webhooks_balance",
 ];
 
 #[derive(clap::Args)]
@@ -407,8 +412,14 @@ async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Val
     let deliveries = args.deliveries;
     let load_task: JoinHandle<anyhow::Result<(Vec<Sent>, Value)>> = if name == "reconciliation" {
         let provisioner_bus = sepay_bus::Bus::connect(&bus_config(&processor_nats)).await?;
-        let bank = reconciliation::SimBank::start(&store, provisioner_bus, ws.id, &base).await?;
+        let bank = reconciliation::SimBank::start(&store, provisioner_bus, ws.id, &base, 5).await?;
         tokio::spawn(async move { bank.load(deliveries, load_len, seed).await })
+    } else if name == "lost_webhooks_balance" {
+        let provisioner_bus = sepay_bus::Bus::connect(&bus_config(&processor_nats)).await?;
+        // the default grace (5 s) for deliveries out of order to close a gap by themselves
+        let bank = reconciliation::SimBank::start(&store, provisioner_bus, ws.id, &base, 5).await?;
+        let store = store.clone();
+        tokio::spawn(async move { bank.load_lost_by_balance(&store, deliveries, load_len, seed).await })
     } else {
         let max_copies = if name == "sepay_retries" { 8 } else { 1 };
         let sending = load(
@@ -475,7 +486,7 @@ async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Val
     };
     let (sent, load_extra) = load_task.await??;
     let load_end = Instant::now();
-    let fault_end = if matches!(name, "sepay_retries" | "reconciliation") {
+    let fault_end = if matches!(name, "sepay_retries" | "reconciliation" | "lost_webhooks_balance") {
         load_end
     } else {
         fault_end

@@ -36,7 +36,14 @@ impl Drop for SimBank {
 }
 
 impl SimBank {
-    pub async fn start(db: &PgPool, bus: Bus, ws_id: Uuid, ingress_base: &str) -> anyhow::Result<Self> {
+    /// `balance_gap_grace_secs`: the provisioner's grace before a balance gap is reconciled.
+    pub async fn start(
+        db: &PgPool,
+        bus: Bus,
+        ws_id: Uuid,
+        ingress_base: &str,
+        balance_gap_grace_secs: u64,
+    ) -> anyhow::Result<Self> {
         let stop = CancellationToken::new();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let sim_url = format!("http://{}", listener.local_addr()?);
@@ -70,6 +77,7 @@ impl SimBank {
                 sepay_max_retry_wait_secs: 2,
                 ..Default::default()
             },
+            balance_gap_grace_secs,
             ..Default::default()
         };
         let provisioner = Provisioner::new(config.clone(), db.clone(), bus)?;
@@ -175,4 +183,121 @@ impl SimBank {
         });
         Ok((sent, extra))
     }
+
+    /// `count` transactions over `duration`, every webhook of one in ten dropped (every attempt),
+    /// no reconciliation schedule: the running balance of the next delivery on the account
+    /// reveals each loss, the gap's reconciliation books it; a loss at the very end is found by
+    /// the trailing balance check. Reports how long each lost transaction took to be booked.
+    pub async fn load_lost_by_balance(
+        &self,
+        store: &PgPool,
+        count: usize,
+        duration: Duration,
+        seed: u64,
+    ) -> anyhow::Result<(Vec<Sent>, Value)> {
+        let mut rng = Rng(seed);
+        let gap = duration.div_f64(count.max(1) as f64);
+        let started = tokio::time::Instant::now();
+        let mut sent = Vec::with_capacity(count);
+        // (id, made at) of every transaction whose webhook SePay lost
+        let mut lost: Vec<(i64, tokio::time::Instant)> = Vec::new();
+        let watching = CancellationToken::new();
+        let watcher = tokio::spawn({
+            let (p, done) = (self.provisioner.clone(), watching.clone());
+            async move {
+                let mut checked = 0;
+                while !done.is_cancelled() {
+                    sepay_provisioner::gaps::pass(&p, &mut checked).await?;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                anyhow::Ok(checked)
+            }
+        });
+        let mut booked_at: HashMap<i64, tokio::time::Instant> = HashMap::new();
+        for n in 0..count {
+            tokio::time::sleep_until(started + gap.mul_f64(n as f64)).await;
+            let dropped = rng.below(10) == 0;
+            if dropped {
+                self.sim.post("/sim/faults", json!({"drop_deliveries": 1})).await?;
+            }
+            let magnitude = 1_000 + rng.below(5_000_000) as i64;
+            let out = rng.below(3) == 0;
+            let tx = self
+                .sim
+                .post(
+                    "/sim/transactions",
+                    json!({"bank_account_id": self.account["id"], "transfer_type": if out { "out" } else { "in" }, "amount": magnitude}),
+                )
+                .await?;
+            let id = tx["id"].as_i64().context("transaction id")?;
+            if dropped {
+                lost.push((id, tokio::time::Instant::now()));
+            }
+            sent.push(Sent {
+                id,
+                amount: if out { -magnitude } else { magnitude },
+                copies: 1,
+                posts: 0,
+                accepted: true,
+            });
+            note_booked(store, &lost, &mut booked_at).await?;
+        }
+        // the last loss has no later delivery: the trailing check finds it
+        let load_end = tokio::time::Instant::now();
+        let mut trailing_reconciled = 0;
+        let deadline = load_end + Duration::from_secs(120);
+        while booked_at.len() < lost.len() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            note_booked(store, &lost, &mut booked_at).await?;
+            if tokio::time::Instant::now() > load_end + Duration::from_secs(10) && booked_at.len() < lost.len() {
+                trailing_reconciled += sepay_provisioner::gaps::trailing_pass(&self.provisioner).await?;
+            }
+        }
+        watching.cancel();
+        watcher.await??;
+        let mut latencies: Vec<f64> = lost
+            .iter()
+            .filter_map(|(id, made)| booked_at.get(id).map(|at| (*at - *made).as_secs_f64()))
+            .collect();
+        latencies.sort_by(f64::total_cmp);
+        let quantile = |q: f64| -> Option<f64> {
+            (!latencies.is_empty()).then(|| latencies[((latencies.len() - 1) as f64 * q).round() as usize])
+        };
+        let gaps = sepay_store::balances::gap_summary(store, self.ws_id).await?;
+        let extra = json!({
+            "webhooks_lost": lost.len(),
+            "lost_booked": booked_at.len(),
+            "detection_p50_secs": quantile(0.5),
+            "detection_p99_secs": quantile(0.99),
+            "detection_max_secs": latencies.last(),
+            "gaps_opened": gaps.0,
+            "gaps_flagged": gaps.1,
+            "trailing_reconciliations": trailing_reconciled,
+        });
+        Ok((sent, extra))
+    }
+}
+
+/// Notes when each lost transaction is first seen booked.
+async fn note_booked(
+    store: &PgPool,
+    lost: &[(i64, tokio::time::Instant)],
+    booked_at: &mut HashMap<i64, tokio::time::Instant>,
+) -> anyhow::Result<()> {
+    let waiting: Vec<String> = lost
+        .iter()
+        .filter(|(id, _)| !booked_at.contains_key(id))
+        .map(|(id, _)| format!("sepay:{id}"))
+        .collect();
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    let booked = sepay_store::ledger::booked_refs(store, &waiting).await?;
+    let now = tokio::time::Instant::now();
+    for reference in booked {
+        if let Some(id) = reference.strip_prefix("sepay:").and_then(|id| id.parse().ok()) {
+            booked_at.entry(id).or_insert(now);
+        }
+    }
+    Ok(())
 }
