@@ -132,10 +132,11 @@ pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
     }
 }
 
-/// Which of these external references are booked (the fault suite's detection timing).
-pub async fn booked_refs(pool: &PgPool, refs: &[String]) -> StoreResult<Vec<String>> {
+/// Which of these external references a workspace has booked (the fault suite's detection timing).
+pub async fn booked_refs(pool: &PgPool, ws_id: Uuid, refs: &[String]) -> StoreResult<Vec<String>> {
     Ok(
-        sqlx::query_scalar("select external_ref from wallet_transactions where external_ref = any($1)")
+        sqlx::query_scalar("select external_ref from wallet_transactions where ws_id = $1 and external_ref = any($2)")
+            .bind(ws_id)
             .bind(refs)
             .fetch_all(pool)
             .await?,

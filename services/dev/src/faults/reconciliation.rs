@@ -240,7 +240,7 @@ impl SimBank {
                 posts: 0,
                 accepted: true,
             });
-            note_booked(store, &lost, &mut booked_at).await?;
+            note_booked(store, self.ws_id, &lost, &mut booked_at).await?;
         }
         // the last loss has no later delivery: the trailing check finds it
         let load_end = tokio::time::Instant::now();
@@ -248,7 +248,7 @@ impl SimBank {
         let deadline = load_end + Duration::from_secs(120);
         while booked_at.len() < lost.len() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            note_booked(store, &lost, &mut booked_at).await?;
+            note_booked(store, self.ws_id, &lost, &mut booked_at).await?;
             if tokio::time::Instant::now() > load_end + Duration::from_secs(10) && booked_at.len() < lost.len() {
                 trailing_reconciled += sepay_provisioner::gaps::trailing_pass(&self.provisioner).await?;
             }
@@ -281,6 +281,7 @@ impl SimBank {
 /// Notes when each lost transaction is first seen booked.
 async fn note_booked(
     store: &PgPool,
+    ws_id: Uuid,
     lost: &[(i64, tokio::time::Instant)],
     booked_at: &mut HashMap<i64, tokio::time::Instant>,
 ) -> anyhow::Result<()> {
@@ -292,7 +293,7 @@ async fn note_booked(
     if waiting.is_empty() {
         return Ok(());
     }
-    let booked = sepay_store::ledger::booked_refs(store, &waiting).await?;
+    let booked = sepay_store::ledger::booked_refs(store, ws_id, &waiting).await?;
     let now = tokio::time::Instant::now();
     for reference in booked {
         if let Some(id) = reference.strip_prefix("sepay:").and_then(|id| id.parse().ok()) {
