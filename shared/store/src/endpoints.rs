@@ -39,11 +39,13 @@ pub struct Endpoint {
     pub status: String,
     pub grace_until: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
+    /// When its SePay webhook was last found healthy at SePay (provisioned endpoints).
+    pub last_verified_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 
 pub(crate) const ENDPOINT_COLUMNS: &str = "id, ws_id, provider, wallet_id, label, token_prefix, sepay_webhook_id, bank_account_id, \
-     status, grace_until, last_used_at, created_at";
+     status, grace_until, last_used_at, last_verified_at, created_at";
 
 /// Hashes of a new token and key; the caller shows the secrets once and drops them.
 pub struct NewEndpoint<'a> {
