@@ -701,7 +701,10 @@ async fn a_webhook_deleted_at_sepay_is_provisioned_again_and_the_gap_reconciled(
     let healthy = sepay_provisioner::health::check(&p, w.ws_id).await.unwrap();
     assert_eq!((healthy.verified, healthy.repaired), (1, 0));
     let verified = sepay_store::endpoints::list(&w.db.pool, Some(w.ws_id)).await.unwrap();
-    assert!(verified[0].last_verified_at.is_some(), "the page shows when it was verified");
+    assert!(
+        verified[0].last_verified_at.is_some(),
+        "the page shows when it was verified"
+    );
     let (remote_id, _) = remote_webhook(&w).await;
     w.sim_post(&format!("/sim/webhooks/{remote_id}/delete"), json!({}))
         .await;

@@ -32,8 +32,10 @@ pub fn is_definitive_oauth_error(code: &str) -> bool {
     matches!(code, "invalid_grant" | "invalid_client")
 }
 
-/// The longest wait between refresh attempts of a degraded connection.
-pub const REFRESH_BACKOFF_CAP: Duration = Duration::from_secs(60);
+/// The longest wait between refresh attempts of a degraded connection: short enough that the
+/// first call after SePay's token endpoint is back succeeds well within a minute (measured with
+/// a 2-minute outage: docs/provisioner.md), long enough to stay far below SePay's rate limit.
+pub const REFRESH_BACKOFF_CAP: Duration = Duration::from_secs(30);
 
 /// The wait before refresh attempt number `failures + 1`: a second, doubling, at most
 /// [`REFRESH_BACKOFF_CAP`]; `jitter` (0 to 1) spreads replicas and workspaces apart by up to a
@@ -51,7 +53,7 @@ mod tests {
     #[test]
     fn refreshes_back_off_to_the_cap() {
         let waits: Vec<u64> = (1..=9).map(|f| refresh_retry_after(f, 0.0).as_secs()).collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30, 30, 30]);
         for failures in 1..=12 {
             let jittered = refresh_retry_after(failures, 1.0);
             assert!(jittered >= refresh_retry_after(failures, 0.0) && jittered <= REFRESH_BACKOFF_CAP);

@@ -158,13 +158,14 @@ pub async fn status_counts(pool: &PgPool) -> StoreResult<Vec<(String, i64)>> {
     )
 }
 
-/// Workspaces with an active connection (the balance schedule).
+/// Workspaces whose connection may be used: active, or degraded (its refresh is retried by the
+/// very calls these schedules make).
 pub async fn active_workspaces(pool: &PgPool) -> StoreResult<Vec<Uuid>> {
-    Ok(
-        sqlx::query_scalar("select ws_id from sepay_connections where status = 'active' order by created_at")
-            .fetch_all(pool)
-            .await?,
+    Ok(sqlx::query_scalar(
+        "select ws_id from sepay_connections where status in ('active', 'degraded') order by created_at",
     )
+    .fetch_all(pool)
+    .await?)
 }
 
 /// Every connection's sealed tokens (the start-up re-seal of legacy ciphertexts).

@@ -280,7 +280,7 @@ pub async fn due_for_reconciliation(
 ) -> StoreResult<Vec<(Uuid, Option<DateTime<Utc>>)>> {
     Ok(sqlx::query_as(
         "select ws_id, reconciled_through from sepay_connections
-          where status = 'active'
+          where status in ('active', 'degraded')
             and (last_reconciled_at is null or last_reconciled_at < now() - make_interval(secs => $1))
             and (reconcile_retry_at is null or reconcile_retry_at <= now())
           order by last_reconciled_at nulls first",

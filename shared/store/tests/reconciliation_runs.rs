@@ -27,6 +27,24 @@ async fn runs_record_coverage_failures_and_backoff() {
         provisioning::due_for_reconciliation(&db.pool, hourly).await.unwrap(),
         due(None)
     );
+    // a degraded connection (its token refresh failing for now) is still reconciled and checked:
+    // those calls are what retry its refresh; one that needs a reconnect is not
+    for (status, listed) in [("degraded", true), ("needs_reconnect", false)] {
+        sqlx::query("update sepay_connections set status = $2 where ws_id = $1")
+            .bind(ws)
+            .bind(status)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let due_now = provisioning::due_for_reconciliation(&db.pool, hourly).await.unwrap();
+        assert_eq!(due_now.len() == 1, listed, "{status}");
+        assert_eq!(
+            connections::active_workspaces(&db.pool).await.unwrap() == vec![ws],
+            listed,
+            "{status}"
+        );
+    }
+    connections::upsert_connected(&db.pool, ws, &grant).await.unwrap();
 
     // a gap's run, however successful, neither marks the connection reconciled nor covers it
     let now = Utc::now();
