@@ -40,7 +40,7 @@ pub async fn admin_token(cli: &Cli, args: &AdminTokenArgs) -> anyhow::Result<()>
     let login_url = sepay_connector::login_url(&args.connector_public_url, &token, args.ws);
     let expires_at = chrono::Utc::now() + chrono::Duration::seconds(ttl.as_secs() as i64);
     let report = json!({"token": token, "login_url": login_url, "expires_at": expires_at, "granted": args.grant});
-    sepay_runtime::output::print(cli.global.json, &report, || {
+    sepay_runtime::cli::print(cli.global.json, &report, || {
         format!(
             "login link (valid until {}):\n  {login_url}",
             expires_at.format("%Y-%m-%d %H:%M UTC")

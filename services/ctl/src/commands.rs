@@ -2,7 +2,7 @@ use crate::{Cli, Command, EndpointCmd, EventsCmd, TransactionsCmd, WalletCmd, Wo
 use anyhow::{Context, bail};
 use sepay_bus::{Bus, ControlSubject};
 use sepay_core::{EventStatus, Provider};
-use sepay_runtime::output::print;
+use sepay_runtime::cli::print;
 use sepay_store::endpoints::CreatedEndpoint;
 use sepay_store::events::EventFilter;
 use sepay_store::{PgPool, endpoints, events, ledger, workspaces};

@@ -4,7 +4,7 @@ use crate::Cli;
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use sepay_bus::{Bus, ControlRequest, ControlSubject};
-use sepay_runtime::output::print;
+use sepay_runtime::cli::print;
 use sepay_store::provisioning;
 use serde_json::json;
 use std::time::{Duration, Instant};

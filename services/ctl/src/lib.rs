@@ -16,7 +16,7 @@ use uuid::Uuid;
 #[command(name = "sepayctl", version, about = "Operate the SePay integration")]
 pub struct Cli {
     #[command(flatten)]
-    pub global: sepay_runtime::output::GlobalOptions,
+    pub global: sepay_runtime::cli::GlobalOptions,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -166,7 +166,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            sepay_runtime::output::error("sepayctl", json, &err);
+            sepay_runtime::cli::error("sepayctl", json, &err);
             ExitCode::FAILURE
         }
     }

@@ -3,7 +3,7 @@
 use crate::Cli;
 use clap::Subcommand;
 use sepay_core::classify::RuleDraft;
-use sepay_runtime::output::print;
+use sepay_runtime::cli::print;
 use sepay_store::classification as store;
 use serde_json::json;
 use uuid::Uuid;

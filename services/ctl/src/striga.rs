@@ -5,7 +5,7 @@ use crate::Cli;
 use anyhow::Context;
 use clap::Subcommand;
 use sepay_crypto::seal::Keyring;
-use sepay_runtime::output::print;
+use sepay_runtime::cli::print;
 use sepay_store::endpoints::signing_key_aad;
 use sepay_store::striga as store;
 use uuid::Uuid;

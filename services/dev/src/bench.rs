@@ -442,7 +442,7 @@ pub async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
         sepay_store::drop_database(&db_config.database_url).await?;
     }
     let (value, table) = result?;
-    sepay_runtime::output::print(cli.global.json, &value, || table);
+    sepay_runtime::cli::print(cli.global.json, &value, || table);
     Ok(())
 }
 

@@ -22,7 +22,7 @@ use std::process::ExitCode;
 )]
 pub struct Cli {
     #[command(flatten)]
-    pub global: sepay_runtime::output::GlobalOptions,
+    pub global: sepay_runtime::cli::GlobalOptions,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -67,7 +67,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            sepay_runtime::output::error("sepay-dev", json, &err);
+            sepay_runtime::cli::error("sepay-dev", json, &err);
             ExitCode::FAILURE
         }
     }

@@ -1,7 +1,7 @@
 //! `sepay-dev sim ...`: drives a running `sepay-sim` through its control API.
 
 use clap::Subcommand;
-use sepay_runtime::output::print;
+use sepay_runtime::cli::print;
 use sepay_sim::client::SimClient;
 use serde_json::{Value, json};
 

@@ -153,7 +153,7 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         "processor": format!("{processor_url}/readyz"),
         "connector_login": login_link,
     });
-    sepay_runtime::output::print(cli.global.json, &summary, || {
+    sepay_runtime::cli::print(cli.global.json, &summary, || {
         format!(
             "sepay is up\n  postgres   {} (migrated)\n  nats       {}\n  ingress    {ingress_url}/api/v1/webhooks/sepay/{{token}}   health {ingress_health_url}/readyz\n  processor  {processor_url}/readyz\n  sepay-sim  {}\n  connector  admin pages, sign in with {login_link}\nCtrl-C stops everything.",
             cli.global.db.redacted_url(),
@@ -171,7 +171,7 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         let result = match sim_url.as_deref() {
             Some(sim) => crate::demo::run(&db, &bus, sim, &ingress_url, &started.sepay, &started.callback_url)
                 .await
-                .map(|report| sepay_runtime::output::print(cli.global.json, &report.value, || report.table.clone())),
+                .map(|report| sepay_runtime::cli::print(cli.global.json, &report.value, || report.table.clone())),
             None => demo(cli, &db, &ingress_url, None).await,
         };
         if args.exit_after_demo || result.is_err() {
@@ -274,7 +274,7 @@ async fn demo(cli: &Cli, db: &PgPool, ingress_url: &str, sim_url: Option<&str>) 
         "workspace": ws.id, "wallet": wallet.id, "endpoint": endpoint.endpoint.id, "account_number": account_number,
         "webhook_url": endpoint.webhook_url, "delivery": how, "booked_ms": booked_ms, "transaction": booked,
     });
-    sepay_runtime::output::print(cli.global.json, &report, || {
+    sepay_runtime::cli::print(cli.global.json, &report, || {
         format!(
             "demo: {how}\n\
              demo: booked in {booked_ms} ms: {} {} VND, category {:?}, wallet {} (account {account_number})\n\

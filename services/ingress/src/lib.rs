@@ -30,7 +30,7 @@ pub const DEFAULT_INGRESS_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr
 /// `INGRESS_ADMIN_ADDR` (`0.0.0.0:9080` in containers).
 pub const DEFAULT_INGRESS_ADMIN_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9080);
 /// `EVENTLESS_DEDUPE_WINDOW_SECS`
-pub const DEFAULT_EVENTLESS_DEDUPE_WINDOW_SECS: u64 = sepay_core::lifecycle::DEFAULT_EVENTLESS_WINDOW_SECS;
+pub use sepay_core::lifecycle::DEFAULT_EVENTLESS_WINDOW_SECS as DEFAULT_EVENTLESS_DEDUPE_WINDOW_SECS;
 /// `RELAY_INTERVAL_MS`
 pub const DEFAULT_RELAY_INTERVAL_MS: u64 = 1000;
 /// `RELAY_MIN_AGE_MS`

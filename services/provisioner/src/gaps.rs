@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Gaps reconciled per pass (each is one small reconciliation).
 const GAPS_PER_PASS: i64 = 20;
+/// How often the gauges are read from the database.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a claimed gap is left to the replica that claimed it.
 const CLAIM_HOLD: Duration = Duration::from_secs(120);
 
@@ -32,6 +34,7 @@ pub async fn watch(p: Arc<Provisioner>, shutdown: CancellationToken) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let trailing_every = Duration::from_secs(p.config.balance_trailing_check_secs);
     let mut trailing_due = tokio::time::Instant::now() + trailing_every;
+    let mut gauges_due = tokio::time::Instant::now();
     // from 0: the first pass checks the recent chain whole (points recorded while no one watched)
     let mut checked_up_to = 0;
     loop {
@@ -41,6 +44,12 @@ pub async fn watch(p: Arc<Provisioner>, shutdown: CancellationToken) {
         }
         if let Err(err) = pass(&p, &mut checked_up_to).await {
             tracing::warn!(error = %format!("{err:#}"), "balance continuity check failed");
+        }
+        if tokio::time::Instant::now() >= gauges_due {
+            gauges_due = tokio::time::Instant::now() + GAUGE_INTERVAL;
+            if let Err(err) = record_gauges(&p).await {
+                tracing::warn!(error = %format!("{err:#}"), "balance and connection gauges not updated");
+            }
         }
         if !trailing_every.is_zero() && tokio::time::Instant::now() >= trailing_due {
             trailing_due = tokio::time::Instant::now() + trailing_every;
@@ -67,41 +76,39 @@ pub async fn trailing_pass(p: &Provisioner) -> anyhow::Result<usize> {
 
 async fn trailing_check(p: &Provisioner, ws_id: uuid::Uuid) -> anyhow::Result<usize> {
     let mut reconciled = 0;
-    {
-        let last_points = balances::last_points(&p.db, ws_id).await?;
-        if last_points.is_empty() {
-            return Ok(0);
-        }
-        let client = p.tokens.client();
-        let accounts = p
-            .tokens
-            .call(ws_id, |token| async move { client.list_bank_accounts(&token).await })
-            .await?;
-        for account in accounts {
-            let last = last_points
-                .iter()
-                .find(|(number, _)| *number == account.account_number)
-                .map(|(_, point)| point);
-            let reported = accumulated_of(account.accumulated.as_ref());
-            let Some(last) = last.filter(|last| trailing_loss(Some(last), reported)) else {
-                continue;
-            };
-            metrics::counter!("sepay_balance_trailing_mismatches_total").increment(1);
-            tracing::info!(
-                %ws_id,
-                account = %account.account_number,
-                after = last.sepay_id,
-                booked_balance = %last.accumulated,
-                reported_balance = ?reported,
-                "account balance moved past the last booking: reconciling since it"
-            );
-            let window = Window {
-                from: last.taken_at,
-                to: Utc::now(),
-            };
-            reconcile(p, ws_id, window, "balance").await?;
-            reconciled += 1;
-        }
+    let last_points = balances::last_points(&p.db, ws_id).await?;
+    if last_points.is_empty() {
+        return Ok(0);
+    }
+    let client = p.tokens.client();
+    let accounts = p
+        .tokens
+        .call(ws_id, |token| async move { client.list_bank_accounts(&token).await })
+        .await?;
+    for account in accounts {
+        let last = last_points
+            .iter()
+            .find(|(number, _)| *number == account.account_number)
+            .map(|(_, point)| point);
+        let reported = accumulated_of(account.accumulated.as_ref());
+        let Some(last) = last.filter(|last| trailing_loss(Some(last), reported)) else {
+            continue;
+        };
+        metrics::counter!("sepay_balance_trailing_mismatches_total").increment(1);
+        tracing::info!(
+            %ws_id,
+            account = %account.account_number,
+            after = last.sepay_id,
+            booked_balance = %last.accumulated,
+            reported_balance = ?reported,
+            "account balance moved past the last booking: reconciling since it"
+        );
+        let window = Window {
+            from: last.taken_at,
+            to: Utc::now(),
+        };
+        reconcile(p, ws_id, window, "balance").await?;
+        reconciled += 1;
     }
     Ok(reconciled)
 }
@@ -130,11 +137,14 @@ pub async fn pass(p: &Provisioner, checked_up_to: &mut i64) -> anyhow::Result<()
             }
         }
     }
-    *checked_up_to = high;
-    let closed = balances::close_filled_gaps(&p.db).await?;
-    if closed > 0 {
-        metrics::counter!("sepay_balance_gaps_closed_total").increment(closed);
+    // only a newly recorded point can fill a gap
+    if high > *checked_up_to {
+        let closed = balances::close_filled_gaps(&p.db).await?;
+        if closed > 0 {
+            metrics::counter!("sepay_balance_gaps_closed_total").increment(closed);
+        }
     }
+    *checked_up_to = high;
     for gap in balances::claim_due_gaps(&p.db, GAPS_PER_PASS, CLAIM_HOLD).await? {
         let window = Window {
             from: gap.after_at,
@@ -158,7 +168,12 @@ pub async fn pass(p: &Provisioner, checked_up_to: &mut i64) -> anyhow::Result<()
         let next = Utc::now() + gap_retry_after(grace, attempts);
         balances::record_gap_attempt(&p.db, gap.id, next, flag, error.as_deref()).await?;
     }
-    // the connections' states too: alerts watch `needs_reconnect` and a long `degraded`
+    Ok(())
+}
+
+/// The gauges alerts watch: connections by state (`needs_reconnect`, a long `degraded`) and gaps
+/// not closed. Every few seconds, not every pass.
+async fn record_gauges(p: &Provisioner) -> anyhow::Result<()> {
     let connections = sepay_store::connections::status_counts(&p.db).await?;
     for status in sepay_core::connection::ConnectionStatus::ALL {
         let count = connections

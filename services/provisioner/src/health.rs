@@ -73,8 +73,30 @@ pub async fn check(p: &Provisioner, ws_id: Uuid) -> anyhow::Result<HealthOutcome
         .await
         .context("listing webhooks")?;
     let mut outcome = HealthOutcome::default();
-    for remote_id in orphaned.iter().filter(|id| remote.iter().any(|w| w.id == **id)) {
-        let token = p.tokens.access_token(ws_id).await?;
+    let still_posting: Vec<i64> = orphaned
+        .into_iter()
+        .filter(|id| remote.iter().any(|w| w.id == *id))
+        .collect();
+    let verdicts: Vec<(&ProvisionedEndpoint, WebhookHealth)> = provisioned
+        .iter()
+        .map(|e| {
+            let found = remote.iter().find(|w| w.id == e.sepay_webhook_id);
+            (e, webhook_health(found.map(|w| as_remote(w, e)).as_ref()))
+        })
+        .collect();
+    let healthy: Vec<Uuid> = verdicts
+        .iter()
+        .filter(|(_, health)| *health == WebhookHealth::Healthy)
+        .map(|(e, _)| e.id)
+        .collect();
+    store::mark_verified(&p.db, &healthy).await?;
+    outcome.verified = healthy.len();
+    if still_posting.is_empty() && healthy.len() == verdicts.len() {
+        return Ok(outcome);
+    }
+    // one token for every change this check makes
+    let token = p.tokens.access_token(ws_id).await?;
+    for remote_id in &still_posting {
         match client.delete_webhook(&token, *remote_id).await {
             Ok(()) | Err(sepay_api::ApiError::NotFound) => {
                 tracing::info!(%ws_id, remote_id, "webhook of a revoked endpoint deleted at SePay");
@@ -85,24 +107,17 @@ pub async fn check(p: &Provisioner, ws_id: Uuid) -> anyhow::Result<HealthOutcome
             }
         }
     }
-    let mut healthy = Vec::new();
     let mut unhealthy_since: Option<DateTime<Utc>> = None;
-    for endpoint in &provisioned {
-        let found = remote.iter().find(|w| w.id == endpoint.sepay_webhook_id);
-        let health = webhook_health(found.map(|w| as_remote(w, endpoint)).as_ref());
-        if health == WebhookHealth::Healthy {
-            healthy.push(endpoint.id);
+    for (endpoint, health) in &verdicts {
+        let Some((kind, detail)) = repair(p, ws_id, &token, endpoint, health).await? else {
             continue;
-        }
-        let (kind, detail) = repair(p, ws_id, endpoint, &health).await?;
+        };
         store::record_repair(&p.db, ws_id, endpoint.id, &endpoint.bank_account_id, kind, &detail).await?;
         metrics::counter!("sepay_webhooks_repaired_total", "kind" => kind).increment(1);
         tracing::warn!(%ws_id, endpoint = %endpoint.id, remote_id = endpoint.sepay_webhook_id, kind, %detail, "webhook repaired");
         outcome.repaired += 1;
         unhealthy_since = Some(unhealthy_since.map_or(endpoint.healthy_since, |t| t.min(endpoint.healthy_since)));
     }
-    store::mark_verified(&p.db, &healthy).await?;
-    outcome.verified = healthy.len();
     // what SePay did not deliver while the webhook was broken
     if let Some(since) = unhealthy_since {
         // a minute early: SePay's transaction times are whole seconds, in the bank's clock
@@ -129,40 +144,41 @@ fn as_remote(w: &Webhook, endpoint: &ProvisionedEndpoint) -> RemoteWebhook {
     }
 }
 
+/// Sets an unhealthy webhook right; what was done (kind, detail), or nothing for a healthy one.
 async fn repair(
     p: &Provisioner,
     ws_id: Uuid,
+    token: &str,
     endpoint: &ProvisionedEndpoint,
     health: &WebhookHealth,
-) -> anyhow::Result<(&'static str, String)> {
-    let token = p.tokens.access_token(ws_id).await?;
+) -> anyhow::Result<Option<(&'static str, String)>> {
     let client = p.tokens.client();
-    match health {
-        WebhookHealth::Healthy => Ok(("healthy", String::new())),
+    let done = match health {
+        WebhookHealth::Healthy => return Ok(None),
         WebhookHealth::Missing => {
             endpoints::revoke(&p.db, endpoint.id).await?;
             let bank_account_id: i64 = endpoint
                 .bank_account_id
                 .parse()
                 .context("a provisioned endpoint's bank account id is numeric")?;
-            let new = provision(p, ws_id, &token, bank_account_id).await?;
-            Ok((
+            let new = provision(p, ws_id, token, bank_account_id).await?;
+            (
                 "missing",
                 format!(
                     "webhook {} gone at SePay: provisioned again as endpoint {new}",
                     endpoint.sepay_webhook_id
                 ),
-            ))
+            )
         }
         WebhookHealth::Disabled => {
             client
-                .update_webhook(&token, endpoint.sepay_webhook_id, &serde_json::json!({"active": 1}))
+                .update_webhook(token, endpoint.sepay_webhook_id, &serde_json::json!({"active": 1}))
                 .await
                 .context("enabling the webhook")?;
-            Ok((
+            (
                 "disabled",
                 format!("webhook {} disabled at SePay: enabled", endpoint.sepay_webhook_id),
-            ))
+            )
         }
         WebhookHealth::Drifted(fields) => {
             // the stored token is a hash: a changed URL is set back with a new token and key
@@ -173,7 +189,7 @@ async fn repair(
                 "authen_type": "Api_Key", "event_type": "All", "only_va": 0, "skip_if_no_code": 0, "active": 1,
             });
             client
-                .update_webhook(&token, endpoint.sepay_webhook_id, &patch)
+                .update_webhook(token, endpoint.sepay_webhook_id, &patch)
                 .await
                 .context("setting the webhook back")?;
             endpoints::rotate(
@@ -185,14 +201,15 @@ async fn repair(
                 &key.sha256(),
             )
             .await?;
-            Ok((
+            (
                 "drifted",
                 format!(
                     "webhook {} changed at SePay ({}): set back",
                     endpoint.sepay_webhook_id,
                     fields.join(", ")
                 ),
-            ))
+            )
         }
-    }
+    };
+    Ok(Some(done))
 }

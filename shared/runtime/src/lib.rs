@@ -1,8 +1,8 @@
 //! What every service binary shares: one start-up sequence, the HTTP serving limits and one set
 //! of health endpoints, served on an admin listener apart from public traffic.
 
+pub mod cli;
 pub mod http;
-pub mod output;
 
 pub use http::HttpLimits;
 

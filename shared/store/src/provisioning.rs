@@ -327,6 +327,9 @@ pub async fn provisioned_endpoints(pool: &PgPool, ws_id: Uuid) -> StoreResult<Ve
 }
 
 pub async fn mark_verified(pool: &PgPool, endpoint_ids: &[Uuid]) -> StoreResult<()> {
+    if endpoint_ids.is_empty() {
+        return Ok(());
+    }
     sqlx::query("update sepay_webhook_endpoints set last_verified_at = now() where id = any($1)")
         .bind(endpoint_ids)
         .execute(pool)

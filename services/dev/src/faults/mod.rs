@@ -632,7 +632,7 @@ pub async fn run(cli: &Cli, args: &FaultsArgs) -> anyhow::Result<()> {
         "deliveries": args.deliveries, "outage_secs": args.outage_secs, "processors": args.processors,
         "debug_build": cfg!(debug_assertions), "seconds": started.elapsed().as_secs_f64(), "scenarios": rows,
     });
-    sepay_runtime::output::print(cli.global.json, &value, || table(args, &value));
+    sepay_runtime::cli::print(cli.global.json, &value, || table(args, &value));
     let failed: Vec<&str> = rows
         .iter()
         .filter(|r| r["ok"] != json!(true))

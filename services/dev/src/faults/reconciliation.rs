@@ -246,10 +246,13 @@ impl SimBank {
         let load_end = tokio::time::Instant::now();
         let mut trailing_reconciled = 0;
         let deadline = load_end + Duration::from_secs(120);
+        // as the provisioner's schedule does, but every 10 s rather than every 5 minutes
+        let mut trailing_due = load_end + Duration::from_secs(10);
         while booked_at.len() < lost.len() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(200)).await;
             note_booked(store, self.ws_id, &lost, &mut booked_at).await?;
-            if tokio::time::Instant::now() > load_end + Duration::from_secs(10) && booked_at.len() < lost.len() {
+            if tokio::time::Instant::now() > trailing_due && booked_at.len() < lost.len() {
+                trailing_due = tokio::time::Instant::now() + Duration::from_secs(10);
                 trailing_reconciled += sepay_provisioner::gaps::trailing_pass(&self.provisioner).await?;
             }
         }
