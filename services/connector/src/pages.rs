@@ -307,6 +307,7 @@ pub struct Striga<'a> {
     pub links: &'a [sepay_store::striga::WalletLink],
     pub payouts: &'a [sepay_store::striga::Payout],
     pub mismatches: &'a [sepay_store::striga::BalanceMismatch],
+    pub fees: &'a [sepay_store::striga::StrigaFee],
     pub flash: Option<Flash>,
 }
 

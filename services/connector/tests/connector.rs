@@ -1772,6 +1772,28 @@ async fn striga_endpoints_and_accounts_are_managed_from_the_page() {
     ] {
         assert!(events.contains(cell), "{cell} in {events}");
     }
+    // a payout with a fee: its fee, base-currency fee and exchange rate shown as Striga sent them
+    let mut payout: serde_json::Value = serde_json::from_str(sepay_core::striga::samples::PAYOUT_INITIATED).unwrap();
+    payout["feeEur"] = serde_json::json!(25);
+    payout["exchangeRate"] = serde_json::json!("1.0832");
+    sqlx::query(
+        "insert into sepay_webhook_events (ws_id, provider, source, dedupe_key, payload) values ($1, 'striga', 'webhook', 'striga:p:SEPA_PAYOUT_INITIATED', $2)",
+    )
+    .bind(app.ws)
+    .bind(&payout)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let (_, page, _) = app.get(&striga_path, Some(&alice)).await;
+    for cell in [
+        "id=\"fees\"",
+        "<code>striga:p:SEPA_PAYOUT_INITIATED</code>",
+        "<td>25</td>",
+        "<td>1.0832</td>",
+        "no (inside the debit",
+    ] {
+        assert!(page.contains(cell), "{cell} in {page}");
+    }
 
     // rotation shows the new URL only; revocation returns to the Striga page
     let (status, page, _) = app

@@ -19,7 +19,12 @@ async fn every_fault_scenario_books_every_accepted_delivery_exactly_once() {
                 "--outage-secs",
                 "2",
                 "--settle-secs",
-                "30",
+                "45",
+                // the provider scenarios: health checks every 3 s, a 10 s token outage
+                "--webhook-health-secs",
+                "3",
+                "--token-outage-secs",
+                "10",
             ])
             .env("DATABASE_URL", database_url)
             .env("NATS_URL", &nats.nats_url)
@@ -49,7 +54,11 @@ async fn every_fault_scenario_books_every_accepted_delivery_exactly_once() {
             "postgres_restart",
             "nats_restart",
             "reconciliation",
-            "lost_webhooks_balance"
+            "lost_webhooks_balance",
+            "provider_webhook_deleted",
+            "provider_refresh_outage",
+            "provider_grant_revoked",
+            "provider_grant_revoked_webhooks_kept"
         ]
     );
     // every webhook SePay lost was found by the running balance (or the trailing check) and booked
@@ -82,7 +91,53 @@ async fn every_fault_scenario_books_every_accepted_delivery_exactly_once() {
             && reconciliation["reconciliation_runs_during_load"].as_u64().unwrap() > 1,
         "webhooks were lost and reconciliation ran during the load: {reconciliation}"
     );
+    let provider = |name: &str| scenarios.iter().find(|s| s["fault"] == name).unwrap();
+    let states = |s: &Value| -> Vec<String> {
+        s["statuses_after_fault"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect()
+    };
+    // webhooks deleted at SePay: repaired by the health schedule, what they missed reconciled, and
+    // new transactions delivered by webhook again, without an admin
+    let deleted = provider("provider_webhook_deleted");
+    assert_eq!(deleted["admin_actions"], json!(0), "{deleted}");
+    assert!(deleted["missed_by_webhooks"].as_u64().unwrap() > 0, "{deleted}");
+    assert!(deleted["webhook_repairs"].as_u64().unwrap() >= 1, "{deleted}");
+    assert!(deleted["webhook_back_secs"].is_number(), "{deleted}");
+    assert!(deleted["deliveries_flow_secs"].is_number(), "{deleted}");
+    assert_eq!(states(deleted), ["active"], "{deleted}");
+    // a token outage: degraded, never needing a reconnect; the account added meanwhile provisioned
+    // and what webhooks lost meanwhile booked once tokens refresh again
+    let outage = provider("provider_refresh_outage");
+    assert_eq!(outage["admin_actions"], json!(0), "{outage}");
+    assert_eq!(states(outage), ["active", "degraded", "active"], "{outage}");
+    assert!(outage["missed_by_webhooks"].as_u64().unwrap() > 0, "{outage}");
+    assert!(
+        outage["new_account_provisioned_after_outage_secs"].is_number(),
+        "{outage}"
+    );
+    // a revoked grant: shown as needing a reconnect; after the scripted reconnect everything is
+    // booked, whether SePay deleted the client's webhooks (repaired at the reconnect's sync) or not
+    for name in ["provider_grant_revoked", "provider_grant_revoked_webhooks_kept"] {
+        let revoked = provider(name);
+        assert_eq!(revoked["admin_actions"], json!(1), "{revoked}");
+        assert_eq!(states(revoked), ["active", "needs_reconnect", "active"], "{revoked}");
+        assert!(revoked["needs_reconnect_shown_secs"].is_number(), "{revoked}");
+    }
+    assert!(
+        provider("provider_grant_revoked")["missed_by_webhooks"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(
+        provider("provider_grant_revoked_webhooks_kept")["missed_by_webhooks"],
+        json!(0)
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    // about 30 s alone on 2 cores (debug); the bound leaves room for a busy machine
-    assert!(started.elapsed().as_secs() < 120, "took {:?}", started.elapsed());
+    // about 60 s alone on 2 cores (debug); the bound leaves room for a busy machine
+    assert!(started.elapsed().as_secs() < 240, "took {:?}", started.elapsed());
 }

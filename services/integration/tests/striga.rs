@@ -281,6 +281,57 @@ async fn payout_events_out_of_order_end_consistent() {
     assert!(net.is_zero(), "a failed payout nets to zero: {net}");
 }
 
+/// Striga's fee (`feeEur`): its own row, linked to the event by reference, only where the balances
+/// show it left the wallet beside the debit; a fee inside the debit is not booked again, and a
+/// repeat of the event books neither row twice.
+#[tokio::test]
+async fn a_fee_outside_the_debit_is_booked_once_as_its_own_row() {
+    let db = TestDb::new().await;
+    let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
+    let system = System::start(&db, &nats).await;
+    let w = Workspace::new(&db).await;
+    // 1.00 out, 0.25 fee beside it: 2000.00 → 1998.75
+    let mut beside = with_id(PAYOUT_INITIATED, "fee-beside");
+    beside["feeEur"] = json!(25);
+    beside["balanceAfter"]["amount"] = json!(199875);
+    // 1.25 out with the 0.25 fee inside it: 2000.00 → 1998.75
+    let mut inside = with_id(PAYOUT_INITIATED, "fee-inside");
+    inside["debit"] = json!(125);
+    inside["feeEur"] = json!("25");
+    inside["balanceAfter"]["amount"] = json!(199875);
+    for body in [&beside, &inside] {
+        assert_eq!(w.tx(&system, body).await, 200);
+    }
+    wait_settled(&db, 2).await;
+    // Striga repeats the first (a second delivery of the stored event): nothing more is booked
+    assert_eq!(w.tx(&system, &beside).await, 200);
+    let booked = bookings(&db, w.ws_id).await;
+    let refs: Vec<(&str, Decimal)> = booked.iter().map(|(r, _, a)| (r.as_str(), *a)).collect();
+    assert_eq!(
+        refs,
+        [
+            ("striga:fee-beside:SEPA_PAYOUT_INITIATED:fee", dec("-0.25")),
+            ("striga:fee-beside:payout", dec("-1.00")),
+            ("striga:fee-inside:payout", dec("-1.25")),
+        ]
+    );
+    assert!(booked.iter().all(|(_, wallet, _)| *wallet == w.wallet));
+    let (category, classified_by): (String, String) = sqlx::query_as(
+        "select c.name, t.classified_by from wallet_transactions t join transaction_categories c on c.id = t.category_id
+          where t.external_ref like '%:fee'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!((category.as_str(), classified_by.as_str()), ("Bank fees", "fee"));
+    // the balances agree with the fee row: no mismatch recorded
+    let mismatches: i64 = sqlx::query_scalar("select count(*) from striga_balance_mismatches")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(mismatches, 0);
+}
+
 #[tokio::test]
 async fn repeats_are_booked_once_and_bad_signatures_store_nothing() {
     let db = TestDb::new().await;

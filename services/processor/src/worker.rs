@@ -8,7 +8,7 @@ use sepay_core::striga::{self, BalanceCheck, StrigaEffect, StrigaEvent};
 use sepay_core::{
     DedupeKey, Delivery, EventStatus, FailureReason, NormalizedTransaction, PayloadObject, Provider, SEPAY_CURRENCY,
 };
-use sepay_store::ledger::{self, Booked, Booking, CategoryChoice};
+use sepay_store::ledger::{self, Booked, Booking, CategoryChoice, FeeRow};
 use sepay_store::{PgPool, StoreError, events};
 use sepay_telemetry::metrics;
 use std::sync::Arc;
@@ -232,7 +232,7 @@ impl Worker {
         // a webhook without `id` and its reconciled copy share this: booked once between them
         let identity = DedupeKey::identity(&payload);
         let refs = (event.dedupe_key.as_str(), identity.as_ref().map(DedupeKey::as_str));
-        let outcome = self.book(&event, wallet_id, &tx, "sepay", refs).await?;
+        let outcome = self.book(&event, wallet_id, &tx, "sepay", refs, None).await?;
         // its point on the account's balance chain, whichever event booked it (a redelivery
         // records it again, harmlessly): a missing neighbour shows as a gap within seconds
         if let (Some(sepay_id), Some(accumulated)) = (tx.sepay_id, tx.accumulated) {
@@ -299,11 +299,20 @@ impl Worker {
                 ),
             ));
         }
-        self.book(event, wallet_id, &tx, "striga", (&external_ref, None)).await
+        // a fee the balances show outside the debit is its own row, booked with the amount
+        let fee_tx = striga.fee_transaction();
+        let fee_ref = striga.fee_ref();
+        let fee = fee_tx.as_ref().map(|fee| FeeRow {
+            amount: fee.signed_amount,
+            description: &fee.description,
+            external_ref: &fee_ref,
+        });
+        self.book(event, wallet_id, &tx, "striga", (&external_ref, None), fee)
+            .await
     }
 
     /// Classifies within the budget and books, once per external reference and per identity
-    /// (`refs`).
+    /// (`refs`), with its fee row if it has one.
     async fn book(
         &self,
         event: &events::Event,
@@ -311,6 +320,7 @@ impl Worker {
         tx: &NormalizedTransaction,
         source: &str,
         (external_ref, identity_key): (&str, Option<&str>),
+        fee: Option<FeeRow<'_>>,
     ) -> Result<&'static str, Failure> {
         tx.check_date(chrono::Utc::now())
             .map_err(|e| Failure::Event(e.reason(), e.to_string()))?;
@@ -331,6 +341,7 @@ impl Worker {
                 classified_by: &decided_by,
                 confidence,
                 tags: &tags,
+                fee,
             },
         )
         .await?;

@@ -1,7 +1,8 @@
 //! Running-balance gaps (`sepay_core::balance`): every `BALANCE_CHECK_INTERVAL_MS` the chain
 //! points booked since the last pass are checked against their neighbours; a break opens a gap,
 //! and a gap still open after `BALANCE_GAP_GRACE_SECS` is reconciled over just its span (SePay's
-//! transactions between its two ends), again with backoff, flagged after `GAP_MAX_ATTEMPTS`. A
+//! transactions between its two ends), again with backoff (`sepay_core::balance::gap_next_attempt`: a failed reconciliation, SePay or its token
+//! unreachable, is retried within a minute and never flags), flagged after `GAP_MAX_ATTEMPTS` runs. A
 //! transaction recorded inside a gap closes it. This turns a lost webhook into one late by seconds.
 //!
 //! The last transaction of a quiet account has no later delivery to reveal its loss: every
@@ -11,7 +12,8 @@
 use crate::Provisioner;
 use crate::reconcile::reconcile;
 use chrono::Utc;
-use sepay_core::balance::{Continuity, GAP_MAX_ATTEMPTS, accumulated_of, continuity, gap_retry_after, trailing_loss};
+use sepay_connection::TokenError;
+use sepay_core::balance::{Continuity, GapAttempt, accumulated_of, continuity, gap_next_attempt, trailing_loss};
 use sepay_core::provisioning::Window;
 use sepay_store::balances;
 use sepay_telemetry::metrics;
@@ -152,7 +154,12 @@ pub async fn pass(p: &Provisioner, checked_up_to: &mut i64) -> anyhow::Result<()
         };
         let result = reconcile(p, gap.ws_id, window, "gap").await;
         let attempts = gap.attempts + 1;
-        let flag = attempts >= GAP_MAX_ATTEMPTS;
+        let outcome = if result.is_ok() {
+            GapAttempt::Ran
+        } else {
+            GapAttempt::Failed
+        };
+        let (wait, flag) = gap_next_attempt(grace, attempts, outcome);
         let error = result.as_ref().err().map(|e| format!("{e:#}"));
         if flag {
             metrics::counter!("sepay_balance_gaps_flagged_total").increment(1);
@@ -165,7 +172,14 @@ pub async fn pass(p: &Provisioner, checked_up_to: &mut i64) -> anyhow::Result<()
                 "balance gap still open after reconciling: flagged for an admin"
             );
         }
-        let next = Utc::now() + gap_retry_after(grace, attempts);
+        // a degraded connection says when its token is next refreshed: try again right then
+        let refresh_due = result.as_ref().err().and_then(|err| {
+            err.chain().find_map(|e| match e.downcast_ref::<TokenError>() {
+                Some(TokenError::Degraded { retry_at }) => Some(*retry_at),
+                _ => None,
+            })
+        });
+        let next = refresh_due.map_or(Utc::now() + wait, |at| at.min(Utc::now() + wait));
         balances::record_gap_attempt(&p.db, gap.id, next, flag, error.as_deref()).await?;
     }
     Ok(())

@@ -1,4 +1,6 @@
-//! Webhook health: every `WEBHOOK_HEALTH_INTERVAL_SECS` each connected workspace's provisioned
+//! Webhook health: every `WEBHOOK_HEALTH_INTERVAL_SECS` each connected workspace is synced (its
+//! bank accounts listed, so an account added at SePay gets its webhook without anyone asking, and
+//! a sync request lost while SePay was unreachable is made good), and its provisioned
 //! webhooks are compared with what SePay lists (one paged `GET /webhooks`), and repaired: one
 //! deleted at SePay is provisioned again (new token and key; the old endpoint revoked), one
 //! disabled is enabled, one changed so it would filter or misroute deliveries
@@ -52,8 +54,9 @@ pub async fn watch(p: Arc<Provisioner>, shutdown: CancellationToken) {
             }
         };
         for ws_id in workspaces {
-            if let Err(err) = check(&p, ws_id).await {
-                tracing::warn!(%ws_id, error = %format!("{err:#}"), "webhook health check failed");
+            // the sync runs `check` between listing the accounts and provisioning new ones
+            if let Err(err) = crate::sync::sync_and_provision(&p, ws_id).await {
+                tracing::warn!(%ws_id, error = %format!("{err:#}"), "scheduled sync and webhook health check failed");
             }
         }
     }

@@ -21,13 +21,17 @@ struct Chain {
 }
 
 impl Chain {
+    /// A long grace: these tests look at detection and closing, not at reconciling.
     async fn new() -> Self {
+        Self::with_grace(3600).await
+    }
+
+    async fn with_grace(balance_gap_grace_secs: u64) -> Self {
         let db = TestDb::new().await;
         let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
         let bus = sepay_bus::Bus::connect(&nats).await.unwrap();
-        // a long grace: these tests look at detection and closing, not at reconciling
         let config = ProvisionerConfig {
-            balance_gap_grace_secs: 3600,
+            balance_gap_grace_secs,
             ..Default::default()
         };
         let p = Provisioner::new(config, db.pool.clone(), bus).unwrap();
@@ -136,4 +140,34 @@ async fn banks_without_balances_and_sub_accounts() {
     c.record("0000000000002", 13, 70, 70).await;
     c.pass().await;
     assert_eq!(c.gaps().await, []);
+}
+
+/// A gap whose reconciliation cannot run (here the workspace has no SePay connection; in the field
+/// a token outage or a needed reconnect) is tried again within a minute and never flagged: only
+/// reconciliations that ran and left it open count toward the flag.
+#[tokio::test]
+async fn a_gap_whose_reconciliation_fails_is_retried_soon_and_never_flagged() {
+    let mut c = Chain::with_grace(1).await;
+    c.record(ACCOUNT, 1, 100, 100).await;
+    c.record(ACCOUNT, 3, 100, 300).await;
+    c.pass().await;
+    assert_eq!(c.gaps().await, [gap(1, 3, "open")]);
+    for _ in 0..8 {
+        // due now, as if its wait had passed
+        sqlx::query("update sepay_balance_gaps set next_attempt_at = now()")
+            .execute(&c.db.pool)
+            .await
+            .unwrap();
+        c.pass().await;
+    }
+    let (status, attempts, wait, error): (String, i32, f64, Option<String>) = sqlx::query_as(
+        "select status, attempts, extract(epoch from next_attempt_at - now())::float8, last_error
+           from sepay_balance_gaps",
+    )
+    .fetch_one(&c.db.pool)
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), attempts), ("open", 8));
+    assert!(wait <= 60.0, "retried within a minute, not {wait} s");
+    assert!(error.unwrap().contains("not connected"));
 }

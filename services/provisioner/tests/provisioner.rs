@@ -739,6 +739,35 @@ async fn a_webhook_deleted_at_sepay_is_provisioned_again_and_the_gap_reconciled(
     assert_eq!(sepay_provisioner::health::check(&p, w.ws_id).await.unwrap().repaired, 0);
 }
 
+/// A bank account added at SePay gets its webhook from the provisioner's schedule (the sync that
+/// runs with every webhook health check), with no sync request: none is sent when an admin adds
+/// an account in SePay's dashboard, and one sent during an outage is given up after its retries.
+#[tokio::test]
+async fn an_account_added_at_sepay_is_provisioned_by_the_schedule() {
+    let (w, _, _) = provisioned_world(|c| {
+        c.reconcile_interval_secs = 0;
+        c.webhook_health_interval_secs = 1;
+    })
+    .await;
+    assert_eq!(w.live_endpoints().await, 1);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bus = sepay_bus::Bus::connect(&w.nats).await.unwrap();
+    tokio::spawn(sepay_provisioner::serve(
+        listener,
+        w.config.clone(),
+        w.db.pool.clone(),
+        bus,
+        w.stop.clone(),
+    ));
+    let body = json!({"company_id": w.company, "account_number": "0071999999999", "bank_short_name": "MBBank"});
+    w.sim_post("/sim/bank-accounts", body).await;
+    let provisioned = eventually(Duration::from_secs(10), || async {
+        (w.live_endpoints().await == 2).then_some(())
+    })
+    .await;
+    assert!(provisioned.is_some(), "the new account's webhook was provisioned");
+}
+
 /// Revoking a provisioned endpoint deletes its webhook at SePay (at the next check), and the next
 /// sync provisions exactly one replacement.
 #[tokio::test]

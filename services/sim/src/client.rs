@@ -6,6 +6,7 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 
 /// The simulator at `base`; an answer other than 2xx is an error carrying its message.
+#[derive(Clone)]
 pub struct SimClient {
     pub base: String,
     pub http: reqwest::Client,

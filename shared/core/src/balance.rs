@@ -66,14 +66,33 @@ pub fn trailing_loss(last: Option<&BalancePoint>, reported: Option<Decimal>) -> 
     }
 }
 
-/// Reconciliation attempts before a gap is flagged for a person.
+/// Reconciliations that ran and left a gap open before it is flagged for a person.
 pub const GAP_MAX_ATTEMPTS: i32 = 5;
 pub const DEFAULT_GAP_GRACE_SECS: u64 = 5;
+/// The longest wait after a reconciliation that could not run: the outage, not the gap, was the
+/// trouble, and the transaction must be booked soon after SePay answers again.
+pub const GAP_FAILED_RETRY_CAP: Duration = Duration::from_secs(60);
 
-/// The wait before a gap's next reconciliation: the grace, then doubling, at most ten minutes.
-pub fn gap_retry_after(grace: Duration, attempts: i32) -> Duration {
+/// How a gap's reconciliation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapAttempt {
+    /// It ran (SePay listed the span); the gap may still be open.
+    Ran,
+    /// It failed: SePay could not be asked (token refresh failing, SePay down, a reconnect
+    /// needed); the end of the outage or a reconnect makes a later try succeed.
+    Failed,
+}
+
+/// After the `attempts`-th reconciliation of a gap: the wait before the next one (the grace, then
+/// doubling: at most ten minutes after runs, at most a minute after failures), and
+/// whether the gap is flagged. Only runs that left it open count toward the flag: a two-minute
+/// token outage must not turn a late transaction into an admin's chore.
+pub fn gap_next_attempt(grace: Duration, attempts: i32, outcome: GapAttempt) -> (Duration, bool) {
     let doubled = grace.saturating_mul(1u32 << attempts.clamp(0, 16));
-    doubled.min(Duration::from_secs(600))
+    match outcome {
+        GapAttempt::Ran => (doubled.min(Duration::from_secs(600)), attempts >= GAP_MAX_ATTEMPTS),
+        GapAttempt::Failed => (doubled.min(GAP_FAILED_RETRY_CAP), false),
+    }
 }
 
 /// The balance SePay reported, read leniently: a JSON number or numeric string (negative for an
@@ -147,10 +166,44 @@ mod tests {
     }
 
     #[test]
-    fn gaps_are_retried_with_backoff_after_the_grace() {
+    fn gaps_are_retried_with_backoff_and_flagged_only_after_runs() {
         let grace = Duration::from_secs(5);
-        let waits: Vec<u64> = (0..9).map(|a| gap_retry_after(grace, a).as_secs()).collect();
-        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 320, 600, 600]);
+        let ran: Vec<(u64, bool)> = (1..10)
+            .map(|a| gap_next_attempt(grace, a, GapAttempt::Ran))
+            .map(|(wait, flag)| (wait.as_secs(), flag))
+            .collect();
+        assert_eq!(
+            ran,
+            [
+                (10, false),
+                (20, false),
+                (40, false),
+                (80, false),
+                (160, true),
+                (320, true),
+                (600, true),
+                (600, true),
+                (600, true)
+            ]
+        );
+        let failed: Vec<(u64, bool)> = (1..10)
+            .map(|a| gap_next_attempt(grace, a, GapAttempt::Failed))
+            .map(|(wait, flag)| (wait.as_secs(), flag))
+            .collect();
+        assert_eq!(
+            failed,
+            [
+                (10, false),
+                (20, false),
+                (40, false),
+                (60, false),
+                (60, false),
+                (60, false),
+                (60, false),
+                (60, false),
+                (60, false)
+            ]
+        );
     }
 
     #[test]

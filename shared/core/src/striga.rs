@@ -79,6 +79,13 @@ pub struct StrigaEvent {
     pub debit: Decimal,
     pub balance_before: Option<Decimal>,
     pub balance_after: Option<Decimal>,
+    /// `feeEur`, read as cents like every other amount of the webhook (every documented sample
+    /// sends 0, so the unit is an assumption, docs/striga.md); zero when absent.
+    pub fee: Decimal,
+    /// `nonFpFeeBaseCurrency` and `exchangeRate` as sent (a number or a string): kept and shown,
+    /// never booked.
+    pub fee_base_currency: Option<String>,
+    pub exchange_rate: Option<String>,
     pub timestamp: DateTime<Utc>,
     /// memo, bankingTransactionReference, bankingSenderName and bankingTransactionShortId, the
     /// distinct non-empty ones joined by " · ".
@@ -201,6 +208,9 @@ impl StrigaEvent {
             debit,
             balance_before: balance(&raw, "balanceBefore", "balanceBefore.amount")?,
             balance_after: balance(&raw, "balanceAfter", "balanceAfter.amount")?,
+            fee: optional_units(&raw, "feeEur")?,
+            fee_base_currency: shown(&raw, "nonFpFeeBaseCurrency"),
+            exchange_rate: shown(&raw, "exchangeRate"),
             timestamp: timestamp.with_timezone(&Utc),
             description: description(&raw),
             raw,
@@ -216,11 +226,13 @@ impl StrigaEvent {
         }
     }
 
+    /// balanceBefore + credit − debit = balanceAfter, or, where a fee left the wallet beside the
+    /// debit ([`fee_booking`](Self::fee_booking)), that less the fee.
     pub fn balance_check(&self) -> BalanceCheck {
         match (self.balance_before, self.balance_after) {
             (Some(before), Some(actual)) => {
                 let expected = before + self.credit - self.debit;
-                if expected == actual {
+                if expected == actual || self.fee_booking().is_some() {
                     BalanceCheck::Consistent
                 } else {
                     BalanceCheck::Mismatch { expected, actual }
@@ -228,6 +240,22 @@ impl StrigaEvent {
             }
             _ => BalanceCheck::NotReported,
         }
+    }
+
+    /// The fee to book apart (−fee), where the balances show it is not inside the debit:
+    /// balanceBefore + credit − debit − fee = balanceAfter. `None` without a fee, where the
+    /// identity holds without it (the fee is part of the debit, or was taken elsewhere), and where
+    /// the balances are not reported or explain neither (shown, never guessed into the books): a
+    /// fee is never counted twice.
+    pub fn fee_booking(&self) -> Option<Decimal> {
+        let (before, after) = (self.balance_before?, self.balance_after?);
+        let without_fee = before + self.credit - self.debit;
+        (self.fee > Decimal::ZERO && without_fee != after && without_fee - self.fee == after).then_some(self.fee)
+    }
+
+    /// The fee row's `external_ref`: the event's key and `:fee`, one per event.
+    pub fn fee_ref(&self) -> String {
+        format!("{}:fee", self.dedupe_key().as_str())
     }
 
     /// `striga:<id>:<TYPE>`.
@@ -283,6 +311,29 @@ impl StrigaEvent {
             reference_code: text(&self.raw, "bankingTransactionShortId"),
             gateway: Some("Striga".to_owned()),
             // Striga's balances are checked per event (`balance_check`), not as a running chain
+            accumulated: None,
+        })
+    }
+
+    /// The fee row ([`fee_booking`](Self::fee_booking)): −fee, at the event's time, on its account.
+    pub fn fee_transaction(&self) -> Option<NormalizedTransaction> {
+        let fee = self.fee_booking()?;
+        let amount = Amount::parse(&fee.to_string()).ok()?;
+        Some(NormalizedTransaction {
+            sepay_id: None,
+            direction: Direction::Out,
+            amount,
+            signed_amount: -fee,
+            taken_at: self.timestamp,
+            account_number: self.wallet_refs()[0].to_owned(),
+            sub_account: None,
+            description: if self.description.is_empty() {
+                "Striga fee".to_owned()
+            } else {
+                format!("Striga fee · {}", self.description)
+            },
+            reference_code: text(&self.raw, "bankingTransactionShortId"),
+            gateway: Some("Striga".to_owned()),
             accumulated: None,
         })
     }
@@ -390,6 +441,15 @@ fn balance(
         }
     }
     units(&balance["amount"], amount_field).map(Some)
+}
+
+/// A field kept as sent, for showing: a number or a non-blank string (at most 40 characters).
+fn shown(raw: &Map<String, Value>, field: &str) -> Option<String> {
+    match raw.get(field)? {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) if !s.trim().is_empty() => Some(truncate(s.trim())),
+        _ => None,
+    }
 }
 
 fn description(raw: &Map<String, Value>) -> String {
@@ -556,6 +616,80 @@ mod tests {
             };
         }
         StrigaEvent::parse(body.to_string().as_bytes())
+    }
+
+    /// A payout of `debit` cents with fee `fee` (cents), from 2000.00 to `after` cents.
+    fn payout(debit: u64, fee: Value, after: Value) -> StrigaEvent {
+        let mut body = json!({
+            "type": "SEPA_PAYOUT_INITIATED", "id": "p-1", "syncedOwnerId": "owner-1", "credit": 0, "debit": debit,
+            "timestamp": "2022-08-29T10:09:12.207Z", "nonFpFeeBaseCurrency": 0, "feeEur": fee, "exchangeRate": "1.0832",
+            "balanceBefore": {"amount": 200000, "currency": "cents"},
+            "balanceAfter": {"amount": after, "currency": "cents"}
+        });
+        if after.is_null() {
+            body.as_object_mut().unwrap().remove("balanceAfter");
+        }
+        StrigaEvent::parse(body.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_fee_is_booked_apart_only_where_the_balances_show_it_outside_the_debit() {
+        let cases = [
+            // (debit, feeEur, balanceAfter, fee row, balance check)
+            (100, json!(0), json!(199900), None, BalanceCheck::Consistent),
+            (100, json!(null), json!(199900), None, BalanceCheck::Consistent),
+            // the fee left beside the debit: booked apart
+            (100, json!(25), json!(199875), Some("0.25"), BalanceCheck::Consistent),
+            (
+                100,
+                json!("25"),
+                json!("199875"),
+                Some("0.25"),
+                BalanceCheck::Consistent,
+            ),
+            // the fee is inside the debit: the debit row says it all
+            (125, json!(25), json!(199875), None, BalanceCheck::Consistent),
+            // no balance to tell: shown, never guessed into the books
+            (100, json!(25), json!(null), None, BalanceCheck::NotReported),
+            // explained by neither: a mismatch, no fee row
+            (
+                100,
+                json!(25),
+                json!(190000),
+                None,
+                BalanceCheck::Mismatch {
+                    expected: dec("1999.00"),
+                    actual: dec("1900.00"),
+                },
+            ),
+        ];
+        for (debit, fee, after, want_fee, want_check) in cases {
+            let event = payout(debit, fee.clone(), after.clone());
+            let what = format!("debit {debit}, fee {fee}, after {after}");
+            assert_eq!(event.fee_booking(), want_fee.map(dec), "{what}");
+            assert_eq!(event.balance_check(), want_check, "{what}");
+            let row = event.fee_transaction();
+            assert_eq!(
+                row.as_ref().map(|r| r.signed_amount),
+                want_fee.map(|f| -dec(f)),
+                "{what}"
+            );
+        }
+        let event = payout(100, json!(25), json!(199875));
+        assert_eq!(event.fee_ref(), "striga:p-1:SEPA_PAYOUT_INITIATED:fee");
+        assert_eq!(event.exchange_rate.as_deref(), Some("1.0832"));
+        assert_eq!(event.fee_base_currency.as_deref(), Some("0"));
+        let row = event.fee_transaction().unwrap();
+        assert_eq!((row.direction, row.taken_at), (Direction::Out, event.timestamp));
+        // a fee is cents like every amount: fractions and signs refused
+        for bad in [json!(-1), json!(1.5), json!("1e3")] {
+            let body = json!({"type": "SEPA_PAYOUT_INITIATED", "id": "p", "syncedOwnerId": "o", "debit": 1,
+                "timestamp": "2022-08-29T10:09:12.207Z", "feeEur": bad});
+            assert!(matches!(
+                StrigaEvent::parse(body.to_string().as_bytes()),
+                Err(StrigaError::Amount { field: "feeEur", .. })
+            ));
+        }
     }
 
     #[test]

@@ -35,7 +35,21 @@ pub struct Booking<'a> {
     pub classified_by: &'a str,
     pub confidence: Option<f32>,
     pub tags: &'a [String],
+    /// A second row booked with this one, all or nothing: a fee the provider charged beside the
+    /// amount (Striga, where its balances show it).
+    pub fee: Option<FeeRow<'a>>,
 }
+
+/// A fee row: negative, in the booking's wallet, at its time, under its own reference.
+#[derive(Debug, Clone, Copy)]
+pub struct FeeRow<'a> {
+    pub amount: Decimal,
+    pub description: &'a str,
+    pub external_ref: &'a str,
+}
+
+/// The category fee rows get (created as an expense category when the workspace has none).
+pub const FEE_CATEGORY: &str = "Bank fees";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Booked {
@@ -68,6 +82,12 @@ pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
            -- the same reference, or the same identity reached by another path: booked already
            on conflict do nothing
            returning id),
+         fee as (
+           insert into wallet_transactions
+             (ws_id, wallet_id, amount, description, category_id, taken_at, source, external_ref, classified_by)
+           select $2, $3, $18, $19, ensure_fallback_category($2, $21, true), $9, $10, $20, 'fee'
+            where exists (select 1 from created) and $18 is not null
+           on conflict do nothing),
          tag as (
            insert into transaction_tags (ws_id, name)
            select distinct $2::uuid, name from unnest($14::text[]) as name where exists (select 1 from created)
@@ -102,6 +122,10 @@ pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
     .bind(lifecycle::spellings(Trigger::Book.from()))
     .bind(Trigger::Book.to().as_str())
     .bind(b.identity_key)
+    .bind(b.fee.map(|f| f.amount))
+    .bind(b.fee.map(|f| f.description))
+    .bind(b.fee.map(|f| f.external_ref))
+    .bind(FEE_CATEGORY)
     .fetch_one(pool)
     .await?;
     match (open, created) {

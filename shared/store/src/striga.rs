@@ -226,3 +226,35 @@ pub async fn balance_mismatches(pool: &PgPool, ws_id: Uuid, limit: i64) -> Store
     .fetch_all(pool)
     .await?)
 }
+
+/// A Striga event that reports a fee, as sent, with the fee row booked apart if any.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct StrigaFee {
+    pub event_id: i64,
+    pub dedupe_key: String,
+    /// `feeEur`, in cents.
+    pub fee_eur: Option<String>,
+    pub fee_base_currency: Option<String>,
+    pub exchange_rate: Option<String>,
+    /// The fee row's amount, where the balances showed the fee outside the debit.
+    pub fee_row: Option<Decimal>,
+}
+
+/// Newest first: events whose `feeEur` or `nonFpFeeBaseCurrency` is not zero.
+pub async fn fees(pool: &PgPool, ws_id: Uuid, limit: i64) -> StoreResult<Vec<StrigaFee>> {
+    Ok(sqlx::query_as(
+        "select e.id as event_id, e.dedupe_key, e.payload->>'feeEur' as fee_eur,
+                e.payload->>'nonFpFeeBaseCurrency' as fee_base_currency,
+                e.payload->>'exchangeRate' as exchange_rate, t.amount as fee_row
+           from sepay_webhook_events e
+           left join wallet_transactions t on t.ws_id = e.ws_id and t.external_ref = e.dedupe_key || ':fee'
+          where e.ws_id = $1 and e.provider = 'striga'
+            and (coalesce(e.payload->>'feeEur', '0') not in ('0', '')
+                 or coalesce(e.payload->>'nonFpFeeBaseCurrency', '0') not in ('0', ''))
+          order by e.id desc limit $2",
+    )
+    .bind(ws_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}

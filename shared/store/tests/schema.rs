@@ -169,6 +169,7 @@ async fn booking_is_one_statement_exactly_once_with_its_tags_or_a_duplicate() {
                     classified_by: "fallback",
                     confidence: None,
                     tags: &tags,
+                    fee: None,
                 },
             )
             .await

@@ -1,4 +1,4 @@
-//! The Striga (SEPA) page: its endpoints, account → wallet links, payouts, balance mismatches.
+//! The Striga (SEPA) page: its endpoints, account → wallet links, payouts, fees, balance mismatches.
 
 use super::{Admin, AdminForm, AppRef, Flash, Result, optional_uuid, to_page};
 use crate::error::ConnectorError;
@@ -27,6 +27,7 @@ pub(super) async fn page(
         links: &striga::wallet_links(db, ws_id).await?,
         payouts: &striga::payouts(db, ws_id, 50).await?,
         mismatches: &striga::balance_mismatches(db, ws_id, 50).await?,
+        fees: &striga::fees(db, ws_id, 50).await?,
         flash: flash.done(),
     }))
 }

@@ -20,8 +20,11 @@
 //! 8. `lost_webhooks_balance`: sepay-sim loses every webhook of one transaction in ten, with no
 //!    reconciliation schedule: the running balance of the account's next delivery reveals each
 //!    loss within seconds (a trailing one by the account's balance); reports the time from a lost
-//!    transaction's creation to its booking.
+//!    transaction's creation to its booking;
+//! 9. to 12. the provider's faults (`provider.rs`): every webhook deleted at SePay, a token-endpoint
+//!    outage while tokens expire, a grant revoked with its webhooks deleted or kept.
 
+mod provider;
 mod reconciliation;
 mod servers;
 
@@ -41,7 +44,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub const SCENARIOS: [&str; 8] = [
+pub const SCENARIOS: [&str; 12] = [
     "sepay_retries",
     "processor_sigkill",
     "ingress_nats_outage",
@@ -50,6 +53,10 @@ pub const SCENARIOS: [&str; 8] = [
     "nats_restart",
     "reconciliation",
     "lost_webhooks_balance",
+    provider::SCENARIOS[0],
+    provider::SCENARIOS[1],
+    provider::SCENARIOS[2],
+    provider::SCENARIOS[3],
 ];
 
 #[derive(clap::Args)]
@@ -82,6 +89,12 @@ pub struct FaultsArgs {
     /// Keep the fault database.
     #[arg(long)]
     keep_db: bool,
+    /// Length of SePay's token-endpoint outage (`provider_refresh_outage`).
+    #[arg(long, default_value_t = 120)]
+    token_outage_secs: u64,
+    /// The provisioner's `WEBHOOK_HEALTH_INTERVAL_SECS` in the provider scenarios.
+    #[arg(long, default_value_t = 10)]
+    webhook_health_secs: u64,
 }
 
 /// SplitMix64: deterministic copies and delays without a dependency.
@@ -412,14 +425,28 @@ async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Val
     let deliveries = args.deliveries;
     let load_task: JoinHandle<anyhow::Result<(Vec<Sent>, Value)>> = if name == "reconciliation" {
         let provisioner_bus = sepay_bus::Bus::connect(&bus_config(&processor_nats)).await?;
-        let bank = reconciliation::SimBank::start(&store, provisioner_bus, ws.id, &base, 5).await?;
+        let bank = reconciliation::SimBank::start(&store, provisioner_bus, ws.id, &base, |_, _| {}).await?;
         tokio::spawn(async move { bank.load(deliveries, load_len, seed).await })
     } else if name == "lost_webhooks_balance" {
         let provisioner_bus = sepay_bus::Bus::connect(&bus_config(&processor_nats)).await?;
         // the default grace (5 s) for deliveries out of order to close a gap by themselves
-        let bank = reconciliation::SimBank::start(&store, provisioner_bus, ws.id, &base, 5).await?;
+        let bank = reconciliation::SimBank::start(&store, provisioner_bus, ws.id, &base, |_, _| {}).await?;
         let store = store.clone();
         tokio::spawn(async move { bank.load_lost_by_balance(&store, deliveries, load_len, seed).await })
+    } else if let Some(fault) = provider::ProviderFault::of(name) {
+        let settings = provider::ProviderSettings {
+            health_interval_secs: args.webhook_health_secs,
+            token_outage: Duration::from_secs(args.token_outage_secs),
+            settle: Duration::from_secs(args.settle_secs),
+        };
+        let provisioner_bus = sepay_bus::Bus::connect(&bus_config(&processor_nats)).await?;
+        let service_bus = sepay_bus::Bus::connect(&bus_config(&processor_nats)).await?;
+        let bank = provider::start_bank(&store, provisioner_bus, ws.id, &base, fault, settings).await?;
+        let store = store.clone();
+        tokio::spawn(async move {
+            bank.load_provider_fault(&store, service_bus, fault, settings, deliveries, load_len, seed)
+                .await
+        })
     } else {
         let max_copies = if name == "sepay_retries" { 8 } else { 1 };
         let sending = load(
@@ -486,7 +513,9 @@ async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Val
     };
     let (sent, load_extra) = load_task.await??;
     let load_end = Instant::now();
-    let fault_end = if matches!(name, "sepay_retries" | "reconciliation" | "lost_webhooks_balance") {
+    let fault_end = if matches!(name, "sepay_retries" | "reconciliation" | "lost_webhooks_balance")
+        || provider::ProviderFault::of(name).is_some()
+    {
         load_end
     } else {
         fault_end
@@ -564,7 +593,9 @@ fn verdict(name: &str, sent: &[Sent], accepted: &BTreeSet<i64>, state: &Ledger, 
         && sent_sum == booked_sum
         && state.rows == booked_ids
         && state.received_past_ttl == 0
-        && state.credits.0 == 0;
+        && state.credits.0 == 0
+        // the provider scenarios' own checks (admin actions, connection states)
+        && extra.get("provider_ok").is_none_or(|ok| *ok == json!(true));
     let mut row = json!({
         "fault": name, "ok": ok, "settled": settled,
         "transactions": sent.len(), "copies": copies, "posts": posts,
@@ -669,6 +700,35 @@ fn table(args: &FaultsArgs, value: &Value) -> String {
             r["recovery_secs"].as_f64().unwrap_or(0.0),
             if r["ok"] == json!(true) { "yes" } else { "NO" }
         ));
+    }
+    let provider: Vec<&Value> = value["scenarios"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r.get("admin_actions").is_some())
+        .collect();
+    if !provider.is_empty() {
+        let secs = |v: &Value| v.as_f64().map_or("-".to_owned(), |s| format!("{s:.1}"));
+        out.push_str(
+            "\n| provider fault | admin actions | missed by webhooks | all booked s | deliveries flow s | webhook back s | needs reconnect shown s | states after the fault |\n\
+             |---|---:|---:|---:|---:|---:|---:|---|\n",
+        );
+        for r in provider {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                r["fault"].as_str().unwrap_or(""),
+                r["admin_actions"],
+                r["missed_by_webhooks"],
+                secs(&r["missed_booked_secs"]),
+                secs(&r["deliveries_flow_secs"]),
+                secs(&r["webhook_back_secs"]),
+                secs(&r["needs_reconnect_shown_secs"]),
+                r["statuses_after_fault"]
+                    .as_array()
+                    .map(|s| s.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" → "))
+                    .unwrap_or_default(),
+            ));
+        }
     }
     out
 }

@@ -22,11 +22,13 @@ const REDIRECT: &str = "http://127.0.0.1:9/callback";
 
 /// A workspace connected to a simulator of its own, its webhook provisioned to the ingress.
 pub struct SimBank {
-    sim: SimClient,
-    account: Value,
-    provisioner: Arc<Provisioner>,
-    ws_id: Uuid,
-    stop: CancellationToken,
+    pub(super) sim: SimClient,
+    pub(super) account: Value,
+    pub(super) company: Value,
+    pub(super) client_id: String,
+    pub(super) provisioner: Arc<Provisioner>,
+    pub(super) ws_id: Uuid,
+    pub(super) stop: CancellationToken,
 }
 
 impl Drop for SimBank {
@@ -36,22 +38,28 @@ impl Drop for SimBank {
 }
 
 impl SimBank {
-    /// `balance_gap_grace_secs`: the provisioner's grace before a balance gap is reconciled.
+    /// `tune` sets the simulator's and the provisioner's settings the scenario needs (the
+    /// balance gap's grace, short-lived access tokens, a webhook health schedule).
     pub async fn start(
         db: &PgPool,
         bus: Bus,
         ws_id: Uuid,
         ingress_base: &str,
-        balance_gap_grace_secs: u64,
+        tune: impl FnOnce(&mut sepay_sim::SimConfig, &mut ProvisionerConfig),
     ) -> anyhow::Result<Self> {
         let stop = CancellationToken::new();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let sim_url = format!("http://{}", listener.local_addr()?);
-        let sim_config = sepay_sim::SimConfig {
+        let mut sim_config = sepay_sim::SimConfig {
             sim_auto_approve: true,
             sim_rate_limit_per_sec: 1000,
             ..Default::default()
         };
+        let mut config = ProvisionerConfig {
+            public_base_url: ingress_base.to_owned(),
+            ..Default::default()
+        };
+        tune(&mut sim_config, &mut config);
         tokio::spawn(sepay_sim::serve(listener, sim_config, stop.clone()));
         let sim = SimClient {
             base: sim_url.clone(),
@@ -67,24 +75,43 @@ impl SimBank {
             )
             .await?;
         let account = sim.post("/sim/bank-accounts", json!({"company_id": company})).await?;
-        let config = ProvisionerConfig {
-            public_base_url: ingress_base.to_owned(),
-            sepay: SepayConfig {
-                sepay_base_url: sim_url,
-                sepay_client_id: client["client_id"].as_str().context("client_id")?.into(),
-                sepay_client_secret: client["client_secret"].as_str().context("client_secret")?.into(),
-                sepay_requests_per_sec: 200,
-                sepay_max_retry_wait_secs: 2,
-                ..Default::default()
-            },
-            balance_gap_grace_secs,
-            ..Default::default()
+        config.sepay = SepayConfig {
+            sepay_base_url: sim_url,
+            sepay_client_id: client["client_id"].as_str().context("client_id")?.into(),
+            sepay_client_secret: client["client_secret"].as_str().context("client_secret")?.into(),
+            sepay_requests_per_sec: 200,
+            sepay_max_retry_wait_secs: 2,
+            ..config.sepay
         };
-        let provisioner = Provisioner::new(config.clone(), db.clone(), bus)?;
-        // the code flow, consent approved at once by the simulator
-        let api = SepayClient::new(&config.sepay);
+        let provisioner = Provisioner::new(config, db.clone(), bus)?;
+        let bank = Self {
+            sim,
+            account,
+            company,
+            client_id: provisioner.config.sepay.sepay_client_id.clone(),
+            provisioner,
+            ws_id,
+            stop,
+        };
+        bank.connect().await?;
+        sepay_provisioner::sync_and_provision(&bank.provisioner, ws_id).await?;
+        Ok(bank)
+    }
+
+    /// The scenario is over: its connection is revoked, so later scenarios' provisioners (which
+    /// serve every connected workspace of the fault database) leave it and its stopped simulator
+    /// alone.
+    pub(super) async fn close(&self) -> anyhow::Result<()> {
+        sepay_store::connections::mark_revoked(&self.provisioner.db, self.ws_id).await?;
+        Ok(())
+    }
+
+    /// The admin's OAuth code flow, consent approved at once by the simulator; the grant stored
+    /// as the connector's callback stores it.
+    pub(super) async fn connect(&self) -> anyhow::Result<()> {
+        let api = SepayClient::new(&self.provisioner.config.sepay);
         let request = api.authorize_request(REDIRECT)?;
-        let redirect = sim.http.get(&request.url).send().await?;
+        let redirect = self.sim.http.get(&request.url).send().await?;
         let location = redirect
             .headers()
             .get("location")
@@ -93,15 +120,8 @@ impl SimBank {
         let pairs: HashMap<String, String> = url::Url::parse(location)?.query_pairs().into_owned().collect();
         let code = pairs.get("code").context("authorize gave no code")?;
         let grant = api.exchange_code(code, &request.pkce_verifier, REDIRECT).await?;
-        provisioner.tokens.store_grant(ws_id, &grant).await?;
-        sepay_provisioner::sync_and_provision(&provisioner, ws_id).await?;
-        Ok(Self {
-            sim,
-            account,
-            provisioner,
-            ws_id,
-            stop,
-        })
+        self.provisioner.tokens.store_grant(self.ws_id, &grant).await?;
+        Ok(())
     }
 
     /// `count` transactions over `duration`, one in five webhooks dropped and one in ten sent
@@ -181,6 +201,7 @@ impl SimBank {
             "inserted_by_reconciliation_during_load": inserted.load(Ordering::Relaxed),
             "inserted_by_final_reconciliation": last.inserted,
         });
+        self.close().await?;
         Ok((sent, extra))
     }
 
@@ -277,6 +298,7 @@ impl SimBank {
             "gaps_flagged": gaps.1,
             "trailing_reconciliations": trailing_reconciled,
         });
+        self.close().await?;
         Ok((sent, extra))
     }
 }
