@@ -3,6 +3,7 @@
 //! and answers. Nothing else happens on the request path (no wallet lookup, no
 //! classification, no SePay call), so answers are fast and an authenticated delivery is never lost.
 
+mod batch;
 mod cli;
 mod directory;
 mod error;
@@ -187,6 +188,8 @@ pub struct AppState {
     /// Opens the Striga endpoints' sealed signing keys.
     keyring: Keyring,
     marks: marks::PublishedMarks,
+    /// Writes deliveries in batches (group commit).
+    writer: batch::GroupCommit,
 }
 
 /// Serves until `shutdown` is cancelled, then drains in-flight requests.
@@ -215,6 +218,7 @@ pub async fn serve(
     // stopped after the server has drained, so the last requests' marks are written
     let marks_stop = CancellationToken::new();
     let (marks, marks_writer) = marks::PublishedMarks::start(db.clone(), marks_stop.clone());
+    let (writer, batches) = batch::GroupCommit::start(db.clone(), config.retry_policy());
     let state = Arc::new(AppState {
         db: db.clone(),
         bus: bus.clone(),
@@ -223,6 +227,7 @@ pub async fn serve(
         guard: config.source_guard()?,
         keyring: config.keyring()?,
         marks,
+        writer,
     });
     let refresh = Duration::from_secs(config.endpoint_refresh_secs.max(1));
     let fresh = tokio::spawn({
@@ -237,10 +242,13 @@ pub async fn serve(
     });
     let relay = tokio::spawn(relay::run(relay::RelayConfig::from(&config), db, bus, shutdown.clone()));
     tracing::info!(addr = %listener.local_addr()?, "sepay-ingress listening");
-    sepay_runtime::http::serve(listener, router(state), &config.http, shutdown).await?;
+    sepay_runtime::http::serve(listener, router(state.clone()), &config.http, shutdown).await?;
     if let Some(health) = health {
         health.await??;
     }
+    // the last batches written before their marks
+    drop(state);
+    batches.await?;
     marks_stop.cancel();
     marks_writer.await?;
     relay.await?;

@@ -1,3 +1,4 @@
+use crate::batch::{self, StoredBody};
 use crate::directory::Lookup;
 use crate::error::IngressError;
 use crate::{AppState, MAX_BODY_BYTES};
@@ -9,11 +10,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use sepay_core::auth::parse_api_key;
-use sepay_core::{DedupeKey, Delivery, EventSource, Provider, striga};
+use sepay_core::{DedupeKey, Delivery, Provider, striga};
 use sepay_crypto::hmac::striga_signature_matches;
 use sepay_crypto::{WEBHOOK_TOKEN_PREFIX, sha256, verify_secret};
 use sepay_store::endpoints::{EndpointAuth, signing_key_aad};
-use sepay_store::events::{self, EventBody, NewEvent, Recorded};
+use sepay_store::events::{self, Recorded};
 use sepay_telemetry::metrics;
 use serde_json::json;
 use std::net::{IpAddr, SocketAddr};
@@ -198,28 +199,21 @@ async fn record(
 ) -> Result<Response, IngressError> {
     let span = tracing::Span::current();
     span.record("ws_id", tracing::field::display(endpoint.ws_id));
-    let value;
     let body = match delivery {
-        Delivery::Object(p) => {
-            value = serde_json::Value::Object(p.0.clone());
-            EventBody::Json(&value)
-        }
-        Delivery::NotAnObject { raw } => EventBody::Invalid(raw),
+        Delivery::Object(p) => StoredBody::Json(serde_json::Value::Object(p.0.clone())),
+        Delivery::NotAnObject { raw } => StoredBody::Invalid(raw.clone()),
     };
-    let recorded = events::record_delivery(
-        &app.db,
-        &NewEvent {
+    let recorded = app
+        .writer
+        .record(batch::Delivery {
             ws_id: endpoint.ws_id,
             provider,
-            endpoint_id: Some(endpoint.id),
-            source: EventSource::Webhook,
+            endpoint_id: endpoint.id,
             sepay_transaction_id: sepay_id,
-            dedupe_key,
+            dedupe_key: dedupe_key.clone(),
             body,
-        },
-        &app.policy,
-    )
-    .await?;
+        })
+        .await?;
     let event = recorded.event();
     span.record("event_id", event.id);
     if recorded.needs_publish() {

@@ -175,6 +175,98 @@ pub async fn record_delivery(pool: &PgPool, new: &NewEvent<'_>, policy: &RetryPo
     })
 }
 
+/// Inserts many deliveries in one statement (one round trip, one commit: the ingress's group
+/// commit), and notes their endpoints' use (`touch`: endpoints not noted in the last minute; the
+/// mark is informational). By position: the new event, or `None` where its key was there already
+/// (then [`record_delivery`] applies the repeat rules). A key twice in one batch is inserted once,
+/// for its first position. All or nothing: an error fails the whole statement.
+pub async fn insert_many(pool: &PgPool, new: &[NewEvent<'_>], touch: &[Uuid]) -> StoreResult<Vec<Option<EventRef>>> {
+    let mut columns = InsertColumns::default();
+    for event in new {
+        columns.push(event);
+    }
+    let inserted: Vec<(i64, Uuid, i32, String)> = sqlx::query_as(
+        "with touched as (
+           update sepay_webhook_endpoints set last_used_at = now()
+            where id = any($11) and (last_used_at is null or last_used_at < now() - interval '1 minute'))
+         insert into sepay_webhook_events
+           (ws_id, endpoint_id, source, sepay_transaction_id, dedupe_key, payload, raw_body, status,
+            failure_reason, failure_detail, provider)
+         select ws_id, endpoint_id, source, sepay_transaction_id, dedupe_key, payload, raw_body, status,
+                failure_reason, case when failure_reason is null then null else 'the body is not a JSON object' end,
+                provider
+           from unnest($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::text[], $6::jsonb[], $7::text[],
+                       $8::text[], $9::text[], $10::text[])
+             as i(ws_id, endpoint_id, source, sepay_transaction_id, dedupe_key, payload, raw_body, status,
+                  failure_reason, provider)
+         on conflict (ws_id, dedupe_key) do nothing
+         returning id, ws_id, attempts, dedupe_key",
+    )
+    .bind(columns.ws_id)
+    .bind(columns.endpoint_id)
+    .bind(columns.source)
+    .bind(columns.sepay_transaction_id)
+    .bind(columns.dedupe_key)
+    .bind(columns.payload)
+    .bind(columns.raw_body)
+    .bind(columns.status)
+    .bind(columns.failure_reason)
+    .bind(columns.provider)
+    .bind(touch)
+    .fetch_all(pool)
+    .await?;
+    let mut by_key: std::collections::HashMap<(Uuid, &str), EventRef> = inserted
+        .iter()
+        .map(|(id, ws_id, attempts, key)| {
+            let event = EventRef {
+                id: *id,
+                ws_id: *ws_id,
+                attempts: *attempts,
+            };
+            ((*ws_id, key.as_str()), event)
+        })
+        .collect();
+    // the first position with a key takes its row; a later one is a repeat
+    Ok(new
+        .iter()
+        .map(|event| by_key.remove(&(event.ws_id, event.dedupe_key.as_str())))
+        .collect())
+}
+
+/// The batch as one array per column (`unnest`).
+#[derive(Default)]
+struct InsertColumns<'a> {
+    ws_id: Vec<Uuid>,
+    endpoint_id: Vec<Option<Uuid>>,
+    source: Vec<&'static str>,
+    sepay_transaction_id: Vec<Option<i64>>,
+    dedupe_key: Vec<&'a str>,
+    payload: Vec<Option<&'a Value>>,
+    raw_body: Vec<Option<&'a str>>,
+    status: Vec<&'static str>,
+    failure_reason: Vec<Option<&'static str>>,
+    provider: Vec<&'static str>,
+}
+
+impl<'a> InsertColumns<'a> {
+    fn push(&mut self, new: &NewEvent<'a>) {
+        let (payload, raw_body, reason) = match new.body {
+            EventBody::Json(v) => (Some(v), None, None),
+            EventBody::Invalid(raw) => (None, Some(raw), Some(FailureReason::InvalidPayload.as_str())),
+        };
+        self.ws_id.push(new.ws_id);
+        self.endpoint_id.push(new.endpoint_id);
+        self.source.push(new.source.as_str());
+        self.sepay_transaction_id.push(new.sepay_transaction_id);
+        self.dedupe_key.push(new.dedupe_key.as_str());
+        self.payload.push(payload);
+        self.raw_body.push(raw_body);
+        self.status.push(lifecycle::first_status(payload.is_some()).as_str());
+        self.failure_reason.push(reason);
+        self.provider.push(new.provider.as_str());
+    }
+}
+
 fn secs(value: f64) -> Duration {
     Duration::try_from_secs_f64(value.max(0.0)).unwrap_or(Duration::MAX)
 }
