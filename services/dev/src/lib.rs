@@ -1,14 +1,17 @@
 //! `sepay-dev`: the development tools. `up` runs every service in one process (with the SePay
-//! simulator and a demo); `demo` plays the demo against running services; `bench` and `faults`
-//! measure and break a local system; `sim` drives the simulator. The only crate that depends on
+//! simulator and a demo); `test` runs every test; both start Postgres and NATS where none answer
+//! (`local.rs`). `demo` plays the demo against running services; `bench` and `faults` measure
+//! and break a local system; `sim` drives the simulator. The only crate that depends on
 //! every service; operators use `sepayctl`.
 
 mod bench;
 mod connector;
 mod demo;
 mod faults;
+mod local;
 mod serve;
 mod sim;
+mod test;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -40,7 +43,11 @@ pub enum Command {
     },
     /// Drive a running SePay simulator.
     Sim(sim::SimArgs),
-    /// Measure the insert limit, the ingress and end-to-end booking in one run (loopback only).
+    /// Run every test (`cargo nextest run --workspace --no-fail-fast`), with Postgres and NATS
+    /// started first where none answer, and cargo-nextest installed if missing.
+    Test(test::TestArgs),
+    /// Measure the ingress and end-to-end booking against a plain insert and the reference's
+    /// Express handler, in one run (loopback only).
     Bench(bench::BenchArgs),
     /// The fault suite: crashes and outages under load; every accepted delivery booked once.
     Faults(faults::FaultsArgs),
@@ -60,6 +67,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Up(ref args) => up::run(&cli, args).await,
         Command::Demo { ref sim_url } => up::demo_on_running(&cli, sim_url).await,
         Command::Sim(ref args) => sim::run(json, args).await,
+        Command::Test(ref args) => return test::run(&cli, args).await,
         Command::Bench(ref args) => bench::run(&cli, args).await,
         Command::Junk(ref args) => bench::junk(args).await,
         Command::Faults(ref args) => faults::run(&cli, args).await,

@@ -45,8 +45,12 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         sepay_telemetry::LogFormat::from_env_or(sepay_telemetry::LogFormat::Text),
     );
     let shutdown = sepay_telemetry::shutdown_on_signals();
-    let db = sepay_store::connect(&cli.global.db).await?;
-    let bus = sepay_bus::Bus::connect(&cli.global.nats).await?;
+    // Postgres and NATS started here where none answer (stopped when `up` ends)
+    let (mut db_config, mut nats_config) = (cli.global.db.clone(), cli.global.nats.clone());
+    let say = |line: &str| eprintln!("sepay-dev up: {line}");
+    let _infra = crate::local::ensure(&mut db_config.database_url, &mut nats_config.nats_url, &say).await?;
+    let db = sepay_store::connect(&db_config).await?;
+    let bus = sepay_bus::Bus::connect(&nats_config).await?;
     let bind = sepay_runtime::bind;
     let ingress_listener = bind(args.ingress.ingress_addr, "INGRESS_ADDR").await?;
     let ingress_admin_listener = bind(args.ingress.ingress_admin_addr, "INGRESS_ADMIN_ADDR").await?;
@@ -146,8 +150,8 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     ));
     let summary = json!({
         "sim": sim_url,
-        "postgres": cli.global.db.redacted_url(),
-        "nats": cli.global.nats.redacted_url(),
+        "postgres": db_config.redacted_url(),
+        "nats": nats_config.redacted_url(),
         "ingress": format!("{ingress_url}/api/v1/webhooks/sepay/{{token}}"),
         "ingress_health": format!("{ingress_health_url}/readyz"),
         "processor": format!("{processor_url}/readyz"),
@@ -156,8 +160,8 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     sepay_runtime::cli::print(cli.global.json, &summary, || {
         format!(
             "sepay is up\n  postgres   {} (migrated)\n  nats       {}\n  ingress    {ingress_url}/api/v1/webhooks/sepay/{{token}}   health {ingress_health_url}/readyz\n  processor  {processor_url}/readyz\n  sepay-sim  {}\n  connector  admin pages, sign in with {login_link}\nCtrl-C stops everything.",
-            cli.global.db.redacted_url(),
-            cli.global.nats.redacted_url(),
+            db_config.redacted_url(),
+            nats_config.redacted_url(),
             sim_url
                 .as_deref()
                 .map(|u| format!(

@@ -127,6 +127,25 @@ async fn sepayctl_replays_failed_events_and_reports_bad_input_in_one_line() {
     assert!(stderr.contains("unknown status"), "{stderr}");
 }
 
+/// `sepayctl --json rules list | head`: the reader goes away before the answer is written; the
+/// command ends quietly (exit 0, nothing on stderr) instead of panicking on the broken pipe.
+#[tokio::test]
+async fn a_reader_that_goes_away_ends_the_command_quietly() {
+    let db = TestDb::new().await;
+    let seed = Seeded::new(&db.pool).await;
+    let mut child = Command::new(sepay_testkit::bin("sepayctl"))
+        .args(["--json", "rules", "list", "--ws", &seed.ws_id.to_string()])
+        .env("DATABASE_URL", &db.config.database_url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.is_empty(), "{:?}: {stderr}", out.status);
+}
+
 #[tokio::test]
 async fn rules_and_credits_are_managed_with_sepayctl() {
     let db = TestDb::new().await;

@@ -208,7 +208,38 @@ async fn the_benchmark_runs_and_books_every_distinct_delivery() {
     })
     .await
     .unwrap();
-    assert!(report["insert_limit_per_s"].as_f64().unwrap() > 0.0);
+    // the baselines: a plain insert, and the reference's Express handler where node and npm exist
+    assert!(
+        report["baselines"]["plain_insert_per_s"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    assert!(report["baselines"]["synchronous_commit"].is_string(), "{report}");
+    assert!(
+        report["ingress"]["vs_plain_insert"].as_f64().unwrap() > 0.0,
+        "{}",
+        report["ingress"]
+    );
+    let on_path = |tool: &str| {
+        Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if on_path("node") && on_path("npm") {
+        let express = &report["express"];
+        assert!(express["per_s"].as_f64().unwrap() > 0.0, "{report}");
+        assert_eq!(report["baselines"]["express_per_s"], express["per_s"]);
+        assert!(express["ack_ms"]["p99"].as_f64().unwrap() > 0.0, "{express}");
+        // its key is accepted; it refuses only the deliveries without a SePay id (at this size
+        // there are no repeats to race their first copy)
+        assert!(express["without_id"].as_u64().unwrap() > 0, "{express}");
+        assert_eq!(express["failed"], express["without_id"], "{express}");
+        assert!(report["ingress"]["vs_express"].as_f64().unwrap() > 0.0);
+    } else {
+        assert_eq!(report["express"], Value::Null);
+        assert!(!report["express_skipped"].as_str().unwrap().is_empty(), "{report}");
+        assert_eq!(report["ingress"]["vs_express"], Value::Null);
+    }
     assert_eq!(report["ingress"]["failed"], json!(0));
     assert_eq!(report["flood"]["junk_rows"], json!(0), "{}", report["flood"]);
     assert!(
@@ -226,6 +257,7 @@ async fn the_benchmark_runs_and_books_every_distinct_delivery() {
     );
     for round in report["end_to_end"].as_array().unwrap() {
         assert_eq!(round["booked"], round["expected"], "{round}");
+        assert!(round["vs_plain_insert"].as_f64().unwrap() > 0.0, "{round}");
         assert!(positive(&round["peak_rss_mib"]["ingress"]), "{round}");
         let processors = round["peak_rss_mib"]["processors"].as_array().unwrap();
         assert_eq!(processors.len() as u64, round["replicas"].as_u64().unwrap(), "{round}");

@@ -29,12 +29,21 @@ pub struct GlobalOptions {
 /// Prints `value` as JSON, or `text` for people.
 pub fn print<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
-        );
+        out(&serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")));
     } else {
-        println!("{}", text());
+        out(&text());
+    }
+}
+
+/// A line on stdout. A reader that went away (`… | head`) ends the command quietly, as other
+/// command-line tools do, where `println!` would panic on the broken pipe.
+pub fn out(line: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(err) = writeln!(stdout, "{line}").and_then(|()| stdout.flush())
+        && err.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
     }
 }
 
@@ -42,7 +51,7 @@ pub fn print<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> String)
 pub fn error(program: &str, json: bool, err: &anyhow::Error) {
     let message = format!("{err:#}");
     if json {
-        println!("{}", serde_json::json!({ "error": message }));
+        out(&serde_json::json!({ "error": message }).to_string());
     }
     eprintln!("{program}: error: {message}");
 }

@@ -581,3 +581,14 @@ pub async fn events_page(
     .fetch_all(pool)
     .await?)
 }
+
+/// When the workspace's last event was booked (the bench's end-to-end clock).
+pub async fn last_processed_at(pool: &PgPool, ws_id: Uuid) -> StoreResult<Option<DateTime<Utc>>> {
+    Ok(
+        sqlx::query_scalar("select max(processed_at) from sepay_webhook_events where ws_id = $1 and status = $2")
+            .bind(ws_id)
+            .bind(EventStatus::Processed.as_str())
+            .fetch_one(pool)
+            .await?,
+    )
+}

@@ -2,6 +2,7 @@
 //! returns typed rows; the decisions it applies come from `sepay-core`.
 
 pub mod balances;
+pub mod baseline;
 pub mod classification;
 pub mod connections;
 pub mod endpoints;

@@ -27,7 +27,7 @@ impl Driver {
             assert!(
                 std::path::Path::new(binary).exists(),
                 "{binary} is missing: the browser test needs Debian's chromium and chromium-driver \
-                 (`apt-get update && apt-get install -y chromium chromium-driver`; .ci/run installs them)"
+                 (`apt-get install -y chromium chromium-driver`; `sepay-dev test` installs them as root)"
             );
         }
         let port = sepay_testkit::free_port();

@@ -26,7 +26,7 @@
 
 mod provider;
 mod reconciliation;
-mod servers;
+pub(crate) mod servers;
 
 use crate::Cli;
 use crate::serve::ServiceProcess;

@@ -310,6 +310,7 @@ impl SimBank {
     /// `count` transactions over `duration` on the account SePay sends webhooks for; the fault
     /// when 40 % are made. Returns when every transaction is booked (or `settings.settle` has
     /// passed since the load and the fault ended), with the scenario's figures.
+    #[allow(clippy::too_many_arguments)]
     pub async fn load_provider_fault(
         &self,
         store: &PgPool,

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -75,16 +75,24 @@ pub struct PrivateNats {
     port: u16,
     store: std::path::PathBuf,
     child: Option<std::process::Child>,
+    /// Removed when dropped (a fault scenario's); kept otherwise (`up`'s, under target/).
+    temporary: bool,
 }
 
 impl PrivateNats {
+    /// On a free port, its store in a temporary directory.
     pub async fn start() -> anyhow::Result<Self> {
-        let port = crate::serve::free_port()?;
         let store = std::env::temp_dir().join(format!("sepay-faults-nats-{}", Uuid::new_v4().simple()));
+        Self::start_at(store, crate::serve::free_port()?, true).await
+    }
+
+    /// On `port`, its JetStream store in `store` (created if missing).
+    pub async fn start_at(store: PathBuf, port: u16, temporary: bool) -> anyhow::Result<Self> {
         let mut nats = Self {
             port,
             store,
             child: None,
+            temporary,
         };
         nats.resume().await?;
         Ok(nats)
@@ -95,7 +103,7 @@ impl PrivateNats {
     }
 
     pub async fn resume(&mut self) -> anyhow::Result<()> {
-        let binary = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "/usr/sbin/nats-server".into());
+        let binary = nats_server_bin();
         let child = std::process::Command::new(&binary)
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(&self.store)
@@ -134,7 +142,9 @@ impl Drop for PrivateNats {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.store);
+        if self.temporary {
+            let _ = std::fs::remove_dir_all(&self.store);
+        }
     }
 }
 
@@ -146,31 +156,40 @@ pub struct PrivatePostgres {
     bin: PathBuf,
     /// Postgres refuses to run as root: then every command runs as the `postgres` user.
     run_as_postgres: bool,
+    /// Removed when dropped (a fault scenario's); kept otherwise (`up`'s, under target/).
+    temporary: bool,
 }
 
 impl PrivatePostgres {
+    /// On a free port, its cluster in a temporary directory.
     pub async fn start() -> anyhow::Result<Self> {
-        let bin = match std::env::var_os("PG_BIN_DIR") {
-            Some(dir) => PathBuf::from(dir),
-            None => newest_postgres_bin().context("no /usr/lib/postgresql/*/bin (set PG_BIN_DIR)")?,
-        };
         let dir = std::env::temp_dir().join(format!("sepay-faults-pg-{}", Uuid::new_v4().simple()));
+        Self::start_at(dir, crate::serve::free_port()?, true).await
+    }
+
+    /// On `port`, its cluster in `dir` (made by initdb the first time, trust authentication for
+    /// the `postgres` role).
+    pub async fn start_at(dir: PathBuf, port: u16, temporary: bool) -> anyhow::Result<Self> {
+        let bin = postgres_bin_dir().context("no /usr/lib/postgresql/*/bin (set PG_BIN_DIR)")?;
         std::fs::create_dir_all(&dir)?;
         let run_as_postgres = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self")?) == 0;
         if run_as_postgres {
             let mut chown = std::process::Command::new("chown");
-            chown.arg("postgres:postgres").arg(&dir);
+            chown.args(["-R", "postgres:postgres"]).arg(&dir);
             run(chown).await?;
         }
         let pg = Self {
-            port: crate::serve::free_port()?,
+            port,
             dir,
             bin,
             run_as_postgres,
+            temporary,
         };
         let data = pg.data_dir();
-        pg.command("initdb", &["-A", "trust", "-U", "postgres", "--no-sync", "-D", &data])
-            .await?;
+        if !Path::new(&data).join("PG_VERSION").exists() {
+            pg.command("initdb", &["-A", "trust", "-U", "postgres", "--no-sync", "-D", &data])
+                .await?;
+        }
         pg.resume().await?;
         Ok(pg)
     }
@@ -225,11 +244,28 @@ impl PrivatePostgres {
 impl Drop for PrivatePostgres {
     fn drop(&mut self) {
         let data = self.data_dir();
+        // a kept cluster is stopped cleanly (a checkpoint), a temporary one at once
+        let mode = if self.temporary { "immediate" } else { "fast" };
         let _ = self
-            .std_command("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"])
+            .std_command("pg_ctl", &["-D", &data, "-m", mode, "-w", "stop"])
             .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.temporary {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
+}
+
+/// `PG_BIN_DIR`, else the newest installed `/usr/lib/postgresql/*/bin`.
+pub fn postgres_bin_dir() -> Option<PathBuf> {
+    match std::env::var_os("PG_BIN_DIR") {
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => newest_postgres_bin(),
+    }
+}
+
+/// `NATS_SERVER_BIN`, else Debian's `/usr/sbin/nats-server`.
+pub fn nats_server_bin() -> String {
+    std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "/usr/sbin/nats-server".into())
 }
 
 fn newest_postgres_bin() -> Option<PathBuf> {
