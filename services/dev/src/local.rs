@@ -99,7 +99,7 @@ async fn free_after_install(port: u16) -> anyhow::Result<u16> {
 }
 
 /// `target/sepay-dev/<name>` beside this binary (`target/debug/sepay-dev`).
-fn data_dir(name: &str) -> anyhow::Result<PathBuf> {
+pub fn data_dir(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot find this binary's path")?;
     let target = exe
         .parent()

@@ -37,12 +37,30 @@ pub struct UpArgs {
     /// Stop after the demo instead of serving until Ctrl-C.
     #[arg(long, requires = "demo")]
     exit_after_demo: bool,
+    /// Show the services' log lines here (as does setting RUST_LOG) instead of writing them to
+    /// target/sepay-dev/up.log.
+    #[arg(long)]
+    verbose: bool,
 }
 
 pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
-    let _telemetry = sepay_telemetry::init(
+    // the terminal keeps the summary, the demo and its table; the log lines go to a file
+    let log_file = match args.verbose || std::env::var_os("RUST_LOG").is_some() {
+        true => None,
+        false => Some(crate::local::data_dir("up.log")?),
+    };
+    let target = match &log_file {
+        Some(path) => {
+            std::fs::create_dir_all(path.parent().unwrap_or(path))?;
+            let file = std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+            sepay_telemetry::LogTarget::File(file)
+        }
+        None => sepay_telemetry::LogTarget::Stderr,
+    };
+    let _telemetry = sepay_telemetry::init_logging_to(
         "sepay-dev-up",
         sepay_telemetry::LogFormat::from_env_or(sepay_telemetry::LogFormat::Text),
+        target,
     );
     let shutdown = sepay_telemetry::shutdown_on_signals();
     // Postgres and NATS started here where none answer (stopped when `up` ends)
@@ -156,10 +174,15 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         "ingress_health": format!("{ingress_health_url}/readyz"),
         "processor": format!("{processor_url}/readyz"),
         "connector_login": login_link,
+        "log_file": log_file,
     });
     sepay_runtime::cli::print(cli.global.json, &summary, || {
         format!(
-            "sepay is up\n  postgres   {} (migrated)\n  nats       {}\n  ingress    {ingress_url}/api/v1/webhooks/sepay/{{token}}   health {ingress_health_url}/readyz\n  processor  {processor_url}/readyz\n  sepay-sim  {}\n  connector  admin pages, sign in with {login_link}\nCtrl-C stops everything.",
+            "sepay is up\n  logs       {}\n  postgres   {} (migrated)\n  nats       {}\n  ingress    {ingress_url}/api/v1/webhooks/sepay/{{token}}   health {ingress_health_url}/readyz\n  processor  {processor_url}/readyz\n  sepay-sim  {}\n  connector  admin pages, sign in with {login_link}\nCtrl-C stops everything.",
+            log_file.as_ref().map_or("here (--verbose or RUST_LOG)".to_owned(), |p| format!(
+                "{}  (--verbose shows them here)",
+                p.display()
+            )),
             db_config.redacted_url(),
             nats_config.redacted_url(),
             sim_url

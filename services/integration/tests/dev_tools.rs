@@ -61,6 +61,51 @@ async fn sepayctl_up_demo_books_a_delivery_with_and_without_the_simulator() {
     }
 }
 
+/// What `up --demo` prints to a stdout that is not a terminal: the start summary, the demo's
+/// table and nothing else (the log lines go to a file), no colour codes. Compared with
+/// `tests/snapshots/up_demo.txt` with ports, tokens, ids, paths and timings masked.
+#[tokio::test]
+async fn up_demo_prints_a_quiet_summary_and_the_result_table() {
+    let db = TestDb::new().await;
+    let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
+    let child = sepay_dev_command(&db, &nats)
+        .args(["up", "--demo", "--exit-after-demo"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.is_empty(), "log lines belong in the log file: {stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains('\u{1b}'), "no colour codes off a terminal: {stdout}");
+    let masks = [
+        (r"token=[A-Za-z0-9._-]+", "token=TOKEN"),
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:PORT"),
+        (r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "UUID"),
+        (r"/sepay_test_\w+", "/DATABASE"),
+        (r"\S*/sepay-dev/up\.log", "TARGET/sepay-dev/up.log"),
+        (r"\b\d+ ms\b", "N ms"),
+        // a repeat that arrives after its booking (a busy machine) is flagged, one before it not
+        (r"\d+ flagged duplicate", "N flagged duplicate"),
+    ];
+    let mut masked = stdout.to_string();
+    for (pattern, with) in masks {
+        masked = regex::Regex::new(pattern).unwrap().replace_all(&masked, with).into_owned();
+    }
+    let snapshot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/up_demo.txt");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&snapshot, &masked).unwrap();
+    }
+    let expected = std::fs::read_to_string(&snapshot).unwrap_or_default();
+    assert_eq!(masked, expected, "UPDATE_SNAPSHOTS=1 rewrites {}", snapshot.display());
+}
+
 // multi-threaded: the blocking `sepayctl` calls must not stall the in-process simulator
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulator_driven_by_sepayctl_delivers_to_a_manual_endpoint() {

@@ -49,6 +49,19 @@ impl LogFormat {
 /// Installs logging and tracing for the process. Safe to call more than once (tests, `sepayctl
 /// up`): later calls leave the first subscriber in place.
 pub fn init(service_name: &str, format: LogFormat) -> TelemetryGuard {
+    init_logging_to(service_name, format, LogTarget::Stderr)
+}
+
+/// Where log lines go.
+pub enum LogTarget {
+    /// Standard error, coloured only when it is a terminal.
+    Stderr,
+    /// A file (appended to), never coloured: `sepay-dev up` keeps the terminal for its summary.
+    File(std::fs::File),
+}
+
+/// Like [`init`], writing the log lines to `target`.
+pub fn init_logging_to(service_name: &str, format: LogFormat, target: LogTarget) -> TelemetryGuard {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let service_name = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| service_name.to_owned());
     let mut builder =
@@ -61,29 +74,41 @@ pub fn init(service_name: &str, format: LogFormat) -> TelemetryGuard {
             Err(err) => export_error = Some(err.to_string()),
         }
     }
-    install(builder.build(), format, export_error)
+    install(builder.build(), format, target, export_error)
 }
 
 /// Like [`init`] with a provider built by the caller (tests export to memory).
 pub fn init_with_provider(provider: SdkTracerProvider, format: LogFormat) -> TelemetryGuard {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    install(provider, format, None)
+    install(provider, format, LogTarget::Stderr, None)
 }
 
-fn install(provider: SdkTracerProvider, format: LogFormat, export_error: Option<String>) -> TelemetryGuard {
+fn install(
+    provider: SdkTracerProvider,
+    format: LogFormat,
+    target: LogTarget,
+    export_error: Option<String>,
+) -> TelemetryGuard {
+    use std::io::IsTerminal;
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
     let tracer = provider.tracer("sepay");
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,opentelemetry=warn,opentelemetry_sdk=warn"));
+    let (writer, ansi) = match target {
+        LogTarget::Stderr => (BoxMakeWriter::new(std::io::stderr), std::io::stderr().is_terminal()),
+        LogTarget::File(file) => (BoxMakeWriter::new(std::sync::Mutex::new(file)), false),
+    };
     let fmt = match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .compact()
-            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .with_writer(writer)
             .boxed(),
     };
     let installed = tracing_subscriber::registry()
