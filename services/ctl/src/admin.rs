@@ -1,7 +1,6 @@
 //! `sepayctl admin-token`: an admin session token and the connector's login link.
 
 use crate::Cli;
-use sepay_store::{members, workspaces};
 use serde_json::json;
 use std::time::Duration;
 use uuid::Uuid;
@@ -10,16 +9,16 @@ use uuid::Uuid;
 pub struct AdminTokenArgs {
     /// The workspace the login link opens.
     #[arg(long)]
-    ws: Uuid,
+    pub ws: Uuid,
     /// The platform user id (`workspace_members.user_id`, the token's `sub`).
     #[arg(long)]
-    user: String,
+    pub user: String,
     /// Lifetime of the token.
     #[arg(long, default_value_t = 480)]
     ttl_mins: u64,
     /// Also make the user an admin of the workspace (an owner stays owner).
     #[arg(long)]
-    grant: bool,
+    pub grant: bool,
     /// HS256 secret the connector verifies with (required unless SEPAY_DEV_MODE).
     #[arg(long, env = "ADMIN_JWT_SECRET", hide_env_values = true)]
     admin_jwt_secret: Option<String>,
@@ -28,12 +27,9 @@ pub struct AdminTokenArgs {
     connector_public_url: String,
 }
 
-pub async fn admin_token(cli: &Cli, args: &AdminTokenArgs) -> anyhow::Result<()> {
-    if args.grant {
-        let db = sepay_store::connect(&cli.global.db).await?;
-        workspaces::get_workspace(&db, args.ws).await?;
-        members::grant_admin(&db, args.ws, &args.user).await?;
-    }
+/// Mints the token and prints the link (`--grant` is applied by the caller, which holds the
+/// database).
+pub fn admin_token(cli: &Cli, args: &AdminTokenArgs) -> anyhow::Result<()> {
     let ttl = Duration::from_secs(args.ttl_mins * 60);
     let secret = sepay_connector::auth::jwt_secret(args.admin_jwt_secret.as_deref(), cli.global.dev.dev_mode)?;
     let token = sepay_connector::mint_admin_token(&secret, &args.user, ttl)?;

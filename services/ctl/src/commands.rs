@@ -1,77 +1,45 @@
-use crate::{Cli, Command, EndpointCmd, EventsCmd, TransactionsCmd, WalletCmd, WorkspaceCmd};
+//! `sepayctl migrate|endpoint|events|transactions`.
+
+use crate::text::table;
+use crate::{Cli, EndpointCmd, EventsCmd, TransactionsCmd};
 use anyhow::{Context, bail};
 use sepay_bus::{Bus, ControlSubject};
 use sepay_core::{EventStatus, Provider};
 use sepay_runtime::cli::print;
 use sepay_store::endpoints::CreatedEndpoint;
 use sepay_store::events::EventFilter;
-use sepay_store::{PgPool, endpoints, events, ledger, workspaces};
+use sepay_store::{PgPool, endpoints, events, ledger};
 use serde_json::json;
 use std::time::Duration;
 
-pub async fn run(cli: &Cli) -> anyhow::Result<()> {
-    let db = sepay_store::connect(&cli.global.db).await?;
-    let json = cli.global.json;
-    match &cli.command {
-        Command::Migrate => print(
-            json,
-            &json!({"migrated": true, "database": cli.global.db.redacted_url()}),
-            || format!("migrations applied to {}", cli.global.db.redacted_url()),
-        ),
-        Command::Workspace(WorkspaceCmd::Create { name }) => {
-            let ws = workspaces::create_workspace(&db, name).await?;
-            print(json, &ws, || format!("workspace {} ({})", ws.id, ws.name));
-        }
-        Command::Wallet(WalletCmd::Create { ws, name, currency }) => {
-            let wallet = workspaces::create_wallet(&db, *ws, name, currency).await?;
-            print(json, &wallet, || {
-                format!("wallet {} ({}, {})", wallet.id, wallet.name, wallet.currency)
-            });
-        }
-        Command::LinkAccount {
-            ws,
-            account_number,
-            sub_account,
-            wallet,
-        } => {
-            let link = workspaces::link_account(&db, *ws, account_number, sub_account.as_deref(), *wallet).await?;
-            print(json, &link, || {
+/// Connecting applied the migrations; this says where.
+pub fn migrate(cli: &Cli) {
+    let database = cli.global.db.redacted_url();
+    print(
+        cli.global.json,
+        &json!({"migrated": true, "database": database}),
+        || format!("migrations applied to {database}"),
+    );
+}
+
+pub async fn transactions(cli: &Cli, db: &PgPool, cmd: &TransactionsCmd) -> anyhow::Result<()> {
+    let TransactionsCmd::List { ws, limit } = cmd;
+    let rows = ledger::list_transactions(db, *ws, *limit).await?;
+    print(cli.global.json, &rows, || {
+        rows.iter()
+            .map(|t| {
                 format!(
-                    "account {}{} → wallet {}",
-                    link.account_number,
-                    link.sub_account.as_deref().map(|s| format!("/{s}")).unwrap_or_default(),
-                    wallet
+                    "{}  {:>16}  {}  {}  [{}]",
+                    t.taken_at.format("%Y-%m-%d %H:%M:%S"),
+                    t.amount,
+                    t.category_name.as_deref().unwrap_or("-"),
+                    t.description,
+                    t.external_ref
                 )
-            });
-        }
-        Command::Endpoint(cmd) => endpoint(cli, &db, cmd).await?,
-        Command::Events(cmd) => events_cmd(cli, &db, cmd).await?,
-        Command::Transactions(TransactionsCmd::List { ws, limit }) => {
-            let rows = ledger::list_transactions(&db, *ws, *limit).await?;
-            print(json, &rows, || {
-                rows.iter()
-                    .map(|t| {
-                        format!(
-                            "{}  {:>16}  {}  {}  [{}]",
-                            t.taken_at.format("%Y-%m-%d %H:%M:%S"),
-                            t.amount,
-                            t.category_name.as_deref().unwrap_or("-"),
-                            t.description,
-                            t.external_ref
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            });
-        }
-        // main runs these itself; they never reach the database commands
-        Command::AdminToken(_)
-        | Command::Sync { .. }
-        | Command::Rules(_)
-        | Command::Striga(_)
-        | Command::Credits(_)
-        | Command::Reconcile(_) => bail!("not a database command"),
-    }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
     Ok(())
 }
 
@@ -82,7 +50,7 @@ fn created_text(c: &CreatedEndpoint) -> String {
     )
 }
 
-async fn endpoint(cli: &Cli, db: &PgPool, cmd: &EndpointCmd) -> anyhow::Result<()> {
+pub async fn endpoint(cli: &Cli, db: &PgPool, cmd: &EndpointCmd) -> anyhow::Result<()> {
     let json = cli.global.json;
     match cmd {
         EndpointCmd::Create { ws, wallet, label } => {
@@ -93,20 +61,22 @@ async fn endpoint(cli: &Cli, db: &PgPool, cmd: &EndpointCmd) -> anyhow::Result<(
         EndpointCmd::List { ws } => {
             let rows = endpoints::list(db, *ws).await?;
             print(json, &rows, || {
-                rows.iter()
-                    .map(|e| {
-                        format!(
-                            "{}  {:<6}  {:<8}  {}…  {}  last used {}",
-                            e.id,
-                            e.provider,
-                            e.status,
-                            e.token_prefix,
-                            e.label,
-                            e.last_used_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into())
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                table(
+                    ["ID", "WORKSPACE", "PROVIDER", "STATUS", "TOKEN", "LABEL", "LAST USED"],
+                    rows.iter().map(|e| {
+                        [
+                            e.id.to_string(),
+                            e.ws_id.to_string(),
+                            e.provider.to_string(),
+                            e.status.clone(),
+                            format!("{}…", e.token_prefix),
+                            e.label.clone(),
+                            e.last_used_at
+                                .map_or("never".into(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+                        ]
+                    }),
+                    "no endpoints",
+                )
             });
         }
         EndpointCmd::Rotate { id, grace_hours } => {
@@ -157,7 +127,7 @@ async fn endpoint(cli: &Cli, db: &PgPool, cmd: &EndpointCmd) -> anyhow::Result<(
     Ok(())
 }
 
-async fn events_cmd(cli: &Cli, db: &PgPool, cmd: &EventsCmd) -> anyhow::Result<()> {
+pub async fn events(cli: &Cli, db: &PgPool, cmd: &EventsCmd) -> anyhow::Result<()> {
     let json = cli.global.json;
     match cmd {
         EventsCmd::List { ws, status, limit } => {

@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use sepay_bus::{Bus, ControlRequest, ControlSubject};
 use sepay_runtime::cli::print;
-use sepay_store::provisioning;
+use sepay_store::{PgPool, provisioning};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -15,7 +15,7 @@ const FOLLOW_LIMIT: Duration = Duration::from_secs(600);
 
 #[derive(clap::Args)]
 pub struct ReconcileArgs {
-    #[arg(long)]
+    #[arg(long, help = crate::WS_HELP)]
     pub ws: Uuid,
     /// Look back this long, e.g. 30m, 6h, 2d (default: the provisioner's RECONCILE_WINDOW_HOURS).
     #[arg(long, conflicts_with_all = ["from", "to"])]
@@ -23,6 +23,7 @@ pub struct ReconcileArgs {
     /// Window start, RFC 3339 (e.g. 2026-03-01T00:00:00+07:00).
     #[arg(long, requires = "to")]
     pub from: Option<DateTime<Utc>>,
+    /// Window end, RFC 3339.
     #[arg(long, requires = "from")]
     pub to: Option<DateTime<Utc>>,
     /// Return at once instead of following the run.
@@ -65,8 +66,7 @@ fn parse_since(text: &str) -> anyhow::Result<chrono::Duration> {
     }
 }
 
-pub async fn reconcile(cli: &Cli, args: &ReconcileArgs) -> anyhow::Result<()> {
-    let db = sepay_store::connect(&cli.global.db).await?;
+pub async fn reconcile(cli: &Cli, db: &PgPool, args: &ReconcileArgs) -> anyhow::Result<()> {
     let (from, to) = match (&args.since, args.from, args.to) {
         (Some(since), _, _) => {
             let to = Utc::now();
@@ -76,7 +76,7 @@ pub async fn reconcile(cli: &Cli, args: &ReconcileArgs) -> anyhow::Result<()> {
         (None, Some(_), Some(_)) => bail!("--from must not be after --to"),
         _ => (None, None),
     };
-    let last = provisioning::list_runs(&db, args.ws, 1)
+    let last = provisioning::list_runs(db, args.ws, 1)
         .await?
         .first()
         .map(|r| r.id)
@@ -97,7 +97,7 @@ pub async fn reconcile(cli: &Cli, args: &ReconcileArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut shown = (-1, -1);
     loop {
-        let run = provisioning::list_runs(&db, args.ws, 1)
+        let run = provisioning::list_runs(db, args.ws, 1)
             .await?
             .into_iter()
             .next()

@@ -4,6 +4,7 @@ use crate::Cli;
 use clap::Subcommand;
 use sepay_core::classify::RuleDraft;
 use sepay_runtime::cli::print;
+use sepay_store::PgPool;
 use sepay_store::classification as store;
 use serde_json::json;
 use uuid::Uuid;
@@ -12,8 +13,9 @@ use uuid::Uuid;
 pub enum RulesCmd {
     /// Append a rule: `--when "content contains grab" --when "amount gte 100000" --category Transport --expense`.
     Add {
-        #[arg(long)]
+        #[arg(long, help = crate::WS_HELP)]
         ws: Uuid,
+        /// The rule's name, shown in lists.
         #[arg(long)]
         name: String,
         /// `<content|amount|direction|account> <contains|is|regex|one_of|gte|lte> <value>`
@@ -28,17 +30,21 @@ pub enum RulesCmd {
         /// The category is an expense (else income).
         #[arg(long, requires = "category")]
         expense: bool,
+        /// A tag to add (repeat for several).
         #[arg(long = "tag")]
         tags: Vec<String>,
         /// Let later rules add their tags too.
         #[arg(long = "continue")]
         keep_going: bool,
     },
+    /// A workspace's rules, in the order they apply.
     List {
-        #[arg(long)]
+        #[arg(long, help = crate::WS_HELP)]
         ws: Uuid,
     },
+    /// Delete a rule.
     Delete {
+        /// The rule's id (see `sepayctl rules list`).
         id: Uuid,
     },
 }
@@ -47,20 +53,37 @@ pub enum RulesCmd {
 pub enum CreditsCmd {
     /// Add AI credits to a workspace.
     Grant {
-        #[arg(long)]
+        #[arg(long, help = crate::WS_HELP)]
         ws: Uuid,
+        /// Credits to add (positive).
         #[arg(long)]
         amount: i64,
     },
     /// Balance and reservations (reserved, committed, released).
     Show {
-        #[arg(long)]
+        #[arg(long, help = crate::WS_HELP)]
         ws: Uuid,
     },
 }
 
-pub async fn rules(cli: &Cli, cmd: &RulesCmd) -> anyhow::Result<()> {
-    let db = sepay_store::connect(&cli.global.db).await?;
+impl RulesCmd {
+    pub fn workspace(&self) -> Option<Uuid> {
+        match self {
+            RulesCmd::Add { ws, .. } | RulesCmd::List { ws } => Some(*ws),
+            RulesCmd::Delete { .. } => None,
+        }
+    }
+}
+
+impl CreditsCmd {
+    pub fn workspace(&self) -> Uuid {
+        match self {
+            CreditsCmd::Grant { ws, .. } | CreditsCmd::Show { ws } => *ws,
+        }
+    }
+}
+
+pub async fn rules(cli: &Cli, db: &PgPool, cmd: &RulesCmd) -> anyhow::Result<()> {
     match cmd {
         RulesCmd::Add {
             ws,
@@ -81,11 +104,11 @@ pub async fn rules(cli: &Cli, cmd: &RulesCmd) -> anyhow::Result<()> {
                 tags.iter().map(String::as_str),
                 !keep_going,
             )?;
-            let id = store::create_rule(&db, *ws, &draft).await?;
+            let id = store::create_rule(db, *ws, &draft).await?;
             print(cli.global.json, &json!({"id": id}), || format!("rule {id} added"));
         }
         RulesCmd::List { ws } => {
-            let rows = store::rules(&db, *ws).await?;
+            let rows = store::rules(db, *ws).await?;
             print(cli.global.json, &rows, || {
                 rows.iter()
                     .map(|r| {
@@ -106,7 +129,7 @@ pub async fn rules(cli: &Cli, cmd: &RulesCmd) -> anyhow::Result<()> {
             });
         }
         RulesCmd::Delete { id } => {
-            store::delete_rule(&db, None, *id).await?;
+            store::delete_rule(db, None, *id).await?;
             print(cli.global.json, &json!({"deleted": id}), || {
                 format!("rule {id} deleted")
             });
@@ -115,17 +138,13 @@ pub async fn rules(cli: &Cli, cmd: &RulesCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn credits(cli: &Cli, cmd: &CreditsCmd) -> anyhow::Result<()> {
-    let db = sepay_store::connect(&cli.global.db).await?;
-    let ws = match cmd {
-        CreditsCmd::Grant { ws, amount } => {
-            anyhow::ensure!(*amount > 0, "--amount must be positive");
-            store::grant_credits(&db, *ws, *amount).await?;
-            *ws
-        }
-        CreditsCmd::Show { ws } => *ws,
-    };
-    let (balance, reserved, committed, released) = store::credit_ledger(&db, ws).await?;
+pub async fn credits(cli: &Cli, db: &PgPool, cmd: &CreditsCmd) -> anyhow::Result<()> {
+    if let CreditsCmd::Grant { ws, amount } = cmd {
+        anyhow::ensure!(*amount > 0, "--amount must be positive");
+        store::grant_credits(db, *ws, *amount).await?;
+    }
+    let ws = cmd.workspace();
+    let (balance, reserved, committed, released) = store::credit_ledger(db, ws).await?;
     let value =
         json!({"ws": ws, "balance": balance, "reserved": reserved, "committed": committed, "released": released});
     print(cli.global.json, &value, || {

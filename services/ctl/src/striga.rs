@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use sepay_crypto::seal::Keyring;
 use sepay_runtime::cli::print;
+use sepay_store::PgPool;
 use sepay_store::endpoints::signing_key_aad;
 use sepay_store::striga as store;
 use uuid::Uuid;
@@ -24,7 +25,7 @@ pub struct StrigaArgs {
 pub enum StrigaCmd {
     /// Create an endpoint for Striga's webhooks; prints the URL to give Striga once.
     Endpoint {
-        #[arg(long)]
+        #[arg(long, help = crate::WS_HELP)]
         ws: Uuid,
         /// The API key Striga signs webhooks with (from the environment, so it stays out of
         /// process lists and shell history).
@@ -33,41 +34,65 @@ pub enum StrigaCmd {
         /// Book events no account link names into this wallet (an EUR wallet).
         #[arg(long)]
         wallet: Option<Uuid>,
+        /// A name for the endpoint in lists.
         #[arg(long, default_value = "striga")]
         label: String,
     },
     /// Book the events of a Striga `accountId` (or `syncedOwnerId`) into a wallet.
     Link {
-        #[arg(long)]
+        #[arg(long, help = crate::WS_HELP)]
         ws: Uuid,
         /// A Striga accountId, or a syncedOwnerId for events that carry no accountId.
         #[arg(long = "account")]
         striga_ref: String,
+        /// The EUR wallet its events book into.
         #[arg(long)]
         wallet: Uuid,
     },
+    /// A workspace's Striga account → wallet links.
     Links {
-        #[arg(long)]
+        #[arg(long, help = crate::WS_HELP)]
         ws: Uuid,
     },
     /// Payouts and their status (initiated, settled, failed, denied; an outcome may arrive first).
     Payouts {
-        #[arg(long)]
+        #[arg(long, help = crate::WS_HELP)]
         ws: Uuid,
+        /// How many to show.
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
     /// Events whose balanceBefore + credit − debit was not their balanceAfter.
     Mismatches {
-        #[arg(long)]
+        #[arg(long, help = crate::WS_HELP)]
         ws: Uuid,
+        /// How many to show.
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
 }
 
-pub async fn run(cli: &Cli, args: &StrigaArgs) -> anyhow::Result<()> {
-    let db = sepay_store::connect(&cli.global.db).await?;
+impl StrigaArgs {
+    pub fn workspace(&self) -> Uuid {
+        match &self.command {
+            StrigaCmd::Endpoint { ws, .. }
+            | StrigaCmd::Link { ws, .. }
+            | StrigaCmd::Links { ws }
+            | StrigaCmd::Payouts { ws, .. }
+            | StrigaCmd::Mismatches { ws, .. } => *ws,
+        }
+    }
+
+    pub fn wallet(&self) -> Option<Uuid> {
+        match &self.command {
+            StrigaCmd::Endpoint { wallet, .. } => *wallet,
+            StrigaCmd::Link { wallet, .. } => Some(*wallet),
+            StrigaCmd::Links { .. } | StrigaCmd::Payouts { .. } | StrigaCmd::Mismatches { .. } => None,
+        }
+    }
+}
+
+pub async fn run(cli: &Cli, db: &PgPool, args: &StrigaArgs) -> anyhow::Result<()> {
     let json = cli.global.json;
     match &args.command {
         StrigaCmd::Endpoint {
@@ -80,8 +105,7 @@ pub async fn run(cli: &Cli, args: &StrigaArgs) -> anyhow::Result<()> {
             let keyring = Keyring::configured(args.sepay_token_keys.as_deref(), cli.global.dev.dev_mode)
                 .context("SEPAY_TOKEN_KEYS")?;
             let sealed = keyring.seal(&signing_key_aad(*ws), api_key.trim().as_bytes());
-            let created =
-                store::create_endpoint(&db, &cli.global.public_base_url, *ws, *wallet, label, &sealed).await?;
+            let created = store::create_endpoint(db, &cli.global.public_base_url, *ws, *wallet, label, &sealed).await?;
             print(json, &created, || {
                 format!(
                     "Striga endpoint {}\nwebhook URL (give it to Striga; transactions go to <url>/tx): {}",
@@ -90,15 +114,15 @@ pub async fn run(cli: &Cli, args: &StrigaArgs) -> anyhow::Result<()> {
             });
         }
         StrigaCmd::Link { ws, striga_ref, wallet } => {
-            store::link_wallet(&db, *ws, striga_ref, *wallet).await?;
-            let links = store::wallet_links(&db, *ws).await?;
+            store::link_wallet(db, *ws, striga_ref, *wallet).await?;
+            let links = store::wallet_links(db, *ws).await?;
             let link = links.iter().find(|l| l.striga_ref == striga_ref.trim());
             print(json, &link, || {
                 format!("Striga {} → wallet {wallet}", striga_ref.trim())
             });
         }
         StrigaCmd::Links { ws } => {
-            let links = store::wallet_links(&db, *ws).await?;
+            let links = store::wallet_links(db, *ws).await?;
             print(json, &links, || {
                 links
                     .iter()
@@ -108,7 +132,7 @@ pub async fn run(cli: &Cli, args: &StrigaArgs) -> anyhow::Result<()> {
             });
         }
         StrigaCmd::Payouts { ws, limit } => {
-            let payouts = store::payouts(&db, *ws, *limit).await?;
+            let payouts = store::payouts(db, *ws, *limit).await?;
             print(json, &payouts, || {
                 payouts
                     .iter()
@@ -127,7 +151,7 @@ pub async fn run(cli: &Cli, args: &StrigaArgs) -> anyhow::Result<()> {
             });
         }
         StrigaCmd::Mismatches { ws, limit } => {
-            let rows = store::balance_mismatches(&db, *ws, *limit).await?;
+            let rows = store::balance_mismatches(db, *ws, *limit).await?;
             print(json, &rows, || {
                 rows.iter()
                     .map(|m| {

@@ -30,6 +30,7 @@ fn sepayctl_is_the_operator_cli_only() {
         "workspace",
         "wallet",
         "link-account",
+        "links",
         "endpoint",
         "events",
         "transactions",
@@ -67,4 +68,45 @@ fn sepayctl_help_matches_the_configuration_doc() {
         sepayctl::Cli::command(),
         &["Postgres and NATS", "Development mode", "sepayctl"],
     );
+}
+
+/// Every command and every flag says what it is for in `--help`: the whole command tree, each
+/// argument but clap's own `--help` and `--version`.
+#[test]
+fn every_command_and_flag_has_help() {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        if cmd.get_about().is_none() {
+            missing.push(format!("command `{path}`"));
+        }
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if ["help", "version"].contains(&id) || arg.get_help().is_some() {
+                continue;
+            }
+            let name = arg
+                .get_long()
+                .map_or_else(|| format!("<{id}>"), |long| format!("--{long}"));
+            missing.push(format!("`{path} {name}`"));
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, &format!("{path} {}", sub.get_name()), missing);
+        }
+    }
+    let cli = sepayctl::Cli::command();
+    cli.clone().debug_assert();
+    let mut missing = Vec::new();
+    walk(&cli, "sepayctl", &mut missing);
+    assert!(missing.is_empty(), "no help text: {}", missing.join(", "));
+}
+
+/// A command line clap refuses exits with 2 (a failed command with 1; docs/operations.md).
+#[test]
+fn a_usage_error_exits_with_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sepayctl"))
+        .args(["wallet", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--ws <WS>"));
 }

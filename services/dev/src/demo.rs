@@ -285,7 +285,9 @@ async fn striga_step(
         Ok((n >= 4 && settled).then_some((n, sum)))
     })
     .await?;
-    let payouts = sepay_store::striga::payouts(db, ws_id, 10).await?;
+    let mut payouts = sepay_store::striga::payouts(db, ws_id, 10).await?;
+    // by id: the ones updated in the same instant come in either order
+    payouts.sort_by(|a, b| a.payout_id.cmp(&b.payout_id));
     let statuses: Vec<String> = payouts
         .iter()
         .map(|p| format!("{}… {}", p.payout_id.chars().take(8).collect::<String>(), p.status))

@@ -143,6 +143,9 @@ pub enum SimCmd {
     },
     /// Arm faults: the next N API or token calls fail, deliveries are dropped, doubled or delayed.
     Fault {
+        /// Disarm every fault first (alone: disarm and arm nothing).
+        #[arg(long)]
+        clear: bool,
         #[arg(long, default_value_t = 0)]
         api_429: u32,
         #[arg(long, default_value_t = 0)]
@@ -275,7 +278,11 @@ pub async fn run(json_out: bool, args: &SimArgs) -> anyhow::Result<()> {
             token_failures,
             token_outage_secs,
             token_failure_kind,
+            clear,
         } => {
+            if *clear {
+                client.delete("/sim/faults").await?;
+            }
             let mut faults = json!({"api_429": api_429, "api_5xx": api_5xx, "drop_deliveries": drop_deliveries,
                                     "duplicate_deliveries": duplicate_deliveries, "delay_deliveries_ms": delay_deliveries_ms,
                                     "fail_webhook_creation": fail_webhook_creation});

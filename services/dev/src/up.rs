@@ -179,10 +179,12 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     sepay_runtime::cli::print(cli.global.json, &summary, || {
         format!(
             "sepay is up\n  logs       {}\n  postgres   {} (migrated)\n  nats       {}\n  ingress    {ingress_url}/api/v1/webhooks/sepay/{{token}}   health {ingress_health_url}/readyz\n  processor  {processor_url}/readyz\n  sepay-sim  {}\n  connector  admin pages, sign in with {login_link}\nCtrl-C stops everything.",
-            log_file.as_ref().map_or("here (--verbose or RUST_LOG)".to_owned(), |p| format!(
-                "{}  (--verbose shows them here)",
-                p.display()
-            )),
+            log_file
+                .as_ref()
+                .map_or("here (--verbose or RUST_LOG)".to_owned(), |p| format!(
+                    "{}  (--verbose shows them here)",
+                    p.display()
+                )),
             db_config.redacted_url(),
             nats_config.redacted_url(),
             sim_url

@@ -361,3 +361,213 @@ async fn sepayctl_refuses_wrong_currencies_in_one_line() {
     assert_eq!(linked.lines().count(), 1, "{linked}");
     assert!(linked.contains("a SePay account books VND"), "{linked}");
 }
+
+/// `sepayctl args…` against `database_url`, as an operator runs it.
+fn run_sepayctl(database_url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(sepay_testkit::bin("sepayctl"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .output()
+        .unwrap()
+}
+
+/// What a succeeding command printed.
+fn text(db: &TestDb, args: &[&str]) -> String {
+    let out = run_sepayctl(&db.config.database_url, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The one stderr line of a failing command (exit code 1), which never names a constraint.
+fn error_line(database_url: &str, args: &[&str]) -> String {
+    let out = run_sepayctl(database_url, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+    assert!(!stderr.contains("constraint") && !stderr.contains("_fkey"), "{stderr}");
+    stderr.trim_end().to_owned()
+}
+
+#[tokio::test]
+async fn workspaces_wallets_and_links_are_listed_and_links_removed() {
+    let db = TestDb::new().await;
+    let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
+    let ctl = |args: &[&str]| sepayctl(&db, &nats, args);
+    let ws = ctl(&["workspace", "create", "--name", "Shop"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ctl(&["workspace", "create", "--name", "Empty"]);
+    let wallet = ctl(&["wallet", "create", "--ws", &ws, "--name", "VCB"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let link = |sub: &[&str]| {
+        let args = [
+            &[
+                "link-account",
+                "--ws",
+                &ws,
+                "--account-number",
+                "0071000888888",
+                "--wallet",
+                &wallet,
+            ],
+            sub,
+        ]
+        .concat();
+        ctl(&args)
+    };
+    link(&[]);
+    link(&["--sub-account", "VA1"]);
+    ctl(&["endpoint", "create", "--ws", &ws]);
+
+    let listed = ctl(&["workspace", "list"]);
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    let shop = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["id"] == json!(ws))
+        .unwrap();
+    assert_eq!(
+        (&shop["name"], &shop["wallets"], &shop["links"], &shop["live_endpoints"]),
+        (&json!("Shop"), &json!(1), &json!(2), &json!(1))
+    );
+    let table = text(&db, &["workspace", "list"]);
+    assert!(table.starts_with("ID ") && table.contains("LIVE ENDPOINTS"), "{table}");
+    assert!(
+        table.lines().any(|l| l.starts_with(&ws) && l.contains("Shop")),
+        "{table}"
+    );
+
+    let shown = ctl(&["workspace", "show", "--ws", &ws]);
+    assert_eq!((&shown["name"], &shown["connection"]), (&json!("Shop"), &Value::Null));
+    let shown = text(&db, &["workspace", "show", "--ws", &ws]);
+    assert!(shown.contains("connection  not connected"), "{shown}");
+
+    assert_eq!(
+        ctl(&["wallet", "list", "--ws", &ws]),
+        json!([{"id": wallet, "name": "VCB", "currency": "VND"}])
+    );
+    let wallets = text(&db, &["wallet", "list", "--ws", &ws]);
+    assert!(
+        wallets.starts_with("ID ") && wallets.contains("VCB") && wallets.contains("VND"),
+        "{wallets}"
+    );
+
+    let links = ctl(&["links", "list", "--ws", &ws]);
+    let subs: Vec<&Value> = links.as_array().unwrap().iter().map(|l| &l["sub_account"]).collect();
+    assert_eq!(subs, [&Value::Null, &json!("VA1")]);
+    let table = text(&db, &["links", "list", "--ws", &ws]);
+    assert!(
+        table.starts_with("ACCOUNT ") && table.contains("VA1") && table.contains("VCB"),
+        "{table}"
+    );
+    let endpoints = text(&db, &["endpoint", "list", "--ws", &ws]);
+    assert!(
+        endpoints.starts_with("ID ") && endpoints.contains("active"),
+        "{endpoints}"
+    );
+
+    // removing the sub account's link leaves the account's own
+    let remove = [
+        "links",
+        "remove",
+        "--ws",
+        &ws,
+        "--account-number",
+        "0071000888888",
+        "--sub-account",
+        "VA1",
+    ];
+    assert_eq!(ctl(&remove)["sub_account"], json!("VA1"));
+    let links = ctl(&["links", "list", "--ws", &ws]);
+    assert_eq!(links.as_array().unwrap().len(), 1, "{links}");
+    assert_eq!(links[0]["sub_account"], Value::Null);
+    assert_eq!(
+        error_line(&db.config.database_url, &remove),
+        format!("sepayctl: error: no such bank account link; list them with `sepayctl links list --ws {ws}`")
+    );
+    let empty = ctl(&["workspace", "list"]);
+    let empty = empty
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == json!("Empty"))
+        .unwrap();
+    assert_eq!(
+        ctl(&["wallet", "list", "--ws", empty["id"].as_str().unwrap()]),
+        json!([])
+    );
+}
+
+/// Unknown ids, a wallet of another workspace and a database that is not there or refuses: one
+/// line each, saying what to do, never a constraint's name or a hint that does not fit.
+#[tokio::test]
+async fn errors_are_one_line_in_the_operators_terms() {
+    let db = TestDb::new().await;
+    let url = &db.config.database_url;
+    let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
+    let ws = sepayctl(&db, &nats, &["workspace", "create", "--name", "Shop"]);
+    let ws = ws["id"].as_str().unwrap();
+    let other = sepayctl(&db, &nats, &["workspace", "create", "--name", "Other"]);
+    let foreign = sepayctl(
+        &db,
+        &nats,
+        &["wallet", "create", "--ws", other["id"].as_str().unwrap(), "--name", "B"],
+    );
+    let foreign = foreign["id"].as_str().unwrap();
+
+    let unknown = Uuid::new_v4().to_string();
+    let no_workspace = format!("sepayctl: error: no workspace {unknown}; list them with `sepayctl workspace list`");
+    for args in [
+        &["wallet", "create", "--ws", &unknown, "--name", "x"][..],
+        &["credits", "grant", "--ws", &unknown, "--amount", "5"],
+        &["transactions", "list", "--ws", &unknown],
+    ] {
+        assert_eq!(error_line(url, args), no_workspace, "{args:?}");
+    }
+    // --json also answers the line as JSON on stdout
+    let out = run_sepayctl(url, &["--json", "wallet", "list", "--ws", &unknown]);
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        answer["error"],
+        json!(no_workspace.trim_start_matches("sepayctl: error: "))
+    );
+
+    let link = [
+        "link-account",
+        "--ws",
+        ws,
+        "--account-number",
+        "0071000888888",
+        "--wallet",
+        foreign,
+    ];
+    assert_eq!(
+        error_line(url, &link),
+        format!(
+            "sepayctl: error: wallet {foreign} belongs to another workspace ({}); list this one's wallets with `sepayctl wallet list --ws {ws}`",
+            other["id"].as_str().unwrap()
+        )
+    );
+
+    let nothing = error_line("postgres://postgres@127.0.0.1:1/x", &["workspace", "list"]);
+    assert_eq!(
+        nothing,
+        "sepayctl: error: nothing answers at postgres://postgres@127.0.0.1:1/x; start Postgres there or set DATABASE_URL to where it runs"
+    );
+    let mut wrong_role = url::Url::parse(url).unwrap();
+    wrong_role.set_username("sepayctl_no_such_role").unwrap();
+    let refused = error_line(wrong_role.as_str(), &["workspace", "list"]);
+    assert!(
+        refused.contains("refused the connection; check the role, password and database name in DATABASE_URL"),
+        "{refused}"
+    );
+    assert!(!refused.contains("pg_ctlcluster"), "{refused}");
+}

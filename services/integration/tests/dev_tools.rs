@@ -96,7 +96,10 @@ async fn up_demo_prints_a_quiet_summary_and_the_result_table() {
     ];
     let mut masked = stdout.to_string();
     for (pattern, with) in masks {
-        masked = regex::Regex::new(pattern).unwrap().replace_all(&masked, with).into_owned();
+        masked = regex::Regex::new(pattern)
+            .unwrap()
+            .replace_all(&masked, with)
+            .into_owned();
     }
     let snapshot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/up_demo.txt");
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {

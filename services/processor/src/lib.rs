@@ -7,6 +7,8 @@
 
 pub mod classify;
 mod cli;
+mod settings;
+pub use settings::BookingSettings;
 mod worker;
 
 use sepay_bus::{Bus, ConsumerSettings};
@@ -26,7 +28,9 @@ pub use cli::Cli;
 /// the model tagger (when configured) alongside.
 pub fn default_classifier(config: &ProcessorConfig, db: &PgPool) -> Arc<dyn Classifier> {
     let mut links: Vec<Box<dyn Classifier>> = vec![
-        Box::new(Rules { db: db.clone() }),
+        Box::new(Rules {
+            settings: settings::BookingSettings::start(db.clone()),
+        }),
         Box::new(Learned::new(
             db.clone(),
             config.learned_min_confidence,
@@ -198,6 +202,7 @@ async fn consume_with(
     config.validate()?;
     let db_for_sweeper = db.clone();
     let worker = Arc::new(worker::Worker {
+        settings: settings::BookingSettings::start(db.clone()),
         db,
         classifier,
         classify_budget: Duration::from_millis(config.classify_timeout_ms),

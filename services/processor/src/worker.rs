@@ -19,6 +19,8 @@ use tracing::Instrument;
 
 pub struct Worker {
     pub db: PgPool,
+    /// Wallet resolution, in memory until a change is announced.
+    pub settings: Arc<crate::settings::BookingSettings>,
     pub classifier: Arc<dyn Classifier>,
     pub classify_budget: Duration,
     pub max_deliver: i64,
@@ -232,19 +234,7 @@ impl Worker {
         // a webhook without `id` and its reconciled copy share this: booked once between them
         let identity = DedupeKey::identity(&payload);
         let refs = (event.dedupe_key.as_str(), identity.as_ref().map(DedupeKey::as_str));
-        let outcome = self.book(&event, wallet_id, &tx, "sepay", refs, None).await?;
-        // its point on the account's balance chain, whichever event booked it (a redelivery
-        // records it again, harmlessly): a missing neighbour shows as a gap within seconds
-        if let (Some(sepay_id), Some(accumulated)) = (tx.sepay_id, tx.accumulated) {
-            let point = BalancePoint {
-                sepay_id,
-                taken_at: tx.taken_at,
-                amount: tx.signed_amount,
-                accumulated,
-            };
-            sepay_store::balances::record_point(&self.db, event.ws_id, &tx.account_number, &point).await?;
-        }
-        Ok(outcome)
+        self.book(&event, wallet_id, &tx, "sepay", refs, None).await
     }
 
     /// A Striga event: its payout progress and balance check are recorded first (idempotent and
@@ -325,6 +315,17 @@ impl Worker {
         tx.check_date(chrono::Utc::now())
             .map_err(|e| Failure::Event(e.reason(), e.to_string()))?;
         let (category, decided_by, confidence, tags) = self.classify(event.ws_id, event.id, tx).await;
+        // its point on the account's balance chain, whichever event books it: a missing
+        // neighbour shows as a gap within seconds (SePay's; Striga reports no running balance)
+        let point = tx
+            .sepay_id
+            .zip(tx.accumulated)
+            .map(|(sepay_id, accumulated)| BalancePoint {
+                sepay_id,
+                taken_at: tx.taken_at,
+                amount: tx.signed_amount,
+                accumulated,
+            });
         let booked = ledger::book(
             &self.db,
             &Booking {
@@ -342,6 +343,7 @@ impl Worker {
                 confidence,
                 tags: &tags,
                 fee,
+                balance_point: point.as_ref().map(|p| (tx.account_number.as_str(), p)),
             },
         )
         .await?;
@@ -365,24 +367,20 @@ impl Worker {
         endpoint_id: Option<uuid::Uuid>,
         tx: &NormalizedTransaction,
     ) -> Result<uuid::Uuid, Failure> {
-        let (wallet_id, currency) = sepay_store::workspaces::wallet_for(
-            &self.db,
-            ws_id,
-            endpoint_id,
-            &tx.account_number,
-            tx.sub_account.as_deref(),
-        )
-        .await?
-        .ok_or_else(|| {
-            Failure::Event(
-                FailureReason::WalletNotLinked,
-                format!(
-                    "no wallet linked to account {}{}",
-                    tx.account_number,
-                    tx.sub_account.as_deref().map(|s| format!(" / {s}")).unwrap_or_default()
-                ),
-            )
-        })?;
+        let (wallet_id, currency) = self
+            .settings
+            .wallet(ws_id, endpoint_id, &tx.account_number, tx.sub_account.as_deref())
+            .await?
+            .ok_or_else(|| {
+                Failure::Event(
+                    FailureReason::WalletNotLinked,
+                    format!(
+                        "no wallet linked to account {}{}",
+                        tx.account_number,
+                        tx.sub_account.as_deref().map(|s| format!(" / {s}")).unwrap_or_default()
+                    ),
+                )
+            })?;
         if currency != SEPAY_CURRENCY {
             return Err(Failure::Event(
                 FailureReason::WalletCurrencyMismatch,

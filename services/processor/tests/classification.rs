@@ -436,7 +436,9 @@ async fn the_chain_keeps_rule_tags_when_a_later_link_decides() {
     .unwrap();
     let (url, _) = fake_model(Model::Answer(0, 0.95)).await;
     let chain = Chain::new(vec![
-        Box::new(Rules { db: db.clone() }),
+        Box::new(Rules {
+            settings: sepay_processor::BookingSettings::start(db.clone()),
+        }),
         Box::new(Learned::new(db.clone(), 0.8, 20)),
         Box::new(LlmEnricher::new(db.clone(), llm_config(&url, 1000)).unwrap()),
     ]);

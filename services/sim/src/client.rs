@@ -24,6 +24,10 @@ impl SimClient {
         self.send(reqwest::Method::POST, path, body).await
     }
 
+    pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(reqwest::Method::DELETE, path, Value::Null).await
+    }
+
     pub async fn patch(&self, path: &str, body: Value) -> anyhow::Result<Value> {
         self.send(reqwest::Method::PATCH, path, body).await
     }

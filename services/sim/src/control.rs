@@ -35,7 +35,7 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/sim/transactions", post(create_transaction))
         .route("/sim/transactions/burst", post(burst))
         .route("/sim/transactions/rate", post(rate))
-        .route("/sim/faults", get(get_faults).post(arm_faults))
+        .route("/sim/faults", get(get_faults).post(arm_faults).delete(disarm_faults))
         .route("/sim/deliveries", get(deliveries))
         .route("/sim/tokens/revoke", post(revoke_token))
         .route("/sim/state", get(state))
@@ -81,9 +81,11 @@ pub struct NewClient {
 #[derive(Debug, Clone, Deserialize)]
 pub struct NewTransaction {
     pub bank_account_id: Id,
-    /// "in" or "out"
+    /// "in" or "out"; "in" when absent, as for a burst.
+    #[serde(default = "default_in")]
     pub transfer_type: String,
-    #[serde(deserialize_with = "amount")]
+    /// The burst's default amount when absent.
+    #[serde(default = "default_amount", deserialize_with = "amount")]
     pub amount: Decimal,
     pub content: Option<String>,
     pub code: Option<String>,
@@ -481,6 +483,13 @@ async fn rate(State(sim): State<Arc<Sim>>, b: JsonBody<Rate>) -> Result<Response
 
 async fn get_faults(State(sim): State<Arc<Sim>>) -> Json<Faults> {
     Json(sim.world().faults.clone())
+}
+
+/// Disarms every fault (what is armed is returned: now nothing).
+async fn disarm_faults(State(sim): State<Arc<Sim>>) -> Json<Faults> {
+    let mut world = sim.world();
+    world.faults = Faults::default();
+    Json(world.faults.clone())
 }
 
 async fn arm_faults(State(sim): State<Arc<Sim>>, b: JsonBody<Faults>) -> Result<Json<Faults>, SimError> {

@@ -1145,6 +1145,32 @@ async fn faults_can_be_injected() {
         (faults["api_429"].as_i64(), faults["drop_deliveries"].as_i64()),
         (Some(0), Some(0))
     );
+    // armed faults can be disarmed: nothing left, the next delivery on time
+    sim.control("/sim/faults", json!({"drop_deliveries": 3, "api_5xx": 2}))
+        .await;
+    let disarmed: Value = sim
+        .http
+        .delete(format!("{}/sim/faults", sim.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            disarmed["drop_deliveries"].as_i64(),
+            disarmed["api_5xx"].as_i64(),
+            disarmed["delay_deliveries_ms"].as_i64()
+        ),
+        (Some(0), Some(0), None)
+    );
+    // a transfer with only its account takes the burst's defaults (in, the default amount)
+    let plain = sim
+        .control("/sim/transactions", json!({"bank_account_id": account}))
+        .await;
+    wait_deliveries(&sim, plain["id"].as_i64().unwrap(), 1).await;
+    assert!(plain["amount_in"].as_str().is_some_and(|a| a != "0"), "{plain}");
 }
 
 #[tokio::test]

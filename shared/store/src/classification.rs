@@ -31,6 +31,17 @@ impl RuleRow {
 }
 
 /// Active rules in order.
+/// Where changes to a workspace's booking settings (its wallets and links, endpoints' wallets,
+/// rules, categories) are announced; the payload is the workspace id (migration 13).
+pub const BOOKING_SETTINGS_CHANNEL: &str = "sepay_booking_settings";
+
+/// A connection listening on [`BOOKING_SETTINGS_CHANNEL`].
+pub async fn listen_for_booking_settings(pool: &PgPool) -> StoreResult<sqlx::postgres::PgListener> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(BOOKING_SETTINGS_CHANNEL).await?;
+    Ok(listener)
+}
+
 pub async fn rules(pool: &PgPool, ws_id: Uuid) -> StoreResult<Vec<RuleRow>> {
     Ok(sqlx::query_as(
         "select r.id, r.position, r.name, r.match_all, r.conditions, r.category_id, c.name as category_name, r.tags,

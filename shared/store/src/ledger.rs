@@ -38,6 +38,9 @@ pub struct Booking<'a> {
     /// A second row booked with this one, all or nothing: a fee the provider charged beside the
     /// amount (Striga, where its balances show it).
     pub fee: Option<FeeRow<'a>>,
+    /// The transaction's point on its account's balance chain (`balances`), recorded in the same
+    /// statement whatever the outcome (a redelivery records it again, harmlessly).
+    pub balance_point: Option<(&'a str, &'a sepay_core::balance::BalancePoint)>,
 }
 
 /// A fee row: negative, in the booking's wallet, at its time, under its own reference.
@@ -82,6 +85,10 @@ pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
            -- the same reference, or the same identity reached by another path: booked already
            on conflict do nothing
            returning id),
+         point as (
+           insert into sepay_balance_points (ws_id, account_number, sepay_id, taken_at, amount, accumulated)
+           select $2, $22, $23, $24, $25, $26 where $23::bigint is not null
+           on conflict (ws_id, account_number, sepay_id) do nothing),
          fee as (
            insert into wallet_transactions
              (ws_id, wallet_id, amount, description, category_id, taken_at, source, external_ref, classified_by)
@@ -126,6 +133,11 @@ pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
     .bind(b.fee.map(|f| f.description))
     .bind(b.fee.map(|f| f.external_ref))
     .bind(FEE_CATEGORY)
+    .bind(b.balance_point.map(|(account, _)| account))
+    .bind(b.balance_point.map(|(_, p)| p.sepay_id))
+    .bind(b.balance_point.map(|(_, p)| p.taken_at))
+    .bind(b.balance_point.map(|(_, p)| p.amount))
+    .bind(b.balance_point.map(|(_, p)| p.accumulated))
     .fetch_one(pool)
     .await?;
     match (open, created) {

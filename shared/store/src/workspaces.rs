@@ -3,7 +3,7 @@
 use crate::error::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{AssertSqlSafe, PgPool};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -108,6 +108,62 @@ pub async fn wallet_for(
     .await?)
 }
 
+pub async fn workspace_exists(pool: &PgPool, ws_id: Uuid) -> StoreResult<bool> {
+    Ok(
+        sqlx::query_scalar("select exists (select 1 from workspaces where id = $1)")
+            .bind(ws_id)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// The workspace a wallet belongs to; `None` when there is no such wallet.
+pub async fn wallet_workspace(pool: &PgPool, wallet_id: Uuid) -> StoreResult<Option<Uuid>> {
+    Ok(sqlx::query_scalar("select ws_id from wallets where id = $1")
+        .bind(wallet_id)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// A workspace with how much it holds: what an operator looks for before picking one.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct WorkspaceSummary {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub wallets: i64,
+    /// Active account → wallet links.
+    pub links: i64,
+    /// Endpoints that accept deliveries: active, or rotating inside their grace period (as
+    /// `endpoints::live_endpoints` selects them).
+    pub live_endpoints: i64,
+}
+
+const SUMMARY: &str = "select w.id, w.name, w.created_at,
+        (select count(*) from wallets where ws_id = w.id) as wallets,
+        (select count(*) from sepay_wallet_links where ws_id = w.id and active) as links,
+        (select count(*) from sepay_webhook_endpoints
+          where ws_id = w.id and (status = 'active' or (status = 'rotating' and grace_until > now())))
+          as live_endpoints
+   from workspaces w";
+
+/// Every workspace, oldest first.
+pub async fn list_workspaces(pool: &PgPool) -> StoreResult<Vec<WorkspaceSummary>> {
+    Ok(
+        sqlx::query_as(AssertSqlSafe(format!("{SUMMARY} order by w.created_at, w.id")))
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+pub async fn workspace_summary(pool: &PgPool, ws_id: Uuid) -> StoreResult<WorkspaceSummary> {
+    sqlx::query_as(AssertSqlSafe(format!("{SUMMARY} where w.id = $1")))
+        .bind(ws_id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound("workspace"))
+}
+
 pub async fn get_workspace(pool: &PgPool, ws_id: Uuid) -> StoreResult<Workspace> {
     sqlx::query_as("select id, name, created_at from workspaces where id = $1")
         .bind(ws_id)
@@ -139,6 +195,28 @@ pub async fn wallet_links(pool: &PgPool, ws_id: Uuid) -> StoreResult<Vec<WalletL
     .bind(ws_id)
     .fetch_all(pool)
     .await?)
+}
+
+/// Removes the link of (account, sub account) — the inverse of [`link_account`]. The account's
+/// deliveries then book by the account's link without a sub account, if any, else fail as
+/// `wallet_not_linked`.
+pub async fn unlink_account(
+    pool: &PgPool,
+    ws_id: Uuid,
+    account_number: &str,
+    sub_account: Option<&str>,
+) -> StoreResult<WalletLink> {
+    sqlx::query_as(
+        "delete from sepay_wallet_links
+          where ws_id = $1 and account_number = $2 and coalesce(sub_account, '') = coalesce($3, '')
+         returning id, ws_id, wallet_id, account_number, sub_account, active",
+    )
+    .bind(ws_id)
+    .bind(account_number)
+    .bind(sub_account)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(StoreError::NotFound("bank account link"))
 }
 
 /// Points a link of `ws_id` at one of its wallets (or at none).

@@ -170,6 +170,7 @@ async fn booking_is_one_statement_exactly_once_with_its_tags_or_a_duplicate() {
                     confidence: None,
                     tags: &tags,
                     fee: None,
+                    balance_point: None,
                 },
             )
             .await

@@ -1,28 +1,30 @@
 use super::{Classification, Classifier, ClassifyInput};
+use crate::settings::BookingSettings;
 use sepay_core::classify::{Condition, Rule, apply_rules};
-use sepay_store::PgPool;
+use std::sync::Arc;
 
-/// The workspace's ordered rules (read per event: a new rule applies at once).
+/// The workspace's ordered rules (kept in memory until a change is announced: a new rule applies
+/// to the next event).
 pub struct Rules {
-    pub db: PgPool,
+    pub settings: Arc<BookingSettings>,
 }
 
 #[async_trait::async_trait]
 impl Classifier for Rules {
     async fn classify(&self, input: &ClassifyInput<'_>) -> anyhow::Result<Option<Classification>> {
-        let rows = sepay_store::classification::rules(&self.db, input.ws_id).await?;
+        let rows = self.settings.rules(input.ws_id).await?;
         if rows.is_empty() {
             return Ok(None);
         }
         let rules: Vec<Rule<uuid::Uuid>> = rows
-            .into_iter()
+            .iter()
             .filter_map(|r| {
-                let conditions: Vec<Condition> = serde_json::from_value(r.conditions).ok()?;
+                let conditions: Vec<Condition> = serde_json::from_value(r.conditions.clone()).ok()?;
                 Some(Rule {
                     match_all: r.match_all,
                     conditions,
                     category: r.category_id,
-                    tags: r.tags,
+                    tags: r.tags.clone(),
                     stop_processing: r.stop_processing,
                 })
             })
