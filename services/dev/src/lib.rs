@@ -12,6 +12,7 @@ mod local;
 mod serve;
 mod sim;
 mod test;
+mod trigger;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,8 @@ pub enum Command {
     },
     /// Drive a running SePay simulator.
     Sim(sim::SimArgs),
+    /// Send Striga's documented SEPA webhooks, signed, to a Striga endpoint (like `stripe trigger`).
+    StrigaTrigger(trigger::TriggerArgs),
     /// Run every test (`cargo nextest run --workspace --no-fail-fast`), with Postgres and NATS
     /// started first where none answer, and cargo-nextest installed if missing.
     Test(test::TestArgs),
@@ -67,6 +70,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Up(ref args) => up::run(&cli, args).await,
         Command::Demo { ref sim_url } => up::demo_on_running(&cli, sim_url).await,
         Command::Sim(ref args) => sim::run(json, args).await,
+        Command::StrigaTrigger(ref args) => trigger::run(json, args).await,
         Command::Test(ref args) => return test::run(&cli, args).await,
         Command::Bench(ref args) => bench::run(&cli, args).await,
         Command::Junk(ref args) => bench::junk(args).await,

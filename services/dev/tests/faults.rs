@@ -19,7 +19,7 @@ async fn every_fault_scenario_books_every_accepted_delivery_exactly_once() {
                 "--outage-secs",
                 "2",
                 "--settle-secs",
-                "45",
+                "60",
                 // the provider scenarios: health checks every 3 s, a 10 s token outage
                 "--webhook-health-secs",
                 "3",

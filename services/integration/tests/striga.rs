@@ -332,6 +332,66 @@ async fn a_fee_outside_the_debit_is_booked_once_as_its_own_row() {
     assert_eq!(mismatches, 0);
 }
 
+/// `sepay-dev striga-trigger`: the documented webhooks, signed as Striga signs them, posted to an
+/// endpoint: all five book as documented; `--new-id` books a payin again as a new transaction.
+// multi-threaded: the blocking `sepay-dev` calls must not stall the in-process ingress
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn striga_trigger_sends_the_documented_webhooks_signed() {
+    let db = TestDb::new().await;
+    let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
+    let system = System::start(&db, &nats).await;
+    let w = Workspace::new(&db).await;
+    let url = format!("{}/api/v1/webhooks/striga/{}", system.url, w.token);
+    let sent = common::sepay_dev(
+        &db,
+        &nats,
+        &["striga-trigger", "all", "--url", &url, "--api-key", API_KEY],
+    );
+    let statuses: Vec<u64> = sent["sent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [200; 5], "{sent}");
+    wait_settled(&db, 5).await;
+    assert_eq!(bookings(&db, w.ws_id).await.len(), 4);
+    let again = common::sepay_dev(
+        &db,
+        &nats,
+        &[
+            "striga-trigger",
+            "payin-completed",
+            "--new-id",
+            "--url",
+            &url,
+            "--api-key",
+            API_KEY,
+        ],
+    );
+    assert_ne!(
+        again["sent"][0]["id"],
+        json!("ad8b61cf-ea28-4f2f-a0ee-170b47d3d136"),
+        "{again}"
+    );
+    wait_settled(&db, 6).await;
+    assert_eq!(bookings(&db, w.ws_id).await.len(), 5);
+    // a wrong key: refused, and the command says so
+    let refused = std::process::Command::new(sepay_testkit::bin("sepay-dev"))
+        .args([
+            "striga-trigger",
+            "payin-completed",
+            "--url",
+            &url,
+            "--api-key",
+            "not-the-key",
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("refused"));
+}
+
 #[tokio::test]
 async fn repeats_are_booked_once_and_bad_signatures_store_nothing() {
     let db = TestDb::new().await;
