@@ -423,7 +423,7 @@ impl SimBank {
             }
         }
         // done when everything is booked and the connection is active again (after the outage,
-        // after the reconnect)
+        // after the reconnect, which waits for the revocation to show)
         let load_end = Utc::now();
         let active_since = match fault {
             ProviderFault::RefreshOutage => after(struck_at, settings.token_outage),
@@ -434,7 +434,13 @@ impl SimBank {
             let done = {
                 let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
                 let active_from = admin.reconnected_at.unwrap_or(active_since);
-                seen.booked_at.len() >= sent.len() && seen.first_status_after("active", active_from).is_some()
+                // a revoked grant is done only once the admin has reconnected (with its webhooks
+                // kept, everything may be booked before the revocation is even noticed)
+                let reconnected =
+                    admin.reconnected_at.is_some() || !matches!(fault, ProviderFault::GrantRevoked { .. });
+                reconnected
+                    && seen.booked_at.len() >= sent.len()
+                    && seen.first_status_after("active", active_from).is_some()
             };
             if done || Utc::now() > after(load_end, settings.settle) {
                 break;
