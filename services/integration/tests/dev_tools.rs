@@ -9,6 +9,16 @@ use serde_json::{Value, json};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// Runs the command to its end off the async threads (the test's services keep running), its
+/// output captured.
+async fn run_to_end(command: &mut Command) -> std::process::Output {
+    let child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn sepayctl_up_demo_books_a_delivery_with_and_without_the_simulator() {
     for extra in [None, Some("--no-sim")] {
@@ -16,16 +26,7 @@ async fn sepayctl_up_demo_books_a_delivery_with_and_without_the_simulator() {
         let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
         let mut args = vec!["--json", "up", "--demo", "--exit-after-demo"];
         args.extend(extra);
-        let child = sepay_dev_command(&db, &nats)
-            .args(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-            .await
-            .unwrap()
-            .unwrap();
+        let out = run_to_end(sepay_dev_command(&db, &nats).args(&args)).await;
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let stdout = String::from_utf8_lossy(&out.stdout);
         // two JSON documents: the start-up summary, then the demo report
@@ -68,17 +69,12 @@ async fn sepayctl_up_demo_books_a_delivery_with_and_without_the_simulator() {
 async fn up_demo_prints_a_quiet_summary_and_the_result_table() {
     let db = TestDb::new().await;
     let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
-    let child = sepay_dev_command(&db, &nats)
-        .args(["up", "--demo", "--exit-after-demo"])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = run_to_end(
+        sepay_dev_command(&db, &nats)
+            .args(["up", "--demo", "--exit-after-demo"])
+            .env_remove("RUST_LOG"),
+    )
+    .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.is_empty(), "log lines belong in the log file: {stderr}");

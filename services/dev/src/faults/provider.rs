@@ -18,7 +18,6 @@
 
 use super::reconciliation::SimBank;
 use super::{Rng, Sent};
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sepay_bus::{Bus, ControlRequest, ControlSubject};
 use sepay_store::PgPool;
@@ -259,28 +258,12 @@ impl SimBank {
     }
 
     async fn make_transaction(&self, account: &Value, rng: &mut Rng, seen: &Mutex<Seen>) -> anyhow::Result<Sent> {
-        let magnitude = 1_000 + rng.below(5_000_000) as i64;
-        let out = rng.below(3) == 0;
-        let tx = self
-            .sim
-            .post(
-                "/sim/transactions",
-                json!({"bank_account_id": account["id"], "transfer_type": if out { "out" } else { "in" }, "amount": magnitude}),
-            )
-            .await?;
-        let id = tx["id"].as_i64().context("transaction id")?;
+        let transfer = self.random_transfer(account, rng).await?;
         seen.lock()
             .unwrap_or_else(|p| p.into_inner())
             .made
-            .push((id, Utc::now()));
-        Ok(Sent {
-            id,
-            amount: if out { -magnitude } else { magnitude },
-            copies: 1,
-            posts: 0,
-            // SePay holds it: it must be booked, by its webhook or by reconciliation
-            accepted: true,
-        })
+            .push((transfer.id, Utc::now()));
+        Ok(transfer)
     }
 
     async fn webhook_ids(&self) -> anyhow::Result<Vec<i64>> {

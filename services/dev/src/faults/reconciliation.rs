@@ -98,6 +98,27 @@ impl SimBank {
         Ok(bank)
     }
 
+    /// A transfer of a random amount on `account` (a third of them out), made at SePay.
+    pub(super) async fn random_transfer(&self, account: &Value, rng: &mut Rng) -> anyhow::Result<Sent> {
+        let magnitude = 1_000 + rng.below(5_000_000) as i64;
+        let out = rng.below(3) == 0;
+        let tx = self
+            .sim
+            .post(
+                "/sim/transactions",
+                json!({"bank_account_id": account["id"], "transfer_type": if out { "out" } else { "in" }, "amount": magnitude}),
+            )
+            .await?;
+        Ok(Sent {
+            id: tx["id"].as_i64().context("transaction id")?,
+            amount: if out { -magnitude } else { magnitude },
+            copies: 1,
+            posts: 0,
+            // SePay holds it: it must be booked, by its webhook or by reconciliation
+            accepted: true,
+        })
+    }
+
     /// The scenario is over: its connection is revoked, so later scenarios' provisioners (which
     /// serve every connected workspace of the fault database) leave it and its stopped simulator
     /// alone.
@@ -162,23 +183,7 @@ impl SimBank {
                 2 => self.sim.post("/sim/faults", json!({"duplicate_deliveries": 1})).await?,
                 _ => Value::Null,
             };
-            let magnitude = 1_000 + rng.below(5_000_000) as i64;
-            let out = rng.below(3) == 0;
-            let tx = self
-                .sim
-                .post(
-                    "/sim/transactions",
-                    json!({"bank_account_id": self.account["id"], "transfer_type": if out { "out" } else { "in" }, "amount": magnitude}),
-                )
-                .await?;
-            sent.push(Sent {
-                id: tx["id"].as_i64().context("transaction id")?,
-                amount: if out { -magnitude } else { magnitude },
-                copies: 1,
-                posts: 0,
-                // SePay holds it: it must be booked, by its webhook or by reconciliation
-                accepted: true,
-            });
+            sent.push(self.random_transfer(&self.account, &mut rng).await?);
         }
         load_done.cancel();
         for reconciler in reconcilers {
@@ -241,26 +246,11 @@ impl SimBank {
             if dropped {
                 self.sim.post("/sim/faults", json!({"drop_deliveries": 1})).await?;
             }
-            let magnitude = 1_000 + rng.below(5_000_000) as i64;
-            let out = rng.below(3) == 0;
-            let tx = self
-                .sim
-                .post(
-                    "/sim/transactions",
-                    json!({"bank_account_id": self.account["id"], "transfer_type": if out { "out" } else { "in" }, "amount": magnitude}),
-                )
-                .await?;
-            let id = tx["id"].as_i64().context("transaction id")?;
+            let transfer = self.random_transfer(&self.account, &mut rng).await?;
             if dropped {
-                lost.push((id, tokio::time::Instant::now()));
+                lost.push((transfer.id, tokio::time::Instant::now()));
             }
-            sent.push(Sent {
-                id,
-                amount: if out { -magnitude } else { magnitude },
-                copies: 1,
-                posts: 0,
-                accepted: true,
-            });
+            sent.push(transfer);
             note_booked(store, self.ws_id, &lost, &mut booked_at).await?;
         }
         // the last loss has no later delivery: the trailing check finds it
