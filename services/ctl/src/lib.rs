@@ -71,6 +71,12 @@ pub enum Command {
     Reconcile(control::ReconcileArgs),
     /// Striga (SEPA) webhooks: endpoints, account → wallet links, payouts, balance mismatches.
     Striga(striga::StrigaArgs),
+    /// Print a shell completion script (e.g. `sepayctl completions bash > /etc/bash_completion.d/sepayctl`).
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand)]
@@ -210,7 +216,9 @@ impl Command {
     /// The workspace the command names, checked before it runs.
     fn workspace(&self) -> Option<Uuid> {
         match self {
-            Command::Migrate | Command::Workspace(WorkspaceCmd::Create { .. } | WorkspaceCmd::List) => None,
+            Command::Migrate
+            | Command::Completions { .. }
+            | Command::Workspace(WorkspaceCmd::Create { .. } | WorkspaceCmd::List) => None,
             Command::Workspace(WorkspaceCmd::Show { ws })
             | Command::Wallet(WalletCmd::Create { ws, .. } | WalletCmd::List { ws })
             | Command::Links(LinksCmd::List { ws } | LinksCmd::Remove { ws, .. })
@@ -254,6 +262,10 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn dispatch(cli: &Cli) -> anyhow::Result<()> {
+    if let Command::Completions { shell } = cli.command {
+        sepay_runtime::cli::completions::<Cli>(shell, "sepayctl");
+        return Ok(());
+    }
     if let Command::AdminToken(args) = &cli.command
         && !args.grant
     {
@@ -280,6 +292,8 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<()> {
             commands::migrate(cli);
             Ok(())
         }
+        // answered before the database is opened
+        Command::Completions { .. } => Ok(()),
         Command::Endpoint(cmd) => commands::endpoint(cli, &db, cmd).await,
         Command::Events(cmd) => commands::events(cli, &db, cmd).await,
         Command::Transactions(cmd) => commands::transactions(cli, &db, cmd).await,

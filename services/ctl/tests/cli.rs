@@ -110,3 +110,15 @@ fn a_usage_error_exits_with_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--ws <WS>"));
 }
+
+/// Shell completions for every shell clap_complete knows, without a database.
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let script = help(&["completions", shell]);
+        assert!(
+            script.contains("sepayctl") && script.contains("link-account"),
+            "{shell}: {script}"
+        );
+    }
+}

@@ -46,6 +46,12 @@ pub enum Command {
     Sim(sim::SimArgs),
     /// Send Striga's documented SEPA webhooks, signed, to a Striga endpoint (like `stripe trigger`).
     StrigaTrigger(trigger::TriggerArgs),
+    /// Print a shell completion script (e.g. `sepay-dev completions zsh > ~/.zfunc/_sepay-dev`).
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Run every test (`cargo nextest run --workspace --no-fail-fast`), with Postgres and NATS
     /// started first where none answer, and cargo-nextest installed if missing.
     Test(test::TestArgs),
@@ -71,6 +77,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Demo { ref sim_url } => up::demo_on_running(&cli, sim_url).await,
         Command::Sim(ref args) => sim::run(json, args).await,
         Command::StrigaTrigger(ref args) => trigger::run(json, args).await,
+        Command::Completions { shell } => {
+            sepay_runtime::cli::completions::<Cli>(shell, "sepay-dev");
+            Ok(())
+        }
         Command::Test(ref args) => return test::run(&cli, args).await,
         Command::Bench(ref args) => bench::run(&cli, args).await,
         Command::Junk(ref args) => bench::junk(args).await,

@@ -12,21 +12,7 @@ use tokio::net::TcpListener;
 
 #[derive(clap::Args)]
 pub struct UpArgs {
-    #[command(flatten)]
-    ingress: IngressConfig,
-    #[command(flatten)]
-    processor: ProcessorConfig,
-    #[command(flatten)]
-    sim: sepay_sim::SimConfig,
-    #[command(flatten)]
-    connector: sepay_connector::ConnectorConfig,
-    #[command(flatten)]
-    provisioner: sepay_provisioner::ProvisionerConfig,
-    /// SePay for the services that call it; unset, the embedded simulator.
-    #[command(flatten)]
-    sepay: sepay_api::SepayConfig,
-    #[command(flatten)]
-    http: sepay_runtime::HttpLimits,
+    // `up`'s own options first: each flattened group below heads the options that follow it
     /// Do not run the SePay simulator.
     #[arg(long)]
     no_sim: bool,
@@ -41,6 +27,21 @@ pub struct UpArgs {
     /// target/sepay-dev/up.log.
     #[arg(long)]
     verbose: bool,
+    #[command(flatten, next_help_heading = "Ingress")]
+    ingress: IngressConfig,
+    #[command(flatten, next_help_heading = "Processor")]
+    processor: ProcessorConfig,
+    #[command(flatten, next_help_heading = "SePay simulator")]
+    sim: sepay_sim::SimConfig,
+    #[command(flatten, next_help_heading = "Connector (admin pages, OAuth)")]
+    connector: sepay_connector::ConnectorConfig,
+    #[command(flatten, next_help_heading = "Provisioner")]
+    provisioner: sepay_provisioner::ProvisionerConfig,
+    /// SePay for the services that call it; unset, the embedded simulator.
+    #[command(flatten, next_help_heading = "SePay client")]
+    sepay: sepay_api::SepayConfig,
+    #[command(flatten, next_help_heading = "HTTP limits (every listener)")]
+    http: sepay_runtime::HttpLimits,
 }
 
 pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {

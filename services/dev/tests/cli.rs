@@ -11,7 +11,16 @@ fn sepay_dev_has_the_development_tools() {
         .unwrap();
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
-    for command in ["up", "demo", "sim", "bench", "faults"] {
+    for command in [
+        "up",
+        "test",
+        "demo",
+        "sim",
+        "striga-trigger",
+        "bench",
+        "faults",
+        "completions",
+    ] {
         assert!(help.contains(&format!("\n  {command} ")), "{command} missing:\n{help}");
     }
     // running a service alone is for the bench and the fault suite: hidden, still there
@@ -43,4 +52,35 @@ fn sepay_dev_help_matches_the_configuration_doc() {
             "sepay-dev",
         ],
     );
+}
+
+/// `up --help` groups its ~90 options by service, under help headings.
+#[test]
+fn up_help_is_grouped_by_service() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sepay-dev"))
+        .args(["up", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    let headings: Vec<&str> = help
+        .lines()
+        .filter(|l| !l.starts_with(' ') && l.ends_with(':'))
+        .collect();
+    assert_eq!(
+        headings,
+        [
+            "Options:",
+            "Ingress:",
+            "Processor:",
+            "SePay simulator:",
+            "Connector (admin pages, OAuth):",
+            "Provisioner:",
+            "SePay client:",
+            "HTTP limits (every listener):"
+        ],
+        "{help}"
+    );
+    // up's own options come first, under Options
+    let options = help.split("Ingress:").next().unwrap();
+    assert!(options.contains("--demo") && options.contains("--verbose"), "{options}");
 }

@@ -55,3 +55,21 @@ pub fn error(program: &str, json: bool, err: &anyhow::Error) {
     }
     eprintln!("{program}: error: {message}");
 }
+
+/// Prints `program`'s completion script for `shell` on stdout.
+pub fn completions<C: clap::CommandFactory>(shell: clap_complete::Shell, program: &str) {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut C::command(), program, &mut out);
+    out_raw(&out);
+}
+
+/// Bytes on stdout, ending quietly on a broken pipe like [`out`].
+fn out_raw(bytes: &[u8]) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(err) = stdout.write_all(bytes).and_then(|()| stdout.flush())
+        && err.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
