@@ -122,3 +122,11 @@ fn completions_are_printed_for_each_shell() {
         );
     }
 }
+
+/// Every flag an environment variable also sets is named after it, one flag per variable.
+#[test]
+fn flags_are_named_after_their_environment_variables() {
+    use clap::CommandFactory;
+    let drift = sepay_testkit::flags_not_named_after_env(&sepayctl::Cli::command());
+    assert!(drift.is_empty(), "{}", drift.join("\n"));
+}

@@ -28,7 +28,12 @@ pub struct TriggerArgs {
     #[arg(long)]
     url: String,
     /// The Striga API key the endpoint was created with (the signing key).
-    #[arg(long, env = "STRIGA_API_KEY", hide_env_values = true)]
+    #[arg(
+        long = "striga-api-key",
+        alias = "api-key",
+        env = "STRIGA_API_KEY",
+        hide_env_values = true
+    )]
     api_key: String,
     /// Replace the sample's transaction id with a fresh one (one id for every event sent), so it
     /// books as a new transaction.

@@ -101,11 +101,7 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     };
     // one keyring for every service: `--sepay-token-keys` reaches the ingress too
     let ingress_config = IngressConfig {
-        sepay_token_keys: args
-            .ingress
-            .sepay_token_keys
-            .clone()
-            .or(args.sepay.sepay_token_keys.clone()),
+        sepay_token_keys: args.sepay.sepay_token_keys.clone(),
         dev_mode: true,
         http: args.http.clone(),
         ..args.ingress.clone()

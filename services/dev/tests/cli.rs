@@ -84,3 +84,12 @@ fn up_help_is_grouped_by_service() {
     let options = help.split("Ingress:").next().unwrap();
     assert!(options.contains("--demo") && options.contains("--verbose"), "{options}");
 }
+
+/// Every flag an environment variable also sets is named after it (`--nats-url` for `NATS_URL`),
+/// and each variable is read by one flag per command.
+#[test]
+fn flags_are_named_after_their_environment_variables() {
+    use clap::CommandFactory;
+    let drift = sepay_testkit::flags_not_named_after_env(&sepay_dev::Cli::command());
+    assert!(drift.is_empty(), "{}", drift.join("\n"));
+}

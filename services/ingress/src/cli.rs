@@ -17,4 +17,8 @@ pub struct Cli {
     pub http: HttpLimits,
     #[command(flatten)]
     pub dev: DevMode,
+    /// Keys that sealed the Striga endpoints' signing keys (`kid:base64(32 bytes)[,…]`, the
+    /// services' shared token keyring); required outside development mode.
+    #[arg(long, env = "SEPAY_TOKEN_KEYS", hide_env_values = true)]
+    pub sepay_token_keys: Option<String>,
 }

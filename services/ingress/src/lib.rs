@@ -81,44 +81,59 @@ pub struct IngressConfig {
     pub endpoint_refresh_secs: u64,
     /// Header a trusted proxy puts the client address in (its last entry is used), e.g.
     /// `X-Forwarded-For`; unset: the socket peer.
-    #[arg(long, env = "INGRESS_CLIENT_IP_HEADER")]
+    #[arg(
+        long = "ingress-client-ip-header",
+        alias = "client-ip-header",
+        env = "INGRESS_CLIENT_IP_HEADER"
+    )]
     pub client_ip_header: Option<String>,
     /// Only these sources may post: addresses and networks, comma-separated; `sepay` = SePay's
     /// documented addresses. Unset: any source (authentication still applies).
-    #[arg(long, env = "INGRESS_SOURCE_ALLOWLIST")]
+    #[arg(
+        long = "ingress-source-allowlist",
+        alias = "source-allowlist",
+        env = "INGRESS_SOURCE_ALLOWLIST"
+    )]
     pub source_allowlist: Option<String>,
     /// No proxy in front: the allow-list may use the socket peer.
     #[arg(
-        long,
+        long = "ingress-trust-socket-address",
+        alias = "trust-socket-address",
         env = "INGRESS_TRUST_SOCKET_ADDRESS",
         default_value_t = DEFAULT_INGRESS_TRUST_SOCKET_ADDRESS,
         action = clap::ArgAction::Set
     )]
     pub trust_socket_address: bool,
     /// Keys that sealed the Striga endpoints' signing keys (`kid:base64(32 bytes)[,…]`, the
-    /// services' shared token keyring); required outside development mode.
-    // its own id and flag: `sepayctl up` flattens the SePay client's keyring option beside it
-    #[arg(
-        id = "ingress_token_keys",
-        long = "ingress-token-keys",
-        env = "SEPAY_TOKEN_KEYS",
-        hide_env_values = true
-    )]
+    /// services' shared token keyring); required outside development mode. Set by the binary
+    /// from its `--sepay-token-keys` (`up` passes the SePay client's: one flag per variable).
+    #[arg(skip)]
     pub sepay_token_keys: Option<String>,
     /// Development mode (`SEPAY_DEV_MODE`, set by the binary; `up` turns it on): unset secrets
     /// fall back to public development values instead of stopping the start.
     #[arg(skip)]
     pub dev_mode: bool,
     /// Failed authentications allowed per source address and second (then 429).
-    #[arg(long, env = "INGRESS_AUTH_FAILURES_PER_SEC", default_value_t = DEFAULT_INGRESS_AUTH_FAILURES_PER_SEC)]
+    #[arg(
+        long = "ingress-auth-failures-per-sec",
+        alias = "auth-failures-per-sec",
+        env = "INGRESS_AUTH_FAILURES_PER_SEC",
+        default_value_t = DEFAULT_INGRESS_AUTH_FAILURES_PER_SEC
+    )]
     pub auth_failures_per_sec: u32,
     /// Failed authentications a source may make in a burst before the rate applies.
-    #[arg(long, env = "INGRESS_AUTH_FAILURE_BURST", default_value_t = DEFAULT_INGRESS_AUTH_FAILURE_BURST)]
+    #[arg(
+        long = "ingress-auth-failure-burst",
+        alias = "auth-failure-burst",
+        env = "INGRESS_AUTH_FAILURE_BURST",
+        default_value_t = DEFAULT_INGRESS_AUTH_FAILURE_BURST
+    )]
     pub auth_failure_burst: u32,
     /// Failed authentications allowed per second from all sources together (then 429 for
     /// everyone failing; honest deliveries never fail authentication).
     #[arg(
-        long,
+        long = "ingress-auth-failures-global-per-sec",
+        alias = "auth-failures-global-per-sec",
         env = "INGRESS_AUTH_FAILURES_GLOBAL_PER_SEC",
         default_value_t = DEFAULT_INGRESS_AUTH_FAILURES_GLOBAL_PER_SEC
     )]

@@ -345,7 +345,7 @@ async fn striga_trigger_sends_the_documented_webhooks_signed() {
     let sent = common::sepay_dev(
         &db,
         &nats,
-        &["striga-trigger", "all", "--url", &url, "--api-key", API_KEY],
+        &["striga-trigger", "all", "--url", &url, "--striga-api-key", API_KEY],
     );
     let statuses: Vec<u64> = sent["sent"]
         .as_array()
@@ -365,7 +365,7 @@ async fn striga_trigger_sends_the_documented_webhooks_signed() {
             "--new-id",
             "--url",
             &url,
-            "--api-key",
+            "--striga-api-key",
             API_KEY,
         ],
     );
@@ -383,7 +383,7 @@ async fn striga_trigger_sends_the_documented_webhooks_signed() {
             "payin-completed",
             "--url",
             &url,
-            "--api-key",
+            "--striga-api-key",
             "not-the-key",
         ])
         .output()

@@ -19,7 +19,7 @@ pub type BusResult<T> = Result<T, BusError>;
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     #[error(
-        "cannot reach NATS at {url} ({reason}); start it, e.g. `start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server`"
+        "cannot reach NATS at {url} ({reason}); check that nats-server runs there with JetStream (`-js`) and that NATS_URL is right (`sepay-dev up` starts one of its own where none answers)"
     )]
     Connect { url: String, reason: String },
     #[error("JetStream {op} failed: {reason}")]

@@ -24,13 +24,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-/// `--dev-mode` / `SEPAY_DEV_MODE`: lets unset secrets fall back to public development values.
+/// `--sepay-dev-mode` (or `--dev-mode`) / `SEPAY_DEV_MODE`: lets unset secrets fall back to public development values.
 /// Off, a service without its real secrets refuses to start.
 #[derive(Debug, Clone, Copy, Default, clap::Args)]
 pub struct DevMode {
     /// Development mode: unset secrets (SEPAY_TOKEN_KEYS, ADMIN_JWT_SECRET) fall back to public
     /// development values. Local development only; `up` turns it on.
-    #[arg(long = "dev-mode", env = "SEPAY_DEV_MODE", global = true)]
+    #[arg(
+        long = "sepay-dev-mode",
+        visible_alias = "dev-mode",
+        env = "SEPAY_DEV_MODE",
+        global = true
+    )]
     pub dev_mode: bool,
 }
 

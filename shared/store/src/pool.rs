@@ -82,7 +82,7 @@ pub async fn connect(config: &DbConfig) -> StoreResult<PgPool> {
     let unreachable = |err: sqlx::Error| {
         StoreError::Unavailable(sqlx::Error::Configuration(
             format!(
-                "cannot reach Postgres at {} ({err}); start it, e.g. `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`",
+                "cannot reach Postgres at {} ({err}); check that it runs there and that DATABASE_URL's role and password are right (`sepay-dev up` starts one of its own where none answers)",
                 config.redacted_url()
             )
             .into(),

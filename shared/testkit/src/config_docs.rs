@@ -358,3 +358,31 @@ After the table.
         }
     }
 }
+
+/// The flags of `cmd` and its subcommands that an environment variable also sets but that are
+/// not named after it (`--connector-url` for `CONNECTOR_PUBLIC_URL`), and the variables two flags
+/// of one command read; empty when none.
+pub fn flags_not_named_after_env(cmd: &clap::Command) -> Vec<String> {
+    fn walk(command: &clap::Command, path: &str, found: &mut Vec<String>) {
+        let mut readers: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for arg in command.get_arguments() {
+            let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else {
+                continue;
+            };
+            let env = env.to_string_lossy().into_owned();
+            if long != env.to_lowercase().replace('_', "-") {
+                found.push(format!("{path} --{long} reads {env}"));
+            }
+            readers.entry(env).or_default().push(format!("--{long}"));
+        }
+        for (env, flags) in readers.into_iter().filter(|(_, flags)| flags.len() > 1) {
+            found.push(format!("{path}: {env} is read by {}", flags.join(" and ")));
+        }
+        for sub in command.get_subcommands() {
+            walk(sub, &format!("{path} {}", sub.get_name()), found);
+        }
+    }
+    let mut found = Vec::new();
+    walk(cmd, cmd.get_name(), &mut found);
+    found
+}

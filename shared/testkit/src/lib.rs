@@ -3,7 +3,7 @@
 
 pub mod config_docs;
 
-pub use config_docs::{assert_help_matches_docs, documented_settings};
+pub use config_docs::{assert_help_matches_docs, documented_settings, flags_not_named_after_env};
 
 use sepay_bus::{Bus, NatsConfig};
 use sepay_store::{DbConfig, PgPool};
