@@ -58,10 +58,11 @@ pub async fn run(json_output: bool, args: &TriggerArgs) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let mut answers = Vec::new();
     for sample in bodies(args.event) {
+        let mut sent: Value = serde_json::from_str(sample)?;
+        // the documented sample verbatim, unless it needs a fresh id
         let body = if args.new_id {
-            let mut value: Value = serde_json::from_str(sample)?;
-            value["id"] = json!(fresh_id);
-            value.to_string()
+            sent["id"] = json!(fresh_id);
+            sent.to_string()
         } else {
             sample.to_owned()
         };
@@ -70,13 +71,12 @@ pub async fn run(json_output: bool, args: &TriggerArgs) -> anyhow::Result<()> {
             .post(&url)
             .header("content-type", "application/json")
             .header("signature", signature)
-            .body(body.clone())
+            .body(body)
             .send()
             .await
             .with_context(|| format!("nothing answers at {url}"))?;
         let status = res.status().as_u16();
         let answer: Value = res.json().await.unwrap_or(Value::Null);
-        let sent: Value = serde_json::from_str(&body)?;
         answers.push(json!({"type": sent["type"], "id": sent["id"], "status": status, "answer": answer}));
     }
     let value = json!({"url": url, "sent": answers});

@@ -36,6 +36,17 @@ pub enum EventBody<'a> {
     Invalid(&'a str),
 }
 
+impl<'a> EventBody<'a> {
+    /// The row's `payload`, `raw_body` and `failure_reason`: a body that is not an object is
+    /// stored verbatim and failed at once.
+    fn columns(&self) -> (Option<&'a Value>, Option<&'a str>, Option<&'static str>) {
+        match *self {
+            EventBody::Json(v) => (Some(v), None, None),
+            EventBody::Invalid(raw) => (None, Some(raw), Some(FailureReason::InvalidPayload.as_str())),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
     /// A new event, open for processing: publish it.
@@ -77,10 +88,7 @@ struct ExistingRow {
 /// Records a delivery exactly once per (workspace, dedupe key) and applies the repeat rules of
 /// `RetryPolicy` to a delivery that collides with an existing row, in one transaction.
 pub async fn record_delivery(pool: &PgPool, new: &NewEvent<'_>, policy: &RetryPolicy) -> StoreResult<Recorded> {
-    let (payload, raw_body, reason) = match new.body {
-        EventBody::Json(v) => (Some(v), None, None),
-        EventBody::Invalid(raw) => (None, Some(raw), Some(FailureReason::InvalidPayload.as_str())),
-    };
+    let (payload, raw_body, reason) = new.body.columns();
     let status = lifecycle::first_status(payload.is_some());
     let mut tx = pool.begin().await?;
     if let Some(endpoint_id) = new.endpoint_id {
@@ -250,10 +258,7 @@ struct InsertColumns<'a> {
 
 impl<'a> InsertColumns<'a> {
     fn push(&mut self, new: &NewEvent<'a>) {
-        let (payload, raw_body, reason) = match new.body {
-            EventBody::Json(v) => (Some(v), None, None),
-            EventBody::Invalid(raw) => (None, Some(raw), Some(FailureReason::InvalidPayload.as_str())),
-        };
+        let (payload, raw_body, reason) = new.body.columns();
         self.ws_id.push(new.ws_id);
         self.endpoint_id.push(new.endpoint_id);
         self.source.push(new.source.as_str());
