@@ -1,7 +1,7 @@
 //! Running-balance gaps (`sepay_core::balance`): every `BALANCE_CHECK_INTERVAL_MS` the chain
 //! points booked since the last pass are checked against their neighbours; a break opens a gap,
 //! and a gap still open after `BALANCE_GAP_GRACE_SECS` is reconciled over just its span (SePay's
-//! transactions between its two ends), again with backoff (`sepay_core::balance::gap_next_attempt`: a failed reconciliation, SePay or its token
+//! transactions between its two ends; a workspace's due gaps share one listing), again with backoff (`sepay_core::balance::gap_next_attempt`: a failed reconciliation, SePay or its token
 //! unreachable, is retried within a minute and never flags), flagged after `GAP_MAX_ATTEMPTS` runs. A
 //! transaction recorded inside a gap closes it. This turns a lost webhook into one late by seconds.
 //!
@@ -10,19 +10,21 @@
 //! compared with the balance after its last booking, and a difference is reconciled from then.
 
 use crate::Provisioner;
-use crate::reconcile::reconcile;
+use crate::reconcile::{ReconcileOutcome, reconcile, reconcile_spans};
 use chrono::Utc;
 use sepay_connection::TokenError;
 use sepay_core::balance::{Continuity, GapAttempt, accumulated_of, continuity, gap_next_attempt, trailing_loss};
 use sepay_core::provisioning::Window;
 use sepay_store::balances;
 use sepay_telemetry::metrics;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
-/// Gaps reconciled per pass (each is one small reconciliation).
-const GAPS_PER_PASS: i64 = 20;
+/// Gaps reconciled per pass: those of one workspace share one listing of its transactions.
+const GAPS_PER_PASS: i64 = 200;
 /// How often the gauges are read from the database.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a claimed gap is left to the replica that claimed it.
@@ -147,41 +149,63 @@ pub async fn pass(p: &Provisioner, checked_up_to: &mut i64) -> anyhow::Result<()
         }
     }
     *checked_up_to = high;
-    for gap in balances::claim_due_gaps(&p.db, GAPS_PER_PASS, CLAIM_HOLD).await? {
-        let window = Window {
-            from: gap.after_at,
-            to: gap.before_at,
-        };
-        let result = reconcile(p, gap.ws_id, window, "gap").await;
-        let attempts = gap.attempts + 1;
-        let outcome = if result.is_ok() {
-            GapAttempt::Ran
-        } else {
-            GapAttempt::Failed
-        };
-        let (wait, flag) = gap_next_attempt(grace, attempts, outcome);
-        let error = result.as_ref().err().map(|e| format!("{e:#}"));
-        if flag {
-            metrics::counter!("sepay_balance_gaps_flagged_total").increment(1);
-            tracing::warn!(
-                ws_id = %gap.ws_id,
-                account = %gap.account_number,
-                after = gap.after_sepay_id,
-                before = gap.before_sepay_id,
-                attempts,
-                "balance gap still open after reconciling: flagged for an admin"
-            );
-        }
-        // a degraded connection says when its token is next refreshed: try again right then
-        let refresh_due = result.as_ref().err().and_then(|err| {
-            err.chain().find_map(|e| match e.downcast_ref::<TokenError>() {
-                Some(TokenError::Degraded { retry_at }) => Some(*retry_at),
-                _ => None,
-            })
-        });
-        let next = refresh_due.map_or(Utc::now() + wait, |at| at.min(Utc::now() + wait));
-        balances::record_gap_attempt(&p.db, gap.id, next, flag, error.as_deref()).await?;
+    let due = balances::claim_due_gaps(&p.db, GAPS_PER_PASS, CLAIM_HOLD).await?;
+    // one listing of SePay's transactions per workspace, however many of its gaps are due
+    let mut by_workspace: BTreeMap<Uuid, Vec<&balances::Gap>> = BTreeMap::new();
+    for gap in &due {
+        by_workspace.entry(gap.ws_id).or_default().push(gap);
     }
+    for (ws_id, gaps) in by_workspace {
+        let spans: Vec<Window> = gaps
+            .iter()
+            .map(|gap| Window {
+                from: gap.after_at,
+                to: gap.before_at,
+            })
+            .collect();
+        let result = reconcile_spans(p, ws_id, &spans, "gap").await;
+        for gap in gaps {
+            record_attempt(p, gap, grace, &result).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Notes one reconciliation of `gap`: when to try again, and whether it is flagged for an admin.
+async fn record_attempt(
+    p: &Provisioner,
+    gap: &balances::Gap,
+    grace: Duration,
+    result: &anyhow::Result<ReconcileOutcome>,
+) -> anyhow::Result<()> {
+    let attempts = gap.attempts + 1;
+    let outcome = if result.is_ok() {
+        GapAttempt::Ran
+    } else {
+        GapAttempt::Failed
+    };
+    let (wait, flag) = gap_next_attempt(grace, attempts, outcome);
+    let error = result.as_ref().err().map(|e| format!("{e:#}"));
+    if flag {
+        metrics::counter!("sepay_balance_gaps_flagged_total").increment(1);
+        tracing::warn!(
+            ws_id = %gap.ws_id,
+            account = %gap.account_number,
+            after = gap.after_sepay_id,
+            before = gap.before_sepay_id,
+            attempts,
+            "balance gap still open after reconciling: flagged for an admin"
+        );
+    }
+    // a degraded connection says when its token is next refreshed: try again right then
+    let refresh_due = result.as_ref().err().and_then(|err| {
+        err.chain().find_map(|e| match e.downcast_ref::<TokenError>() {
+            Some(TokenError::Degraded { retry_at }) => Some(*retry_at),
+            _ => None,
+        })
+    });
+    let next = refresh_due.map_or(Utc::now() + wait, |at| at.min(Utc::now() + wait));
+    balances::record_gap_attempt(&p.db, gap.id, next, flag, error.as_deref()).await?;
     Ok(())
 }
 

@@ -47,9 +47,22 @@ pub async fn reconcile(
     window: Window,
     trigger: &'static str,
 ) -> anyhow::Result<ReconcileOutcome> {
+    reconcile_spans(p, ws_id, &[window], trigger).await
+}
+
+/// One reconciliation of several spans of a workspace (its open gaps): one listing of SePay's
+/// transactions over the days they touch, and what falls inside any span inserted. Recorded as
+/// one run over the window that covers them all.
+pub async fn reconcile_spans(
+    p: &Provisioner,
+    ws_id: Uuid,
+    spans: &[Window],
+    trigger: &'static str,
+) -> anyhow::Result<ReconcileOutcome> {
+    let window = Window::covering(spans).context("no span to reconcile")?;
     let run_id = store::start_run(&p.db, ws_id, trigger, window.from, window.to).await?;
     let mut counts = (0usize, 0usize);
-    let result = run(p, ws_id, window, run_id, &mut counts).await;
+    let result = run(p, ws_id, window, spans, run_id, &mut counts).await;
     let error = result.as_ref().err().map(|e| format!("{e:#}"));
     let failures = store::finish_run(&p.db, run_id, counts.0 as i32, counts.1 as i32, error.as_deref()).await?;
     if trigger == "schedule" && failures > 0 {
@@ -71,11 +84,18 @@ async fn run(
     p: &Provisioner,
     ws_id: Uuid,
     window: Window,
+    spans: &[Window],
     run_id: i64,
     counts: &mut (usize, usize),
 ) -> anyhow::Result<()> {
     let token = p.tokens.access_token(ws_id).await?;
-    let transactions = fetch(p, &token, window).await?;
+    let mut transactions = fetch(p, &token, window).await?;
+    if spans.len() > 1 {
+        transactions.retain(|t| {
+            sepay_core::vn_time::parse_vietnam_local(&t.transaction_date)
+                .is_some_and(|at| spans.iter().any(|span| span.contains(at)))
+        });
+    }
     counts.0 = transactions.len();
     store::progress_run(&p.db, run_id, counts.0 as i32, 0).await?;
     for (n, tx) in transactions.iter().enumerate() {

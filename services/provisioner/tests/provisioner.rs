@@ -635,6 +635,42 @@ async fn a_lost_webhook_is_found_by_the_balance_of_the_next_one() {
     assert!(gap_runs >= 1);
 }
 
+/// Two webhooks lost on one account, two gaps due together: one reconciliation, one listing of
+/// SePay's transactions, books both (a burst of losses costs one listing, not one per gap).
+#[tokio::test]
+async fn a_workspaces_due_gaps_share_one_reconciliation() {
+    let (w, account, p) = provisioned_world(|c| {
+        c.reconcile_interval_secs = 0;
+        c.balance_gap_grace_secs = 0;
+    })
+    .await;
+    let tx = |amount: i64| transfer(&w, account, "in", amount);
+    tx(1000).await;
+    wait_booked(&w, 1).await;
+    for (lost, reveals) in [(2000, 3000), (4000, 5000)] {
+        w.sim_post("/sim/faults", json!({"drop_deliveries": 1})).await;
+        tx(lost).await;
+        tx(reveals).await;
+    }
+    wait_booked(&w, 3).await;
+    let mut checked = 0;
+    sepay_provisioner::gaps::pass(&p, &mut checked).await.unwrap();
+    let (gaps, runs): (i64, i64) = sqlx::query_as(
+        "select (select count(*) from sepay_balance_gaps),
+                (select count(*) from sepay_reconciliation_runs where trigger = 'gap')",
+    )
+    .fetch_one(&w.db.pool)
+    .await
+    .unwrap();
+    assert_eq!((gaps, runs), (2, 1), "two gaps, one reconciliation");
+    wait_booked(&w, 5).await;
+    let total: rust_decimal::Decimal = sqlx::query_scalar("select sum(amount) from wallet_transactions")
+        .fetch_one(&w.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(total, rust_decimal::Decimal::from(15000));
+}
+
 /// The last transaction of a quiet account is lost: no later delivery reveals it, but the
 /// account's balance at SePay has moved past the last booking, and the trailing check
 /// reconciles from there. A check with nothing missing reconciles nothing.

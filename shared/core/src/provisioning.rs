@@ -57,6 +57,13 @@ impl Window {
         ))
     }
 
+    /// The smallest window holding all of `windows`; `None` when there are none.
+    pub fn covering(windows: &[Window]) -> Option<Window> {
+        let from = windows.iter().map(|w| w.from).min()?;
+        let to = windows.iter().map(|w| w.to).max()?;
+        Some(Window { from, to })
+    }
+
     /// Whether a transaction dated `at` belongs to this window.
     pub fn contains(&self, at: DateTime<Utc>) -> bool {
         self.from <= at && at <= self.to
@@ -237,6 +244,40 @@ mod tests {
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_covering_window_spans_every_window() {
+        let w = |from: &str, to: &str| Window {
+            from: at(from),
+            to: at(to),
+        };
+        let cases = [
+            (vec![], None),
+            (
+                vec![w("2026-03-01T01:00:00Z", "2026-03-01T02:00:00Z")],
+                Some(w("2026-03-01T01:00:00Z", "2026-03-01T02:00:00Z")),
+            ),
+            // apart and out of order: from the earliest start to the latest end
+            (
+                vec![
+                    w("2026-03-01T05:00:00Z", "2026-03-01T06:00:00Z"),
+                    w("2026-03-01T01:00:00Z", "2026-03-01T02:00:00Z"),
+                ],
+                Some(w("2026-03-01T01:00:00Z", "2026-03-01T06:00:00Z")),
+            ),
+            // one inside another
+            (
+                vec![
+                    w("2026-03-01T01:00:00Z", "2026-03-01T09:00:00Z"),
+                    w("2026-03-01T03:00:00Z", "2026-03-01T04:00:00Z"),
+                ],
+                Some(w("2026-03-01T01:00:00Z", "2026-03-01T09:00:00Z")),
+            ),
+        ];
+        for (windows, want) in cases {
+            assert_eq!(Window::covering(&windows), want, "{windows:?}");
+        }
     }
 
     #[test]
