@@ -22,9 +22,10 @@ pub struct AdminTokenArgs {
     /// HS256 secret the connector verifies with (required unless SEPAY_DEV_MODE).
     #[arg(long, env = "ADMIN_JWT_SECRET", hide_env_values = true)]
     admin_jwt_secret: Option<String>,
-    /// The connector's public origin, for the login link.
-    #[arg(long, env = "CONNECTOR_PUBLIC_URL", default_value = sepay_connector::DEFAULT_CONNECTOR_PUBLIC_URL)]
-    connector_public_url: String,
+    /// The connector's public origin, for the login link. Default: a running `sepay-dev up`'s,
+    /// else http://127.0.0.1:8082.
+    #[arg(long, env = "CONNECTOR_PUBLIC_URL")]
+    connector_public_url: Option<String>,
 }
 
 /// Mints the token and prints the link (`--grant` is applied by the caller, which holds the
@@ -33,7 +34,12 @@ pub fn admin_token(cli: &Cli, args: &AdminTokenArgs) -> anyhow::Result<()> {
     let ttl = Duration::from_secs(args.ttl_mins * 60);
     let secret = sepay_connector::auth::jwt_secret(args.admin_jwt_secret.as_deref(), cli.global.dev.dev_mode)?;
     let token = sepay_connector::mint_admin_token(&secret, &args.user, ttl)?;
-    let login_url = sepay_connector::login_url(&args.connector_public_url, &token, args.ws);
+    let connector = args
+        .connector_public_url
+        .clone()
+        .or_else(|| cli.global.running_up().map(|up| up.connector_url))
+        .unwrap_or_else(|| sepay_connector::DEFAULT_CONNECTOR_PUBLIC_URL.to_owned());
+    let login_url = sepay_connector::login_url(&connector, &token, args.ws);
     let expires_at = chrono::Utc::now() + chrono::Duration::seconds(ttl.as_secs() as i64);
     let report = json!({"token": token, "login_url": login_url, "expires_at": expires_at, "granted": args.grant});
     sepay_runtime::cli::print(cli.global.json, &report, || {

@@ -55,7 +55,7 @@ pub async fn endpoint(cli: &Cli, db: &PgPool, cmd: &EndpointCmd) -> anyhow::Resu
     match cmd {
         EndpointCmd::Create { ws, wallet, label } => {
             let created =
-                endpoints::create_manual_endpoint(db, &cli.global.public_base_url, *ws, *wallet, label).await?;
+                endpoints::create_manual_endpoint(db, &cli.global.public_base_url(), *ws, *wallet, label).await?;
             print(json, &created, || created_text(&created));
         }
         EndpointCmd::List { ws } => {
@@ -101,7 +101,7 @@ pub async fn endpoint(cli: &Cli, db: &PgPool, cmd: &EndpointCmd) -> anyhow::Resu
                 return Ok(());
             }
             let grace = Duration::from_secs(grace_hours * 3600);
-            let created = endpoints::rotate_locally(db, &cli.global.public_base_url, *id, grace).await?;
+            let created = endpoints::rotate_locally(db, &cli.global.public_base_url(), *id, grace).await?;
             if created.endpoint.provider == Provider::Striga {
                 let created = endpoints::CreatedStrigaEndpoint::from(created);
                 print(json, &created, || {

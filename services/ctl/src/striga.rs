@@ -105,7 +105,8 @@ pub async fn run(cli: &Cli, db: &PgPool, args: &StrigaArgs) -> anyhow::Result<()
             let keyring = Keyring::configured(args.sepay_token_keys.as_deref(), cli.global.dev.dev_mode)
                 .context("SEPAY_TOKEN_KEYS")?;
             let sealed = keyring.seal(&signing_key_aad(*ws), api_key.trim().as_bytes());
-            let created = store::create_endpoint(db, &cli.global.public_base_url, *ws, *wallet, label, &sealed).await?;
+            let created =
+                store::create_endpoint(db, &cli.global.public_base_url(), *ws, *wallet, label, &sealed).await?;
             print(json, &created, || {
                 format!(
                     "Striga endpoint {}\nwebhook URL (give it to Striga; transactions go to <url>/tx): {}",

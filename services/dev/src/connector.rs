@@ -53,6 +53,7 @@ pub async fn start_connector(
     let token = sepay_connector::mint_admin_token(&secret, LOCAL_ADMIN, Duration::from_secs(12 * 3600))?;
     let login_link = sepay_connector::login_url(config.origin(), &token, ws_id);
     let callback_url = format!("{}{CALLBACK_PATH}", config.origin());
+    let origin = config.origin().to_owned();
     let task = tokio::spawn(sepay_connector::serve(
         listener,
         Some(admin_listener),
@@ -64,6 +65,7 @@ pub async fn start_connector(
     ));
     Ok(StartedConnector {
         task,
+        public_url: origin,
         login_link,
         sepay,
         callback_url,
@@ -73,6 +75,8 @@ pub async fn start_connector(
 /// The running connector, and the SePay settings it settled on (shared with the provisioner).
 pub struct StartedConnector {
     pub task: JoinHandle<anyhow::Result<()>>,
+    /// The connector's origin (`CONNECTOR_PUBLIC_URL`, or the address it bound).
+    pub public_url: String,
     pub login_link: String,
     pub sepay: SepayConfig,
     pub callback_url: String,

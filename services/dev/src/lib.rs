@@ -38,9 +38,10 @@ pub enum Command {
     /// Seed a demo workspace on running services and show one simulated transaction booked
     /// (what `up --demo` does in process; compose runs it as its `demo` step).
     Demo {
-        /// The simulator to create the demo bank account and transaction in.
-        #[arg(long, env = "SIM_URL", default_value = sim::DEFAULT_SIM_URL)]
-        sim_url: String,
+        /// The simulator to create the demo bank account and transaction in. Default: a running
+        /// `sepay-dev up`'s, else http://127.0.0.1:8090.
+        #[arg(long, env = "SIM_URL")]
+        sim_url: Option<String>,
     },
     /// Drive a running SePay simulator.
     Sim(sim::SimArgs),
@@ -74,8 +75,8 @@ pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(ref cmd) => return serve::run(&cli, cmd).await,
         Command::Up(ref args) => up::run(&cli, args).await,
-        Command::Demo { ref sim_url } => up::demo_on_running(&cli, sim_url).await,
-        Command::Sim(ref args) => sim::run(json, args).await,
+        Command::Demo { ref sim_url } => up::demo_on_running(&cli, sim_url.as_deref()).await,
+        Command::Sim(ref args) => sim::run(&cli.global, args).await,
         Command::StrigaTrigger(ref args) => trigger::run(json, args).await,
         Command::Completions { shell } => {
             sepay_runtime::cli::completions::<Cli>(shell, "sepay-dev");

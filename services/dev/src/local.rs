@@ -3,15 +3,16 @@
 //!
 //! Where `DATABASE_URL` (or `NATS_URL`) names this machine and nothing answers there, a private
 //! instance is started from the installed binaries: a Postgres cluster in
-//! `target/sepay-dev/postgres` (as the `postgres` user when run as root; trust authentication)
-//! and a nats-server with JetStream storing in `target/sepay-dev/nats`. They live as long as the
+//! `<SEPAY_DEV_DIR>/postgres` (`target/sepay-dev/postgres` by default; as the `postgres` user
+//! when run as root; trust authentication) and a nats-server with JetStream storing in
+//! `<SEPAY_DEV_DIR>/nats`. They live as long as the
 //! command and keep their data for the next run. Missing binaries are installed with apt-get
 //! where that is possible (root, Debian); otherwise the command stops with one line saying what
 //! to install. A server that already answers is used as it is, never touched.
 
 use crate::faults::servers::{PrivateNats, PrivatePostgres, nats_server_bin, postgres_bin_dir};
 use anyhow::Context;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 
 /// The private instances started, if any; dropping it stops them.
@@ -23,6 +24,7 @@ pub struct LocalInfra {
 /// Starts what is missing. `database_url` and `nats_url` are updated when a private instance had
 /// to take another port (a server appeared on the configured one while packages were installed).
 pub async fn ensure(
+    dev_dir: &Path,
     database_url: &mut String,
     nats_url: &mut String,
     say: &dyn Fn(&str),
@@ -33,7 +35,7 @@ pub async fn ensure(
                 install("PostgreSQL", "nothing answers at DATABASE_URL", &["postgresql"], say)?;
             }
             let port = free_after_install(port).await?;
-            let dir = data_dir("postgres")?;
+            let dir = dev_dir.join("postgres");
             say(&format!(
                 "Postgres: nothing answered at DATABASE_URL; starting one on 127.0.0.1:{port} (data in {})",
                 dir.display()
@@ -50,7 +52,7 @@ pub async fn ensure(
                 install("nats-server", "nothing answers at NATS_URL", &["nats-server"], say)?;
             }
             let port = free_after_install(port).await?;
-            let dir = data_dir("nats")?;
+            let dir = dev_dir.join("nats");
             say(&format!(
                 "NATS: nothing answered at NATS_URL; starting nats-server with JetStream on 127.0.0.1:{port} (data in {})",
                 dir.display()
@@ -96,16 +98,6 @@ async fn free_after_install(port: u16) -> anyhow::Result<u16> {
     } else {
         Ok(port)
     }
-}
-
-/// `target/sepay-dev/<name>` beside this binary (`target/debug/sepay-dev`).
-pub fn data_dir(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe().context("cannot find this binary's path")?;
-    let target = exe
-        .parent()
-        .and_then(|dir| dir.parent())
-        .context("this binary is not inside a target directory")?;
-    Ok(target.join("sepay-dev").join(name))
 }
 
 /// Installs Debian packages when this process may (root, apt-get present); else the one line

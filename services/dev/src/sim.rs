@@ -10,9 +10,9 @@ pub const DEFAULT_SIM_URL: &str = "http://127.0.0.1:8090";
 
 #[derive(clap::Args)]
 pub struct SimArgs {
-    /// The simulator's base URL.
-    #[arg(long, env = "SIM_URL", default_value = DEFAULT_SIM_URL)]
-    pub sim_url: String,
+    /// The simulator's base URL. Default: a running `sepay-dev up`'s, else http://127.0.0.1:8090.
+    #[arg(long, env = "SIM_URL")]
+    pub sim_url: Option<String>,
     #[command(subcommand)]
     pub command: SimCmd,
 }
@@ -180,8 +180,17 @@ pub enum SimCmd {
     State,
 }
 
-pub async fn run(json_out: bool, args: &SimArgs) -> anyhow::Result<()> {
-    let client = SimClient::new(&args.sim_url);
+/// `--sim-url`/`SIM_URL`, else the simulator of a running `sepay-dev up`, else the default.
+pub fn sim_url(global: &sepay_runtime::cli::GlobalOptions, configured: Option<&str>) -> String {
+    configured
+        .map(str::to_owned)
+        .or_else(|| global.running_up().and_then(|up| up.sim_url))
+        .unwrap_or_else(|| DEFAULT_SIM_URL.to_owned())
+}
+
+pub async fn run(global: &sepay_runtime::cli::GlobalOptions, args: &SimArgs) -> anyhow::Result<()> {
+    let json_out = global.json;
+    let client = SimClient::new(&sim_url(global, args.sim_url.as_deref()));
     let (value, text): (Value, fn(&Value) -> String) = match &args.command {
         SimCmd::Company { name } => (
             client.post("/sim/companies", json!({"name": name})).await?,

@@ -29,7 +29,7 @@ async fn run_tests(cli: &Cli, args: &TestArgs) -> anyhow::Result<ExitCode> {
         std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let mut nats_url = cli.global.nats.nats_url.clone();
     let say = |line: &str| eprintln!("sepay-dev test: {line}");
-    let _infra = crate::local::ensure(&mut database_url, &mut nats_url, &say).await?;
+    let _infra = crate::local::ensure(&cli.global.dev_dir()?, &mut database_url, &mut nats_url, &say).await?;
     // the connector's browser test drives headless Chromium
     if !std::path::Path::new("/usr/bin/chromedriver").exists() {
         crate::local::install("Chromium", "the browser test", &["chromium", "chromium-driver"], &say)?;

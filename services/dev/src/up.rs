@@ -46,9 +46,10 @@ pub struct UpArgs {
 
 pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     // the terminal keeps the summary, the demo and its table; the log lines go to a file
+    let dev_dir = cli.global.dev_dir()?;
     let log_file = match args.verbose || std::env::var_os("RUST_LOG").is_some() {
         true => None,
-        false => Some(crate::local::data_dir("up.log")?),
+        false => Some(dev_dir.join("up.log")),
     };
     let target = match &log_file {
         Some(path) => {
@@ -67,7 +68,7 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     // Postgres and NATS started here where none answer (stopped when `up` ends)
     let (mut db_config, mut nats_config) = (cli.global.db.clone(), cli.global.nats.clone());
     let say = |line: &str| eprintln!("sepay-dev up: {line}");
-    let _infra = crate::local::ensure(&mut db_config.database_url, &mut nats_config.nats_url, &say).await?;
+    let _infra = crate::local::ensure(&dev_dir, &mut db_config.database_url, &mut nats_config.nats_url, &say).await?;
     let db = sepay_store::connect(&db_config).await?;
     let bus = sepay_bus::Bus::connect(&nats_config).await?;
     let bind = sepay_runtime::bind;
@@ -151,11 +152,8 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     let mut provisioner_config = args.provisioner.clone();
     provisioner_config.sepay = started.sepay.clone();
     provisioner_config.http = args.http.clone();
-    provisioner_config.public_base_url = if cli.global.public_base_url == sepay_runtime::DEFAULT_PUBLIC_BASE_URL {
-        ingress_url.clone()
-    } else {
-        cli.global.public_base_url.clone()
-    };
+    let public_base_url = cli.global.public_base_url_set().unwrap_or(&ingress_url).to_owned();
+    provisioner_config.public_base_url = public_base_url.clone();
     let provisioner = tokio::spawn(sepay_provisioner::serve(
         provisioner_listener,
         provisioner_config,
@@ -163,6 +161,14 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         bus.clone(),
         shutdown.clone(),
     ));
+    // `sepayctl admin-token`, `endpoint create` and `sepay-dev demo` find these addresses here
+    let _announced = sepay_runtime::dev_dir::RunningUp {
+        pid: std::process::id(),
+        public_base_url,
+        connector_url: started.public_url.clone(),
+        sim_url: sim_url.clone(),
+    }
+    .announce(&dev_dir)?;
     let summary = json!({
         "sim": sim_url,
         "postgres": db_config.redacted_url(),
@@ -219,10 +225,22 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `sepay-dev demo`: the demo against services already running (compose, Kubernetes).
-pub async fn demo_on_running(cli: &Cli, sim_url: &str) -> anyhow::Result<()> {
+/// `sepay-dev demo`: the demo against services already running (a `sepay-dev up`, compose,
+/// Kubernetes).
+pub async fn demo_on_running(cli: &Cli, sim_url: Option<&str>) -> anyhow::Result<()> {
+    let sim_url = crate::sim::sim_url(&cli.global, sim_url);
+    let answers = reqwest::Client::new()
+        .get(format!("{sim_url}/sim/state"))
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success());
+    anyhow::ensure!(
+        answers,
+        "no SePay simulator answers at {sim_url}: start everything with `sepay-dev up --demo`, or point --sim-url (SIM_URL) at a running simulator"
+    );
     let db = sepay_store::connect(&cli.global.db).await?;
-    demo(cli, &db, &cli.global.public_base_url, Some(sim_url)).await
+    demo(cli, &db, &cli.global.public_base_url(), Some(&sim_url)).await
 }
 
 /// A workspace, a wallet linked to a bank account, a manual endpoint; then one transaction, made
@@ -288,10 +306,21 @@ async fn demo(cli: &Cli, db: &PgPool, ingress_url: &str, sim_url: Option<&str>) 
                 },
             )
             .await?;
-            anyhow::bail!(
-                "the demo transaction was not booked within 10 s; its event: {:?}",
-                recent.first()
-            );
+            anyhow::bail!(match recent.first() {
+                None => format!(
+                    "no delivery reached the ingress at {ingress_url} within 10 s: is the ingress running there (PUBLIC_BASE_URL)?"
+                ),
+                Some(event) if event.status == sepay_core::lifecycle::EventStatus::Failed.as_str() => format!(
+                    "the demo delivery (event {}) failed: {}; `sepayctl events show {}` has the detail",
+                    event.id,
+                    event.failure_reason.as_deref().unwrap_or("no reason recorded"),
+                    event.id
+                ),
+                Some(event) => format!(
+                    "the ingress stored the demo delivery (event {}, {}) but nothing booked it within 10 s: is sepay-processor running on the same NATS (NATS_URL, BUS_PREFIX)?",
+                    event.id, event.status
+                ),
+            });
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };

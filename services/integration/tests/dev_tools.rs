@@ -4,6 +4,7 @@
 mod common;
 
 use common::{System, processed, sepay_dev, sepay_dev_command, sepayctl};
+use sepay_store::workspaces;
 use sepay_testkit::{TestDb, count, eventually, test_bus};
 use serde_json::{Value, json};
 use std::process::{Command, Stdio};
@@ -85,7 +86,7 @@ async fn up_demo_prints_a_quiet_summary_and_the_result_table() {
         (r"127\.0\.0\.1:\d+", "127.0.0.1:PORT"),
         (r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "UUID"),
         (r"/sepay_test_\w+", "/DATABASE"),
-        (r"\S*/sepay-dev/up\.log", "TARGET/sepay-dev/up.log"),
+        (r"\S*/up\.log", "SEPAY_DEV_DIR/up.log"),
         (r"\b\d+ ms\b", "N ms"),
         // a repeat that arrives after its booking (a busy machine) is flagged, one before it not
         (r"\d+ flagged duplicate", "N flagged duplicate"),
@@ -227,6 +228,130 @@ async fn sepayctl_up_stops_gracefully_on_sigterm() {
     })
     .await;
     assert!(exited.expect("still running 10 s after SIGTERM").success());
+}
+
+/// `sepayctl admin-token`, `endpoint create` and `sepay-dev demo` find a running `up`'s
+/// addresses (here all on ports it picked) with nothing set; once it stops, the defaults again.
+/// `demo` with no simulator to talk to says so in one line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_finds_a_running_up() {
+    let db = TestDb::new().await;
+    let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
+    let dir = common::dev_dir(&db);
+    let mut up = sepay_dev_command(&db, &nats)
+        .args(["up"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = up.stdout.take().unwrap();
+    let started = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.contains("Ctrl-C stops everything"))
+    });
+    let started = tokio::time::timeout(Duration::from_secs(30), started).await;
+    assert!(matches!(started, Ok(Ok(true))), "up never finished starting");
+    let running: Value = serde_json::from_slice(&std::fs::read(dir.join("up.json")).unwrap()).unwrap();
+    let (ingress, connector) = (
+        running["public_base_url"].as_str().unwrap().to_owned(),
+        running["connector_url"].as_str().unwrap().to_owned(),
+    );
+    assert_ne!(ingress, "http://127.0.0.1:8080", "up bound a port of its own");
+    // what a person types, with none of the address settings
+    let ctl = |args: &[&str]| {
+        let out = Command::new(sepay_testkit::bin("sepayctl"))
+            .arg("--json")
+            .args(args)
+            .env("DATABASE_URL", &db.config.database_url)
+            .env("SEPAY_DEV_DIR", &dir)
+            .env("SEPAY_DEV_MODE", "true")
+            .env_remove("PUBLIC_BASE_URL")
+            .env_remove("CONNECTOR_PUBLIC_URL")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let ws = workspaces::create_workspace(&db.pool, "Shop")
+        .await
+        .unwrap()
+        .id
+        .to_string();
+    let token = ctl(&["admin-token", "--ws", &ws, "--user", "boss"]);
+    assert!(
+        token["login_url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{connector}/login")),
+        "{token}"
+    );
+    let endpoint = ctl(&["endpoint", "create", "--ws", &ws]);
+    assert!(
+        endpoint["webhook_url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{ingress}/api/v1/webhooks/sepay/")),
+        "{endpoint}"
+    );
+    // the demo finds the simulator and the ingress, and books its transaction
+    let demo = run_to_end(
+        Command::new(sepay_testkit::bin("sepay-dev"))
+            .args(["--json", "demo"])
+            .env("DATABASE_URL", &db.config.database_url)
+            .env("SEPAY_DEV_DIR", &dir)
+            .env_remove("SIM_URL")
+            .env_remove("PUBLIC_BASE_URL"),
+    )
+    .await;
+    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    let report: Value = serde_json::from_slice(&demo.stdout).unwrap();
+    assert_eq!(report["transaction"]["amount"], json!("2277000"), "{report}");
+    // `up` stops: its file goes, and the defaults apply again
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &up.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let exited = eventually(Duration::from_secs(10), || {
+        let status = up.try_wait().unwrap();
+        async move { status }
+    })
+    .await;
+    assert!(exited.expect("up still running 10 s after SIGTERM").success());
+    assert!(!dir.join("up.json").exists());
+    let token = ctl(&["admin-token", "--ws", &ws, "--user", "boss"]);
+    assert!(
+        token["login_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:8082/login"),
+        "{token}"
+    );
+    let nowhere = format!("http://127.0.0.1:{}", sepay_testkit::free_port());
+    let out = run_to_end(
+        Command::new(sepay_testkit::bin("sepay-dev"))
+            .args(["demo", "--sim-url", &nowhere])
+            .env("DATABASE_URL", &db.config.database_url)
+            .env("SEPAY_DEV_DIR", &dir),
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "sepay-dev: error: no SePay simulator answers at {nowhere}: start everything with `sepay-dev up --demo`, or point --sim-url (SIM_URL) at a running simulator"
+        )
+    );
 }
 
 #[tokio::test]

@@ -16,7 +16,8 @@ pub struct GlobalOptions {
     pub nats: sepay_bus::NatsConfig,
     #[command(flatten)]
     pub dev: crate::DevMode,
-    /// Base URL SePay reaches the ingress at (webhook URLs are built from it).
+    /// Base URL SePay reaches the ingress at (webhook URLs are built from it). While this is the
+    /// default, a running `sepay-dev up`'s.
     #[arg(
         long,
         env = "PUBLIC_BASE_URL",
@@ -24,6 +25,37 @@ pub struct GlobalOptions {
         global = true
     )]
     pub public_base_url: String,
+    /// Where sepay-dev keeps its local state: the private Postgres and NATS, up.log, and up.json,
+    /// which tells the other commands where a running `up` listens. Default: sepay-dev/ in the
+    /// target directory of this binary.
+    #[arg(long, env = "SEPAY_DEV_DIR", global = true)]
+    pub sepay_dev_dir: Option<std::path::PathBuf>,
+}
+
+impl GlobalOptions {
+    /// See [`crate::dev_dir::dev_dir`].
+    pub fn dev_dir(&self) -> anyhow::Result<std::path::PathBuf> {
+        crate::dev_dir::dev_dir(self.sepay_dev_dir.as_deref())
+    }
+
+    /// The `sepay-dev up` running on this checkout's state, if any.
+    pub fn running_up(&self) -> Option<crate::dev_dir::RunningUp> {
+        crate::dev_dir::RunningUp::find(&self.dev_dir().ok()?)
+    }
+
+    /// `PUBLIC_BASE_URL` set to something else than its default, else a running `up`'s, else
+    /// the default.
+    pub fn public_base_url(&self) -> String {
+        self.public_base_url_set()
+            .map(str::to_owned)
+            .or_else(|| self.running_up().map(|up| up.public_base_url))
+            .unwrap_or_else(|| self.public_base_url.clone())
+    }
+
+    /// `PUBLIC_BASE_URL` unless it is the default (which `up` replaces with its own ingress).
+    pub fn public_base_url_set(&self) -> Option<&str> {
+        (self.public_base_url != crate::DEFAULT_PUBLIC_BASE_URL).then_some(self.public_base_url.as_str())
+    }
 }
 
 /// Prints `value` as JSON, or `text` for people.

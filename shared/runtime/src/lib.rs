@@ -2,6 +2,7 @@
 //! of health endpoints, served on an admin listener apart from public traffic.
 
 pub mod cli;
+pub mod dev_dir;
 pub mod http;
 
 pub use http::HttpLimits;

@@ -85,6 +85,7 @@ pub fn cli(program: &str, db: &TestDb, nats: &NatsConfig, args: &[&str]) -> Valu
         .env("DATABASE_URL", &db.config.database_url)
         .env("NATS_URL", &nats.nats_url)
         .env("BUS_PREFIX", &nats.bus_prefix)
+        .env("SEPAY_DEV_DIR", dev_dir(db))
         .output()
         .unwrap();
     assert!(
@@ -114,11 +115,19 @@ pub async fn post(url: &str, seed: &Seeded, body: &Value) -> reqwest::StatusCode
 
 /// `sepay-dev` against the test's database and bus with every listener on a free port (add the
 /// command, e.g. `up`; later `.env` calls override these).
+/// The test's own `SEPAY_DEV_DIR` (named after its database): an `up`'s log and `up.json` never
+/// meet another test's, nor those of a developer's running `up`.
+pub fn dev_dir(db: &TestDb) -> std::path::PathBuf {
+    let name = db.config.database_url.rsplit('/').next().unwrap_or("sepay_test");
+    std::env::temp_dir().join("sepay-dev-tests").join(name)
+}
+
 pub fn sepay_dev_command(db: &TestDb, nats: &NatsConfig) -> Command {
     let mut cmd = Command::new(sepay_testkit::bin("sepay-dev"));
     cmd.env("DATABASE_URL", &db.config.database_url)
         .env("NATS_URL", &nats.nats_url)
-        .env("BUS_PREFIX", &nats.bus_prefix);
+        .env("BUS_PREFIX", &nats.bus_prefix)
+        .env("SEPAY_DEV_DIR", dev_dir(db));
     for listener in [
         "INGRESS_ADDR",
         "INGRESS_ADMIN_ADDR",
