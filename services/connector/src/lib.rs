@@ -24,6 +24,7 @@ use uuid::Uuid;
 pub use auth::{AdminAuth, Claims, mint_admin_token};
 pub use cli::Cli;
 pub use error::ConnectorError;
+pub use pages::{COPY_SCRIPT, script_hash};
 pub use routes::router;
 
 /// `CONNECTOR_ADDR`

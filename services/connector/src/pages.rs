@@ -34,6 +34,23 @@ pub fn render(page: &impl Template) -> Response {
     }
 }
 
+/// The pages' only script: the event page's Copy button. Allowed by its hash in the
+/// Content-Security-Policy ([`script_hash`]), so the pages otherwise stay script-free. Written
+/// without the characters HTML escaping changes, so the rendered text is exactly this.
+pub const COPY_SCRIPT: &str = "document.getElementById(`copy-payload`).onclick=function(){navigator.clipboard.writeText(document.getElementById(`payload`).textContent)}";
+
+/// `'sha256-…'` of [`COPY_SCRIPT`], for the CSP's `script-src`.
+pub fn script_hash() -> String {
+    use base64::Engine;
+    let digest = sepay_crypto::sha256(COPY_SCRIPT.as_bytes());
+    format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(digest))
+}
+
+/// An amount in its currency (templates: `self::money(amount, currency)`).
+fn money(amount: &rust_decimal::Decimal, currency: &str) -> String {
+    sepay_core::display::amount(*amount, currency)
+}
+
 /// `None` as a dash (templates: `self::opt(field)`).
 fn opt(text: &Option<String>) -> &str {
     text.as_deref().unwrap_or("—")
@@ -117,7 +134,26 @@ impl SignIn<'_> {
 pub struct Flash {
     /// `ok` or `bad`.
     pub class: &'static str,
-    pub text: &'static str,
+    pub text: String,
+}
+
+/// What a replay of every failed event did (`n`: how many were re-driven).
+pub fn replayed(n: Option<u64>) -> Option<Flash> {
+    let n = n?;
+    Some(match n {
+        0 => Flash {
+            class: "bad",
+            text: "Nothing was re-driven: no failed event here can be fixed by trying again.".into(),
+        },
+        1 => Flash {
+            class: "ok",
+            text: "1 failed event re-driven: it is on its way to the processor again.".into(),
+        },
+        n => Flash {
+            class: "ok",
+            text: format!("{n} failed events re-driven: they are on their way to the processor again."),
+        },
+    })
 }
 
 /// The text for a redirect's `reason` or `done` code; unknown codes get a generic text (an error)
@@ -141,6 +177,10 @@ pub fn flash(sepay: Option<&str>, reason: Option<&str>, done: Option<&str>) -> O
                 _ => "Connecting SePay failed; please try again.",
             },
         ),
+        (_, Some("replay_refused")) => (
+            "bad",
+            "Not re-driven: the event is not failed, or its failure cannot be fixed by trying again.",
+        ),
         (_, Some(done)) => (
             "ok",
             match done {
@@ -155,7 +195,7 @@ pub fn flash(sepay: Option<&str>, reason: Option<&str>, done: Option<&str>) -> O
                 "revoked" => "Endpoint revoked.",
                 "mapping_saved" => "Wallet mapping saved.",
                 "wallet_created" => "Wallet created.",
-                "replayed" => "Failed events re-driven.",
+                "replayed_one" => "Event re-driven: it is received again and on its way to the processor.",
                 "rule_added" => "Rule added at the end of the order.",
                 "rule_deleted" => "Rule deleted.",
                 "rule_moved" => "Rule order saved.",
@@ -165,7 +205,10 @@ pub fn flash(sepay: Option<&str>, reason: Option<&str>, done: Option<&str>) -> O
         ),
         _ => return None,
     };
-    Some(Flash { class, text })
+    Some(Flash {
+        class,
+        text: text.to_owned(),
+    })
 }
 
 /// `/`: the workspaces the signed-in user administers.
@@ -240,7 +283,7 @@ impl Integrations<'_> {
     }
 }
 
-/// `/ws/{ws}/events`: a page of events, newest first.
+/// `/ws/{ws}/events`: a page of the events the filters match, newest first.
 #[derive(Template)]
 #[template(path = "events.html")]
 pub struct Events<'a> {
@@ -248,9 +291,15 @@ pub struct Events<'a> {
     pub ws_name: &'a str,
     pub csrf: &'a str,
     pub rows: &'a [EventRow],
-    pub status: Option<&'a str>,
-    /// The `before` of the next (older) page, when there is one.
-    pub next_before: Option<i64>,
+    /// As typed, shown again in the form.
+    pub filters: &'a crate::routes::EventFilters,
+    /// Filters that could not be read (the form is shown again with them).
+    pub errors: &'a [String],
+    /// Events matching, counted up to [`crate::routes::COUNT_CAP`] + 1.
+    pub count: i64,
+    /// The `before` of the older page, and the `after` of the newer one, when there are.
+    pub older: Option<i64>,
+    pub newer: Option<i64>,
     pub flash: Option<Flash>,
 }
 
@@ -259,9 +308,70 @@ impl Events<'_> {
         format!("Events — {}", self.ws_name)
     }
 
-    /// "Replay every failed event": on the failed filter, when it shows any.
+    /// "Replay the failed events shown by this filter": when some shown could be re-driven.
     fn replay_all(&self) -> bool {
-        self.status == Some(EventStatus::Failed.as_str()) && !self.rows.is_empty()
+        self.rows.iter().any(replayable)
+    }
+
+    /// "1,234 events", or "more than 10,000 events".
+    fn count_text(&self) -> String {
+        let cap = crate::routes::COUNT_CAP;
+        match self.count {
+            n if n > cap => format!("more than {} events", thousands(cap)),
+            1 => "1 event".into(),
+            n => format!("{} events", thousands(n)),
+        }
+    }
+
+    /// The filters in a URL (`&`-joined; empty when none).
+    fn filter_query(&self) -> String {
+        self.filters.query_string()
+    }
+
+    /// The link to the page older (`before`) or newer (`after`) than event `id`, filters kept.
+    fn page_href(&self, key: &str, id: &i64) -> String {
+        let filters = self.filter_query();
+        let join = if filters.is_empty() { "" } else { "&" };
+        format!("/ws/{}/events?{filters}{join}{key}={id}", self.ws_id)
+    }
+
+    fn is_status(&self, status: &str) -> bool {
+        self.filters.status == status
+    }
+
+    fn is_provider(&self, provider: &str) -> bool {
+        self.filters.provider == provider
+    }
+}
+
+/// `1234567` → `1,234,567`.
+fn thousands(n: i64) -> String {
+    sepay_core::display::amount(rust_decimal::Decimal::from(n), "VND")
+        .trim_end_matches(" VND")
+        .to_owned()
+}
+
+/// `GET /ws/{ws}/events/replay`: the confirm step of a bulk replay.
+#[derive(Template)]
+#[template(path = "replay_confirm.html")]
+pub struct ReplayConfirm<'a> {
+    pub ws_id: Uuid,
+    pub ws_name: &'a str,
+    pub csrf: &'a str,
+    pub filters: &'a crate::routes::EventFilters,
+    /// Failed events the replay would re-drive.
+    pub count: usize,
+    /// The count reached [`crate::routes::REPLAY_BATCH`]: more remain for another replay.
+    pub capped: bool,
+}
+
+impl ReplayConfirm<'_> {
+    fn title(&self) -> String {
+        format!("Replay failed events — {}", self.ws_name)
+    }
+
+    fn filter_query(&self) -> String {
+        self.filters.query_string()
     }
 }
 
@@ -270,9 +380,130 @@ fn statuses() -> impl Iterator<Item = &'static str> {
     EventStatus::ALL.iter().map(|s| s.as_str())
 }
 
+/// Whether a replay can change something: the event failed for a reason that trying again can
+/// fix (a wallet linked since, a database error passed); a malformed payload stays malformed.
+pub fn can_replay(status: &str, failure_reason: Option<&str>) -> bool {
+    status == EventStatus::Failed.as_str()
+        && failure_reason
+            .and_then(sepay_core::FailureReason::parse)
+            .is_none_or(|reason| reason.is_retryable())
+}
+
 /// Whether an event gets a Replay button.
 fn replayable(e: &EventRow) -> bool {
-    e.status == EventStatus::Failed.as_str()
+    can_replay(&e.status, e.failure_reason.as_deref())
+}
+
+/// An event's amount as sent, shown in its currency: SePay's VND as is, Striga's cents as EUR.
+fn event_amount(provider: Provider, sent: Option<&str>) -> String {
+    let Some(value) = sent.and_then(|s| s.trim().parse::<rust_decimal::Decimal>().ok()) else {
+        return sent.unwrap_or("—").to_owned();
+    };
+    match provider {
+        Provider::Sepay => sepay_core::display::amount(value, sepay_core::SEPAY_CURRENCY),
+        Provider::Striga => {
+            sepay_core::display::amount(value / rust_decimal::Decimal::ONE_HUNDRED, sepay_core::striga::CURRENCY)
+        }
+    }
+}
+
+/// `/ws/{ws}/events/{id}`: one event, its payload, deliveries and booking.
+#[derive(Template)]
+#[template(path = "event.html")]
+pub struct EventPage<'a> {
+    pub ws_id: Uuid,
+    pub ws_name: &'a str,
+    pub csrf: &'a str,
+    pub event: &'a sepay_store::events::Event,
+    pub attempts: &'a [sepay_store::deliveries::DeliveryAttempt],
+    pub booked: Option<&'a sepay_store::ledger::BookedTransaction>,
+    pub flash: Option<Flash>,
+}
+
+impl EventPage<'_> {
+    fn title(&self) -> String {
+        format!("Event {} — {}", self.event.id, self.ws_name)
+    }
+
+    /// The payload's top-level values, as sent (objects and arrays are in the raw payload).
+    fn fields(&self) -> Vec<(String, String)> {
+        let Some(serde_json::Value::Object(map)) = &self.event.payload else {
+            return Vec::new();
+        };
+        map.iter()
+            .filter_map(|(key, value)| match value {
+                serde_json::Value::String(s) => Some((key.clone(), s.clone())),
+                serde_json::Value::Number(n) => Some((key.clone(), n.to_string())),
+                serde_json::Value::Bool(b) => Some((key.clone(), b.to_string())),
+                serde_json::Value::Null => Some((key.clone(), "null".into())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The payload as pretty JSON; a body that was not a JSON object, verbatim.
+    fn payload_text(&self) -> String {
+        match (&self.event.payload, &self.event.raw_body) {
+            (Some(payload), _) => serde_json::to_string_pretty(payload).unwrap_or_default(),
+            (None, Some(raw)) => raw.clone(),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// The amount as sent, in its currency.
+    fn amount(&self) -> String {
+        let payload = self.event.payload.as_ref();
+        let sent = match self.event.provider {
+            Provider::Sepay => payload.and_then(|p| p.get("transferAmount")),
+            Provider::Striga => payload.and_then(|p| {
+                p.get("credit")
+                    .filter(|c| c.as_str() != Some("0") && c.as_i64() != Some(0))
+                    .or_else(|| p.get("debit"))
+            }),
+        };
+        let text = sent.map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        event_amount(self.event.provider, text.as_deref())
+    }
+
+    fn replayable(&self) -> bool {
+        can_replay(&self.event.status, self.event.failure_reason.as_deref())
+    }
+
+    /// Why no Replay button, when the event failed.
+    fn not_replayable_because(&self) -> Option<&'static str> {
+        (self.event.status == EventStatus::Failed.as_str() && !self.replayable()).then_some(
+            "its payload cannot be booked however often it is tried; SePay or Striga must send a corrected one",
+        )
+    }
+
+    /// What happened to the event, in order, from its timestamps (each delivery is in the log
+    /// below): received, each reopening, published, booked.
+    fn timeline(&self) -> Vec<(String, String)> {
+        let e = self.event;
+        let mut steps = vec![(at(&e.received_at), "first delivery stored (attempt 1)".to_owned())];
+        if e.attempts > 1 {
+            steps.push((at(&e.opened_at), format!("reopened for attempt {}", e.attempts)));
+        }
+        if let Some(published) = &e.published_at {
+            steps.push((at(published), format!("attempt {} handed to the processor", e.attempts)));
+        }
+        let now = match e.status.as_str() {
+            s if s == EventStatus::Processed.as_str() => "booked".to_owned(),
+            s if s == EventStatus::Duplicate.as_str() => {
+                "a duplicate of a transaction booked by another event: nothing booked".to_owned()
+            }
+            s if s == EventStatus::Failed.as_str() => format!(
+                "failed: {}",
+                e.failure_reason.as_deref().unwrap_or("no reason recorded")
+            ),
+            _ => "waiting for the processor".to_owned(),
+        };
+        steps.push((e.processed_at.as_ref().map(at).unwrap_or_else(|| "now".into()), now));
+        steps
+    }
 }
 
 /// `/ws/{ws}/rules`: classification rules in order, the form to add one, AI credits.
@@ -480,13 +711,21 @@ mod tests {
             credits: (1, 2, 3, 4),
             flash: None,
         });
+        let filters = crate::routes::EventFilters {
+            account: HOSTILE.into(),
+            q: HOSTILE.into(),
+            ..Default::default()
+        };
         let events = html(&Events {
             ws_id,
             ws_name: HOSTILE,
             csrf: HOSTILE,
             rows: &[],
-            status: Some(HOSTILE),
-            next_before: Some(7),
+            filters: &filters,
+            errors: &[HOSTILE.into()],
+            count: 3,
+            older: Some(7),
+            newer: None,
             flash: None,
         });
         for page in [home, message, rules, events] {

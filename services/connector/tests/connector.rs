@@ -1136,7 +1136,8 @@ async fn seed_events(db: &PgPool, ws: Uuid, count: i64) {
     sqlx::query(
         "insert into sepay_webhook_events (ws_id, source, sepay_transaction_id, dedupe_key, payload, status, failure_reason)
          select $1, 'webhook', g, 'sepay:' || g,
-                jsonb_build_object('id', g, 'transferType', 'in', 'transferAmount', '2277000.50', 'accountNumber', '0071000888888'),
+                jsonb_build_object('id', g, 'transferType', 'in', 'transferAmount', '2277000.50', 'accountNumber', '0071000888888',
+                                   'content', 'ORDER ' || g),
                 case when g % 3 = 0 then 'failed' else 'processed' end,
                 case when g % 3 = 0 then 'wallet_not_linked' end
            from generate_series(1, $2) g",
@@ -1153,31 +1154,78 @@ async fn events_page_by_keyset_filter_and_replay() {
     let app = App::start(fast_sim()).await;
     let alice = session("alice");
     seed_events(&app.db, app.ws, 3000).await;
+    let events = |query: &str| format!("/ws/{}/events{query}", app.ws);
     let started = Instant::now();
-    let (status, page, _) = app.get(&format!("/ws/{}/events", app.ws), Some(&alice)).await;
+    let (status, page, _) = app.get(&events(""), Some(&alice)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "a page of 3000 events took {:?}",
         started.elapsed()
     );
-    assert_eq!(page.matches("<tr><td>").count(), 50);
-    assert!(page.contains("<td>3000</td>") && page.contains("2277000.50"));
-    let older = attr_after(&page, "id=\"older\" href=\"").replace("&amp;", "&");
-    assert_eq!(older, format!("/ws/{}/events?before=2951", app.ws));
+    assert_eq!(page.matches("<tr><td><a href=").count(), 50);
+    assert!(page.contains(&format!("href=\"/ws/{}/events/3000\">3000</a>", app.ws)));
+    assert!(page.contains("2,277,001 VND"), "amounts in their currency");
+    assert!(page.contains("id=\"event-count\">3,000 events"), "{page}");
+    assert!(!page.contains("id=\"newer\""), "the newest page has no newer one");
+    let older = attr_after(&page, "id=\"older\" href=\"")
+        .replace("&amp;", "&")
+        .replace("&#38;", "&");
+    assert_eq!(older, events("?before=2951"));
     let (_, page, _) = app.get(&older, Some(&alice)).await;
-    assert!(page.contains("<td>2950</td>") && !page.contains("<td>2951</td>"));
+    assert!(page.contains(">2950</a>") && !page.contains(">2951</a>"));
+    // and back: the newer page is the first one again
+    let newer = attr_after(&page, "id=\"newer\" href=\"")
+        .replace("&amp;", "&")
+        .replace("&#38;", "&");
+    assert_eq!(newer, events("?after=2950"));
+    let (_, page, _) = app.get(&newer, Some(&alice)).await;
+    assert!(page.contains(">3000</a>") && page.contains(">2951</a>") && !page.contains(">2950</a>"));
+    assert!(!page.contains("id=\"newer\""), "{page}");
 
-    let (_, failed, _) = app
-        .get(&format!("/ws/{}/events?status=failed", app.ws), Some(&alice))
-        .await;
+    // filters: status, text, amount, account, dates; shared as a URL
+    let (_, failed, _) = app.get(&events("?status=failed"), Some(&alice)).await;
     assert_eq!(failed.matches("wallet_not_linked").count(), 50);
+    assert!(failed.contains("id=\"event-count\">1,000 events"), "{failed}");
     assert!(failed.contains("id=\"replay-2997\""));
-    let (status, _, _) = app
-        .get(&format!("/ws/{}/events?status=bogus", app.ws), Some(&alice))
+    let older = attr_after(&failed, "id=\"older\" href=\"")
+        .replace("&amp;", "&")
+        .replace("&#38;", "&");
+    assert_eq!(
+        older,
+        events("?status=failed&before=2853"),
+        "the filter is kept when paging"
+    );
+    let (_, one, _) = app
+        .get(&events("?q=ORDER%202997&min=1&max=999999999"), Some(&alice))
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _, _) = app.get(&format!("/ws/{}/events?before=x", app.ws), Some(&alice)).await;
+    assert!(one.contains("id=\"event-count\">1 event ("), "{one}");
+    let (_, none, _) = app.get(&events("?min=3000000"), Some(&alice)).await;
+    assert!(none.contains("id=\"no-events\""), "{none}");
+    let (_, other_account, _) = app.get(&events("?account=0000"), Some(&alice)).await;
+    assert!(other_account.contains("id=\"no-events\""));
+    // dates are Vietnam days
+    let today = (chrono::Utc::now() + chrono::Duration::hours(7)).format("%Y-%m-%d");
+    let (_, dated, _) = app
+        .get(
+            &events(&format!("?from={today}&to={today}&provider=sepay")),
+            Some(&alice),
+        )
+        .await;
+    assert!(dated.contains("id=\"event-count\">3,000 events"), "{dated}");
+    let (_, striga, _) = app.get(&events("?provider=striga"), Some(&alice)).await;
+    assert!(striga.contains("id=\"no-events\""));
+    // a filter with mistakes is shown again as typed, with every error
+    let (status, bad, _) = app.get(&events("?status=bogus&min=lots&q=kept"), Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        bad.contains("id=\"filter-errors\"")
+            && bad.contains("Status &#34;bogus&#34;")
+            && bad.contains("Minimum amount &#34;lots&#34;"),
+        "{bad}"
+    );
+    assert!(bad.contains("name=\"q\" value=\"kept\""));
+    let (status, _, _) = app.get(&events("?before=x"), Some(&alice)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     app.bus.ensure_events_stream().await.unwrap();
@@ -1190,7 +1238,7 @@ async fn events_page_by_keyset_filter_and_replay() {
         )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    assert!(location(&headers).ends_with("/events?status=failed&done=replayed"));
+    assert!(location(&headers).ends_with("/events/2997?done=replayed_one"));
     let (status, attempts, published): (String, i32, Option<chrono::DateTime<chrono::Utc>>) =
         sqlx::query_as("select status, attempts, published_at from sepay_webhook_events where id = 2997")
             .fetch_one(&app.db)
@@ -1199,6 +1247,15 @@ async fn events_page_by_keyset_filter_and_replay() {
     assert_eq!((status.as_str(), attempts), ("received", 2));
     assert!(published.is_some(), "published for the processor");
     assert_eq!(app.bus.events_stream_len().await.unwrap(), 1);
+    // a replay that changes nothing says so
+    let (_, _, headers) = app
+        .post(
+            &format!("/ws/{}/events/replay", app.ws),
+            &alice,
+            &[("csrf", &csrf), ("id", "2998")],
+        )
+        .await;
+    assert!(location(&headers).ends_with("/events/2998?done=replay_refused"));
 
     // another workspace's admin cannot replay this workspace's events by id
     let other = workspaces::create_workspace(&app.db, "Other").await.unwrap().id;
@@ -1210,12 +1267,106 @@ async fn events_page_by_keyset_filter_and_replay() {
             &[("csrf", &csrf), ("id", "2994")],
         )
         .await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let status: String = sqlx::query_scalar("select status from sepay_webhook_events where id = 2994")
         .fetch_one(&app.db)
         .await
         .unwrap();
     assert_eq!(status, "failed");
+
+    // bulk: the confirm step says how many, the replay does that many
+    sqlx::query("update sepay_webhook_events set failure_reason = 'invalid_amount' where id = 2994")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let (_, confirm, _) = app
+        .get(
+            &format!("/ws/{}/events/replay?status=failed&min=1", app.ws),
+            Some(&alice),
+        )
+        .await;
+    assert!(
+        confirm.contains("Replay <strong>998</strong> failed events"),
+        "{confirm}"
+    );
+    let (_, _, headers) = app
+        .post(
+            &format!("/ws/{}/events/replay", app.ws),
+            &alice,
+            &[("csrf", &csrf), ("status", "failed"), ("min", "1")],
+        )
+        .await;
+    assert!(
+        location(&headers).ends_with("done=replayed&n=998"),
+        "{}",
+        location(&headers)
+    );
+    let landed = location(&headers);
+    let (_, after, _) = app.get(&landed[landed.find("/ws/").unwrap()..], Some(&alice)).await;
+    assert!(after.contains("998 failed events re-driven"), "{after}");
+    let left: i64 = sqlx::query_scalar("select count(*) from sepay_webhook_events where status = 'failed'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(left, 1, "the event a replay cannot fix stays failed");
+}
+
+/// An event's page: the payload as sent, its deliveries, what it booked, and replay only where it
+/// can change something.
+#[tokio::test]
+async fn an_event_page_shows_payload_deliveries_and_booking() {
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    seed_events(&app.db, app.ws, 3).await;
+    let at = chrono::Utc::now();
+    let attempt = |outcome: &str, status: i16| sepay_store::deliveries::DeliveryAttempt {
+        event_id: 3,
+        received_at: at,
+        source_addr: Some("203.0.113.9".into()),
+        outcome: outcome.into(),
+        status_code: status,
+        latency_ms: 4.25,
+    };
+    sepay_store::deliveries::insert_many(&app.db, &[attempt("new", 200), attempt("reopened", 200)])
+        .await
+        .unwrap();
+    let (status, page, headers) = app.get(&format!("/ws/{}/events/3", app.ws), Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("id=\"event-status\">failed<") && page.contains("wallet_not_linked"),
+        "{page}"
+    );
+    assert!(page.contains("2,277,001 VND"));
+    assert_eq!(page.matches("203.0.113.9").count(), 2, "both deliveries");
+    assert!(page.contains("4.2 ms") || page.contains("4.3 ms"));
+    assert!(
+        page.contains("&#34;transferAmount&#34;: &#34;2277000.50&#34;"),
+        "pretty JSON: {page}"
+    );
+    assert!(
+        page.contains("id=\"replay\""),
+        "a missing wallet link can be fixed: replayable"
+    );
+    assert!(page.contains("id=\"not-booked\""));
+    // the Copy button's script is the one the CSP allows by hash
+    let csp = headers.get("content-security-policy").unwrap().to_str().unwrap();
+    assert!(csp.contains(&sepay_connector::script_hash()), "{csp}");
+    assert!(page.contains(&format!("<script>{}</script>", sepay_connector::COPY_SCRIPT)));
+    // a payload that can never be booked: no Replay, and why
+    sqlx::query("update sepay_webhook_events set failure_reason = 'invalid_amount', failure_detail = 'not a number' where id = 3")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let (_, page, _) = app.get(&format!("/ws/{}/events/3", app.ws), Some(&alice)).await;
+    assert!(!page.contains("id=\"replay\"") && page.contains("id=\"no-replay\""));
+    assert!(page.contains("invalid_amount</strong>: not a number"));
+    // another workspace's event, or none: 404
+    let other = workspaces::create_workspace(&app.db, "Other").await.unwrap().id;
+    members::grant_admin(&app.db, other, "alice").await.unwrap();
+    let (status, _, _) = app.get(&format!("/ws/{other}/events/3"), Some(&alice)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = app.get(&format!("/ws/{}/events/99", app.ws), Some(&alice)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 /// Text from outside (a workspace name, a wallet, a bank account, an endpoint label, a rule
@@ -1280,7 +1431,7 @@ async fn hostile_text_is_rendered_escaped_on_every_page() {
     }
     // every hostile field of the event is on the events page, as text
     let (_, events, _) = app.get(&format!("/ws/{ws}/events"), Some(&alice)).await;
-    assert_eq!(events.matches(&format!("<td>{ESCAPED}</td>")).count(), 5, "{events}");
+    assert_eq!(events.matches(&format!(">{ESCAPED}</td>")).count(), 5, "{events}");
 }
 
 #[tokio::test]
@@ -1768,7 +1919,7 @@ async fn striga_endpoints_and_accounts_are_managed_from_the_page() {
         "<td>ad8b61cf-ea28-4f2f-a0ee-170b47d3d136</td>",
         "<td>0148ae0856b1457ff3b59f2ac965b58e</td>",
         "<td>SEPA_PAYIN_COMPLETED</td>",
-        "<td>500</td>",
+        "<td class=\"num\">5.00 EUR</td>",
     ] {
         assert!(events.contains(cell), "{cell} in {events}");
     }

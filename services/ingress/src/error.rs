@@ -32,6 +32,11 @@ pub enum IngressError {
 }
 
 impl IngressError {
+    /// The status code this refusal is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::UnknownToken | Self::WrongKey | Self::BadSignature => (StatusCode::UNAUTHORIZED, "unauthorized"),

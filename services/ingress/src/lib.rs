@@ -3,12 +3,12 @@
 //! and answers. Nothing else happens on the request path (no wallet lookup, no
 //! classification, no SePay call), so answers are fast and an authenticated delivery is never lost.
 
+mod background;
 mod batch;
 mod cli;
 mod directory;
 mod error;
 mod guard;
-mod marks;
 mod relay;
 mod routes;
 
@@ -48,6 +48,9 @@ pub const DEFAULT_INGRESS_AUTH_FAILURES_PER_SEC: u32 = 5;
 pub const DEFAULT_INGRESS_AUTH_FAILURE_BURST: u32 = 20;
 /// `INGRESS_AUTH_FAILURES_GLOBAL_PER_SEC`
 pub const DEFAULT_INGRESS_AUTH_FAILURES_GLOBAL_PER_SEC: u32 = 500;
+
+/// `DELIVERY_LOG_RETENTION_DAYS`
+pub const DEFAULT_DELIVERY_LOG_RETENTION_DAYS: u32 = 30;
 
 /// Largest accepted body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -138,6 +141,10 @@ pub struct IngressConfig {
         default_value_t = DEFAULT_INGRESS_AUTH_FAILURES_GLOBAL_PER_SEC
     )]
     pub auth_failures_global_per_sec: u32,
+    /// Days each delivery of an event is kept in the attempt log (shown on the event's page);
+    /// 0 keeps no log.
+    #[arg(long, env = "DELIVERY_LOG_RETENTION_DAYS", default_value_t = DEFAULT_DELIVERY_LOG_RETENTION_DAYS)]
+    pub delivery_log_retention_days: u32,
     /// HTTP limits (`HTTP_*`, set by the binary).
     #[arg(skip)]
     pub http: sepay_runtime::HttpLimits,
@@ -163,6 +170,7 @@ impl Default for IngressConfig {
             auth_failures_per_sec: DEFAULT_INGRESS_AUTH_FAILURES_PER_SEC,
             auth_failure_burst: DEFAULT_INGRESS_AUTH_FAILURE_BURST,
             auth_failures_global_per_sec: DEFAULT_INGRESS_AUTH_FAILURES_GLOBAL_PER_SEC,
+            delivery_log_retention_days: DEFAULT_DELIVERY_LOG_RETENTION_DAYS,
             http: sepay_runtime::HttpLimits::default(),
         }
     }
@@ -202,7 +210,9 @@ pub struct AppState {
     guard: guard::SourceGuard,
     /// Opens the Striga endpoints' sealed signing keys.
     keyring: Keyring,
-    marks: marks::PublishedMarks,
+    marks: background::PublishedMarks,
+    /// `None` when no log is kept (`DELIVERY_LOG_RETENTION_DAYS=0`).
+    delivery_log: Option<background::DeliveryLog>,
     /// Writes deliveries in batches (group commit).
     writer: batch::GroupCommit,
 }
@@ -232,7 +242,14 @@ pub async fn serve(
     let directory = Arc::new(directory::Directory::default());
     // stopped after the server has drained, so the last requests' marks are written
     let marks_stop = CancellationToken::new();
-    let (marks, marks_writer) = marks::PublishedMarks::start(db.clone(), marks_stop.clone());
+    let (marks, marks_writer) = background::PublishedMarks::start_marks(db.clone(), marks_stop.clone());
+    let (delivery_log, log_writer) = match config.delivery_log_retention_days {
+        0 => (None, None),
+        _ => {
+            let (log, writer) = background::DeliveryLog::start_log(db.clone(), marks_stop.clone());
+            (Some(log), Some(writer))
+        }
+    };
     let (writer, batches) = batch::GroupCommit::start(db.clone(), config.retry_policy());
     let state = Arc::new(AppState {
         db: db.clone(),
@@ -242,6 +259,7 @@ pub async fn serve(
         guard: config.source_guard()?,
         keyring: config.keyring()?,
         marks,
+        delivery_log,
         writer,
     });
     let refresh = Duration::from_secs(config.endpoint_refresh_secs.max(1));
@@ -250,6 +268,11 @@ pub async fn serve(
         async move { directory.keep_fresh(db, refresh, shutdown).await }
     });
     let forget = tokio::spawn(forget_idle_sources(state.clone(), shutdown.clone()));
+    let retention = tokio::spawn(forget_old_deliveries(
+        db.clone(),
+        config.delivery_log_retention_days,
+        shutdown.clone(),
+    ));
     let health = admin.map(|admin| {
         tracing::info!(addr = ?admin.local_addr().ok(), "sepay-ingress health and metrics listening");
         let (db, bus, limits, shutdown) = (db.clone(), bus.clone(), config.http.clone(), shutdown.clone());
@@ -266,10 +289,40 @@ pub async fn serve(
     batches.await?;
     marks_stop.cancel();
     marks_writer.await?;
+    if let Some(log_writer) = log_writer {
+        log_writer.await?;
+    }
+    retention.await?;
     relay.await?;
     fresh.await?;
     forget.await?;
     Ok(())
+}
+
+/// Deletes attempt-log rows older than the retention, every few minutes, in bounded chunks.
+async fn forget_old_deliveries(db: PgPool, retention_days: u32, shutdown: CancellationToken) {
+    const CHUNK: i64 = 10_000;
+    if retention_days == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(300));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let before = chrono::Utc::now() - chrono::Duration::days(i64::from(retention_days));
+        loop {
+            match sepay_store::deliveries::delete_older_than(&db, before, CHUNK).await {
+                Ok(n) if n as i64 == CHUNK && !shutdown.is_cancelled() => continue,
+                Ok(_) => break,
+                Err(err) => {
+                    tracing::warn!(error = %err, "old deliveries not deleted; next time");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 async fn forget_idle_sources(state: Arc<AppState>, shutdown: CancellationToken) {

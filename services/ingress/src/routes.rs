@@ -13,6 +13,7 @@ use sepay_core::auth::parse_api_key;
 use sepay_core::{DedupeKey, Delivery, Provider, striga};
 use sepay_crypto::hmac::striga_signature_matches;
 use sepay_crypto::{WEBHOOK_TOKEN_PREFIX, sha256, verify_secret};
+use sepay_store::deliveries::DeliveryAttempt;
 use sepay_store::endpoints::{EndpointAuth, signing_key_aad};
 use sepay_store::events::{self, Recorded};
 use sepay_telemetry::metrics;
@@ -59,6 +60,7 @@ async fn receive_sepay(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, IngressError> {
+    let arrived = Arrival::now();
     let source = app.guard.client_ip(&headers, peer);
     // the allow-list holds SePay's addresses; Striga publishes none
     if !app.guard.allowed(source) {
@@ -79,7 +81,9 @@ async fn receive_sepay(
         Delivery::Object(p) => (DedupeKey::for_payload(p), p.sepay_id()),
         Delivery::NotAnObject { .. } => (DedupeKey::for_raw_body(&bytes), None),
     };
-    record(&app, &endpoint, Provider::Sepay, &delivery, &dedupe_key, sepay_id).await
+    let result = record(&app, &endpoint, Provider::Sepay, &delivery, &dedupe_key, sepay_id).await;
+    app.log_delivery(arrived, source, &result);
+    result.map(|(_, response)| response)
 }
 
 /// One Striga transaction webhook: the body is read first, its signature is the credential.
@@ -96,14 +100,17 @@ async fn receive_striga(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, IngressError> {
-    let (endpoint, bytes) = signed_striga_body(&app, peer, &token, &headers, body).await?;
+    let arrived = Arrival::now();
+    let (endpoint, bytes, source) = signed_striga_body(&app, peer, &token, &headers, body).await?;
     let delivery = Delivery::parse(&bytes);
     let dedupe_key = match &delivery {
         Delivery::Object(p) => striga::dedupe_key_of(&p.0),
         Delivery::NotAnObject { .. } => None,
     }
     .unwrap_or_else(|| DedupeKey::for_striga_raw_body(&bytes));
-    record(&app, &endpoint, Provider::Striga, &delivery, &dedupe_key, None).await
+    let result = record(&app, &endpoint, Provider::Striga, &delivery, &dedupe_key, None).await;
+    app.log_delivery(arrived, source, &result);
+    result.map(|(_, response)| response)
 }
 
 /// Striga's dashboard test: authenticated like a transaction, answered, not stored (it carries
@@ -121,7 +128,7 @@ async fn ping_striga(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, IngressError> {
-    let (endpoint, _) = signed_striga_body(&app, peer, &token, &headers, body).await?;
+    let (endpoint, _, _) = signed_striga_body(&app, peer, &token, &headers, body).await?;
     tracing::Span::current().record("ws_id", tracing::field::display(endpoint.ws_id));
     metrics::counter!("sepay_webhook_deliveries_total", "provider" => Provider::Striga.as_str(), "outcome" => "ping")
         .increment(1);
@@ -129,19 +136,19 @@ async fn ping_striga(
     Ok((StatusCode::OK, Json(json!({"success": true}))).into_response())
 }
 
-/// A Striga request's endpoint and body, once the body's signature is verified.
+/// A Striga request's endpoint, body and source address, once the body's signature is verified.
 async fn signed_striga_body(
     app: &AppState,
     peer: SocketAddr,
     token: &str,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(EndpointAuth, axum::body::Bytes), IngressError> {
+) -> Result<(EndpointAuth, axum::body::Bytes, IpAddr), IngressError> {
     let source = app.guard.client_ip(headers, peer);
     let endpoint = find_endpoint(app, source, token, Provider::Striga).await?;
     let bytes = read_body(headers, body).await?;
     verify_signature(app, source, &endpoint, headers, &bytes)?;
-    Ok((endpoint, bytes))
+    Ok((endpoint, bytes, source))
 }
 
 /// The body, bounded by [`MAX_BODY_BYTES`] whatever the declared length says.
@@ -187,6 +194,47 @@ fn verify_signature(
     }
 }
 
+/// When a delivery arrived: the attempt log's time and the start of its latency.
+#[derive(Clone, Copy)]
+struct Arrival {
+    at: chrono::DateTime<chrono::Utc>,
+    started: std::time::Instant,
+}
+
+impl Arrival {
+    fn now() -> Self {
+        Self {
+            at: chrono::Utc::now(),
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+/// What a stored delivery became: its event, the outcome logged, and the answer.
+type Recording = Result<((i64, &'static str, StatusCode), Response), IngressError>;
+
+impl AppState {
+    /// Queues the delivery's line of the attempt log: a delivery that reached an event (stored,
+    /// repeated or refused as not an object). One that did not (authentication, storage down)
+    /// has no event to belong to.
+    fn log_delivery(&self, arrived: Arrival, source: IpAddr, result: &Recording) {
+        let Some(log) = &self.delivery_log else { return };
+        let (event_id, outcome, status) = match result {
+            Ok((logged, _)) => *logged,
+            Err(err @ IngressError::NotAnObject { event_id }) => (*event_id, "invalid_payload", err.status()),
+            Err(_) => return,
+        };
+        log.log(DeliveryAttempt {
+            event_id,
+            received_at: arrived.at,
+            source_addr: Some(source.to_string()),
+            outcome: outcome.to_owned(),
+            status_code: status.as_u16() as i16,
+            latency_ms: arrived.started.elapsed().as_secs_f32() * 1000.0,
+        });
+    }
+}
+
 /// Stores the delivery (dedupe and repeat rules are the providers' shared ones), publishes it
 /// when it opened processing, and answers.
 async fn record(
@@ -196,7 +244,7 @@ async fn record(
     delivery: &Delivery,
     dedupe_key: &DedupeKey,
     sepay_id: Option<i64>,
-) -> Result<Response, IngressError> {
+) -> Recording {
     let span = tracing::Span::current();
     span.record("ws_id", tracing::field::display(endpoint.ws_id));
     let body = match delivery {
@@ -233,7 +281,10 @@ async fn record(
     metrics::counter!("sepay_webhook_deliveries_total", "provider" => provider.as_str(), "outcome" => outcome)
         .increment(1);
     tracing::info!(outcome, provider = provider.as_str(), "delivery accepted");
-    Ok((StatusCode::OK, Json(answer)).into_response())
+    Ok((
+        (event.id, outcome, StatusCode::OK),
+        (StatusCode::OK, Json(answer)).into_response(),
+    ))
 }
 
 impl AppState {

@@ -131,6 +131,100 @@ async fn a_delivery_is_stored_published_and_acknowledged() {
     assert!(last_used.is_some());
 }
 
+/// Every delivery of an event is logged once answered: when, from where, what it became, the
+/// status answered and how long it took. Refused requests (no event) are not; with
+/// `DELIVERY_LOG_RETENTION_DAYS=0` nothing is.
+#[tokio::test]
+async fn each_delivery_of_an_event_is_logged_with_its_answer() {
+    let (db, _bus, seed, ingress) = setup().await;
+    let body = delivery(92705, "in", json!(1000));
+    assert_eq!(ingress.deliver(&seed, &body).await.0, StatusCode::OK);
+    assert_eq!(ingress.deliver(&seed, &body).await.0, StatusCode::OK);
+    let (status, _) = ingress
+        .post(&seed.path(), Some(&seed.authorization()), "not json")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = ingress.post(&seed.path(), Some("Apikey wrong"), body.to_string()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let logged = eventually(Duration::from_secs(2), || async {
+        let rows: Vec<(i64, String, i16, Option<String>, f32)> = sqlx::query_as(
+            "select event_id, outcome, status_code, source_addr, latency_ms from sepay_delivery_attempts order by id",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        (rows.len() >= 3).then_some(rows)
+    })
+    .await
+    .expect("three deliveries logged");
+    let outcomes: Vec<(&str, i16)> = logged.iter().map(|r| (r.1.as_str(), r.2)).collect();
+    assert_eq!(outcomes, [("new", 200), ("in_flight", 200), ("invalid_payload", 400)]);
+    assert_eq!(logged[0].0, logged[1].0, "both deliveries of one event");
+    assert_ne!(logged[0].0, logged[2].0);
+    assert!(logged.iter().all(|r| r.3.as_deref() == Some("127.0.0.1") && r.4 >= 0.0));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        count(&db.pool, "sepay_delivery_attempts").await,
+        3,
+        "the refused request has no line"
+    );
+
+    let (db, _bus, seed, ingress) = setup_with(IngressConfig {
+        delivery_log_retention_days: 0,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        ingress.deliver(&seed, &delivery(92706, "in", json!(1000))).await.0,
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(count(&db.pool, "sepay_delivery_attempts").await, 0);
+}
+
+/// The retention sweep's statement: lines older than the retention go, in bounded chunks.
+#[tokio::test]
+async fn delivery_lines_past_the_retention_are_deleted_in_chunks() {
+    let (db, _bus, seed, ingress) = setup().await;
+    assert_eq!(
+        ingress.deliver(&seed, &delivery(92707, "in", json!(1000))).await.0,
+        StatusCode::OK
+    );
+    let event_id: i64 = sqlx::query_scalar("select id from sepay_webhook_events")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    let line = |days_ago: i64| sepay_store::deliveries::DeliveryAttempt {
+        event_id,
+        received_at: now - chrono::Duration::days(days_ago),
+        source_addr: None,
+        outcome: "duplicate".into(),
+        status_code: 200,
+        latency_ms: 1.0,
+    };
+    sepay_store::deliveries::insert_many(&db.pool, &[line(40), line(35), line(31), line(1)])
+        .await
+        .unwrap();
+    let cutoff = now - chrono::Duration::days(30);
+    let deleted = sepay_store::deliveries::delete_older_than(&db.pool, cutoff, 2)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 2, "one chunk");
+    assert_eq!(
+        sepay_store::deliveries::delete_older_than(&db.pool, cutoff, 2)
+            .await
+            .unwrap(),
+        1
+    );
+    let left: i64 = sqlx::query_scalar("select count(*) from sepay_delivery_attempts where received_at < $1")
+        .bind(cutoff)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
 #[tokio::test]
 async fn unknown_tokens_and_wrong_keys_get_401_and_write_nothing() {
     let (db, _bus, seed, ingress) = setup().await;

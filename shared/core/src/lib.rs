@@ -8,6 +8,7 @@ pub mod balance;
 pub mod classify;
 pub mod connection;
 pub mod dedupe;
+pub mod display;
 pub mod lifecycle;
 pub mod model_reply;
 pub mod money;

@@ -282,8 +282,9 @@ enum Reopen<'a> {
     Repeat(i64),
     /// `received` rows unbooked past the stale TTL, oldest first (the relay's sweep).
     Stale { stale_after: Duration, limit: i64 },
-    /// `failed` rows with a JSON payload (a replay): `ids`, or with none every one of `ws_id`
-    /// (or of every workspace).
+    /// `failed` rows a replay can change (a JSON payload, a failure that is retryable:
+    /// `FailureReason::is_retryable`): `ids`, or with none every one of `ws_id` (or of every
+    /// workspace).
     Failed { ws_id: Option<Uuid>, ids: &'a [i64] },
 }
 
@@ -304,7 +305,8 @@ async fn reopen<'c>(db: impl PgExecutor<'c>, which: &Reopen<'_>) -> StoreResult<
         Reopen::Failed { .. } => (
             Trigger::Replay,
             "payload is not null and ($4::uuid is null or ws_id = $4)
-             and (cardinality($5::bigint[]) = 0 or id = any($5))",
+             and (cardinality($5::bigint[]) = 0 or id = any($5))
+             and (failure_reason is null or failure_reason = any($6))",
         ),
     };
     let repeat = matches!(which, Reopen::Repeat(_));
@@ -323,7 +325,7 @@ async fn reopen<'c>(db: impl PgExecutor<'c>, which: &Reopen<'_>) -> StoreResult<
     let query = match *which {
         Reopen::Repeat(id) => query.bind(id),
         Reopen::Stale { stale_after, limit } => query.bind(stale_after.as_secs_f64()).bind(limit),
-        Reopen::Failed { ws_id, ids } => query.bind(ws_id).bind(ids),
+        Reopen::Failed { ws_id, ids } => query.bind(ws_id).bind(ids).bind(retryable_reasons()),
     };
     Ok(query.fetch_all(db).await?)
 }
@@ -451,6 +453,17 @@ pub async fn get(pool: &PgPool, id: i64) -> StoreResult<Event> {
     .ok_or(StoreError::NotFound("event"))
 }
 
+/// An event of `ws_id` (another workspace's is as absent as a missing one).
+pub async fn get_in_workspace(pool: &PgPool, ws_id: Uuid, id: i64) -> StoreResult<Option<Event>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
+        "select {EVENT_COLUMNS} from sepay_webhook_events where id = $1 and ws_id = $2"
+    )))
+    .bind(id)
+    .bind(ws_id)
+    .fetch_optional(pool)
+    .await?)
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct EventFilter {
     pub ws_id: Option<Uuid>,
@@ -559,32 +572,151 @@ pub struct EventRow {
     pub account_number: Option<String>,
 }
 
-/// One page of a workspace's events, newest first, keyset on id (`before` = the last id shown).
-pub async fn events_page(
+/// What the events page filters by; every field optional. Amounts are in the currency's unit
+/// (VND; EUR for Striga, whose cents are divided by 100); times are instants.
+#[derive(Debug, Default, Clone)]
+pub struct EventSearch {
+    pub provider: Option<Provider>,
+    pub status: Option<EventStatus>,
+    /// The bank account (SePay `accountNumber`) or Striga account, exactly.
+    pub account: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub min_amount: Option<rust_decimal::Decimal>,
+    pub max_amount: Option<rust_decimal::Decimal>,
+    /// In the transfer's content, description, code or reference, case-insensitive.
+    pub text: Option<String>,
+}
+
+/// Which page of a search: the newest, older than an id, or newer than an id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventPage {
+    Newest,
+    Before(i64),
+    After(i64),
+}
+
+/// The columns of an [`EventRow`], and the amount (in the currency's unit) filters compare:
+/// values that are not plain numbers compare as nothing rather than failing the query.
+const EVENT_ROW_COLUMNS: &str =
+    "id, provider, source, coalesce(sepay_transaction_id::text, payload->>'id') as provider_id, status,
+        failure_reason, attempts, delivery_count, received_at,
+        coalesce(payload->>'transferType', payload->>'type') as transfer_type,
+        coalesce(payload->>'transferAmount',
+                 case when provider = 'striga' then coalesce(nullif(payload->>'credit', '0'), payload->>'debit') end)
+          as amount,
+        coalesce(payload->>'accountNumber', payload->>'accountId', payload->>'syncedOwnerId') as account_number";
+
+/// The search's conditions on `sepay_webhook_events` ($1 the workspace, $2… the filters).
+const EVENT_SEARCH: &str = "ws_id = $1
+    and ($2::text is null or provider = $2)
+    and ($3::text is null or status = $3)
+    and ($4::text is null or coalesce(payload->>'accountNumber', payload->>'accountId', payload->>'syncedOwnerId') = $4
+         or payload->>'subAccount' = $4)
+    and ($5::timestamptz is null or received_at >= $5)
+    and ($6::timestamptz is null or received_at < $6)
+    and (($7::numeric is null and $8::numeric is null) or (
+         select a between coalesce($7, a) and coalesce($8, a) from (select
+           case when provider = 'striga'
+                then case when coalesce(nullif(payload->>'credit', '0'), payload->>'debit') ~ '^-?[0-9]{1,30}$'
+                          then coalesce(nullif(payload->>'credit', '0'), payload->>'debit')::numeric / 100 end
+                else case when payload->>'transferAmount' ~ '^-?[0-9]{1,30}(\\.[0-9]{1,10})?$'
+                          then (payload->>'transferAmount')::numeric end
+           end as a) amounts))
+    and ($9::text is null or concat_ws(' ', payload->>'content', payload->>'description', payload->>'code',
+                                       payload->>'referenceCode', payload->>'reference', payload->>'memo')
+                             ilike '%' || $9 || '%' escape '\\')";
+
+/// `text` for an `ilike` pattern: its `%`, `_` and `\` match themselves.
+fn like_literal(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+fn bind_search<'q, O>(
+    query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    ws_id: Uuid,
+    search: &'q EventSearch,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    query
+        .bind(ws_id)
+        .bind(search.provider.map(|p| p.as_str()))
+        .bind(search.status.map(|s| s.as_str()))
+        .bind(search.account.as_deref())
+        .bind(search.from)
+        .bind(search.to)
+        .bind(search.min_amount)
+        .bind(search.max_amount)
+        .bind(search.text.as_deref().map(like_literal))
+}
+
+/// One page of a workspace's events matching `search`, newest first, keyset on id: at most
+/// `limit`, older than or newer than the given id.
+pub async fn search_events(
     pool: &PgPool,
     ws_id: Uuid,
-    status: Option<&str>,
-    before: Option<i64>,
+    search: &EventSearch,
+    page: EventPage,
     limit: i64,
 ) -> StoreResult<Vec<EventRow>> {
-    Ok(sqlx::query_as(
-        "select id, provider, source, coalesce(sepay_transaction_id::text, payload->>'id') as provider_id, status,
-                failure_reason, attempts, delivery_count, received_at,
-                coalesce(payload->>'transferType', payload->>'type') as transfer_type,
-                coalesce(payload->>'transferAmount',
-                         case when provider = 'striga' then coalesce(nullif(payload->>'credit', '0'), payload->>'debit') end)
-                  as amount,
-                coalesce(payload->>'accountNumber', payload->>'accountId', payload->>'syncedOwnerId') as account_number
-           from sepay_webhook_events
-          where ws_id = $1 and ($2::text is null or status = $2) and ($3::bigint is null or id < $3)
-          order by id desc limit $4",
-    )
-    .bind(ws_id)
-    .bind(status)
-    .bind(before)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    let (keyset, order) = match page {
+        EventPage::Newest => ("true", "desc"),
+        EventPage::Before(_) => ("id < $10", "desc"),
+        EventPage::After(_) => ("id > $10", "asc"),
+    };
+    let sql = format!(
+        "select {EVENT_ROW_COLUMNS} from sepay_webhook_events
+          where {EVENT_SEARCH} and ($10::bigint is null or {keyset})
+          order by id {order} limit $11"
+    );
+    let cursor = match page {
+        EventPage::Newest => None,
+        EventPage::Before(id) | EventPage::After(id) => Some(id),
+    };
+    let mut rows: Vec<EventRow> = bind_search(sqlx::query_as(AssertSqlSafe(sql)), ws_id, search)
+        .bind(cursor)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    if matches!(page, EventPage::After(_)) {
+        rows.reverse();
+    }
+    Ok(rows)
+}
+
+/// How many events match `search`, counted up to `cap` (a count past it says "more than").
+pub async fn count_events(pool: &PgPool, ws_id: Uuid, search: &EventSearch, cap: i64) -> StoreResult<i64> {
+    let sql = format!("select count(*) from (select 1 from sepay_webhook_events where {EVENT_SEARCH} limit $10) m");
+    let (count,): (i64,) = bind_search(sqlx::query_as(AssertSqlSafe(sql)), ws_id, search)
+        .bind(cap)
+        .fetch_one(pool)
+        .await?;
+    Ok(count)
+}
+
+/// The ids of the failed events matching `search` that a replay can change (at most `limit`).
+pub async fn replayable_ids(pool: &PgPool, ws_id: Uuid, search: &EventSearch, limit: i64) -> StoreResult<Vec<i64>> {
+    let sql = format!(
+        "select id from sepay_webhook_events
+          where {EVENT_SEARCH} and status = $10 and payload is not null
+            and (failure_reason is null or failure_reason = any($11))
+          order by id limit $12"
+    );
+    let rows: Vec<(i64,)> = bind_search(sqlx::query_as(AssertSqlSafe(sql)), ws_id, search)
+        .bind(EventStatus::Failed.as_str())
+        .bind(retryable_reasons())
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// The failure reasons a replay can fix (`FailureReason::is_retryable`).
+fn retryable_reasons() -> Vec<&'static str> {
+    FailureReason::ALL
+        .iter()
+        .filter(|r| r.is_retryable())
+        .map(|r| r.as_str())
+        .collect()
 }
 
 /// When the workspace's last event was booked (the bench's end-to-end clock).

@@ -203,6 +203,40 @@ pub struct WalletTransaction {
     pub classified_by: Option<String>,
 }
 
+/// A booked transaction as an event's page shows it: its wallet, category and tags.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct BookedTransaction {
+    pub id: Uuid,
+    pub wallet_id: Uuid,
+    pub wallet_name: String,
+    pub currency: String,
+    pub amount: Decimal,
+    pub description: String,
+    pub category_name: Option<String>,
+    pub tags: Vec<String>,
+    pub taken_at: DateTime<Utc>,
+    pub classified_by: Option<String>,
+}
+
+/// The transaction `id` of `ws_id`, if any.
+pub async fn booked_transaction(pool: &PgPool, ws_id: Uuid, id: Uuid) -> StoreResult<Option<BookedTransaction>> {
+    Ok(sqlx::query_as(
+        "select t.id, t.wallet_id, w.name as wallet_name, w.currency, t.amount, t.description,
+                c.name as category_name,
+                array(select g.name from wallet_transaction_tags wt join transaction_tags g on g.id = wt.tag_id
+                       where wt.transaction_id = t.id order by g.name) as tags,
+                t.taken_at, t.classified_by
+           from wallet_transactions t
+           join wallets w on w.id = t.wallet_id
+           left join transaction_categories c on c.id = t.category_id
+          where t.ws_id = $1 and t.id = $2",
+    )
+    .bind(ws_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
 /// Newest first.
 pub async fn list_transactions(pool: &PgPool, ws_id: Uuid, limit: i64) -> StoreResult<Vec<WalletTransaction>> {
     Ok(sqlx::query_as(

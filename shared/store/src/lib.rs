@@ -5,6 +5,7 @@ pub mod balances;
 pub mod baseline;
 pub mod classification;
 pub mod connections;
+pub mod deliveries;
 pub mod endpoints;
 mod error;
 pub mod events;

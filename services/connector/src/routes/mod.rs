@@ -21,6 +21,7 @@ mod rules;
 mod session;
 mod striga;
 
+pub use events::{COUNT_CAP, EventFilters, REPLAY_BATCH};
 pub use extract::{Admin, AdminForm};
 
 use crate::error::ConnectorError;
@@ -42,7 +43,8 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub fn router(state: AppRef) -> Router {
     let csp = HeaderValue::from_str(&format!(
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {}; frame-ancestors 'none'; base-uri 'none'",
+        "default-src 'none'; script-src {}; style-src 'unsafe-inline'; form-action 'self' {}; frame-ancestors 'none'; base-uri 'none'",
+        crate::pages::script_hash(),
         state.sepay_origin
     ))
     .unwrap_or_else(|_| {
@@ -53,7 +55,8 @@ pub fn router(state: AppRef) -> Router {
         .route("/login", get(session::login_page).post(session::login))
         .route("/ws/{ws}/integrations", get(integration::page))
         .route("/ws/{ws}/events", get(events::page))
-        .route("/ws/{ws}/events/replay", post(events::replay))
+        .route("/ws/{ws}/events/replay", get(events::replay_confirm).post(events::replay))
+        .route("/ws/{ws}/events/{id}", get(events::event_page))
         .route("/ws/{ws}/connect", post(oauth::connect))
         .route(CALLBACK_PATH, get(oauth::callback))
         .route("/ws/{ws}/disconnect", post(oauth::disconnect))
