@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// The user `sepay-dev up` signs in as.
-const LOCAL_ADMIN: &str = "local-admin";
+pub const LOCAL_ADMIN: &str = "local-admin";
 
 /// Starts the connector for `sepay-dev up`: its public URLs follow the bound addresses unless
 /// set, SePay is the embedded simulator unless SEPAY_BASE_URL is set, and an OAuth client is
@@ -32,6 +32,7 @@ pub async fn start_connector(
         ingress_url,
         sim_url,
         shutdown,
+        landing,
     } = up;
     let defaults = ConnectorConfig::default();
     if config.connector_public_url == defaults.connector_public_url {
@@ -48,7 +49,10 @@ pub async fn start_connector(
             register_sim_client(sim_url, &mut sepay, &format!("{}{CALLBACK_PATH}", config.origin())).await?;
         }
     }
-    let ws_id = local_workspace(db).await?;
+    let ws_id = match landing {
+        Some(ws_id) => ws_id,
+        None => local_workspace(db).await?,
+    };
     let secret = sepay_connector::auth::jwt_secret(config.admin_jwt_secret.as_deref(), config.dev_mode)?;
     let token = sepay_connector::mint_admin_token(&secret, LOCAL_ADMIN, Duration::from_secs(12 * 3600))?;
     let login_link = sepay_connector::login_url(config.origin(), &token, ws_id);
@@ -89,6 +93,8 @@ pub struct Running<'a> {
     pub ingress_url: &'a str,
     pub sim_url: Option<&'a str>,
     pub shutdown: &'a CancellationToken,
+    /// The workspace the login link opens (the demo's); none: the local admin's first.
+    pub landing: Option<Uuid>,
 }
 
 /// A simulator company with one bank account, and an OAuth client for the connector.

@@ -38,12 +38,13 @@ where
     }
 }
 
-/// `sepay` is the OAuth client the connector registered at the simulator (so the provisioner,
+/// `ws_id`: the (new, empty) demo workspace. `sepay` is the OAuth client the connector registered at the simulator (so the provisioner,
 /// which shares it, can refresh the demo's tokens); `redirect` its registered callback.
 /// `ingress_url`: where the Striga step posts.
 pub async fn run(
     db: &PgPool,
     bus: &Bus,
+    ws_id: Uuid,
     sim_url: &str,
     ingress_url: &str,
     sepay: &SepayConfig,
@@ -83,7 +84,6 @@ pub async fn run(
         .unwrap_or(accounts.len()) as i64;
 
     // 1. connect through the real OAuth flow: authorize (PKCE), approve on the consent form, exchange
-    let ws = sepay_store::workspaces::create_workspace(db, "Demo workspace (full loop)").await?;
     let api = Arc::new(SepayClient::new(&sepay));
     let request = api.authorize_request(redirect)?;
     let query: Vec<(String, String)> = url::Url::parse(&request.url)?.query_pairs().into_owned().collect();
@@ -108,12 +108,12 @@ pub async fn run(
     let code = pairs.get("code").context("consent gave no code")?;
     let grant = api.exchange_code(code, &request.pkce_verifier, redirect).await?;
     let tokens = Tokens::new(db.clone(), api, Arc::new(sepay.keyring()?));
-    tokens.store_grant(ws.id, &grant).await?;
+    tokens.store_grant(ws_id, &grant).await?;
     bus.ensure_control_stream().await?;
     bus.publish_control(
         ControlSubject::ConnectionConnected,
-        &format!("demo-connected-{}", ws.id),
-        &ControlRequest::workspace(ws.id),
+        &format!("demo-connected-{}", ws_id),
+        &ControlRequest::workspace(ws_id),
     )
     .await?;
     let connected_ms = started.elapsed().as_millis();
@@ -123,7 +123,7 @@ pub async fn run(
         "webhook provisioning (is sepay-provisioner running?)",
         Duration::from_secs(20),
         || async {
-            let live = sepay_store::provisioning::live_endpoint_count(db, ws.id).await?;
+            let live = sepay_store::provisioning::live_endpoint_count(db, ws_id).await?;
             // every account of the company gets one, not only the two made here
             Ok((live >= company_accounts).then_some(live))
         },
@@ -155,26 +155,26 @@ pub async fn run(
     }
     let booked = |ws: Uuid| async move { Ok::<_, anyhow::Error>(sepay_store::ledger::totals(db, ws).await?.0) };
     wait_for("webhook bookings", Duration::from_secs(20), || async {
-        Ok((booked(ws.id).await? >= BURST as i64 - 1).then_some(()))
+        Ok((booked(ws_id).await? >= BURST as i64 - 1).then_some(()))
     })
     .await?;
-    let booked_by_webhooks = booked(ws.id).await?;
+    let booked_by_webhooks = booked(ws_id).await?;
     let burst_ms = started.elapsed().as_millis();
 
     // 4. reconciliation finds the lost one
     bus.publish_control(
         ControlSubject::ReconcileRequested,
-        &format!("demo-reconcile-{}", ws.id),
-        &ControlRequest::workspace(ws.id),
+        &format!("demo-reconcile-{}", ws_id),
+        &ControlRequest::workspace(ws_id),
     )
     .await?;
     let run = wait_for("reconciliation", Duration::from_secs(20), || async {
-        let runs = sepay_store::provisioning::list_runs(db, ws.id, 1).await?;
+        let runs = sepay_store::provisioning::list_runs(db, ws_id, 1).await?;
         Ok(runs.into_iter().next().filter(|r| r.status != "running"))
     })
     .await?;
     wait_for("the recovered booking", Duration::from_secs(20), || async {
-        Ok((booked(ws.id).await? >= BURST as i64).then_some(()))
+        Ok((booked(ws_id).await? >= BURST as i64).then_some(()))
     })
     .await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -194,11 +194,11 @@ pub async fn run(
         .filter(|d| d["error"] == "dropped by fault injection")
         .count();
     // SePay's books, before Striga's are added to the workspace
-    let (booked_total, booked_sum) = sepay_store::ledger::totals(db, ws.id).await?;
-    let striga = striga_step(db, ws.id, ingress_url, &sepay).await?;
+    let (booked_total, booked_sum) = sepay_store::ledger::totals(db, ws_id).await?;
+    let striga = striga_step(db, ws_id, ingress_url, &sepay).await?;
     let total_ms = started.elapsed().as_millis();
     let value = json!({
-        "workspace": ws.id, "webhooks_provisioned": provisioned, "sent": BURST, "webhook_deliveries_2xx": delivered,
+        "workspace": ws_id, "webhooks_provisioned": provisioned, "sent": BURST, "webhook_deliveries_2xx": delivered,
         "answered_duplicate": answered_duplicate, "lost": lost, "booked_by_webhooks": booked_by_webhooks,
         "reconciliation": {"run": run.id, "fetched": run.fetched, "inserted": run.inserted, "status": run.status},
         "booked": booked_total, "sum_sent": sent_total.to_string(), "sum_booked": booked_sum.to_string(),
@@ -219,7 +219,7 @@ pub async fn run(
          | Striga: the five documented SEPA webhooks, signed, into an EUR wallet | {striga} |\n\
          | total | {total_ms} ms |",
         striga = striga.summary,
-        ws_id = ws.id,
+        ws_id = ws_id,
         run_id = run.id,
         fetched = run.fetched,
         inserted = run.inserted,

@@ -127,12 +127,20 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     let sim = sim_listener.map(|l| tokio::spawn(sepay_sim::serve(l, args.sim.clone(), shutdown.clone())));
+    // the demo's workspace, new on every run (the last run's replaced): the login link opens it
+    let demo_ws = match args.demo {
+        true => {
+            Some(sepay_store::members::replace_workspace(&db, crate::connector::LOCAL_ADMIN, DEMO_WORKSPACE).await?)
+        }
+        false => None,
+    };
     let running = crate::connector::Running {
         db: &db,
         bus: &bus,
         ingress_url: &ingress_url,
         sim_url: sim_url.as_deref(),
         shutdown: &shutdown,
+        landing: demo_ws,
     };
     let connector_config = sepay_connector::ConnectorConfig {
         dev_mode: true,
@@ -199,12 +207,20 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         )
     });
 
-    if args.demo {
+    if let Some(ws_id) = demo_ws {
         let result = match sim_url.as_deref() {
-            Some(sim) => crate::demo::run(&db, &bus, sim, &ingress_url, &started.sepay, &started.callback_url)
-                .await
-                .map(|report| sepay_runtime::cli::print(cli.global.json, &report.value, || report.table.clone())),
-            None => demo(cli, &db, &ingress_url, None).await,
+            Some(sim) => crate::demo::run(
+                &db,
+                &bus,
+                ws_id,
+                sim,
+                &ingress_url,
+                &started.sepay,
+                &started.callback_url,
+            )
+            .await
+            .map(|report| sepay_runtime::cli::print(cli.global.json, &report.value, || report.table.clone())),
+            None => demo(cli, &db, &ingress_url, None, Some(ws_id)).await,
         };
         if args.exit_after_demo || result.is_err() {
             shutdown.cancel();
@@ -240,13 +256,25 @@ pub async fn demo_on_running(cli: &Cli, sim_url: Option<&str>) -> anyhow::Result
         "no SePay simulator answers at {sim_url}: start everything with `sepay-dev up --demo`, or point --sim-url (SIM_URL) at a running simulator"
     );
     let db = sepay_store::connect(&cli.global.db).await?;
-    demo(cli, &db, &cli.global.public_base_url(), Some(&sim_url)).await
+    demo(cli, &db, &cli.global.public_base_url(), Some(&sim_url), None).await
 }
+
+/// The workspace `up --demo` runs its demo in (and its login link opens).
+const DEMO_WORKSPACE: &str = "Demo workspace";
 
 /// A workspace, a wallet linked to a bank account, a manual endpoint; then one transaction, made
 /// in the simulator (which delivers it as SePay does) or posted here in SePay's documented shape.
-async fn demo(cli: &Cli, db: &PgPool, ingress_url: &str, sim_url: Option<&str>) -> anyhow::Result<()> {
-    let ws = workspaces::create_workspace(db, "Demo workspace").await?;
+async fn demo(
+    cli: &Cli,
+    db: &PgPool,
+    ingress_url: &str,
+    sim_url: Option<&str>,
+    ws: Option<uuid::Uuid>,
+) -> anyhow::Result<()> {
+    let ws = match ws {
+        Some(ws) => workspaces::get_workspace(db, ws).await?,
+        None => workspaces::create_workspace(db, DEMO_WORKSPACE).await?,
+    };
     let wallet = workspaces::create_wallet(db, ws.id, "Vietcombank 8888", "VND").await?;
     let endpoint = endpoints::create_manual_endpoint(db, ingress_url, ws.id, None, "demo").await?;
     let started = Instant::now();

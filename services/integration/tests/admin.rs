@@ -6,7 +6,7 @@ mod common;
 use sepay_connector::{AdminAuth, ConnectorConfig};
 use sepay_store::{members, workspaces};
 use sepay_testkit::{TestDb, test_bus};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::process::{Command, Stdio};
 
 fn verifier(secret: Option<&str>) -> AdminAuth {
@@ -74,27 +74,39 @@ async fn admin_token_mints_a_session_and_grants_admin() {
 async fn up_prints_a_working_login_link() {
     let db = TestDb::new().await;
     let (_, nats) = test_bus(&sepay_testkit::nats_url()).await;
-    let child = common::sepay_dev_command(&db, &nats)
-        .args(["--json", "up", "--demo", "--exit-after-demo"])
-        .env_remove("ADMIN_JWT_SECRET")
-        .env_remove("SEPAY_BASE_URL")
-        .env_remove("SEPAY_CLIENT_ID")
-        .env_remove("CONNECTOR_PUBLIC_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+    let up_demo = || {
+        let child = common::sepay_dev_command(&db, &nats)
+            .args(["--json", "up", "--demo", "--exit-after-demo"])
+            .env_remove("ADMIN_JWT_SECRET")
+            .env_remove("SEPAY_BASE_URL")
+            .env_remove("SEPAY_CLIENT_ID")
+            .env_remove("CONNECTOR_PUBLIC_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        async move {
+            let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            // the start-up summary, then the demo's report
+            let docs: Vec<Value> = serde_json::Deserializer::from_str(&String::from_utf8_lossy(&out.stdout))
+                .into_iter()
+                .map(|d| d.unwrap())
+                .collect();
+            (docs[0].clone(), docs[1].clone())
+        }
+    };
+    // a rerun replaces the demo's workspace instead of adding one
+    up_demo().await;
+    let (summary, report) = up_demo().await;
+    let demo_workspaces: i64 = sqlx::query_scalar("select count(*) from workspaces where name = 'Demo workspace'")
+        .fetch_one(&db.pool)
         .await
-        .unwrap()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let summary: Value = serde_json::Deserializer::from_str(&stdout)
-        .into_iter()
-        .next()
-        .unwrap()
-        .unwrap();
+    assert_eq!(demo_workspaces, 1);
     let link = url::Url::parse(summary["connector_login"].as_str().unwrap()).unwrap();
     assert_eq!(link.path(), "/login");
     assert_ne!(link.port(), Some(0), "the link names the bound port");
@@ -106,6 +118,11 @@ async fn up_prints_a_working_login_link() {
     };
     let claims = verifier(None).verify(&param("token")).await.unwrap();
     let ws = param("ws").parse().unwrap();
+    assert_eq!(
+        report["workspace"],
+        json!(param("ws")),
+        "the link opens the demo's workspace"
+    );
     assert_eq!(
         members::member_role(&db.pool, ws, &claims.sub)
             .await

@@ -29,6 +29,31 @@ pub async fn grant_admin(pool: &PgPool, ws_id: Uuid, user_id: &str) -> StoreResu
     Ok(())
 }
 
+/// A new workspace `name` with `user_id` its admin, in place of those of that name `user_id`
+/// administered before (deleted with everything in them): the demo's, rerun without piling up.
+pub async fn replace_workspace(pool: &PgPool, user_id: &str, name: &str) -> StoreResult<Uuid> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "delete from workspaces w using workspace_members m
+          where m.ws_id = w.id and m.user_id = $1 and m.role in ('owner', 'admin') and w.name = $2",
+    )
+    .bind(user_id)
+    .bind(name)
+    .execute(&mut *tx)
+    .await?;
+    let (ws_id,): (Uuid,) = sqlx::query_as("insert into workspaces (name) values ($1) returning id")
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+    sqlx::query("insert into workspace_members (ws_id, user_id, role) values ($1, $2, 'admin')")
+        .bind(ws_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(ws_id)
+}
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct AdminWorkspace {
     pub id: Uuid,
