@@ -506,6 +506,55 @@ impl EventPage<'_> {
     }
 }
 
+/// `/ws/{ws}/wallets`: the workspace's wallets, each with its count and balance.
+#[derive(Template)]
+#[template(path = "wallets.html")]
+pub struct Wallets<'a> {
+    pub ws_id: Uuid,
+    pub ws_name: &'a str,
+    pub wallets: &'a [(WalletRow, i64, rust_decimal::Decimal)],
+}
+
+impl Wallets<'_> {
+    fn title(&self) -> String {
+        format!("Wallets — {}", self.ws_name)
+    }
+}
+
+/// `/ws/{ws}/wallets/{wallet}`: a wallet's transactions with the running balance.
+#[derive(Template)]
+#[template(path = "statement.html")]
+pub struct Statement<'a> {
+    pub ws_id: Uuid,
+    pub ws_name: &'a str,
+    pub wallet: &'a WalletRow,
+    pub lines: &'a [sepay_store::ledger::StatementLine],
+    pub query: &'a crate::routes::StatementQuery,
+    /// The `before` of the older page, when there is one.
+    pub older: Option<Uuid>,
+}
+
+impl Statement<'_> {
+    fn title(&self) -> String {
+        format!("{} ({}) — {}", self.wallet.name, self.wallet.currency, self.ws_name)
+    }
+
+    fn base(&self) -> String {
+        format!("/ws/{}/wallets/{}", self.ws_id, self.wallet.id)
+    }
+
+    /// The range in a URL, with `&` or `?` as the next parameter needs.
+    fn range_query(&self) -> String {
+        self.query.range_query()
+    }
+
+    fn older_href(&self, before: &Uuid) -> String {
+        let range = self.range_query();
+        let join = if range.is_empty() { "" } else { "&" };
+        format!("{}?{range}{join}before={before}", self.base())
+    }
+}
+
 /// `/ws/{ws}/rules`: classification rules in order, the form to add one, AI credits.
 #[derive(Template)]
 #[template(path = "rules.html")]

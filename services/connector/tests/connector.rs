@@ -1369,6 +1369,85 @@ async fn an_event_page_shows_payload_deliveries_and_booking() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+/// A wallet's statement: amounts in its currency with the running balance, a Vietnam-day range,
+/// the CSV of that range (formulas defused), and the list of wallets.
+#[tokio::test]
+async fn a_wallet_statement_shows_the_running_balance_and_exports_csv() {
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    let wallet = workspaces::create_wallet(&app.db, app.ws, "Vietcombank 8888", "VND")
+        .await
+        .unwrap();
+    for (n, (day, amount, description)) in [
+        ("2026-11-30T10:00:00Z", "2277000", "DH1001"),
+        ("2026-12-01T02:00:00Z", "-77000", "=HYPERLINK(\"x\")"),
+        ("2026-12-01T03:00:00Z", "1000000", "DH1002"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        sqlx::query(
+            "insert into wallet_transactions (ws_id, wallet_id, amount, description, taken_at, source, external_ref)
+             values ($1, $2, $3::numeric, $4, $5::timestamptz, 'sepay', $6)",
+        )
+        .bind(app.ws)
+        .bind(wallet.id)
+        .bind(amount)
+        .bind(description)
+        .bind(day)
+        .bind(format!("sepay:{n}"))
+        .execute(&app.db)
+        .await
+        .unwrap();
+    }
+    let (status, list, _) = app.get(&format!("/ws/{}/wallets", app.ws), Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(list.contains("3,200,000 VND"), "{list}");
+    let base = format!("/ws/{}/wallets/{}", app.ws, wallet.id);
+    let (_, page, _) = app.get(&base, Some(&alice)).await;
+    // newest first, each with the balance after it
+    let order: Vec<usize> = ["1,000,000 VND", "−77,000 VND", "2,277,000 VND"]
+        .iter()
+        .map(|a| page.find(a).unwrap_or_else(|| panic!("{a} in {page}")))
+        .collect();
+    assert!(order[0] < order[1] && order[1] < order[2]);
+    assert!(page.contains("3,200,000 VND") && page.contains("2,200,000 VND"));
+    // 2026-12-01 in Vietnam: from 2026-11-30T17:00Z, so the first transfer is outside
+    let (_, day, _) = app
+        .get(&format!("{base}?from=2026-12-01&to=2026-12-01"), Some(&alice))
+        .await;
+    assert!(!day.contains("2,277,000 VND") && day.contains("−77,000 VND"), "{day}");
+    assert!(
+        day.contains("transactions.csv?from=2026-12-01&#38;to=2026-12-01"),
+        "{day}"
+    );
+    let (status, csv, headers) = app
+        .get(
+            &format!("{base}/transactions.csv?from=2026-12-01&to=2026-12-01"),
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[0].starts_with("id,taken_at_utc,amount,currency"));
+    assert!(
+        lines[1].contains(",-77000,VND,\"'=HYPERLINK(\"\"x\"\")\",") && lines[1].ends_with(",2200000"),
+        "{csv}"
+    );
+    assert!(lines[2].ends_with(",3200000"));
+    let (status, _, _) = app.get(&format!("{base}?from=yesterday"), Some(&alice)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // another workspace's wallet is not found from here
+    let other = workspaces::create_workspace(&app.db, "Other").await.unwrap().id;
+    members::grant_admin(&app.db, other, "alice").await.unwrap();
+    let (status, _, _) = app
+        .get(&format!("/ws/{other}/wallets/{}", wallet.id), Some(&alice))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
 /// Text from outside (a workspace name, a wallet, a bank account, an endpoint label, a rule
 /// entered in the form, an event's fields, a Striga account) is shown as text on every page,
 /// never as markup: the templates escape every value.
@@ -1416,17 +1495,44 @@ async fn hostile_text_is_rendered_escaped_on_every_page() {
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
 
+    let event_id: i64 = sqlx::query_scalar("select id from sepay_webhook_events where dedupe_key = 'xss'")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    sqlx::query(
+        "insert into wallet_transactions (ws_id, wallet_id, amount, description, taken_at, source, external_ref)
+         values ($1, $2, 1, $3, now(), 'sepay', 'xss')",
+    )
+    .bind(ws)
+    .bind(vnd.id)
+    .bind(XSS)
+    .execute(db)
+    .await
+    .unwrap();
+    let hostile_query: String = url::form_urlencoded::byte_serialize(XSS.as_bytes()).collect();
     for path in [
         "/".to_owned(),
         format!("/ws/{ws}/integrations"),
         format!("/ws/{ws}/events"),
         format!("/ws/{ws}/events?status=failed"),
+        format!("/ws/{ws}/events?q={hostile_query}&account={hostile_query}"),
+        format!("/ws/{ws}/events?min={hostile_query}"),
+        format!("/ws/{ws}/events/{event_id}"),
+        format!("/ws/{ws}/events/replay?q={hostile_query}"),
+        format!("/ws/{ws}/wallets"),
+        format!("/ws/{ws}/wallets/{}", vnd.id),
         format!("/ws/{ws}/rules"),
         format!("/ws/{ws}/striga"),
     ] {
         let (status, page, _) = app.get(&path, Some(&alice)).await;
         assert_eq!(status, StatusCode::OK, "{path}: {page}");
-        assert!(!page.contains("<script"), "{path} renders markup: {page}");
+        // the event page's one script is the Copy button's, allowed by its hash
+        assert!(
+            !page
+                .replace(&format!("<script>{}</script>", sepay_connector::COPY_SCRIPT), "")
+                .contains("<script"),
+            "{path} renders markup: {page}"
+        );
         assert!(page.contains(ESCAPED), "{path} shows the text: {page}");
     }
     // every hostile field of the event is on the events page, as text

@@ -237,6 +237,53 @@ pub async fn booked_transaction(pool: &PgPool, ws_id: Uuid, id: Uuid) -> StoreRe
     .await?)
 }
 
+/// A line of a wallet's statement: the transaction and the wallet's balance after it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct StatementLine {
+    pub id: Uuid,
+    pub taken_at: DateTime<Utc>,
+    pub amount: Decimal,
+    pub description: String,
+    pub category_name: Option<String>,
+    pub tags: Vec<String>,
+    pub source: String,
+    /// The sum of the wallet's transactions up to this one (by time, then id).
+    pub balance: Decimal,
+}
+
+/// A wallet's transactions taken in `[from, to)`, newest first, at most `limit`, older than
+/// transaction `before` when given; each with the running balance.
+pub async fn statement(
+    pool: &PgPool,
+    ws_id: Uuid,
+    wallet_id: Uuid,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    before: Option<Uuid>,
+    limit: i64,
+) -> StoreResult<Vec<StatementLine>> {
+    Ok(sqlx::query_as(
+        "select r.id, r.taken_at, r.amount, r.description, c.name as category_name,
+                array(select g.name from wallet_transaction_tags wt join transaction_tags g on g.id = wt.tag_id
+                       where wt.transaction_id = r.id order by g.name) as tags,
+                r.source, r.balance
+           from (select t.*, sum(t.amount) over (order by t.taken_at, t.id) as balance
+                   from wallet_transactions t where t.ws_id = $1 and t.wallet_id = $2) r
+           left join transaction_categories c on c.id = r.category_id
+          where ($3::timestamptz is null or r.taken_at >= $3) and ($4::timestamptz is null or r.taken_at < $4)
+            and ($5::uuid is null or (r.taken_at, r.id) < (select taken_at, id from wallet_transactions where id = $5))
+          order by r.taken_at desc, r.id desc limit $6",
+    )
+    .bind(ws_id)
+    .bind(wallet_id)
+    .bind(from)
+    .bind(to)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
 /// Newest first.
 pub async fn list_transactions(pool: &PgPool, ws_id: Uuid, limit: i64) -> StoreResult<Vec<WalletTransaction>> {
     Ok(sqlx::query_as(

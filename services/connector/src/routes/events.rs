@@ -8,7 +8,7 @@ use crate::pages;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use sepay_store::events::{self, EventPage, EventSearch};
 use sepay_store::workspaces;
 use serde::{Deserialize, Serialize};
@@ -64,10 +64,10 @@ impl EventFilters {
                 .map_err(|_| errors.push(format!("{field} \"{value}\" is not a date like 2026-12-01.")))
                 .ok()
         };
-        search.from = day("From", &self.from, &mut errors).map(vietnam_midnight);
+        search.from = day("From", &self.from, &mut errors).map(sepay_core::vn_time::start_of_vietnam_day);
         search.to = day("To", &self.to, &mut errors)
             .and_then(|d| d.succ_opt())
-            .map(vietnam_midnight);
+            .map(sepay_core::vn_time::start_of_vietnam_day);
         let amount = |field: &str, value: &str, errors: &mut Vec<String>| {
             let value = text(value)?;
             value
@@ -109,11 +109,6 @@ impl EventFilters {
         }
         query.finish()
     }
-}
-
-fn vietnam_midnight(day: NaiveDate) -> DateTime<Utc> {
-    let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
-    (midnight - chrono::Duration::hours(7)).and_utc()
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -4,7 +4,8 @@
 //! - [`session`]: home and signing in (the login link's page, its POST);
 //! - [`oauth`]: Connect SePay, the callback, Disconnect;
 //! - [`integration`]: the integration page, wallet links and wallets, Sync now, Reconcile now;
-//! - [`events`]: the events page and replay;
+//! - [`events`]: the events page, an event's page and replay;
+//! - [`wallets`]: wallets, a wallet's statement and its CSV export;
 //! - [`endpoints`]: manual endpoints, rotation and revocation (SePay's and Striga's);
 //! - [`rules`]: classification rules and AI credits;
 //! - [`striga`]: the Striga page, its endpoints and account links.
@@ -20,9 +21,11 @@ mod oauth;
 mod rules;
 mod session;
 mod striga;
+mod wallets;
 
 pub use events::{COUNT_CAP, EventFilters, REPLAY_BATCH};
 pub use extract::{Admin, AdminForm};
+pub use wallets::StatementQuery;
 
 use crate::error::ConnectorError;
 use crate::{AppState, CALLBACK_PATH};
@@ -67,6 +70,9 @@ pub fn router(state: AppRef) -> Router {
         .route("/ws/{ws}/endpoints", post(endpoints::create))
         .route("/ws/{ws}/endpoints/{id}/rotate", post(endpoints::rotate))
         .route("/ws/{ws}/endpoints/{id}/revoke", post(endpoints::revoke))
+        .route("/ws/{ws}/wallets", get(wallets::list))
+        .route("/ws/{ws}/wallets/{wallet}", get(wallets::statement))
+        .route("/ws/{ws}/wallets/{wallet}/transactions.csv", get(wallets::csv))
         .route("/ws/{ws}/rules", get(rules::page).post(rules::create))
         .route("/ws/{ws}/rules/{id}/delete", post(rules::delete))
         .route("/ws/{ws}/rules/{id}/move", post(rules::move_rule))
