@@ -56,14 +56,47 @@ fn opt(text: &Option<String>) -> &str {
     text.as_deref().unwrap_or("—")
 }
 
-/// A time as shown, UTC (templates: `self::at(field)`).
-fn at(t: &DateTime<Utc>) -> String {
+/// A time in UTC (the tooltip of every time shown; the history's steps).
+pub fn at(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-/// An optional time; `None` as a dash (templates: `self::time(field)`).
-fn time(t: &Option<DateTime<Utc>>) -> String {
-    t.as_ref().map(at).unwrap_or_else(|| "—".into())
+/// The time zone a workspace's pages show times in (`workspaces.time_zone`, set on its settings
+/// page; Asia/Ho_Chi_Minh by default, SePay's own). Templates: `{% call m::when(tz, field) %}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Zone(pub chrono_tz::Tz);
+
+impl Zone {
+    /// The workspace's zone; a name that does not parse (never stored by the pages) is shown as
+    /// Vietnam time.
+    pub fn named(name: &str) -> Self {
+        Self(name.parse().unwrap_or(chrono_tz::Asia::Ho_Chi_Minh))
+    }
+
+    /// `2026-12-01 16:30:00 +07`
+    pub fn at(&self, t: &DateTime<Utc>) -> String {
+        t.with_timezone(&self.0).format("%Y-%m-%d %H:%M:%S %Z").to_string()
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    /// The instant `day` begins in this zone (the pages' date filters are the workspace's days).
+    pub fn start_of(&self, day: chrono::NaiveDate) -> DateTime<Utc> {
+        use chrono::TimeZone;
+        let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+        // a day that starts in a daylight-saving gap starts at the gap's end
+        self.0
+            .from_local_datetime(&midnight)
+            .earliest()
+            .or_else(|| {
+                self.0
+                    .from_local_datetime(&(midnight + chrono::Duration::hours(1)))
+                    .earliest()
+            })
+            .map_or_else(|| midnight.and_utc(), |t| t.with_timezone(&Utc))
+    }
 }
 
 /// A short message and a link home (errors, refusals).
@@ -200,6 +233,7 @@ pub fn flash(sepay: Option<&str>, reason: Option<&str>, done: Option<&str>) -> O
                 "rule_deleted" => "Rule deleted.",
                 "rule_moved" => "Rule order saved.",
                 "striga_linked" => "Striga account linked.",
+                "settings_saved" => "Settings saved.",
                 _ => return None,
             },
         ),
@@ -244,6 +278,8 @@ pub fn connection_state(c: Option<&ConnectionView>) -> &'static str {
 #[template(path = "integrations.html")]
 pub struct Integrations<'a> {
     pub ws_id: Uuid,
+    /// The workspace's time zone.
+    pub tz: Zone,
     pub ws_name: &'a str,
     pub csrf: &'a str,
     pub connection: Option<&'a ConnectionView>,
@@ -288,6 +324,8 @@ impl Integrations<'_> {
 #[template(path = "events.html")]
 pub struct Events<'a> {
     pub ws_id: Uuid,
+    /// The workspace's time zone.
+    pub tz: Zone,
     pub ws_name: &'a str,
     pub csrf: &'a str,
     pub rows: &'a [EventRow],
@@ -412,6 +450,8 @@ fn event_amount(provider: Provider, sent: Option<&str>) -> String {
 #[template(path = "event.html")]
 pub struct EventPage<'a> {
     pub ws_id: Uuid,
+    /// The workspace's time zone.
+    pub tz: Zone,
     pub ws_name: &'a str,
     pub csrf: &'a str,
     pub event: &'a sepay_store::events::Event,
@@ -506,6 +546,40 @@ impl EventPage<'_> {
     }
 }
 
+/// `/ws/{ws}/settings`: the workspace's time zone (a form shown again with the value and the
+/// error when it is refused).
+#[derive(Template)]
+#[template(path = "settings.html")]
+pub struct Settings<'a> {
+    pub ws_id: Uuid,
+    pub ws_name: &'a str,
+    pub csrf: &'a str,
+    /// As stored, or as typed when refused.
+    pub time_zone: &'a str,
+    pub error: Option<String>,
+    pub flash: Option<Flash>,
+}
+
+impl Settings<'_> {
+    fn title(&self) -> String {
+        format!("Settings — {}", self.ws_name)
+    }
+
+    /// Zones offered in the list (any IANA name may be typed).
+    fn suggested(&self) -> [&'static str; 8] {
+        [
+            "Asia/Ho_Chi_Minh",
+            "Asia/Bangkok",
+            "Asia/Singapore",
+            "Asia/Tokyo",
+            "Europe/Berlin",
+            "Europe/London",
+            "America/New_York",
+            "UTC",
+        ]
+    }
+}
+
 /// `/ws/{ws}/wallets`: the workspace's wallets, each with its count and balance.
 #[derive(Template)]
 #[template(path = "wallets.html")]
@@ -526,6 +600,8 @@ impl Wallets<'_> {
 #[template(path = "statement.html")]
 pub struct Statement<'a> {
     pub ws_id: Uuid,
+    /// The workspace's time zone.
+    pub tz: Zone,
     pub ws_name: &'a str,
     pub wallet: &'a WalletRow,
     pub lines: &'a [sepay_store::ledger::StatementLine],
@@ -579,6 +655,8 @@ impl Rules<'_> {
 #[template(path = "striga.html")]
 pub struct Striga<'a> {
     pub ws_id: Uuid,
+    /// The workspace's time zone.
+    pub tz: Zone,
     pub ws_name: &'a str,
     pub csrf: &'a str,
     /// The workspace's endpoints; the Striga ones are shown.
@@ -767,6 +845,7 @@ mod tests {
         };
         let events = html(&Events {
             ws_id,
+            tz: Zone::named("Asia/Ho_Chi_Minh"),
             ws_name: HOSTILE,
             csrf: HOSTILE,
             rows: &[],

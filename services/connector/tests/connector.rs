@@ -1448,6 +1448,53 @@ async fn a_wallet_statement_shows_the_running_balance_and_exports_csv() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+/// Times show in the workspace's time zone (Vietnam's by default) with UTC in the tooltip; the
+/// settings form refuses a zone it does not know, shown again as typed.
+#[tokio::test]
+async fn times_follow_the_workspace_time_zone() {
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    seed_events(&app.db, app.ws, 1).await;
+    sqlx::query("update sepay_webhook_events set received_at = '2026-12-01T02:00:00Z'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let (_, page, _) = app.get(&format!("/ws/{}/events", app.ws), Some(&alice)).await;
+    assert!(
+        page.contains("title=\"2026-12-01 02:00:00 UTC\">2026-12-01 09:00:00 +07</span>"),
+        "{page}"
+    );
+    let csrf = app.csrf(&alice).await;
+    let settings = format!("/ws/{}/settings", app.ws);
+    let (status, refused, _) = app
+        .post(&settings, &alice, &[("csrf", &csrf), ("time_zone", "Mars/Olympus")])
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.contains("id=\"settings-error\"") && refused.contains("value=\"Mars/Olympus\""),
+        "{refused}"
+    );
+    let (status, _, headers) = app
+        .post(&settings, &alice, &[("csrf", &csrf), ("time_zone", "Europe/Berlin")])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(location(&headers).ends_with("/settings?done=settings_saved"));
+    let (_, page, _) = app.get(&format!("/ws/{}/events", app.ws), Some(&alice)).await;
+    assert!(page.contains(">2026-12-01 03:00:00 CET</span>"), "{page}");
+    // the date filter is the workspace's day: 2026-12-01 in Berlin holds 02:00 UTC
+    let (_, day, _) = app
+        .get(
+            &format!("/ws/{}/events?from=2026-12-01&to=2026-12-01", app.ws),
+            Some(&alice),
+        )
+        .await;
+    assert!(day.contains("id=\"event-count\">1 event ("), "{day}");
+    let (_, before, _) = app
+        .get(&format!("/ws/{}/events?to=2026-11-30", app.ws), Some(&alice))
+        .await;
+    assert!(before.contains("id=\"no-events\""));
+}
+
 /// Text from outside (a workspace name, a wallet, a bank account, an endpoint label, a rule
 /// entered in the form, an event's fields, a Striga account) is shown as text on every page,
 /// never as markup: the templates escape every value.

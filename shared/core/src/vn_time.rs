@@ -21,12 +21,6 @@ pub fn parse_vietnam_local(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// The instant a Vietnam day begins (the pages' date filters are Vietnam days).
-pub fn start_of_vietnam_day(day: chrono::NaiveDate) -> DateTime<Utc> {
-    let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
-    (midnight - chrono::Duration::seconds(VIETNAM_OFFSET_SECS as i64)).and_utc()
-}
-
 /// Formats an instant the way SePay writes dates ("YYYY-MM-DD HH:mm:ss", Vietnam time).
 pub fn format_vietnam_local(at: DateTime<Utc>) -> String {
     at.with_timezone(&vietnam()).format("%Y-%m-%d %H:%M:%S").to_string()

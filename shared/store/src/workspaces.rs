@@ -11,6 +11,8 @@ pub struct Workspace {
     pub id: Uuid,
     pub name: String,
     pub created_at: DateTime<Utc>,
+    /// IANA name the admin pages show times in.
+    pub time_zone: String,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -34,7 +36,7 @@ pub struct WalletLink {
 
 pub async fn create_workspace(pool: &PgPool, name: &str) -> StoreResult<Workspace> {
     Ok(
-        sqlx::query_as("insert into workspaces (name) values ($1) returning id, name, created_at")
+        sqlx::query_as("insert into workspaces (name) values ($1) returning id, name, created_at, time_zone")
             .bind(name)
             .fetch_one(pool)
             .await?,
@@ -165,11 +167,22 @@ pub async fn workspace_summary(pool: &PgPool, ws_id: Uuid) -> StoreResult<Worksp
 }
 
 pub async fn get_workspace(pool: &PgPool, ws_id: Uuid) -> StoreResult<Workspace> {
-    sqlx::query_as("select id, name, created_at from workspaces where id = $1")
+    sqlx::query_as("select id, name, created_at, time_zone from workspaces where id = $1")
         .bind(ws_id)
         .fetch_optional(pool)
         .await?
         .ok_or(StoreError::NotFound("workspace"))
+}
+
+/// Sets the time zone the pages show the workspace's times in (an IANA name, checked by the
+/// caller).
+pub async fn set_time_zone(pool: &PgPool, ws_id: Uuid, time_zone: &str) -> StoreResult<()> {
+    sqlx::query("update workspaces set time_zone = $2 where id = $1")
+        .bind(ws_id)
+        .bind(time_zone)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]

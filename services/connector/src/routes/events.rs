@@ -30,7 +30,7 @@ pub struct EventFilters {
     pub provider: String,
     pub status: String,
     pub account: String,
-    /// Dates, Vietnam time (`YYYY-MM-DD`), both included.
+    /// Dates in the workspace's time zone (`YYYY-MM-DD`), both included.
     pub from: String,
     pub to: String,
     /// In the currency's unit (VND; EUR for Striga).
@@ -41,7 +41,7 @@ pub struct EventFilters {
 
 impl EventFilters {
     /// The search, or every filter that could not be read, in the admin's terms.
-    pub fn search(&self) -> std::result::Result<EventSearch, Vec<String>> {
+    pub fn search(&self, zone: pages::Zone) -> std::result::Result<EventSearch, Vec<String>> {
         let mut errors = Vec::new();
         let mut search = EventSearch::default();
         let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
@@ -64,10 +64,10 @@ impl EventFilters {
                 .map_err(|_| errors.push(format!("{field} \"{value}\" is not a date like 2026-12-01.")))
                 .ok()
         };
-        search.from = day("From", &self.from, &mut errors).map(sepay_core::vn_time::start_of_vietnam_day);
+        search.from = day("From", &self.from, &mut errors).map(|d| zone.start_of(d));
         search.to = day("To", &self.to, &mut errors)
             .and_then(|d| d.succ_opt())
-            .map(sepay_core::vn_time::start_of_vietnam_day);
+            .map(|d| zone.start_of(d));
         let amount = |field: &str, value: &str, errors: &mut Vec<String>| {
             let value = text(value)?;
             value
@@ -140,12 +140,13 @@ pub(super) async fn page(
 ) -> Result<Response> {
     let Query(q) = query?;
     let ws = workspaces::get_workspace(&state.db, admin.ws_id).await?;
+    let tz = pages::Zone::named(&ws.time_zone);
     let page = match (cursor(q.before.as_deref())?, cursor(q.after.as_deref())?) {
         (Some(before), _) => EventPage::Before(before),
         (None, Some(after)) => EventPage::After(after),
         (None, None) => EventPage::Newest,
     };
-    let (rows, count, older, newer, errors) = match q.filters.search() {
+    let (rows, count, older, newer, errors) = match q.filters.search(tz) {
         Err(errors) => (Vec::new(), 0, None, None, errors),
         Ok(search) => {
             let mut rows = events::search_events(&state.db, admin.ws_id, &search, page, EVENTS_PAGE + 1).await?;
@@ -180,6 +181,7 @@ pub(super) async fn page(
     };
     Ok(pages::render(&pages::Events {
         ws_id: admin.ws_id,
+        tz,
         ws_name: &ws.name,
         csrf: &admin.csrf,
         rows: &rows,
@@ -216,6 +218,7 @@ pub(super) async fn event_page(
     };
     Ok(pages::render(&pages::EventPage {
         ws_id: admin.ws_id,
+        tz: pages::Zone::named(&ws.time_zone),
         ws_name: &ws.name,
         csrf: &admin.csrf,
         event: &event,
@@ -233,10 +236,10 @@ pub(super) async fn replay_confirm(
     query: std::result::Result<Query<EventFilters>, QueryRejection>,
 ) -> Result<Response> {
     let Query(filters) = query?;
-    let search = filters
-        .search()
-        .map_err(|errors| ConnectorError::BadRequest(errors.join(" ")))?;
     let ws = workspaces::get_workspace(&state.db, admin.ws_id).await?;
+    let search = filters
+        .search(pages::Zone::named(&ws.time_zone))
+        .map_err(|errors| ConnectorError::BadRequest(errors.join(" ")))?;
     let ids = events::replayable_ids(&state.db, admin.ws_id, &search, REPLAY_BATCH).await?;
     Ok(pages::render(&pages::ReplayConfirm {
         ws_id: admin.ws_id,
@@ -274,9 +277,10 @@ pub(super) async fn replay(
             vec![id]
         }
         None => {
+            let ws = workspaces::get_workspace(&state.db, admin.ws_id).await?;
             let search = form
                 .filters
-                .search()
+                .search(pages::Zone::named(&ws.time_zone))
                 .map_err(|errors| ConnectorError::BadRequest(errors.join(" ")))?;
             events::replayable_ids(&state.db, admin.ws_id, &search, REPLAY_BATCH).await?
         }

@@ -30,6 +30,7 @@ pub(super) async fn page(
     let repairs = sepay_store::provisioning::list_repairs(db, ws_id, 20).await?;
     Ok(pages::render(&pages::Integrations {
         ws_id,
+        tz: pages::Zone::named(&ws.time_zone),
         ws_name: &ws.name,
         csrf: &admin.csrf,
         connection: connection.as_ref(),

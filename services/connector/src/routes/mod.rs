@@ -8,7 +8,8 @@
 //! - [`wallets`]: wallets, a wallet's statement and its CSV export;
 //! - [`endpoints`]: manual endpoints, rotation and revocation (SePay's and Striga's);
 //! - [`rules`]: classification rules and AI credits;
-//! - [`striga`]: the Striga page, its endpoints and account links.
+//! - [`striga`]: the Striga page, its endpoints and account links;
+//! - [`settings`]: the workspace's time zone.
 //!
 //! Access: a page takes [`Admin`] (an owner or admin of the workspace in the path); a form takes
 //! [`AdminForm`], which is that plus the session's CSRF token checked and the form parsed.
@@ -20,6 +21,7 @@ mod integration;
 mod oauth;
 mod rules;
 mod session;
+mod settings;
 mod striga;
 mod wallets;
 
@@ -70,6 +72,7 @@ pub fn router(state: AppRef) -> Router {
         .route("/ws/{ws}/endpoints", post(endpoints::create))
         .route("/ws/{ws}/endpoints/{id}/rotate", post(endpoints::rotate))
         .route("/ws/{ws}/endpoints/{id}/revoke", post(endpoints::revoke))
+        .route("/ws/{ws}/settings", get(settings::page).post(settings::save))
         .route("/ws/{ws}/wallets", get(wallets::list))
         .route("/ws/{ws}/wallets/{wallet}", get(wallets::statement))
         .route("/ws/{ws}/wallets/{wallet}/transactions.csv", get(wallets::csv))

@@ -20,6 +20,7 @@ pub(super) async fn page(
     let ws = workspaces::get_workspace(db, ws_id).await?;
     Ok(pages::render(&pages::Striga {
         ws_id,
+        tz: pages::Zone::named(&ws.time_zone),
         ws_name: &ws.name,
         csrf: &admin.csrf,
         endpoints: &endpoints::list(db, Some(ws_id)).await?,

@@ -1,4 +1,4 @@
-//! Wallets: the list, a wallet's statement (running balance, Vietnam-day range, keyset paging)
+//! Wallets: the list, a wallet's statement (running balance, a range of days, keyset paging)
 //! and its CSV export.
 
 use super::{Admin, AppRef, Result};
@@ -33,7 +33,7 @@ pub(super) async fn list(State(state): State<AppRef>, admin: Admin) -> Result<Re
     }))
 }
 
-/// A range of Vietnam days, as typed (`YYYY-MM-DD`, both included), and the page cursor.
+/// A range of the workspace's days, as typed (`YYYY-MM-DD`, both included), and the page cursor.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default)]
 pub struct StatementQuery {
@@ -44,7 +44,10 @@ pub struct StatementQuery {
 
 impl StatementQuery {
     /// `[from, to)` as instants.
-    fn range(&self) -> std::result::Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), ConnectorError> {
+    fn range(
+        &self,
+        zone: pages::Zone,
+    ) -> std::result::Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), ConnectorError> {
         let day = |field: &str, value: &str| -> std::result::Result<Option<NaiveDate>, ConnectorError> {
             match value.trim() {
                 "" => Ok(None),
@@ -53,10 +56,10 @@ impl StatementQuery {
                     .map_err(|_| ConnectorError::BadRequest(format!("{field} \"{v}\" is not a date like 2026-12-01"))),
             }
         };
-        let from = day("From", &self.from)?.map(sepay_core::vn_time::start_of_vietnam_day);
+        let from = day("From", &self.from)?.map(|d| zone.start_of(d));
         let to = day("To", &self.to)?
             .and_then(|d| d.succ_opt())
-            .map(sepay_core::vn_time::start_of_vietnam_day);
+            .map(|d| zone.start_of(d));
         Ok((from, to))
     }
 
@@ -91,7 +94,8 @@ pub(super) async fn statement(
     let Query(q) = query?;
     let ws = workspaces::get_workspace(&state.db, admin.ws_id).await?;
     let wallet = wallet_of(&state, admin.ws_id, wallet_id).await?;
-    let (from, to) = q.range()?;
+    let tz = pages::Zone::named(&ws.time_zone);
+    let (from, to) = q.range(tz)?;
     let before = match q.before.trim() {
         "" => None,
         id => Some(Uuid::parse_str(id).map_err(|_| ConnectorError::BadRequest("not a transaction id".into()))?),
@@ -106,6 +110,7 @@ pub(super) async fn statement(
     };
     Ok(pages::render(&pages::Statement {
         ws_id: admin.ws_id,
+        tz,
         ws_name: &ws.name,
         wallet: &wallet,
         lines: &lines,
@@ -123,7 +128,8 @@ pub(super) async fn csv(
 ) -> Result<Response> {
     let Query(q) = query?;
     let wallet = wallet_of(&state, admin.ws_id, wallet_id).await?;
-    let (from, to) = q.range()?;
+    let ws = workspaces::get_workspace(&state.db, admin.ws_id).await?;
+    let (from, to) = q.range(pages::Zone::named(&ws.time_zone))?;
     let mut lines = ledger::statement(&state.db, admin.ws_id, wallet.id, from, to, None, CSV_MAX_LINES).await?;
     lines.reverse();
     let mut out = csv::Writer::from_writer(Vec::new());
