@@ -43,8 +43,20 @@ DOCS_DEFAULTS = {"PROCESSOR_CONCURRENCY": 16, "PROCESSOR_MAX_ACK_PENDING": 1000}
 
 # What each overlay is for (docs/deployment.md): checked so an edit cannot silently change it.
 OVERLAYS = {
-    "local": {"autoscaler": "ScaledObject", "ingress_replicas": 1, "image_tag": "local", "local_secrets": True},
-    "production": {"autoscaler": "ScaledObject", "ingress_replicas": 3, "spread": True, "alerts": True},
+    "local": {
+        "autoscaler": "ScaledObject",
+        "ingress_replicas": 1,
+        "image_tag": "local",
+        "local_secrets": True,
+        "stream_replicas": 1,
+    },
+    "production": {
+        "autoscaler": "ScaledObject",
+        "ingress_replicas": 3,
+        "spread": True,
+        "alerts": True,
+        "stream_replicas": 3,
+    },
     "hpa": {"autoscaler": "HorizontalPodAutoscaler"},
 }
 
@@ -472,6 +484,12 @@ def cmd_overlay(name: str, rendered: str) -> list[str]:
         pending = int(cfg.get("PROCESSOR_MAX_ACK_PENDING", DOCS_DEFAULTS["PROCESSOR_MAX_ACK_PENDING"]))
         if pending < max_replicas * conc:
             p(f"PROCESSOR_MAX_ACK_PENDING {pending} < max replicas {max_replicas} x PROCESSOR_CONCURRENCY {conc}")
+    # JetStream keeps 1 to 5 copies of a stream; production runs the 3-node cluster
+    stream_replicas = cfg.get("NATS_STREAM_REPLICAS", "1")
+    if not stream_replicas.isdigit() or not 1 <= int(stream_replicas) <= 5:
+        p(f"sepay-config: NATS_STREAM_REPLICAS {stream_replicas!r} is not a number from 1 to 5")
+    elif "stream_replicas" in expect and int(stream_replicas) != expect["stream_replicas"]:
+        p(f"sepay-config: NATS_STREAM_REPLICAS should be {expect['stream_replicas']}, is {stream_replicas}")
     if cfg.get("LOG_FORMAT") != "json":
         p("sepay-config: LOG_FORMAT should be json")
     endpoint = cfg.get("OTEL_EXPORTER_OTLP_ENDPOINT")

@@ -7,6 +7,8 @@ mod trace;
 
 use async_nats::jetstream::{self, consumer, stream};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -24,6 +26,12 @@ pub enum BusError {
     Connect { url: String, reason: String },
     #[error("JetStream {op} failed: {reason}")]
     JetStream { op: &'static str, reason: String },
+    #[error("NATS_STREAM_REPLICAS={replicas}: stream {stream} {reason}")]
+    Replicas {
+        stream: String,
+        replicas: usize,
+        reason: String,
+    },
     #[error("publish of {subject} was not acknowledged: {reason}")]
     Publish { subject: String, reason: String },
     #[error("bad message: {0}")]
@@ -43,6 +51,19 @@ pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 pub const DEFAULT_BUS_PREFIX: &str = "";
 /// `NATS_PUBLISH_TIMEOUT_MS`
 pub const DEFAULT_NATS_PUBLISH_TIMEOUT_MS: u64 = 2000;
+/// `NATS_STREAM_REPLICAS`: one copy, what a single nats-server can hold.
+pub const DEFAULT_NATS_STREAM_REPLICAS: usize = 1;
+/// JetStream's own ceiling on a stream's replicas.
+const MAX_STREAM_REPLICAS: usize = 5;
+
+const NOT_CLUSTERED: &str = "this NATS server is not a JetStream cluster, which more than one replica needs: set NATS_STREAM_REPLICAS=1 for a single nats-server";
+
+fn parse_replicas(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if (1..=MAX_STREAM_REPLICAS).contains(&n) => Ok(n),
+        _ => Err(format!("a whole number from 1 to {MAX_STREAM_REPLICAS}")),
+    }
+}
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct NatsConfig {
@@ -55,6 +76,9 @@ pub struct NatsConfig {
     /// How long a publish waits for JetStream's acknowledgement.
     #[arg(long, env = "NATS_PUBLISH_TIMEOUT_MS", default_value_t = DEFAULT_NATS_PUBLISH_TIMEOUT_MS)]
     pub nats_publish_timeout_ms: u64,
+    /// Copies JetStream keeps of each stream: 1 on a single nats-server, 3 on a cluster.
+    #[arg(long, env = "NATS_STREAM_REPLICAS", default_value_t = DEFAULT_NATS_STREAM_REPLICAS, value_parser = parse_replicas)]
+    pub nats_stream_replicas: usize,
 }
 
 impl NatsConfig {
@@ -79,6 +103,7 @@ impl Default for NatsConfig {
             nats_url: DEFAULT_NATS_URL.into(),
             bus_prefix: DEFAULT_BUS_PREFIX.into(),
             nats_publish_timeout_ms: DEFAULT_NATS_PUBLISH_TIMEOUT_MS,
+            nats_stream_replicas: DEFAULT_NATS_STREAM_REPLICAS,
         }
     }
 }
@@ -229,6 +254,9 @@ pub struct Bus {
     js: jetstream::Context,
     names: BusNames,
     publish_timeout: Duration,
+    stream_replicas: usize,
+    /// Warn once, not on every relay pass, that a stream has more replicas than configured.
+    fewer_replicas_warned: Arc<AtomicBool>,
 }
 
 impl Bus {
@@ -237,7 +265,15 @@ impl Bus {
             .connection_timeout(Duration::from_secs(3))
             // keep reconnecting forever: the relay covers what is missed meanwhile
             .max_reconnects(None)
-            .connect(&config.nats_url)
+            // a cluster's seed list: `nats://a:4222,nats://b:4222`
+            .connect(
+                config
+                    .nats_url
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>(),
+            )
             .await
             .map_err(|e| BusError::Connect {
                 url: config.redacted_url(),
@@ -250,6 +286,8 @@ impl Bus {
             js,
             names: BusNames::new(&config.bus_prefix),
             publish_timeout: Duration::from_millis(config.nats_publish_timeout_ms),
+            stream_replicas: config.nats_stream_replicas.max(1),
+            fewer_replicas_warned: Arc::default(),
         })
     }
 
@@ -263,37 +301,115 @@ impl Bus {
 
     /// Creates SEPAY_EVENTS if missing (limits retention: consumers never race for messages).
     pub async fn ensure_events_stream(&self) -> BusResult<stream::Stream> {
-        self.js
-            .get_or_create_stream(stream::Config {
-                name: self.names.events_stream(),
-                subjects: vec![self.names.events_received()],
-                retention: stream::RetentionPolicy::Limits,
-                storage: stream::StorageType::File,
-                max_age: Duration::from_secs(7 * 24 * 3600),
-                duplicate_window: Duration::from_secs(120),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| js_err("create stream")(&e))
+        self.ensure_stream(stream::Config {
+            name: self.names.events_stream(),
+            subjects: vec![self.names.events_received()],
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            duplicate_window: Duration::from_secs(120),
+            num_replicas: self.stream_replicas,
+            ..Default::default()
+        })
+        .await
     }
 
     /// Creates SEPAY_CONTROL if missing.
     pub async fn ensure_control_stream(&self) -> BusResult<stream::Stream> {
-        self.js
-            .get_or_create_stream(stream::Config {
-                name: self.names.control_stream(),
-                subjects: ControlSubject::ALL
-                    .iter()
-                    .map(|s| self.names.control_subject(*s))
-                    .collect(),
-                retention: stream::RetentionPolicy::Limits,
-                storage: stream::StorageType::File,
-                max_age: Duration::from_secs(7 * 24 * 3600),
-                duplicate_window: Duration::from_secs(120),
-                ..Default::default()
-            })
+        self.ensure_stream(stream::Config {
+            name: self.names.control_stream(),
+            subjects: ControlSubject::ALL
+                .iter()
+                .map(|s| self.names.control_subject(*s))
+                .collect(),
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            duplicate_window: Duration::from_secs(120),
+            num_replicas: self.stream_replicas,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Creates the stream with `NATS_STREAM_REPLICAS` copies, or raises an existing stream's
+    /// replicas to it. Never lowers them: a client left at the default (an operator's
+    /// `sepayctl`) must not strip a production stream of its copies.
+    async fn ensure_stream(&self, config: stream::Config) -> BusResult<stream::Stream> {
+        let name = config.name.clone();
+        let stream = self
+            .js
+            .get_or_create_stream(config)
             .await
-            .map_err(|e| js_err("create stream")(&e))
+            .map_err(|e| self.replicas_err(&name, "create stream", "cannot be created", e))?;
+        // a server reports 0 for a stream created without a count: one copy
+        let have = stream.cached_info().config.num_replicas.max(1);
+        let want = self.stream_replicas;
+        match have.cmp(&want) {
+            std::cmp::Ordering::Equal => return Ok(stream),
+            std::cmp::Ordering::Greater => {
+                if !self.fewer_replicas_warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        stream = %name,
+                        have,
+                        want,
+                        "stream has more replicas than NATS_STREAM_REPLICAS; left as it is (lower it with `nats stream edit {name} --replicas {want}`)"
+                    );
+                }
+                return Ok(stream);
+            }
+            std::cmp::Ordering::Less => {}
+        }
+        // a single server refuses more than one replica at creation but (nats-server 2.9) takes
+        // it in an update, and then claims copies it cannot keep
+        if self.client.server_info().cluster.is_none() {
+            return Err(BusError::Replicas {
+                stream: name,
+                replicas: want,
+                reason: format!("cannot be raised from {have} to {want} replicas: {NOT_CLUSTERED}"),
+            });
+        }
+        let mut raised = stream.cached_info().config.clone();
+        raised.num_replicas = want;
+        self.js.update_stream(&raised).await.map_err(|e| {
+            self.replicas_err(
+                &name,
+                "update stream",
+                &format!("cannot be raised from {have} to {want} replicas"),
+                e,
+            )
+        })?;
+        tracing::info!(stream = %name, from = have, to = want, "stream replicas raised to NATS_STREAM_REPLICAS");
+        self.js.get_stream(&name).await.map_err(|e| js_err("get stream")(&e))
+    }
+
+    /// A refusal caused by the replica count names the setting and the fix in one line.
+    fn replicas_err(
+        &self,
+        stream: &str,
+        op: &'static str,
+        what: &str,
+        e: async_nats::jetstream::context::CreateStreamError,
+    ) -> BusError {
+        use async_nats::jetstream::{ErrorCode, context::CreateStreamErrorKind};
+        let CreateStreamErrorKind::JetStream(server) = e.kind() else {
+            return js_err(op)(&e);
+        };
+        let hint = match server.error_code() {
+            ErrorCode::STREAM_REPLICAS_NOT_SUPPORTED => NOT_CLUSTERED,
+            ErrorCode::INSUFFICIENT_RESOURCES if self.stream_replicas > 1 => {
+                "the NATS cluster has fewer JetStream servers (or less storage) than that many replicas need"
+            }
+            ErrorCode::STREAM_REPLICAS_NOT_UPDATABLE => {
+                "this NATS server does not allow changing a stream's replicas: upgrade nats-server"
+            }
+            _ => return js_err(op)(&e),
+        };
+        BusError::Replicas {
+            stream: stream.to_owned(),
+            replicas: self.stream_replicas,
+            reason: format!("{what}: {hint} (server: {server})"),
+        }
     }
 
     /// Publishes an event for processing and waits for JetStream's ack. Returns whether

@@ -75,6 +75,7 @@ pub async fn test_bus(nats_url: &str) -> (Bus, NatsConfig) {
         nats_url: nats_url.to_owned(),
         bus_prefix: format!("t{}", &Uuid::new_v4().simple().to_string()[..12]),
         nats_publish_timeout_ms: 2000,
+        ..Default::default()
     };
     let bus = Bus::connect(&config).await.expect("tests need NATS with JetStream");
     (bus, config)

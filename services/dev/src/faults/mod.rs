@@ -379,6 +379,7 @@ async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Val
         nats_url: url.to_owned(),
         bus_prefix: bus_prefix.clone(),
         nats_publish_timeout_ms: 2000,
+        ..Default::default()
     };
     let ingress_bus = sepay_bus::Bus::connect(&bus_config(&ingress_nats)).await?;
     let processor_bus = sepay_bus::Bus::connect(&bus_config(&processor_nats)).await?;
