@@ -303,6 +303,28 @@ impl Integrations<'_> {
         connection_state(self.connection)
     }
 
+    /// Why the status is what it is, next to it: a degraded connection's last error, what a
+    /// reconnect is needed for, or an active one's failed account sync (never "active" alone
+    /// beside an error).
+    fn status_detail(&self) -> Option<String> {
+        let c = self.connection?;
+        match self.state() {
+            "degraded" => Some(format!(
+                "the token refresh failed ({}); retried by itself, nothing is lost meanwhile",
+                c.last_error.as_deref().unwrap_or("no answer")
+            )),
+            "needs reconnect" => Some(format!(
+                "{}: reconnect SePay to resume",
+                c.last_error.as_deref().unwrap_or("SePay refused the grant")
+            )),
+            "active" => c
+                .last_sync_error
+                .as_deref()
+                .map(|e| format!("but the last account sync failed: {e}")),
+            _ => None,
+        }
+    }
+
     fn connect_label(&self) -> &'static str {
         match self.connection {
             Some(_) => "Reconnect SePay",
@@ -543,6 +565,29 @@ impl EventPage<'_> {
         };
         steps.push((e.processed_at.as_ref().map(at).unwrap_or_else(|| "now".into()), now));
         steps
+    }
+}
+
+/// The page a destructive button leads to: what it will do, and the button that does it
+/// (`confirm=yes`), or Cancel.
+#[derive(Template)]
+#[template(path = "confirm.html")]
+pub struct Confirm<'a> {
+    pub ws_id: Uuid,
+    pub csrf: &'a str,
+    /// Where the confirmed form is POSTed (the button's own action).
+    pub action: String,
+    pub question: &'a str,
+    /// What happens, in the admin's terms.
+    pub consequence: &'a str,
+    pub button: &'a str,
+    /// Where Cancel goes.
+    pub back: String,
+}
+
+impl Confirm<'_> {
+    fn title(&self) -> &str {
+        self.question
     }
 }
 

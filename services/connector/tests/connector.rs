@@ -758,6 +758,7 @@ async fn a_refused_grant_puts_the_connection_in_needs_reconnect_on_the_page() {
     );
     let (_, page, _) = app.get(&format!("/ws/{}/integrations", app.ws), Some(&alice)).await;
     assert!(page.contains("id=\"connection-status\">needs reconnect<"), "{page}");
+    assert!(attr_between(&page, "id=\"status-detail\">", "<").contains("reconnect SePay to resume"));
     let last_error = attr_between(&page, "id=\"last-error\">", "<");
     assert!(
         last_error.contains("SePay refused the grant (invalid_grant)"),
@@ -1109,10 +1110,39 @@ async fn disconnect_is_requested_and_shown() {
     let app = App::start(fast_sim()).await;
     let alice = session("alice");
     assert_eq!(app.connect(&alice).await, app.integrations_url("sepay=connected"));
+    // an active connection whose account sync failed says so beside its status
+    sqlx::query("update sepay_connections set last_sync_error = 'SePay answered 401' where ws_id = $1")
+        .bind(app.ws)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let (_, page, _) = app.get(&format!("/ws/{}/integrations", app.ws), Some(&alice)).await;
+    assert!(page.contains("id=\"connection-status\">active<"), "{page}");
+    assert!(
+        page.contains("but the last account sync failed: SePay answered 401"),
+        "{page}"
+    );
     control_messages(&app.bus).await;
     let csrf = app.csrf(&alice).await;
-    let (status, _, headers) = app
+    // Disconnect asks first, and does nothing until confirmed
+    let (status, asked, _) = app
         .post(&format!("/ws/{}/disconnect", app.ws), &alice, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        asked.contains("Disconnect SePay?") && asked.contains("id=\"cancel\""),
+        "{asked}"
+    );
+    assert!(
+        control_messages(&app.bus).await.is_empty(),
+        "nothing requested before the confirmation"
+    );
+    let (status, _, headers) = app
+        .post(
+            &format!("/ws/{}/disconnect", app.ws),
+            &alice,
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(location(&headers), app.integrations_url("done=disconnect_requested"));
@@ -1681,7 +1711,7 @@ async fn endpoints_are_created_rotated_and_revoked_from_the_page() {
         .post(
             &format!("/ws/{}/endpoints/{}/revoke", app.ws, provisioned.id),
             &alice,
-            &[("csrf", &csrf)],
+            &[("csrf", &csrf), ("confirm", "yes")],
         )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
@@ -1877,12 +1907,26 @@ async fn classification_rules_are_managed_from_the_page() {
         .post(
             &format!("/ws/{other}/rules/{salary}/delete"),
             &alice,
-            &[("csrf", &csrf)],
+            &[("csrf", &csrf), ("confirm", "yes")],
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _, _) = app
+    // the Delete button asks first; the rule stays until confirmed
+    let (status, asked, _) = app
         .post(&format!("{rules_path}/{salary}/delete"), &alice, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        asked.contains("Delete this rule?") && asked.contains("name=\"confirm\" value=\"yes\""),
+        "{asked}"
+    );
+    assert!(asked.contains(&format!("action=\"{rules_path}/{salary}/delete\"")));
+    let (status, _, _) = app
+        .post(
+            &format!("{rules_path}/{salary}/delete"),
+            &alice,
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let left: Vec<String> = sepay_store::classification::rules(&app.db, app.ws)
@@ -2116,7 +2160,7 @@ async fn striga_endpoints_and_accounts_are_managed_from_the_page() {
         .post(
             &format!("/ws/{}/endpoints/{}/revoke", app.ws, endpoint.id),
             &alice,
-            &[("csrf", &csrf)],
+            &[("csrf", &csrf), ("confirm", "yes")],
         )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
@@ -2272,6 +2316,11 @@ async fn a_refresh_blip_degrades_the_connection_and_it_recovers_by_itself() {
     let (_, page, _) = app.get(&format!("/ws/{}/integrations", app.ws), Some(&alice)).await;
     assert!(page.contains("id=\"connection-status\">degraded<"), "{page}");
     assert!(page.contains("id=\"next-refresh\""), "{page}");
+    assert!(
+        attr_between(&page, "id=\"status-detail\">", "<").contains("the token refresh failed")
+            && page.contains("id=\"status-retry\""),
+        "{page}"
+    );
     // retried after the backoff: fails once more, then works, with no admin action
     let recovered = sepay_testkit::eventually(Duration::from_secs(10), || async {
         tokens.access_token(app.ws).await.ok()

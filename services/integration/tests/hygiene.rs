@@ -1010,7 +1010,7 @@ async fn no_secret_of_a_whole_run_reaches_logs_spans_or_metrics() {
             &connector,
             &format!("/ws/{}/disconnect", run.ws),
             &session,
-            &[("csrf", &csrf)],
+            &[("csrf", &csrf), ("confirm", "yes")],
         )
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);

@@ -1,7 +1,7 @@
 //! Webhook endpoints from the pages: a manual SePay endpoint, rotation and revocation (of
 //! SePay's and Striga's endpoints alike).
 
-use super::{AdminForm, AppRef, Result, optional_uuid, publish, sepay_wallet, to_page};
+use super::{AdminForm, AppRef, Confirmation, Result, optional_uuid, publish, sepay_wallet, to_page};
 use crate::error::ConnectorError;
 use crate::pages;
 use axum::extract::rejection::PathRejection;
@@ -88,15 +88,26 @@ pub(super) async fn rotate(
 pub(super) async fn revoke(
     State(state): State<AppRef>,
     path: std::result::Result<Path<(Uuid, Uuid)>, PathRejection>,
-    AdminForm { admin, .. }: AdminForm,
+    AdminForm { admin, form }: AdminForm<Confirmation>,
 ) -> Result<Response> {
     let endpoint = endpoints::endpoint_of(&state.db, admin.ws_id, endpoint_path(path)?).await?;
-    endpoints::revoke(&state.db, endpoint.id).await?;
-    tracing::info!(ws_id = %admin.ws_id, endpoint_id = %endpoint.id, "endpoint revoked");
     let page = if endpoint.provider == Provider::Striga {
         "striga"
     } else {
         "integrations"
     };
+    if !form.given() {
+        return Ok(pages::render(&pages::Confirm {
+            ws_id: admin.ws_id,
+            csrf: &admin.csrf,
+            action: format!("/ws/{}/endpoints/{}/revoke", admin.ws_id, endpoint.id),
+            question: "Revoke this endpoint?",
+            consequence: "Its webhook URL stops working at once: every delivery to it is refused (401), including the old URL's grace period. This cannot be undone; a new endpoint gets a new URL.",
+            button: "Revoke the endpoint",
+            back: format!("/ws/{}/{page}", admin.ws_id),
+        }));
+    }
+    endpoints::revoke(&state.db, endpoint.id).await?;
+    tracing::info!(ws_id = %admin.ws_id, endpoint_id = %endpoint.id, "endpoint revoked");
     Ok(to_page(&state, &format!("/ws/{}/{page}?done=revoked", admin.ws_id)))
 }

@@ -79,6 +79,20 @@ pub struct AdminForm<T = NoFields> {
 #[derive(Debug, Default, Deserialize)]
 pub struct NoFields {}
 
+/// A destructive button's form: it acts only with `confirm=yes`, which the confirmation page
+/// ([`crate::pages::Confirm`]) sends; the button itself leads to that page.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Confirmation {
+    confirm: String,
+}
+
+impl Confirmation {
+    pub fn given(&self) -> bool {
+        self.confirm == "yes"
+    }
+}
+
 /// The CSRF token of a form body; any other field is `T`'s.
 #[derive(Default, Deserialize)]
 #[serde(default)]

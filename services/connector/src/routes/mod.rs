@@ -26,7 +26,7 @@ mod striga;
 mod wallets;
 
 pub use events::{COUNT_CAP, EventFilters, REPLAY_BATCH};
-pub use extract::{Admin, AdminForm};
+pub use extract::{Admin, AdminForm, Confirmation};
 pub use wallets::StatementQuery;
 
 use crate::error::ConnectorError;

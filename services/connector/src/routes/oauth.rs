@@ -1,9 +1,10 @@
 //! Connecting SePay (OAuth2 code flow with PKCE): Connect SePay, the callback, Disconnect.
 
 use super::extract::authorize;
-use super::{AdminForm, AppRef, Result, control_id, publish, see_other, to_page, with_cookie};
+use super::{AdminForm, AppRef, Confirmation, Result, control_id, publish, see_other, to_page, with_cookie};
 use crate::auth::{cookie, set_cookie};
 use crate::error::ConnectorError;
+use crate::pages;
 use crate::state::{self as oauth_state, PendingAuth, STATE_COOKIE, STATE_TTL_SECS, StateError};
 use crate::{AppState, CALLBACK_PATH};
 use axum::extract::rejection::QueryRejection;
@@ -190,9 +191,23 @@ async fn finish(
 }
 
 /// Asks the provisioner to disconnect (delete SePay webhooks, revoke endpoints and tokens).
-pub(super) async fn disconnect(State(state): State<AppRef>, AdminForm { admin, .. }: AdminForm) -> Result<Response> {
+pub(super) async fn disconnect(
+    State(state): State<AppRef>,
+    AdminForm { admin, form }: AdminForm<Confirmation>,
+) -> Result<Response> {
     if connections::connection_view(&state.db, admin.ws_id).await?.is_none() {
         return Err(ConnectorError::NotFound("connection"));
+    }
+    if !form.given() {
+        return Ok(pages::render(&pages::Confirm {
+            ws_id: admin.ws_id,
+            csrf: &admin.csrf,
+            action: format!("/ws/{}/disconnect", admin.ws_id),
+            question: "Disconnect SePay?",
+            consequence: "The webhooks provisioned at SePay are deleted and the tokens revoked: no more transactions arrive until SePay is connected again. What is booked stays booked.",
+            button: "Disconnect SePay",
+            back: format!("/ws/{}/integrations", admin.ws_id),
+        }));
     }
     let request = ControlRequest::workspace(admin.ws_id);
     publish(&state, ControlSubject::ConnectionDisconnected, "disconnect", &request).await?;

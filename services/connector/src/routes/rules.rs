@@ -1,6 +1,6 @@
 //! Classification rules (in the order they run: add, reorder, delete) and the AI credits.
 
-use super::{Admin, AdminForm, AppRef, Flash, Result, to_page};
+use super::{Admin, AdminForm, AppRef, Confirmation, Flash, Result, to_page};
 use crate::error::ConnectorError;
 use crate::pages;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -75,9 +75,28 @@ fn rule_path(path: std::result::Result<Path<(Uuid, Uuid)>, PathRejection>) -> Re
 pub(super) async fn delete(
     State(state): State<AppRef>,
     path: std::result::Result<Path<(Uuid, Uuid)>, PathRejection>,
-    AdminForm { admin, .. }: AdminForm,
+    AdminForm { admin, form }: AdminForm<Confirmation>,
 ) -> Result<Response> {
     let id = rule_path(path)?;
+    // another workspace's rule is as absent as a missing one, asked about or not
+    if !classification::rules(&state.db, admin.ws_id)
+        .await?
+        .iter()
+        .any(|r| r.id == id)
+    {
+        return Err(ConnectorError::NotFound("rule"));
+    }
+    if !form.given() {
+        return Ok(pages::render(&pages::Confirm {
+            ws_id: admin.ws_id,
+            csrf: &admin.csrf,
+            action: format!("/ws/{}/rules/{id}/delete", admin.ws_id),
+            question: "Delete this rule?",
+            consequence: "Transactions booked from now on are no longer classified by it; those already booked keep their category and tags.",
+            button: "Delete the rule",
+            back: format!("/ws/{}/rules", admin.ws_id),
+        }));
+    }
     classification::delete_rule(&state.db, Some(admin.ws_id), id).await?;
     tracing::info!(ws_id = %admin.ws_id, rule_id = %id, "classification rule deleted");
     Ok(to_page(&state, &format!("/ws/{}/rules?done=rule_deleted", admin.ws_id)))
