@@ -686,6 +686,9 @@ pub struct Rules<'a> {
     pub rules: &'a [RuleRow],
     /// (balance, reserved, committed, released)
     pub credits: (i64, i64, i64, i64),
+    /// The add-rule form as typed, and every mistake in it (empty: a fresh form).
+    pub form: &'a crate::routes::NewRuleForm,
+    pub errors: &'a [String],
     pub flash: Option<Flash>,
 }
 
@@ -881,6 +884,8 @@ mod tests {
             csrf: HOSTILE,
             rules: std::slice::from_ref(&rule),
             credits: (1, 2, 3, 4),
+            form: &crate::routes::NewRuleForm::default(),
+            errors: &[HOSTILE.into()],
             flash: None,
         });
         let filters = crate::routes::EventFilters {

@@ -1860,13 +1860,17 @@ async fn classification_rules_are_managed_from_the_page() {
         add("Salary", "direction is in", "Salary", "income", "").await.0,
         StatusCode::SEE_OTHER
     );
-    // the same checks as the CLI, with the reason on the page; nothing is saved
-    let (status, page, _) = add("Bad", "content has grab", "X", "expense", "").await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(page.contains("unknown operator"), "{page}");
+    // the same checks as the CLI: the form comes back as typed, with every mistake; nothing saved
+    let (status, page, _) = add("Bad", "content has grab\namount gte lots", "X", "income", "").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("id=\"rule-errors\""), "{page}");
+    assert!(page.contains("unknown operator") && page.contains("amount needs a number"), "{page}");
+    assert!(page.contains("name=\"name\" required maxlength=\"200\" value=\"Bad\""), "{page}");
+    assert!(page.contains(">content has grab\namount gte lots</textarea>"), "{page}");
+    assert!(page.contains("<option value=\"income\" selected>"), "{page}");
     assert_eq!(
         add("Nothing", "direction is out", "", "expense", " ").await.0,
-        StatusCode::BAD_REQUEST
+        StatusCode::UNPROCESSABLE_ENTITY
     );
     let (status, _, _) = app.post(&rules_path, &alice, &[("csrf", "wrong"), ("name", "x")]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);

@@ -155,6 +155,7 @@ impl RuleDraft {
     const MAX_NAME: usize = 200;
 
     /// Blank conditions, tags and category are ignored; a rule must set a category or a tag.
+    /// The first mistake (the CLI's one line); [`RuleDraft::parse_all`] finds every one.
     #[allow(clippy::too_many_arguments)]
     pub fn parse<'a>(
         name: &str,
@@ -165,42 +166,66 @@ impl RuleDraft {
         tags: impl IntoIterator<Item = &'a str>,
         stop_processing: bool,
     ) -> Result<Self, RuleError> {
+        Self::parse_all(name, conditions, match_all, category, is_expense, tags, stop_processing)
+            .map_err(|mut errors| errors.remove(0))
+    }
+
+    /// As [`RuleDraft::parse`], with every mistake (the page's form lists them all); never an
+    /// empty list.
+    #[allow(clippy::too_many_arguments)]
+    pub fn parse_all<'a>(
+        name: &str,
+        conditions: impl IntoIterator<Item = &'a str>,
+        match_all: bool,
+        category: Option<&str>,
+        is_expense: bool,
+        tags: impl IntoIterator<Item = &'a str>,
+        stop_processing: bool,
+    ) -> Result<Self, Vec<RuleError>> {
+        let mut errors = Vec::new();
         let name = name.trim();
         if name.is_empty() || name.chars().count() > Self::MAX_NAME {
-            return Err(RuleError::Draft("a rule needs a name of at most 200 characters"));
+            errors.push(RuleError::Draft("a rule needs a name of at most 200 characters"));
         }
-        let conditions = conditions
-            .into_iter()
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .map(|text| {
-                Condition::parse(text).map_err(|reason| RuleError::InCondition {
+        let mut parsed = Vec::new();
+        for text in conditions.into_iter().map(str::trim).filter(|c| !c.is_empty()) {
+            match Condition::parse(text) {
+                Ok(condition) => parsed.push(condition),
+                Err(reason) => errors.push(RuleError::InCondition {
                     text: text.to_owned(),
                     reason: Box::new(reason),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if conditions.is_empty() || conditions.len() > Self::MAX_CONDITIONS {
-            return Err(RuleError::Draft("a rule needs 1 to 20 conditions"));
+                }),
+            }
+        }
+        let conditions = parsed;
+        let written = conditions.len()
+            + errors
+                .iter()
+                .filter(|e| matches!(e, RuleError::InCondition { .. }))
+                .count();
+        if written == 0 || written > Self::MAX_CONDITIONS {
+            errors.push(RuleError::Draft("a rule needs 1 to 20 conditions"));
         }
         let category = category.map(str::trim).filter(|c| !c.is_empty());
         if category.is_some_and(|c| c.chars().count() > Self::MAX_NAME) {
-            return Err(RuleError::Draft("a category name is at most 200 characters"));
+            errors.push(RuleError::Draft("a category name is at most 200 characters"));
         }
         let mut unique: Vec<String> = Vec::new();
         for tag in tags.into_iter().map(str::trim).filter(|t| !t.is_empty()) {
             if tag.chars().count() > 64 {
-                return Err(RuleError::Draft("a tag is at most 64 characters"));
-            }
-            if !unique.iter().any(|t| t == tag) {
+                errors.push(RuleError::Draft("a tag is at most 64 characters"));
+            } else if !unique.iter().any(|t| t == tag) {
                 unique.push(tag.to_owned());
             }
         }
         if unique.len() > Self::MAX_TAGS {
-            return Err(RuleError::Draft("a rule sets at most 20 tags"));
+            errors.push(RuleError::Draft("a rule sets at most 20 tags"));
         }
         if category.is_none() && unique.is_empty() {
-            return Err(RuleError::Draft("a rule must set a category or a tag"));
+            errors.push(RuleError::Draft("a rule must set a category or a tag"));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
         }
         Ok(Self {
             name: name.to_owned(),
@@ -722,6 +747,22 @@ mod tests {
             .unwrap_err()
             .to_string();
             assert!(err.contains(expected), "{name:?} {conditions:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn every_mistake_of_a_draft_is_found_for_the_page() {
+        let errors =
+            RuleDraft::parse_all("", ["content has a", "amount gte lots"], true, None, false, [" "], true).unwrap_err();
+        let texts: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(texts.len(), 4, "{texts:?}");
+        for expected in [
+            "a rule needs a name",
+            "unknown operator",
+            "amount needs a number",
+            "a category or a tag",
+        ] {
+            assert!(texts.iter().any(|t| t.contains(expected)), "{expected} in {texts:?}");
         }
     }
 }

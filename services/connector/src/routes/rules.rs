@@ -5,7 +5,8 @@ use crate::error::ConnectorError;
 use crate::pages;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use sepay_core::classify::RuleDraft;
 use sepay_store::{classification, workspaces};
 use serde::Deserialize;
@@ -26,25 +27,28 @@ pub(super) async fn page(
         csrf: &admin.csrf,
         rules: &rules,
         credits,
+        form: &NewRuleForm::default(),
+        errors: &[],
         flash: flash.done(),
     }))
 }
 
+/// The add-rule form as typed (shown again, with every mistake, when refused).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub(super) struct NewRuleForm {
-    name: String,
+pub struct NewRuleForm {
+    pub name: String,
     /// One condition a line: `content contains grab`.
-    conditions: String,
+    pub conditions: String,
     /// "any": one condition suffices; otherwise all must hold.
-    matching: String,
-    category: String,
+    pub matching: String,
+    pub category: String,
     /// "expense" or "income".
-    kind: String,
+    pub kind: String,
     /// Comma-separated.
-    tags: String,
+    pub tags: String,
     /// Present: later rules may add their tags too.
-    keep_going: Option<String>,
+    pub keep_going: Option<String>,
 }
 
 /// Adds a rule at the end of the order; the same checks as `sepayctl rules add`.
@@ -52,7 +56,7 @@ pub(super) async fn create(
     State(state): State<AppRef>,
     AdminForm { admin, form }: AdminForm<NewRuleForm>,
 ) -> Result<Response> {
-    let draft = RuleDraft::parse(
+    let parsed = RuleDraft::parse_all(
         &form.name,
         form.conditions.lines(),
         form.matching != "any",
@@ -60,8 +64,27 @@ pub(super) async fn create(
         form.kind == "expense",
         form.tags.split(','),
         form.keep_going.is_none(),
-    )
-    .map_err(|e| ConnectorError::BadRequest(e.to_string()))?;
+    );
+    let draft = match parsed {
+        Ok(draft) => draft,
+        Err(errors) => {
+            let ws = workspaces::get_workspace(&state.db, admin.ws_id).await?;
+            let rules = classification::rules(&state.db, admin.ws_id).await?;
+            let credits = classification::credit_ledger(&state.db, admin.ws_id).await?;
+            let errors: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            let page = pages::render(&pages::Rules {
+                ws_id: admin.ws_id,
+                ws_name: &ws.name,
+                csrf: &admin.csrf,
+                rules: &rules,
+                credits,
+                form: &form,
+                errors: &errors,
+                flash: None,
+            });
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+    };
     let id = classification::create_rule(&state.db, admin.ws_id, &draft).await?;
     tracing::info!(ws_id = %admin.ws_id, rule_id = %id, "classification rule added");
     Ok(to_page(&state, &format!("/ws/{}/rules?done=rule_added", admin.ws_id)))
