@@ -6,6 +6,7 @@
 //! provisioner's, asked for over SEPAY_CONTROL.
 
 pub mod auth;
+mod chart;
 mod cli;
 mod error;
 mod pages;

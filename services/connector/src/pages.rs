@@ -625,6 +625,48 @@ impl Settings<'_> {
     }
 }
 
+/// `/ws/{ws}/overview`: the last days at a glance, and what needs an admin.
+#[derive(Template)]
+#[template(path = "overview.html")]
+pub struct Overview<'a> {
+    pub ws_id: Uuid,
+    pub ws_name: &'a str,
+    pub tz: Zone,
+    /// Oldest first, one a day, zeros included.
+    pub days: &'a [crate::chart::DayCounts],
+    pub chart: crate::chart::Chart,
+    /// Days with bookings, per currency.
+    pub money: &'a [sepay_store::overview::BookingDay],
+    pub open_gaps: usize,
+    pub flagged_gaps: usize,
+    pub live_webhooks: i64,
+    /// When a provisioned webhook was last seen healthy at SePay.
+    pub last_verified: Option<DateTime<Utc>>,
+    /// Webhooks set right at SePay in the period (deleted, disabled or changed there).
+    pub repairs: usize,
+    pub connection: &'static str,
+}
+
+impl Overview<'_> {
+    fn title(&self) -> String {
+        format!("Overview — {}", self.ws_name)
+    }
+
+    fn width(&self) -> u32 {
+        crate::chart::WIDTH
+    }
+
+    fn plot_height(&self) -> u32 {
+        crate::chart::PLOT_HEIGHT
+    }
+
+    fn totals(&self) -> (i64, i64, i64) {
+        self.days.iter().fold((0, 0, 0), |(d, b, f), day| {
+            (d + day.deliveries, b + day.booked, f + day.failed)
+        })
+    }
+}
+
 /// `/ws/{ws}/wallets`: the workspace's wallets, each with its count and balance.
 #[derive(Template)]
 #[template(path = "wallets.html")]

@@ -1525,6 +1525,42 @@ async fn times_follow_the_workspace_time_zone() {
     assert!(before.contains("id=\"no-events\""));
 }
 
+/// The overview: the last 14 days as an SVG chart (no script), the money per day and currency,
+/// and what needs an admin.
+#[tokio::test]
+async fn the_overview_charts_the_last_two_weeks() {
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    seed_events(&app.db, app.ws, 30).await;
+    let wallet = workspaces::create_wallet(&app.db, app.ws, "Main", "VND").await.unwrap();
+    for (n, amount) in [(1, "2277000"), (2, "-77000")] {
+        sqlx::query(
+            "insert into wallet_transactions (ws_id, wallet_id, amount, description, taken_at, source, external_ref)
+             values ($1, $2, $3::numeric, 'x', now(), 'sepay', $4)",
+        )
+        .bind(app.ws)
+        .bind(wallet.id)
+        .bind(amount)
+        .bind(format!("sepay:{n}"))
+        .execute(&app.db)
+        .await
+        .unwrap();
+    }
+    let (status, page, _) = app.get(&format!("/ws/{}/overview", app.ws), Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("Last 14 days (Asia/Ho_Chi_Minh): <strong>30</strong> deliveries, <strong>2</strong> bookings, <strong>10</strong> failed events"),
+        "{page}"
+    );
+    assert_eq!(page.matches("<text ").count(), 14, "a label a day");
+    // today: three bars (30 deliveries, 2 bookings, 10 failures)
+    assert_eq!(page.matches("<rect ").count(), 3, "{page}");
+    assert!(page.contains("class=\"bar-deliveries\"") && page.contains(": 10 failed</title>"));
+    assert!(page.contains("2,277,000 VND") && page.contains("−77,000 VND"));
+    assert!(page.contains("id=\"open-gaps\">0<"));
+    assert!(!page.contains("<script"));
+}
+
 /// Text from outside (a workspace name, a wallet, a bank account, an endpoint label, a rule
 /// entered in the form, an event's fields, a Striga account) is shown as text on every page,
 /// never as markup: the templates escape every value.
@@ -1598,6 +1634,8 @@ async fn hostile_text_is_rendered_escaped_on_every_page() {
         format!("/ws/{ws}/events/replay?q={hostile_query}"),
         format!("/ws/{ws}/wallets"),
         format!("/ws/{ws}/wallets/{}", vnd.id),
+        format!("/ws/{ws}/overview"),
+        format!("/ws/{ws}/settings"),
         format!("/ws/{ws}/rules"),
         format!("/ws/{ws}/striga"),
     ] {
@@ -1864,8 +1902,14 @@ async fn classification_rules_are_managed_from_the_page() {
     let (status, page, _) = add("Bad", "content has grab\namount gte lots", "X", "income", "").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.contains("id=\"rule-errors\""), "{page}");
-    assert!(page.contains("unknown operator") && page.contains("amount needs a number"), "{page}");
-    assert!(page.contains("name=\"name\" required maxlength=\"200\" value=\"Bad\""), "{page}");
+    assert!(
+        page.contains("unknown operator") && page.contains("amount needs a number"),
+        "{page}"
+    );
+    assert!(
+        page.contains("name=\"name\" required maxlength=\"200\" value=\"Bad\""),
+        "{page}"
+    );
     assert!(page.contains(">content has grab\namount gte lots</textarea>"), "{page}");
     assert!(page.contains("<option value=\"income\" selected>"), "{page}");
     assert_eq!(

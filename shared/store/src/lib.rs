@@ -11,6 +11,7 @@ mod error;
 pub mod events;
 pub mod ledger;
 pub mod members;
+pub mod overview;
 mod pool;
 pub mod provisioning;
 pub mod striga;

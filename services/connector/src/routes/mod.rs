@@ -2,6 +2,7 @@
 //! what the feature modules share. Each page or form lives in its feature's module:
 //!
 //! - [`session`]: home and signing in (the login link's page, its POST);
+//! - [`overview`]: the last 14 days and what needs an admin;
 //! - [`oauth`]: Connect SePay, the callback, Disconnect;
 //! - [`integration`]: the integration page, wallet links and wallets, Sync now, Reconcile now;
 //! - [`events`]: the events page, an event's page and replay;
@@ -19,6 +20,7 @@ mod events;
 mod extract;
 mod integration;
 mod oauth;
+mod overview;
 mod rules;
 mod session;
 mod settings;
@@ -59,6 +61,7 @@ pub fn router(state: AppRef) -> Router {
     Router::new()
         .route("/", get(session::home))
         .route("/login", get(session::login_page).post(session::login))
+        .route("/ws/{ws}/overview", get(overview::page))
         .route("/ws/{ws}/integrations", get(integration::page))
         .route("/ws/{ws}/events", get(events::page))
         .route("/ws/{ws}/events/replay", get(events::replay_confirm).post(events::replay))

@@ -1,0 +1,63 @@
+//! The overview: the last 14 days' deliveries, bookings, failures and money, and what needs an
+//! admin (the connection, open balance gaps, webhook health).
+
+use super::{Admin, AppRef, Result};
+use crate::chart::{self, DayCounts};
+use crate::pages;
+use axum::extract::State;
+use axum::response::Response;
+use sepay_store::{balances, connections, endpoints, overview, provisioning, workspaces};
+
+/// Days the overview covers, today included.
+const DAYS: i32 = 14;
+
+pub(super) async fn page(State(state): State<AppRef>, admin: Admin) -> Result<Response> {
+    let (db, ws_id) = (&state.db, admin.ws_id);
+    let ws = workspaces::get_workspace(db, ws_id).await?;
+    let tz = pages::Zone::named(&ws.time_zone);
+    let events = overview::event_days(db, ws_id, tz.name(), DAYS).await?;
+    let money = overview::booking_days(db, ws_id, tz.name(), DAYS).await?;
+    let today = chrono::Utc::now().with_timezone(&tz.0).date_naive();
+    let days: Vec<DayCounts> = (0..DAYS as i64)
+        .rev()
+        .map(|back| today - chrono::Duration::days(back))
+        .map(|day| {
+            let e = events.iter().find(|e| e.day == day);
+            DayCounts {
+                day,
+                deliveries: e.map_or(0, |e| e.deliveries),
+                failed: e.map_or(0, |e| e.failed),
+                booked: money.iter().filter(|m| m.day == day).map(|m| m.booked).sum(),
+            }
+        })
+        .collect();
+    let money: Vec<_> = money
+        .into_iter()
+        .filter(|m| m.day > today - chrono::Duration::days(DAYS as i64))
+        .collect();
+    let gaps = balances::unclosed_gaps(db, ws_id).await?;
+    let flagged_gaps = gaps.iter().filter(|g| g.status == "flagged").count();
+    let live = endpoints::list(db, Some(ws_id)).await?;
+    let last_verified = live.iter().filter_map(|e| e.last_verified_at).max();
+    let since = chrono::Utc::now() - chrono::Duration::days(DAYS as i64);
+    let repairs = provisioning::list_repairs(db, ws_id, 100)
+        .await?
+        .iter()
+        .filter(|r| r.repaired_at >= since)
+        .count();
+    let connection = pages::connection_state(connections::connection_view(db, ws_id).await?.as_ref());
+    Ok(pages::render(&pages::Overview {
+        ws_id,
+        ws_name: &ws.name,
+        tz,
+        chart: chart::draw(&days),
+        days: &days,
+        money: &money,
+        open_gaps: gaps.len() - flagged_gaps,
+        flagged_gaps,
+        live_webhooks: provisioning::live_endpoint_count(db, ws_id).await?,
+        last_verified,
+        repairs,
+        connection,
+    }))
+}
