@@ -543,14 +543,14 @@ impl EventPage<'_> {
 
     /// What happened to the event, in order, from its timestamps (each delivery is in the log
     /// below): received, each reopening, published, booked.
-    fn timeline(&self) -> Vec<(String, String)> {
+    fn timeline(&self) -> Vec<(Option<DateTime<Utc>>, String)> {
         let e = self.event;
-        let mut steps = vec![(at(&e.received_at), "first delivery stored (attempt 1)".to_owned())];
+        let mut steps = vec![(Some(e.received_at), "first delivery stored (attempt 1)".to_owned())];
         if e.attempts > 1 {
-            steps.push((at(&e.opened_at), format!("reopened for attempt {}", e.attempts)));
+            steps.push((Some(e.opened_at), format!("reopened for attempt {}", e.attempts)));
         }
-        if let Some(published) = &e.published_at {
-            steps.push((at(published), format!("attempt {} handed to the processor", e.attempts)));
+        if let Some(published) = e.published_at {
+            steps.push((Some(published), format!("attempt {} handed to the processor", e.attempts)));
         }
         let now = match e.status.as_str() {
             s if s == EventStatus::Processed.as_str() => "booked".to_owned(),
@@ -563,7 +563,7 @@ impl EventPage<'_> {
             ),
             _ => "waiting for the processor".to_owned(),
         };
-        steps.push((e.processed_at.as_ref().map(at).unwrap_or_else(|| "now".into()), now));
+        steps.push((e.processed_at, now));
         steps
     }
 }
