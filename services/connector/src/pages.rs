@@ -550,7 +550,10 @@ impl EventPage<'_> {
             steps.push((Some(e.opened_at), format!("reopened for attempt {}", e.attempts)));
         }
         if let Some(published) = e.published_at {
-            steps.push((Some(published), format!("attempt {} handed to the processor", e.attempts)));
+            steps.push((
+                Some(published),
+                format!("attempt {} handed to the processor", e.attempts),
+            ));
         }
         let now = match e.status.as_str() {
             s if s == EventStatus::Processed.as_str() => "booked".to_owned(),

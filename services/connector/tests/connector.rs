@@ -1561,6 +1561,94 @@ async fn the_overview_charts_the_last_two_weeks() {
     assert!(!page.contains("<script"));
 }
 
+/// Every route the router serves (read from `src/routes/mod.rs`, so a new route cannot be
+/// forgotten here), each method of it, requested with hostile text in every path parameter, query
+/// parameter and form field a page reads: no answer is a server error or shows the text as markup.
+#[tokio::test]
+async fn every_route_answers_hostile_input_without_rendering_it() {
+    const XSS: &str = "<script>alert(1)</script>";
+    let app = App::start(fast_sim()).await;
+    let alice = session("alice");
+    let csrf = app.csrf(&alice).await;
+    seed_events(&app.db, app.ws, 3).await;
+    let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/routes/mod.rs")).unwrap();
+    let mut routes = Vec::new();
+    for line in source.lines().map(str::trim).filter(|l| l.starts_with(".route(")) {
+        let first = line["route(".len() + 1..].split(',').next().unwrap().trim();
+        let path = match first.strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
+            Some(path) => path.to_owned(),
+            None if first == "CALLBACK_PATH" => sepay_connector::CALLBACK_PATH.to_owned(),
+            None => panic!("a route this test cannot read: {line}"),
+        };
+        for (method, marker) in [("GET", " get("), ("GET", "(get("), ("POST", "post(")] {
+            if line.contains(marker) && !routes.contains(&(method, path.clone())) {
+                routes.push((method, path.clone()));
+            }
+        }
+    }
+    assert!(routes.len() >= 30, "routes read: {routes:?}");
+    let hostile: String = url::form_urlencoded::byte_serialize(XSS.as_bytes()).collect();
+    let query_names = [
+        "provider", "status", "account", "from", "to", "min", "max", "q", "before", "after", "done", "n", "sepay",
+        "reason", "token", "ws", "code", "state", "error",
+    ];
+    let query: Vec<String> = query_names.iter().map(|n| format!("{n}={hostile}")).collect();
+    let form_names = [
+        "name",
+        "conditions",
+        "matching",
+        "category",
+        "kind",
+        "tags",
+        "keep_going",
+        "label",
+        "wallet_id",
+        "api_key",
+        "account",
+        "time_zone",
+        "direction",
+        "id",
+        "provider",
+        "status",
+        "from",
+        "to",
+        "min",
+        "max",
+        "q",
+        "confirm",
+        "token",
+        "ws",
+        "decision",
+    ];
+    let mut visited = Vec::new();
+    for (method, template) in &routes {
+        let path = template
+            .replace("{ws}", &app.ws.to_string())
+            .replace("{id}", &hostile)
+            .replace("{link}", &hostile)
+            .replace("{wallet}", &hostile);
+        assert!(
+            !path.contains('{'),
+            "a path parameter this test does not fill: {template}"
+        );
+        let (status, body, _) = match *method {
+            "GET" => app.get(&format!("{path}?{}", query.join("&")), Some(&alice)).await,
+            _ => {
+                let mut form: Vec<(&str, &str)> = form_names.iter().map(|n| (*n, XSS)).collect();
+                form.push(("csrf", &csrf));
+                app.post(&path, &alice, &form).await
+            }
+        };
+        assert!(!status.is_server_error(), "{method} {template}: {status}: {body}");
+        assert!(
+            !body.contains(XSS),
+            "{method} {template} renders the text as markup: {body}"
+        );
+        visited.push((*method, template.clone()));
+    }
+    assert_eq!(visited, routes, "every route visited");
+}
+
 /// Text from outside (a workspace name, a wallet, a bank account, an endpoint label, a rule
 /// entered in the form, an event's fields, a Striga account) is shown as text on every page,
 /// never as markup: the templates escape every value.

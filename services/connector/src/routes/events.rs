@@ -5,7 +5,7 @@
 use super::{Admin, AdminForm, AppRef, Result, to_page};
 use crate::error::ConnectorError;
 use crate::pages;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use chrono::NaiveDate;
@@ -203,9 +203,11 @@ pub(super) struct EventQuery {
 pub(super) async fn event_page(
     State(state): State<AppRef>,
     admin: Admin,
-    Path((_, id)): Path<(Uuid, i64)>,
+    path: std::result::Result<Path<(Uuid, i64)>, PathRejection>,
     query: std::result::Result<Query<EventQuery>, QueryRejection>,
 ) -> Result<Response> {
+    // a path that is no event id names no event
+    let Path((_, id)) = path.map_err(|_| ConnectorError::NotFound("event"))?;
     let Query(q) = query?;
     let ws = workspaces::get_workspace(&state.db, admin.ws_id).await?;
     let event = events::get_in_workspace(&state.db, admin.ws_id, id)

@@ -4,7 +4,7 @@
 use super::{Admin, AppRef, Result};
 use crate::error::ConnectorError;
 use crate::pages;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -75,6 +75,12 @@ impl StatementQuery {
     }
 }
 
+/// A path that is no wallet id names no wallet.
+fn wallet_path(path: std::result::Result<Path<(Uuid, Uuid)>, PathRejection>) -> Result<Uuid> {
+    path.map(|Path((_, id))| id)
+        .map_err(|_| ConnectorError::NotFound("wallet"))
+}
+
 /// The wallet `wallet_id` of this workspace (another's is as absent as a missing one).
 async fn wallet_of(state: &AppRef, ws_id: Uuid, wallet_id: Uuid) -> Result<workspaces::WalletRow> {
     workspaces::wallets(&state.db, ws_id)
@@ -88,9 +94,10 @@ async fn wallet_of(state: &AppRef, ws_id: Uuid, wallet_id: Uuid) -> Result<works
 pub(super) async fn statement(
     State(state): State<AppRef>,
     admin: Admin,
-    Path((_, wallet_id)): Path<(Uuid, Uuid)>,
+    path: std::result::Result<Path<(Uuid, Uuid)>, PathRejection>,
     query: std::result::Result<Query<StatementQuery>, QueryRejection>,
 ) -> Result<Response> {
+    let wallet_id = wallet_path(path)?;
     let Query(q) = query?;
     let ws = workspaces::get_workspace(&state.db, admin.ws_id).await?;
     let wallet = wallet_of(&state, admin.ws_id, wallet_id).await?;
@@ -123,9 +130,10 @@ pub(super) async fn statement(
 pub(super) async fn csv(
     State(state): State<AppRef>,
     admin: Admin,
-    Path((_, wallet_id)): Path<(Uuid, Uuid)>,
+    path: std::result::Result<Path<(Uuid, Uuid)>, PathRejection>,
     query: std::result::Result<Query<StatementQuery>, QueryRejection>,
 ) -> Result<Response> {
+    let wallet_id = wallet_path(path)?;
     let Query(q) = query?;
     let wallet = wallet_of(&state, admin.ws_id, wallet_id).await?;
     let ws = workspaces::get_workspace(&state.db, admin.ws_id).await?;
