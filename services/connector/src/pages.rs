@@ -636,8 +636,11 @@ pub struct Overview<'a> {
     pub ws_name: &'a str,
     pub tz: Zone,
     /// Oldest first, one a day, zeros included.
-    pub days: &'a [crate::chart::DayCounts],
-    pub chart: crate::chart::Chart,
+    pub days: &'a [crate::routes::DayCounts],
+    /// Deliveries, bookings and failures a day.
+    pub activity: crate::chart::Chart,
+    /// Money in and out a day, one chart per currency.
+    pub money_charts: &'a [(String, crate::chart::Chart)],
     /// Days with bookings, per currency.
     pub money: &'a [sepay_store::overview::BookingDay],
     pub open_gaps: usize,
@@ -661,6 +664,10 @@ impl Overview<'_> {
 
     fn plot_height(&self) -> u32 {
         crate::chart::PLOT_HEIGHT
+    }
+
+    fn bar_width(&self) -> u32 {
+        crate::chart::BAR_WIDTH
     }
 
     fn totals(&self) -> (i64, i64, i64) {

@@ -1552,9 +1552,10 @@ async fn the_overview_charts_the_last_two_weeks() {
         page.contains("Last 14 days (Asia/Ho_Chi_Minh): <strong>30</strong> deliveries, <strong>2</strong> bookings, <strong>10</strong> failed events"),
         "{page}"
     );
-    assert_eq!(page.matches("<text ").count(), 14, "a label a day");
-    // today: three bars (30 deliveries, 2 bookings, 10 failures)
-    assert_eq!(page.matches("<rect ").count(), 3, "{page}");
+    assert_eq!(page.matches("<text ").count(), 28, "a label a day, on both charts");
+    // today: three bars (30 deliveries, 2 bookings, 10 failures), then money in and out
+    assert_eq!(page.matches("<rect ").count(), 5, "{page}");
+    assert!(page.contains("id=\"money-VND\"") && page.contains(": 2,277,000 VND in</title>") && page.contains(": −77,000 VND out</title>"), "{page}");
     assert!(page.contains("class=\"bar-deliveries\"") && page.contains(": 10 failed</title>"));
     assert!(page.contains("2,277,000 VND") && page.contains("−77,000 VND"));
     assert!(page.contains("id=\"open-gaps\">0<"));

@@ -29,6 +29,7 @@ mod wallets;
 
 pub use events::{COUNT_CAP, EventFilters, REPLAY_BATCH};
 pub use extract::{Admin, AdminForm, Confirmation};
+pub use overview::DayCounts;
 pub use rules::NewRuleForm;
 pub use wallets::StatementQuery;
 

@@ -2,14 +2,25 @@
 //! admin (the connection, open balance gaps, webhook health).
 
 use super::{Admin, AppRef, Result};
-use crate::chart::{self, DayCounts};
+use crate::chart;
 use crate::pages;
 use axum::extract::State;
 use axum::response::Response;
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
 use sepay_store::{balances, connections, endpoints, overview, provisioning, workspaces};
 
 /// Days the overview covers, today included.
 const DAYS: i32 = 14;
+
+/// One day's counts.
+pub struct DayCounts {
+    pub day: NaiveDate,
+    pub deliveries: i64,
+    pub booked: i64,
+    pub failed: i64,
+}
 
 pub(super) async fn page(State(state): State<AppRef>, admin: Admin) -> Result<Response> {
     let (db, ws_id) = (&state.db, admin.ws_id);
@@ -18,10 +29,13 @@ pub(super) async fn page(State(state): State<AppRef>, admin: Admin) -> Result<Re
     let events = overview::event_days(db, ws_id, tz.name(), DAYS).await?;
     let money = overview::booking_days(db, ws_id, tz.name(), DAYS).await?;
     let today = chrono::Utc::now().with_timezone(&tz.0).date_naive();
-    let days: Vec<DayCounts> = (0..DAYS as i64)
+    let days: Vec<NaiveDate> = (0..DAYS as i64)
         .rev()
         .map(|back| today - chrono::Duration::days(back))
-        .map(|day| {
+        .collect();
+    let counts: Vec<DayCounts> = days
+        .iter()
+        .map(|&day| {
             let e = events.iter().find(|e| e.day == day);
             DayCounts {
                 day,
@@ -31,10 +45,54 @@ pub(super) async fn page(State(state): State<AppRef>, admin: Admin) -> Result<Re
             }
         })
         .collect();
-    let money: Vec<_> = money
+    let activity = chart::draw(
+        &counts
+            .iter()
+            .map(|c| chart::Day {
+                day: c.day,
+                values: [("deliveries", c.deliveries), ("booked", c.booked), ("failed", c.failed)]
+                    .into_iter()
+                    .map(|(series, n)| chart::Value {
+                        series,
+                        value: n as f64,
+                        title: format!("{}: {n} {series}", c.day.format("%b %-d")),
+                    })
+                    .collect(),
+            })
+            .collect::<Vec<_>>(),
+    );
+    let money: Vec<_> = money.into_iter().filter(|m| m.day >= days[0]).collect();
+    // one money chart per currency booked in the period (VND and EUR never share a scale)
+    let mut currencies: Vec<String> = money.iter().map(|m| m.currency.clone()).collect();
+    currencies.dedup();
+    let money_charts = currencies
         .into_iter()
-        .filter(|m| m.day > today - chrono::Duration::days(DAYS as i64))
-        .collect();
+        .map(|currency| {
+            let bars = days
+                .iter()
+                .map(|&day| {
+                    let m = money.iter().find(|m| m.day == day && m.currency == currency);
+                    let (money_in, money_out) = m.map_or((Decimal::ZERO, Decimal::ZERO), |m| (m.money_in, m.money_out));
+                    chart::Day {
+                        day,
+                        values: [("in", money_in), ("out", money_out)]
+                            .into_iter()
+                            .map(|(series, amount)| chart::Value {
+                                series,
+                                value: amount.to_f64().unwrap_or(0.0),
+                                title: format!(
+                                    "{}: {} {series}",
+                                    day.format("%b %-d"),
+                                    sepay_core::display::amount(amount, &currency)
+                                ),
+                            })
+                            .collect(),
+                    }
+                })
+                .collect::<Vec<_>>();
+            (currency, chart::draw(&bars))
+        })
+        .collect::<Vec<_>>();
     let gaps = balances::unclosed_gaps(db, ws_id).await?;
     let flagged_gaps = gaps.iter().filter(|g| g.status == "flagged").count();
     let live = endpoints::list(db, Some(ws_id)).await?;
@@ -50,8 +108,9 @@ pub(super) async fn page(State(state): State<AppRef>, admin: Admin) -> Result<Re
         ws_id,
         ws_name: &ws.name,
         tz,
-        chart: chart::draw(&days),
-        days: &days,
+        days: &counts,
+        activity,
+        money_charts: &money_charts,
         money: &money,
         open_gaps: gaps.len() - flagged_gaps,
         flagged_gaps,
