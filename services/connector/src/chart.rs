@@ -99,8 +99,8 @@ mod tests {
     #[test]
     fn bars_are_scaled_to_the_tallest_and_zeros_are_not_drawn() {
         let chart = draw(&[
-            day(1, &[("deliveries", 10.0), ("booked", 5.0), ("failed", 0.0)]),
-            day(2, &[("deliveries", 0.0), ("booked", 0.0), ("failed", 0.0)]),
+            day(1, &[("deliveries", 10.0), ("booked", 5.0), ("failures", 0.0)]),
+            day(2, &[("deliveries", 0.0), ("booked", 0.0), ("failures", 0.0)]),
         ]);
         let heights: Vec<(&str, u32, u32)> = chart.bars.iter().map(|b| (b.series, b.height, b.y)).collect();
         assert_eq!(heights, [("deliveries", 150, 0), ("booked", 75, 75)]);

@@ -50,7 +50,7 @@ pub(super) async fn page(State(state): State<AppRef>, admin: Admin) -> Result<Re
             .iter()
             .map(|c| chart::Day {
                 day: c.day,
-                values: [("deliveries", c.deliveries), ("booked", c.booked), ("failed", c.failed)]
+                values: [("deliveries", c.deliveries), ("booked", c.booked), ("failures", c.failed)]
                     .into_iter()
                     .map(|(series, n)| chart::Value {
                         series,
