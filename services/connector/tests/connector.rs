@@ -1555,7 +1555,12 @@ async fn the_overview_charts_the_last_two_weeks() {
     assert_eq!(page.matches("<text ").count(), 28, "a label a day, on both charts");
     // today: three bars (30 deliveries, 2 bookings, 10 failures), then money in and out
     assert_eq!(page.matches("<rect ").count(), 5, "{page}");
-    assert!(page.contains("id=\"money-VND\"") && page.contains(": 2,277,000 VND in</title>") && page.contains(": −77,000 VND out</title>"), "{page}");
+    assert!(
+        page.contains("id=\"money-VND\"")
+            && page.contains(": 2,277,000 VND in</title>")
+            && page.contains(": −77,000 VND out</title>"),
+        "{page}"
+    );
     assert!(page.contains("class=\"bar-deliveries\"") && page.contains(": 10 failures</title>"));
     assert!(page.contains("2,277,000 VND") && page.contains("−77,000 VND"));
     assert!(page.contains("id=\"open-gaps\">0<"));

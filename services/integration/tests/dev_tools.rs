@@ -202,17 +202,7 @@ async fn sepayctl_up_stops_gracefully_on_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // `up` prints its last start-up line once every service is running
-    let stdout = child.stdout.take().unwrap();
-    let started = tokio::task::spawn_blocking(move || {
-        use std::io::BufRead;
-        std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .any(|l| l.contains("Ctrl-C stops everything"))
-    });
-    let started = tokio::time::timeout(Duration::from_secs(30), started).await;
-    assert!(matches!(started, Ok(Ok(true))), "sepayctl up never finished starting");
+    started(&mut child).await;
     let ready = reqwest::get(format!("http://127.0.0.1:{ingress_admin_port}/readyz"))
         .await
         .unwrap();
@@ -222,8 +212,27 @@ async fn sepayctl_up_stops_gracefully_on_sigterm() {
         .status()
         .unwrap();
     assert!(killed.success());
+    stopped(&mut child).await;
+}
+
+/// Waits for `up`'s last start-up line, printed once every service is running.
+async fn started(up: &mut std::process::Child) {
+    let stdout = up.stdout.take().unwrap();
+    let started = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.contains("Ctrl-C stops everything"))
+    });
+    let started = tokio::time::timeout(Duration::from_secs(30), started).await;
+    assert!(matches!(started, Ok(Ok(true))), "up never finished starting");
+}
+
+/// Waits for `up` to exit after SIGTERM; it must exit successfully.
+async fn stopped(up: &mut std::process::Child) {
     let exited = eventually(Duration::from_secs(10), || {
-        let status = child.try_wait().unwrap();
+        let status = up.try_wait().unwrap();
         async move { status }
     })
     .await;
@@ -244,16 +253,7 @@ async fn the_cli_finds_a_running_up() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = up.stdout.take().unwrap();
-    let started = tokio::task::spawn_blocking(move || {
-        use std::io::BufRead;
-        std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .any(|l| l.contains("Ctrl-C stops everything"))
-    });
-    let started = tokio::time::timeout(Duration::from_secs(30), started).await;
-    assert!(matches!(started, Ok(Ok(true))), "up never finished starting");
+    started(&mut up).await;
     let running: Value = serde_json::from_slice(&std::fs::read(dir.join("up.json")).unwrap()).unwrap();
     let (ingress, connector) = (
         running["public_base_url"].as_str().unwrap().to_owned(),
@@ -321,12 +321,7 @@ async fn the_cli_finds_a_running_up() {
             .unwrap()
             .success()
     );
-    let exited = eventually(Duration::from_secs(10), || {
-        let status = up.try_wait().unwrap();
-        async move { status }
-    })
-    .await;
-    assert!(exited.expect("up still running 10 s after SIGTERM").success());
+    stopped(&mut up).await;
     assert!(!dir.join("up.json").exists());
     let token = ctl(&["admin-token", "--ws", &ws, "--user", "boss"]);
     assert!(

@@ -301,35 +301,33 @@ impl Bus {
 
     /// Creates SEPAY_EVENTS if missing (limits retention: consumers never race for messages).
     pub async fn ensure_events_stream(&self) -> BusResult<stream::Stream> {
-        self.ensure_stream(stream::Config {
-            name: self.names.events_stream(),
-            subjects: vec![self.names.events_received()],
-            retention: stream::RetentionPolicy::Limits,
-            storage: stream::StorageType::File,
-            max_age: Duration::from_secs(7 * 24 * 3600),
-            duplicate_window: Duration::from_secs(120),
-            num_replicas: self.stream_replicas,
-            ..Default::default()
-        })
-        .await
+        self.ensure_stream(self.stream_config(self.names.events_stream(), vec![self.names.events_received()]))
+            .await
     }
 
     /// Creates SEPAY_CONTROL if missing.
     pub async fn ensure_control_stream(&self) -> BusResult<stream::Stream> {
-        self.ensure_stream(stream::Config {
-            name: self.names.control_stream(),
-            subjects: ControlSubject::ALL
-                .iter()
-                .map(|s| self.names.control_subject(*s))
-                .collect(),
+        let subjects = ControlSubject::ALL
+            .iter()
+            .map(|s| self.names.control_subject(*s))
+            .collect();
+        self.ensure_stream(self.stream_config(self.names.control_stream(), subjects))
+            .await
+    }
+
+    /// Both streams: kept a week on file, repeats of a message id within two minutes dropped,
+    /// `NATS_STREAM_REPLICAS` copies.
+    fn stream_config(&self, name: String, subjects: Vec<String>) -> stream::Config {
+        stream::Config {
+            name,
+            subjects,
             retention: stream::RetentionPolicy::Limits,
             storage: stream::StorageType::File,
             max_age: Duration::from_secs(7 * 24 * 3600),
             duplicate_window: Duration::from_secs(120),
             num_replicas: self.stream_replicas,
             ..Default::default()
-        })
-        .await
+        }
     }
 
     /// Creates the stream with `NATS_STREAM_REPLICAS` copies, or raises an existing stream's

@@ -50,14 +50,18 @@ pub(super) async fn page(State(state): State<AppRef>, admin: Admin) -> Result<Re
             .iter()
             .map(|c| chart::Day {
                 day: c.day,
-                values: [("deliveries", c.deliveries), ("booked", c.booked), ("failures", c.failed)]
-                    .into_iter()
-                    .map(|(series, n)| chart::Value {
-                        series,
-                        value: n as f64,
-                        title: format!("{}: {n} {series}", c.day.format("%b %-d")),
-                    })
-                    .collect(),
+                values: [
+                    ("deliveries", c.deliveries),
+                    ("booked", c.booked),
+                    ("failures", c.failed),
+                ]
+                .into_iter()
+                .map(|(series, n)| chart::Value {
+                    series,
+                    value: n as f64,
+                    title: format!("{}: {n} {series}", c.day.format("%b %-d")),
+                })
+                .collect(),
             })
             .collect::<Vec<_>>(),
     );

@@ -90,6 +90,39 @@ async fn wallet_of(state: &AppRef, ws_id: Uuid, wallet_id: Uuid) -> Result<works
         .ok_or(ConnectorError::NotFound("wallet"))
 }
 
+/// What the statement and its CSV read from a request: the wallet of this workspace, the
+/// workspace's zone and the range of days in it.
+struct Range {
+    ws: workspaces::Workspace,
+    wallet: workspaces::WalletRow,
+    tz: pages::Zone,
+    query: StatementQuery,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+}
+
+async fn range_of(
+    state: &AppRef,
+    admin: &Admin,
+    path: std::result::Result<Path<(Uuid, Uuid)>, PathRejection>,
+    query: std::result::Result<Query<StatementQuery>, QueryRejection>,
+) -> Result<Range> {
+    let wallet_id = wallet_path(path)?;
+    let Query(query) = query?;
+    let ws = workspaces::get_workspace(&state.db, admin.ws_id).await?;
+    let wallet = wallet_of(state, admin.ws_id, wallet_id).await?;
+    let tz = pages::Zone::named(&ws.time_zone);
+    let (from, to) = query.range(tz)?;
+    Ok(Range {
+        ws,
+        wallet,
+        tz,
+        query,
+        from,
+        to,
+    })
+}
+
 /// `/ws/{ws}/wallets/{wallet}`: the statement, newest first.
 pub(super) async fn statement(
     State(state): State<AppRef>,
@@ -97,12 +130,14 @@ pub(super) async fn statement(
     path: std::result::Result<Path<(Uuid, Uuid)>, PathRejection>,
     query: std::result::Result<Query<StatementQuery>, QueryRejection>,
 ) -> Result<Response> {
-    let wallet_id = wallet_path(path)?;
-    let Query(q) = query?;
-    let ws = workspaces::get_workspace(&state.db, admin.ws_id).await?;
-    let wallet = wallet_of(&state, admin.ws_id, wallet_id).await?;
-    let tz = pages::Zone::named(&ws.time_zone);
-    let (from, to) = q.range(tz)?;
+    let Range {
+        ws,
+        wallet,
+        tz,
+        query: q,
+        from,
+        to,
+    } = range_of(&state, &admin, path, query).await?;
     let before = match q.before.trim() {
         "" => None,
         id => Some(Uuid::parse_str(id).map_err(|_| ConnectorError::BadRequest("not a transaction id".into()))?),
@@ -133,11 +168,7 @@ pub(super) async fn csv(
     path: std::result::Result<Path<(Uuid, Uuid)>, PathRejection>,
     query: std::result::Result<Query<StatementQuery>, QueryRejection>,
 ) -> Result<Response> {
-    let wallet_id = wallet_path(path)?;
-    let Query(q) = query?;
-    let wallet = wallet_of(&state, admin.ws_id, wallet_id).await?;
-    let ws = workspaces::get_workspace(&state.db, admin.ws_id).await?;
-    let (from, to) = q.range(pages::Zone::named(&ws.time_zone))?;
+    let Range { wallet, from, to, .. } = range_of(&state, &admin, path, query).await?;
     let mut lines = ledger::statement(&state.db, admin.ws_id, wallet.id, from, to, None, CSV_MAX_LINES).await?;
     lines.reverse();
     let mut out = csv::Writer::from_writer(Vec::new());
