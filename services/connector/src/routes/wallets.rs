@@ -33,6 +33,9 @@ pub(super) async fn list(State(state): State<AppRef>, admin: Admin) -> Result<Re
     }))
 }
 
+/// `[from, to)`; an open end is `None`.
+type Span = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// A range of the workspace's days, as typed (`YYYY-MM-DD`, both included), and the page cursor.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default)]
@@ -47,7 +50,7 @@ impl StatementQuery {
     fn range(
         &self,
         zone: pages::Zone,
-    ) -> std::result::Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), ConnectorError> {
+    ) -> std::result::Result<Span, ConnectorError> {
         let day = |field: &str, value: &str| -> std::result::Result<Option<NaiveDate>, ConnectorError> {
             match value.trim() {
                 "" => Ok(None),
