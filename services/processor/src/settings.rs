@@ -16,6 +16,27 @@ use uuid::Uuid;
 /// Wallet resolutions kept at most (distinct accounts of authenticated deliveries); past this the
 /// cache starts again.
 const MAX_WALLETS: usize = 100_000;
+/// Workspaces whose rules are kept at most; past this the cache starts again.
+const MAX_RULE_SETS: usize = 20_000;
+
+/// Inserts into a cache of at most `max` entries: when it is full, the entries `stale` says may
+/// go are dropped first, and everything if that frees nothing (a cache refills from Postgres;
+/// memory must not grow with the number of workspaces).
+pub(crate) fn insert_bounded<K: std::hash::Hash + Eq, V>(
+    map: &mut HashMap<K, V>,
+    max: usize,
+    key: K,
+    value: V,
+    stale: impl Fn(&V) -> bool,
+) {
+    if map.len() >= max && !map.contains_key(&key) {
+        map.retain(|_, v| !stale(v));
+        if map.len() >= max {
+            map.clear();
+        }
+    }
+    map.insert(key, value);
+}
 
 type WalletKey = (Uuid, Option<Uuid>, String, Option<String>);
 
@@ -80,10 +101,7 @@ impl BookingSettings {
         if self.listening.load(Ordering::Acquire) {
             let mut state = self.state();
             if state.generation == generation {
-                if state.wallets.len() >= MAX_WALLETS {
-                    state.wallets.clear();
-                }
-                state.wallets.insert(key, found.clone());
+                insert_bounded(&mut state.wallets, MAX_WALLETS, key, found.clone(), |_| false);
             }
         }
         Ok(found)
@@ -102,7 +120,7 @@ impl BookingSettings {
         if self.listening.load(Ordering::Acquire) {
             let mut state = self.state();
             if state.generation == generation {
-                state.rules.insert(ws_id, found.clone());
+                insert_bounded(&mut state.rules, MAX_RULE_SETS, ws_id, found.clone(), |_| false);
             }
         }
         Ok(found)
@@ -164,5 +182,31 @@ async fn listen(settings: Weak<BookingSettings>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::insert_bounded;
+    use std::collections::HashMap;
+
+    #[test]
+    fn a_full_cache_drops_stale_entries_first_then_everything() {
+        let mut map = HashMap::new();
+        for (k, v) in [(1, "stale"), (2, "fresh"), (3, "fresh")] {
+            insert_bounded(&mut map, 3, k, v, |v| *v == "stale");
+        }
+        assert_eq!(map.len(), 3);
+        // full: the stale entry makes room
+        insert_bounded(&mut map, 3, 4, "fresh", |v| *v == "stale");
+        let mut keys: Vec<_> = map.keys().copied().collect();
+        keys.sort();
+        assert_eq!(keys, [2, 3, 4]);
+        // full and nothing stale: it starts again
+        insert_bounded(&mut map, 3, 5, "fresh", |v| *v == "stale");
+        assert_eq!(map.keys().copied().collect::<Vec<_>>(), [5]);
+        // replacing a key never evicts
+        insert_bounded(&mut map, 1, 5, "newer", |_| false);
+        assert_eq!(map[&5], "newer");
     }
 }

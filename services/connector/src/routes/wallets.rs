@@ -47,10 +47,7 @@ pub struct StatementQuery {
 
 impl StatementQuery {
     /// `[from, to)` as instants.
-    fn range(
-        &self,
-        zone: pages::Zone,
-    ) -> std::result::Result<Span, ConnectorError> {
+    fn range(&self, zone: pages::Zone) -> std::result::Result<Span, ConnectorError> {
         let day = |field: &str, value: &str| -> std::result::Result<Option<NaiveDate>, ConnectorError> {
             match value.trim() {
                 "" => Ok(None),

@@ -10,13 +10,17 @@ use uuid::Uuid;
 const MODEL_TTL: Duration = Duration::from_secs(300);
 /// Bookings learned from per workspace.
 const HISTORY: i64 = 5000;
+/// Workspaces whose models are kept at most (expired ones go first when full).
+const MAX_MODELS: usize = 5_000;
+
+type Models = HashMap<Uuid, (Instant, Arc<NaiveBayes<Uuid>>)>;
 
 /// Naive Bayes over the workspace's own categorized transactions: free, offline, no credits.
 pub struct Learned {
     pub db: PgPool,
     pub min_confidence: f64,
     pub min_examples: usize,
-    models: Mutex<HashMap<Uuid, (Instant, Arc<NaiveBayes<Uuid>>)>>,
+    models: Mutex<Models>,
 }
 
 impl Learned {
@@ -39,10 +43,13 @@ impl Learned {
         let model = Arc::new(NaiveBayes::train(
             history.iter().map(|(text, category)| (text.as_str(), *category)),
         ));
-        self.models
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(ws_id, (Instant::now(), model.clone()));
+        crate::settings::insert_bounded(
+            &mut self.models.lock().unwrap_or_else(|p| p.into_inner()),
+            MAX_MODELS,
+            ws_id,
+            (Instant::now(), model.clone()),
+            |(at, _)| at.elapsed() >= MODEL_TTL,
+        );
         Ok(model)
     }
 }
