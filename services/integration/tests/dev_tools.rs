@@ -262,22 +262,16 @@ async fn the_cli_finds_a_running_up() {
     assert_ne!(ingress, "http://127.0.0.1:8080", "up bound a port of its own");
     // what a person types, with none of the address settings
     let ctl = |args: &[&str]| {
-        let out = Command::new(sepay_testkit::bin("sepayctl"))
-            .arg("--json")
-            .args(args)
-            .env("DATABASE_URL", &db.config.database_url)
-            .env("SEPAY_DEV_DIR", &dir)
-            .env("SEPAY_DEV_MODE", "true")
-            .env_remove("PUBLIC_BASE_URL")
-            .env_remove("CONNECTOR_PUBLIC_URL")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        common::json_answer(
+            Command::new(sepay_testkit::bin("sepayctl"))
+                .arg("--json")
+                .args(args)
+                .env("DATABASE_URL", &db.config.database_url)
+                .env("SEPAY_DEV_DIR", &dir)
+                .env("SEPAY_DEV_MODE", "true")
+                .env_remove("PUBLIC_BASE_URL")
+                .env_remove("CONNECTOR_PUBLIC_URL"),
+        )
     };
     let ws = workspaces::create_workspace(&db.pool, "Shop")
         .await

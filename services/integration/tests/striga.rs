@@ -626,22 +626,16 @@ async fn the_cli_creates_an_endpoint_links_an_account_and_shows_payouts() {
         .await
         .unwrap();
     let sepayctl = |args: &[&str]| {
-        let out = std::process::Command::new(sepay_testkit::bin("sepayctl"))
-            .env("SEPAY_DEV_MODE", "true")
-            .arg("--json")
-            .args(args)
-            .env("DATABASE_URL", &db.config.database_url)
-            .env("PUBLIC_BASE_URL", &system.url)
-            .env("STRIGA_API_KEY", API_KEY)
-            .env_remove("SEPAY_TOKEN_KEYS")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        common::json_answer(
+            std::process::Command::new(sepay_testkit::bin("sepayctl"))
+                .env("SEPAY_DEV_MODE", "true")
+                .arg("--json")
+                .args(args)
+                .env("DATABASE_URL", &db.config.database_url)
+                .env("PUBLIC_BASE_URL", &system.url)
+                .env("STRIGA_API_KEY", API_KEY)
+                .env_remove("SEPAY_TOKEN_KEYS"),
+        )
     };
     let (ws_id, wallet_id) = (ws.id.to_string(), wallet.id.to_string());
     let created = sepayctl(&["striga", "endpoint", "--ws", &ws_id]);

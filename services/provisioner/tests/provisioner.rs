@@ -129,23 +129,20 @@ impl World {
         Provisioner::new(self.config.clone(), self.db.pool.clone(), bus).unwrap()
     }
 
-    async fn sim_post(&self, path: &str, body: Value) -> Value {
-        let sim = sepay_sim::client::SimClient {
+    /// The simulator's control API, through the client `sepay-dev sim` uses.
+    fn sim_client(&self) -> sepay_sim::client::SimClient {
+        sepay_sim::client::SimClient {
             base: self.sim.clone(),
             http: self.http.clone(),
-        };
-        sim.post(path, body).await.unwrap()
+        }
+    }
+
+    async fn sim_post(&self, path: &str, body: Value) -> Value {
+        self.sim_client().post(path, body).await.unwrap()
     }
 
     async fn sim_state(&self) -> Value {
-        self.http
-            .get(format!("{}/sim/state", self.sim))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.sim_client().get("/sim/state").await.unwrap()
     }
 
     async fn accounts(&self, n: usize) -> Vec<i64> {
@@ -706,15 +703,7 @@ async fn a_lost_last_transaction_is_found_by_the_account_balance() {
 
 /// The provisioned webhook's id at SePay.
 async fn remote_webhook(w: &World) -> (i64, Value) {
-    let state: Value = w
-        .http
-        .get(format!("{}/sim/state", w.sim))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = w.sim_state().await;
     let hooks = state["webhooks"].as_array().cloned().unwrap_or_default();
     let hook = hooks.into_iter().next().expect("a webhook at SePay");
     (hook["id"].as_i64().unwrap(), hook)
@@ -824,15 +813,7 @@ async fn a_revoked_endpoint_loses_its_webhook_at_sepay_and_gets_one_replacement(
     sepay_store::endpoints::revoke(&w.db.pool, endpoint.id).await.unwrap();
     let checked = sepay_provisioner::health::check(&p, w.ws_id).await.unwrap();
     assert_eq!(checked.deleted, 1);
-    let state: Value = w
-        .http
-        .get(format!("{}/sim/state", w.sim))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = w.sim_state().await;
     assert!(
         state["webhooks"]
             .as_array()
@@ -841,15 +822,7 @@ async fn a_revoked_endpoint_loses_its_webhook_at_sepay_and_gets_one_replacement(
             .all(|h| h["id"] != json!(remote_id))
     );
     sepay_provisioner::sync_and_provision(&p, w.ws_id).await.unwrap();
-    let state: Value = w
-        .http
-        .get(format!("{}/sim/state", w.sim))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = w.sim_state().await;
     assert_eq!(
         state["webhooks"].as_array().unwrap().len(),
         1,

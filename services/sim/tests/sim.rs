@@ -43,12 +43,16 @@ fn fast() -> SimConfig {
 }
 
 impl Sim {
-    async fn control(&self, path: &str, body: Value) -> Value {
-        let sim = sepay_sim::client::SimClient {
+    /// The simulator's control API, through the client `sepay-dev sim` uses.
+    fn client(&self) -> sepay_sim::client::SimClient {
+        sepay_sim::client::SimClient {
             base: self.url.clone(),
             http: self.http.clone(),
-        };
-        sim.post(path, body).await.unwrap()
+        }
+    }
+
+    async fn control(&self, path: &str, body: Value) -> Value {
+        self.client().post(path, body).await.unwrap()
     }
 
     async fn get(&self, path: &str, bearer: &str) -> (StatusCode, HeaderMap, Value) {
@@ -898,15 +902,7 @@ async fn hook_for(sim: &Sim, company: &Value, account: i64, url: &str, extra: Va
 async fn wait_deliveries(sim: &Sim, tx: i64, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let log: Vec<Value> = sim
-            .http
-            .get(format!("{}/sim/deliveries?transaction_id={tx}", sim.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let log = sim.deliveries(tx).await;
         if log.len() >= n || Instant::now() > deadline {
             return log;
         }
@@ -1132,15 +1128,7 @@ async fn faults_can_be_injected() {
         .await;
     wait_deliveries(&sim, late["id"].as_i64().unwrap(), 1).await;
     assert!(started.elapsed() >= Duration::from_millis(400));
-    let faults: Value = sim
-        .http
-        .get(format!("{}/sim/faults", sim.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let faults = sim.client().get("/sim/faults").await.unwrap();
     assert_eq!(
         (faults["api_429"].as_i64(), faults["drop_deliveries"].as_i64()),
         (Some(0), Some(0))
@@ -1148,15 +1136,7 @@ async fn faults_can_be_injected() {
     // armed faults can be disarmed: nothing left, the next delivery on time
     sim.control("/sim/faults", json!({"drop_deliveries": 3, "api_5xx": 2}))
         .await;
-    let disarmed: Value = sim
-        .http
-        .delete(format!("{}/sim/faults", sim.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let disarmed = sim.client().delete("/sim/faults").await.unwrap();
     assert_eq!(
         (
             disarmed["drop_deliveries"].as_i64(),
@@ -1209,14 +1189,7 @@ async fn a_fixture_seeds_the_world_with_deterministic_ids() {
 
 impl Sim {
     async fn state(&self) -> Value {
-        self.http
-            .get(format!("{}/sim/state", self.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.client().get("/sim/state").await.unwrap()
     }
 
     /// A control call expected to fail: its status and body.
@@ -1233,14 +1206,12 @@ impl Sim {
 
     /// The delivery log of `tx` as it is now.
     async fn deliveries(&self, tx: i64) -> Vec<Value> {
-        self.http
-            .get(format!("{}/sim/deliveries?transaction_id={tx}", self.url))
-            .send()
+        let log = self
+            .client()
+            .get(&format!("/sim/deliveries?transaction_id={tx}"))
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+            .unwrap();
+        serde_json::from_value(log).unwrap()
     }
 
     async fn refresh(&self, client: &Value, refresh: &str) -> (StatusCode, Value) {

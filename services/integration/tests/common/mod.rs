@@ -79,23 +79,28 @@ pub fn sepay_dev(db: &TestDb, nats: &NatsConfig, args: &[&str]) -> Value {
 
 /// `program --json args…` against the test's database and bus; its JSON answer.
 pub fn cli(program: &str, db: &TestDb, nats: &NatsConfig, args: &[&str]) -> Value {
-    let out = Command::new(sepay_testkit::bin(program))
-        .arg("--json")
-        .args(args)
-        .env("DATABASE_URL", &db.config.database_url)
-        .env("NATS_URL", &nats.nats_url)
-        .env("BUS_PREFIX", &nats.bus_prefix)
-        .env("SEPAY_DEV_DIR", dev_dir(db))
-        .output()
-        .unwrap();
+    json_answer(
+        Command::new(sepay_testkit::bin(program))
+            .arg("--json")
+            .args(args)
+            .env("DATABASE_URL", &db.config.database_url)
+            .env("NATS_URL", &nats.nats_url)
+            .env("BUS_PREFIX", &nats.bus_prefix)
+            .env("SEPAY_DEV_DIR", dev_dir(db)),
+    )
+}
+
+/// Runs a `--json` command of a CLI; it must succeed and print JSON, which is returned.
+pub fn json_answer(command: &mut Command) -> Value {
+    let out = command.output().unwrap();
     assert!(
         out.status.success(),
-        "{program} {args:?}: {}",
+        "{command:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
-            "{program} {args:?} printed no JSON ({e}): {}",
+            "{command:?} printed no JSON ({e}): {}",
             String::from_utf8_lossy(&out.stdout)
         )
     })
