@@ -67,7 +67,9 @@ pub(super) async fn page(State(state): State<AppRef>, admin: Admin) -> Result<Re
     );
     let money: Vec<_> = money.into_iter().filter(|m| m.day >= days[0]).collect();
     // one money chart per currency booked in the period (VND and EUR never share a scale)
+    // rows are by day, then currency: sorted before the repeats can go
     let mut currencies: Vec<String> = money.iter().map(|m| m.currency.clone()).collect();
+    currencies.sort();
     currencies.dedup();
     let money_charts = currencies
         .into_iter()
