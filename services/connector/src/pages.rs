@@ -477,6 +477,8 @@ pub struct EventPage<'a> {
     pub ws_name: &'a str,
     pub csrf: &'a str,
     pub event: &'a sepay_store::events::Event,
+    /// The amount as sent, read as the events list reads it.
+    pub sent_amount: Option<&'a str>,
     pub attempts: &'a [sepay_store::deliveries::DeliveryAttempt],
     pub booked: Option<&'a sepay_store::ledger::BookedTransaction>,
     pub flash: Option<Flash>,
@@ -514,20 +516,7 @@ impl EventPage<'_> {
 
     /// The amount as sent, in its currency.
     fn amount(&self) -> String {
-        let payload = self.event.payload.as_ref();
-        let sent = match self.event.provider {
-            Provider::Sepay => payload.and_then(|p| p.get("transferAmount")),
-            Provider::Striga => payload.and_then(|p| {
-                p.get("credit")
-                    .filter(|c| c.as_str() != Some("0") && c.as_i64() != Some(0))
-                    .or_else(|| p.get("debit"))
-            }),
-        };
-        let text = sent.map(|v| match v {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        });
-        event_amount(self.event.provider, text.as_deref())
+        event_amount(self.event.provider, self.sent_amount)
     }
 
     fn replayable(&self) -> bool {

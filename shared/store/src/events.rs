@@ -10,6 +10,23 @@ use sqlx::{AssertSqlSafe, PgExecutor, PgPool};
 use std::time::Duration;
 use uuid::Uuid;
 
+/// The amount as the provider sent it: SePay's `transferAmount`, Striga's moving side in cents
+/// (`credit`, else `debit`). Text: never a float.
+macro_rules! sent_amount {
+    () => {
+        "coalesce(payload->>'transferAmount',
+                  case when provider = 'striga' then coalesce(nullif(payload->>'credit', '0'), payload->>'debit') end)"
+    };
+}
+
+/// The account a delivery is for: SePay's `accountNumber`, Striga's `accountId` (else
+/// `syncedOwnerId`).
+macro_rules! account {
+    () => {
+        "coalesce(payload->>'accountNumber', payload->>'accountId', payload->>'syncedOwnerId')"
+    };
+}
+
 /// What one event's publication carries: enough for the processor to find the row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
 pub struct EventRef {
@@ -453,6 +470,26 @@ pub async fn get(pool: &PgPool, id: i64) -> StoreResult<Event> {
     .ok_or(StoreError::NotFound("event"))
 }
 
+/// An event with the amount as sent, read as the events page reads it (an event's page).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventDetail {
+    #[sqlx(flatten)]
+    pub event: Event,
+    pub sent_amount: Option<String>,
+}
+
+/// Event `id` of `ws_id`, with its amount as sent.
+pub async fn detail_in_workspace(pool: &PgPool, ws_id: Uuid, id: i64) -> StoreResult<Option<EventDetail>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
+        "select {EVENT_COLUMNS}, {} as sent_amount from sepay_webhook_events where id = $1 and ws_id = $2",
+        sent_amount!()
+    )))
+    .bind(id)
+    .bind(ws_id)
+    .fetch_optional(pool)
+    .await?)
+}
+
 /// An event of `ws_id` (another workspace's is as absent as a missing one).
 pub async fn get_in_workspace(pool: &PgPool, ws_id: Uuid, id: i64) -> StoreResult<Option<Event>> {
     Ok(sqlx::query_as(AssertSqlSafe(format!(
@@ -596,36 +633,42 @@ pub enum EventPage {
     After(i64),
 }
 
-/// The columns of an [`EventRow`], and the amount (in the currency's unit) filters compare:
-/// values that are not plain numbers compare as nothing rather than failing the query.
-const EVENT_ROW_COLUMNS: &str =
+/// The columns of an [`EventRow`].
+const EVENT_ROW_COLUMNS: &str = concat!(
     "id, provider, source, coalesce(sepay_transaction_id::text, payload->>'id') as provider_id, status,
         failure_reason, attempts, delivery_count, received_at,
-        coalesce(payload->>'transferType', payload->>'type') as transfer_type,
-        coalesce(payload->>'transferAmount',
-                 case when provider = 'striga' then coalesce(nullif(payload->>'credit', '0'), payload->>'debit') end)
-          as amount,
-        coalesce(payload->>'accountNumber', payload->>'accountId', payload->>'syncedOwnerId') as account_number";
+        coalesce(payload->>'transferType', payload->>'type') as transfer_type, ",
+    sent_amount!(),
+    " as amount, ",
+    account!(),
+    " as account_number"
+);
 
-/// The search's conditions on `sepay_webhook_events` ($1 the workspace, $2… the filters).
-const EVENT_SEARCH: &str = "ws_id = $1
+/// The search's conditions on `sepay_webhook_events` ($1 the workspace, $2… the filters). The
+/// amount filters compare the sent amount in the currency's unit (Striga's cents / 100); a value
+/// that is not a plain number compares as nothing rather than failing the query.
+const EVENT_SEARCH: &str = concat!(
+    "ws_id = $1
     and ($2::text is null or provider = $2)
     and ($3::text is null or status = $3)
-    and ($4::text is null or coalesce(payload->>'accountNumber', payload->>'accountId', payload->>'syncedOwnerId') = $4
-         or payload->>'subAccount' = $4)
+    and ($4::text is null or ",
+    account!(),
+    " = $4 or payload->>'subAccount' = $4)
     and ($5::timestamptz is null or received_at >= $5)
     and ($6::timestamptz is null or received_at < $6)
     and (($7::numeric is null and $8::numeric is null) or (
          select a between coalesce($7, a) and coalesce($8, a) from (select
-           case when provider = 'striga'
-                then case when coalesce(nullif(payload->>'credit', '0'), payload->>'debit') ~ '^-?[0-9]{1,30}$'
-                          then coalesce(nullif(payload->>'credit', '0'), payload->>'debit')::numeric / 100 end
-                else case when payload->>'transferAmount' ~ '^-?[0-9]{1,30}(\\.[0-9]{1,10})?$'
-                          then (payload->>'transferAmount')::numeric end
+           case when ",
+    sent_amount!(),
+    " ~ '^-?[0-9]{1,30}(\\.[0-9]{1,10})?$'
+                then (",
+    sent_amount!(),
+    ")::numeric / case when provider = 'striga' then 100 else 1 end
            end as a) amounts))
     and ($9::text is null or concat_ws(' ', payload->>'content', payload->>'description', payload->>'code',
                                        payload->>'referenceCode', payload->>'reference', payload->>'memo')
-                             ilike '%' || $9 || '%' escape '\\')";
+                             ilike '%' || $9 || '%' escape '\\')"
+);
 
 /// `text` for an `ilike` pattern: its `%`, `_` and `\` match themselves.
 fn like_literal(text: &str) -> String {

@@ -210,7 +210,7 @@ pub(super) async fn event_page(
     let Path((_, id)) = path.map_err(|_| ConnectorError::NotFound("event"))?;
     let Query(q) = query?;
     let ws = workspaces::get_workspace(&state.db, admin.ws_id).await?;
-    let event = events::get_in_workspace(&state.db, admin.ws_id, id)
+    let events::EventDetail { event, sent_amount } = events::detail_in_workspace(&state.db, admin.ws_id, id)
         .await?
         .ok_or(ConnectorError::NotFound("event"))?;
     let attempts = sepay_store::deliveries::for_event(&state.db, event.id, ATTEMPTS_SHOWN).await?;
@@ -224,6 +224,7 @@ pub(super) async fn event_page(
         ws_name: &ws.name,
         csrf: &admin.csrf,
         event: &event,
+        sent_amount: sent_amount.as_deref(),
         attempts: &attempts,
         booked: booked.as_ref(),
         flash: pages::flash(None, None, q.done.as_deref()),
