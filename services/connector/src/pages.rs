@@ -440,13 +440,12 @@ fn statuses() -> impl Iterator<Item = &'static str> {
     EventStatus::ALL.iter().map(|s| s.as_str())
 }
 
-/// Whether a replay can change something: the event failed for a reason that trying again can
-/// fix (a wallet linked since, a database error passed); a malformed payload stays malformed.
-pub fn can_replay(status: &str, failure_reason: Option<&str>) -> bool {
-    status == EventStatus::Failed.as_str()
-        && failure_reason
-            .and_then(sepay_core::FailureReason::parse)
-            .is_none_or(|reason| reason.is_retryable())
+/// Whether a replay can change something (`lifecycle::replay_can_fix`); a reason this version
+/// does not know is left to the replay to decide.
+fn can_replay(status: &str, failure_reason: Option<&str>) -> bool {
+    EventStatus::parse(status).is_some_and(|status| {
+        sepay_core::lifecycle::replay_can_fix(status, failure_reason.and_then(sepay_core::FailureReason::parse))
+    })
 }
 
 /// Whether an event gets a Replay button.

@@ -93,6 +93,22 @@ pub struct ExistingEvent {
     pub eventless: bool,
 }
 
+/// Whether an operator's replay can change something: the event is one a replay reopens and its
+/// failure is one trying again can fix (a wallet linked since, a database error passed); a
+/// malformed payload stays malformed. The store's replay reopens just these.
+pub fn replay_can_fix(status: EventStatus, reason: Option<FailureReason>) -> bool {
+    Trigger::Replay.from().contains(&status) && reason.is_none_or(|r| r.is_retryable())
+}
+
+/// The failure reasons a replay can fix (bound as a `text[]` by the store's replay).
+pub fn replay_fixable_reasons() -> Vec<&'static str> {
+    FailureReason::ALL
+        .iter()
+        .filter(|r| r.is_retryable())
+        .map(|r| r.as_str())
+        .collect()
+}
+
 /// What happens to a stored event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -230,6 +246,26 @@ mod tests {
     }
 
     /// Every transition: (row, trigger, what happens).
+    #[test]
+    fn a_replay_can_fix_only_failures_a_new_attempt_can_fix() {
+        use EventStatus::*;
+        let cases = [
+            (Failed, None, true),
+            (Failed, Some(FailureReason::WalletNotLinked), true),
+            (Failed, Some(FailureReason::ProcessingError), true),
+            (Failed, Some(FailureReason::InvalidPayload), false),
+            (Failed, Some(FailureReason::InvalidAmount), false),
+            (Received, None, false),
+            (Processed, None, false),
+            (Duplicate, None, false),
+        ];
+        for (status, reason, can) in cases {
+            assert_eq!(replay_can_fix(status, reason), can, "{status:?} {reason:?}");
+        }
+        assert!(replay_fixable_reasons().contains(&"wallet_not_linked"));
+        assert!(!replay_fixable_reasons().contains(&"invalid_payload"));
+    }
+
     #[test]
     fn every_transition() {
         // a new row

@@ -342,7 +342,7 @@ async fn reopen<'c>(db: impl PgExecutor<'c>, which: &Reopen<'_>) -> StoreResult<
     let query = match *which {
         Reopen::Repeat(id) => query.bind(id),
         Reopen::Stale { stale_after, limit } => query.bind(stale_after.as_secs_f64()).bind(limit),
-        Reopen::Failed { ws_id, ids } => query.bind(ws_id).bind(ids).bind(retryable_reasons()),
+        Reopen::Failed { ws_id, ids } => query.bind(ws_id).bind(ids).bind(lifecycle::replay_fixable_reasons()),
     };
     Ok(query.fetch_all(db).await?)
 }
@@ -746,20 +746,11 @@ pub async fn replayable_ids(pool: &PgPool, ws_id: Uuid, search: &EventSearch, li
     );
     let rows: Vec<(i64,)> = bind_search(sqlx::query_as(AssertSqlSafe(sql)), ws_id, search)
         .bind(EventStatus::Failed.as_str())
-        .bind(retryable_reasons())
+        .bind(lifecycle::replay_fixable_reasons())
         .bind(limit)
         .fetch_all(pool)
         .await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())
-}
-
-/// The failure reasons a replay can fix (`FailureReason::is_retryable`).
-fn retryable_reasons() -> Vec<&'static str> {
-    FailureReason::ALL
-        .iter()
-        .filter(|r| r.is_retryable())
-        .map(|r| r.as_str())
-        .collect()
 }
 
 /// When the workspace's last event was booked (the bench's end-to-end clock).
