@@ -377,9 +377,9 @@ impl Events<'_> {
     fn count_text(&self) -> String {
         let cap = crate::routes::COUNT_CAP;
         match self.count {
-            n if n > cap => format!("more than {} events", thousands(cap)),
+            n if n > cap => format!("more than {} events", sepay_core::display::count(cap)),
             1 => "1 event".into(),
-            n => format!("{} events", thousands(n)),
+            n => format!("{} events", sepay_core::display::count(n)),
         }
     }
 
@@ -402,13 +402,6 @@ impl Events<'_> {
     fn is_provider(&self, provider: &str) -> bool {
         self.filters.provider == provider
     }
-}
-
-/// `1234567` → `1,234,567`.
-fn thousands(n: i64) -> String {
-    sepay_core::display::amount(rust_decimal::Decimal::from(n), "VND")
-        .trim_end_matches(" VND")
-        .to_owned()
 }
 
 /// `GET /ws/{ws}/events/replay`: the confirm step of a bulk replay.

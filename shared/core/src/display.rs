@@ -20,13 +20,7 @@ pub fn amount(value: Decimal, currency: &str) -> String {
     let (whole, fraction) = text
         .split_once('.')
         .map_or((text.as_str(), None), |(w, f)| (w, Some(f)));
-    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
-    for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
+    let grouped = group_digits(whole);
     let sign = if rounded.is_sign_negative() && !rounded.is_zero() {
         "−"
     } else {
@@ -36,6 +30,24 @@ pub fn amount(value: Decimal, currency: &str) -> String {
         Some(f) => format!("{sign}{grouped}.{f} {currency}"),
         None => format!("{sign}{grouped} {currency}"),
     }
+}
+
+/// A count with thousands separated: `1234567` → `1,234,567`.
+pub fn count(n: i64) -> String {
+    let sign = if n < 0 { "−" } else { "" };
+    format!("{sign}{}", group_digits(&n.unsigned_abs().to_string()))
+}
+
+/// `1234567` → `1,234,567` (digits only).
+fn group_digits(digits: &str) -> String {
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    grouped
 }
 
 #[cfg(test)]
@@ -65,6 +77,20 @@ mod tests {
                 want,
                 "{value} {currency}"
             );
+        }
+    }
+
+    #[test]
+    fn counts_table() {
+        for (n, want) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (3000, "3,000"),
+            (1234567, "1,234,567"),
+            (-10000, "−10,000"),
+        ] {
+            assert_eq!(count(n), want);
         }
     }
 }
