@@ -34,11 +34,11 @@ pub fn admin_token(cli: &Cli, args: &AdminTokenArgs) -> anyhow::Result<()> {
     let ttl = Duration::from_secs(args.ttl_mins * 60);
     let secret = sepay_connector::auth::jwt_secret(args.admin_jwt_secret.as_deref(), cli.global.dev.dev_mode)?;
     let token = sepay_connector::mint_admin_token(&secret, &args.user, ttl)?;
-    let connector = args
-        .connector_public_url
-        .clone()
-        .or_else(|| cli.global.running_up().map(|up| up.connector_url))
-        .unwrap_or_else(|| sepay_connector::DEFAULT_CONNECTOR_PUBLIC_URL.to_owned());
+    let connector = cli.global.address(
+        args.connector_public_url.as_deref(),
+        |up| Some(up.connector_url),
+        sepay_connector::DEFAULT_CONNECTOR_PUBLIC_URL,
+    );
     let login_url = sepay_connector::login_url(&connector, &token, args.ws);
     let expires_at = chrono::Utc::now() + chrono::Duration::seconds(ttl.as_secs() as i64);
     let report = json!({"token": token, "login_url": login_url, "expires_at": expires_at, "granted": args.grant});

@@ -182,10 +182,7 @@ pub enum SimCmd {
 
 /// `--sim-url`/`SIM_URL`, else the simulator of a running `sepay-dev up`, else the default.
 pub fn sim_url(global: &sepay_runtime::cli::GlobalOptions, configured: Option<&str>) -> String {
-    configured
-        .map(str::to_owned)
-        .or_else(|| global.running_up().and_then(|up| up.sim_url))
-        .unwrap_or_else(|| DEFAULT_SIM_URL.to_owned())
+    global.address(configured, |up| up.sim_url, DEFAULT_SIM_URL)
 }
 
 pub async fn run(global: &sepay_runtime::cli::GlobalOptions, args: &SimArgs) -> anyhow::Result<()> {

@@ -43,13 +43,28 @@ impl GlobalOptions {
         crate::dev_dir::RunningUp::find(&self.dev_dir().ok()?)
     }
 
+    /// An address setting: `explicit` when given, else what a running `up` says (`of_up`), else
+    /// `default`.
+    pub fn address(
+        &self,
+        explicit: Option<&str>,
+        of_up: impl FnOnce(crate::dev_dir::RunningUp) -> Option<String>,
+        default: &str,
+    ) -> String {
+        explicit
+            .map(str::to_owned)
+            .or_else(|| self.running_up().and_then(of_up))
+            .unwrap_or_else(|| default.to_owned())
+    }
+
     /// `PUBLIC_BASE_URL` set to something else than its default, else a running `up`'s, else
     /// the default.
     pub fn public_base_url(&self) -> String {
-        self.public_base_url_set()
-            .map(str::to_owned)
-            .or_else(|| self.running_up().map(|up| up.public_base_url))
-            .unwrap_or_else(|| self.public_base_url.clone())
+        self.address(
+            self.public_base_url_set(),
+            |up| Some(up.public_base_url),
+            crate::DEFAULT_PUBLIC_BASE_URL,
+        )
     }
 
     /// `PUBLIC_BASE_URL` unless it is the default (which `up` replaces with its own ingress).
