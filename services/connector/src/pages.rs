@@ -664,7 +664,7 @@ impl Overview<'_> {
 pub struct Wallets<'a> {
     pub ws_id: Uuid,
     pub ws_name: &'a str,
-    pub wallets: &'a [(WalletRow, i64, rust_decimal::Decimal)],
+    pub wallets: &'a [sepay_store::ledger::WalletBalance],
 }
 
 impl Wallets<'_> {

@@ -237,6 +237,28 @@ pub async fn booked_transaction(pool: &PgPool, ws_id: Uuid, id: Uuid) -> StoreRe
     .await?)
 }
 
+/// A wallet with its count of transactions and its balance (the wallets page).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct WalletBalance {
+    pub id: Uuid,
+    pub name: String,
+    pub currency: String,
+    pub transactions: i64,
+    pub balance: Decimal,
+}
+
+/// Every wallet of a workspace with its count and balance, in one query.
+pub async fn wallet_balances(pool: &PgPool, ws_id: Uuid) -> StoreResult<Vec<WalletBalance>> {
+    Ok(sqlx::query_as(
+        "select w.id, w.name, w.currency, count(t.id) as transactions, coalesce(sum(t.amount), 0) as balance
+           from wallets w left join wallet_transactions t on t.wallet_id = w.id
+          where w.ws_id = $1 group by w.id order by w.name, w.id",
+    )
+    .bind(ws_id)
+    .fetch_all(pool)
+    .await?)
+}
+
 /// A line of a wallet's statement: the transaction and the wallet's balance after it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct StatementLine {

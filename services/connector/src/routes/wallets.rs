@@ -21,11 +21,7 @@ pub const CSV_MAX_LINES: i64 = 100_000;
 /// `/ws/{ws}/wallets`: every wallet with its count and balance.
 pub(super) async fn list(State(state): State<AppRef>, admin: Admin) -> Result<Response> {
     let ws = workspaces::get_workspace(&state.db, admin.ws_id).await?;
-    let mut wallets = Vec::new();
-    for wallet in workspaces::wallets(&state.db, admin.ws_id).await? {
-        let (count, balance) = ledger::wallet_totals(&state.db, wallet.id).await?;
-        wallets.push((wallet, count, balance));
-    }
+    let wallets = ledger::wallet_balances(&state.db, admin.ws_id).await?;
     Ok(pages::render(&pages::Wallets {
         ws_id: admin.ws_id,
         ws_name: &ws.name,
