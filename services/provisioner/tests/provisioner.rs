@@ -540,10 +540,7 @@ async fn reconciliation_recovers_dropped_webhooks_without_double_booking_late_on
     assert_eq!(late, Some(2), "both late webhooks answered as duplicates");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(booked(&w).await, 7);
-    let total: rust_decimal::Decimal = sqlx::query_scalar("select sum(amount) from wallet_transactions")
-        .fetch_one(&w.db.pool)
-        .await
-        .unwrap();
+    let total = booked_sum(&w).await;
     assert_eq!(total, rust_decimal::Decimal::from(-28));
     let run = sepay_store::provisioning::get_run(&w.db.pool, outcome.run_id)
         .await
@@ -581,16 +578,30 @@ async fn transfer(w: &World, account: i64, kind: &str, amount: i64) {
     .await;
 }
 
+/// A provisioned account whose gaps are reconciled at once (no grace) and no scheduled
+/// reconciliation: only the balance check can find a lost webhook.
+async fn gap_world() -> (World, i64, Arc<Provisioner>) {
+    provisioned_world(|c| {
+        c.reconcile_interval_secs = 0;
+        c.balance_gap_grace_secs = 0;
+    })
+    .await
+}
+
+/// The sum of every booked amount.
+async fn booked_sum(w: &World) -> rust_decimal::Decimal {
+    sqlx::query_scalar("select sum(amount) from wallet_transactions")
+        .fetch_one(&w.db.pool)
+        .await
+        .unwrap()
+}
+
 /// SePay loses a webhook: the next delivery on that account shows a break in the running
 /// balance, and the gap's reconciliation (just that span) books the lost transaction; no hourly
 /// schedule needed.
 #[tokio::test]
 async fn a_lost_webhook_is_found_by_the_balance_of_the_next_one() {
-    let (w, account, p) = provisioned_world(|c| {
-        c.reconcile_interval_secs = 0;
-        c.balance_gap_grace_secs = 0;
-    })
-    .await;
+    let (w, account, p) = gap_world().await;
     let tx = |amount: i64| transfer(&w, account, "in", amount);
     tx(1000).await;
     wait_booked(&w, 1).await;
@@ -620,10 +631,7 @@ async fn a_lost_webhook_is_found_by_the_balance_of_the_next_one() {
         "the lost transaction booked and its gap closed; {} booked",
         booked(&w).await
     );
-    let total: rust_decimal::Decimal = sqlx::query_scalar("select sum(amount) from wallet_transactions")
-        .fetch_one(&w.db.pool)
-        .await
-        .unwrap();
+    let total = booked_sum(&w).await;
     assert_eq!(total, rust_decimal::Decimal::from(6000));
     let gap_runs: i64 = sqlx::query_scalar("select count(*) from sepay_reconciliation_runs where trigger = 'gap'")
         .fetch_one(&w.db.pool)
@@ -636,11 +644,7 @@ async fn a_lost_webhook_is_found_by_the_balance_of_the_next_one() {
 /// SePay's transactions, books both (a burst of losses costs one listing, not one per gap).
 #[tokio::test]
 async fn a_workspaces_due_gaps_share_one_reconciliation() {
-    let (w, account, p) = provisioned_world(|c| {
-        c.reconcile_interval_secs = 0;
-        c.balance_gap_grace_secs = 0;
-    })
-    .await;
+    let (w, account, p) = gap_world().await;
     let tx = |amount: i64| transfer(&w, account, "in", amount);
     tx(1000).await;
     wait_booked(&w, 1).await;
@@ -661,10 +665,7 @@ async fn a_workspaces_due_gaps_share_one_reconciliation() {
     .unwrap();
     assert_eq!((gaps, runs), (2, 1), "two gaps, one reconciliation");
     wait_booked(&w, 5).await;
-    let total: rust_decimal::Decimal = sqlx::query_scalar("select sum(amount) from wallet_transactions")
-        .fetch_one(&w.db.pool)
-        .await
-        .unwrap();
+    let total = booked_sum(&w).await;
     assert_eq!(total, rust_decimal::Decimal::from(15000));
 }
 

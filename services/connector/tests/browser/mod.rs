@@ -90,6 +90,15 @@ async fn click(browser: &Client, id: &str) -> Result<(), String> {
     element.click().await.map_err(|e| format!("click #{id}: {e}"))
 }
 
+/// Follows the link whose text is `text`.
+async fn click_link(browser: &Client, text: &str) -> Result<(), String> {
+    let link = browser
+        .find(Locator::LinkText(text))
+        .await
+        .map_err(|e| format!("link {text:?}: {e}"))?;
+    link.click().await.map_err(|e| format!("click {text:?}: {e}"))
+}
+
 /// Waits until the browser's URL contains `part`.
 async fn url_containing(browser: &Client, part: &str) -> Result<String, String> {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -140,13 +149,7 @@ async fn journey(app: &App, browser: &Client, account: &str) -> Result<(), Strin
         return Err(format!("accounts table without {account}: {accounts}"));
     }
     save_screenshot(browser, "connector-connected").await;
-    browser
-        .find(Locator::LinkText("Events"))
-        .await
-        .map_err(|e| e.to_string())?
-        .click()
-        .await
-        .map_err(|e| e.to_string())?;
+    click_link(browser, "Events").await?;
     let events = text_of(browser, "events").await?;
     if !events.contains("wallet_not_linked") {
         return Err(format!("events table: {events}"));
@@ -259,13 +262,7 @@ async fn events_journey(app: &App, browser: &Client, wallet: uuid::Uuid) -> Resu
         return Err(format!("the filter found {count:?}"));
     }
     // the event's page, from its link
-    browser
-        .find(Locator::LinkText("117"))
-        .await
-        .map_err(|e| e.to_string())?
-        .click()
-        .await
-        .map_err(|e| e.to_string())?;
+    click_link(browser, "117").await?;
     url_containing(browser, "/events/117").await?;
     if text_of(browser, "event-status").await? != "failed" {
         return Err("event 117 is not shown failed".into());
@@ -281,20 +278,8 @@ async fn events_journey(app: &App, browser: &Client, wallet: uuid::Uuid) -> Resu
         return Err(format!("after the replay: {flash:?}"));
     }
     // the money: Wallets, then the wallet's statement
-    browser
-        .find(Locator::LinkText("Wallets"))
-        .await
-        .map_err(|e| e.to_string())?
-        .click()
-        .await
-        .map_err(|e| e.to_string())?;
-    browser
-        .find(Locator::LinkText("VCB 8888"))
-        .await
-        .map_err(|e| e.to_string())?
-        .click()
-        .await
-        .map_err(|e| e.to_string())?;
+    click_link(browser, "Wallets").await?;
+    click_link(browser, "VCB 8888").await?;
     url_containing(browser, &format!("/wallets/{wallet}")).await?;
     let statement = text_of(browser, "statement").await?;
     if !statement.contains("2,277,000 VND") || !statement.contains("2,200,000 VND") {
