@@ -54,6 +54,8 @@ pub const CONSUMER: &str = "sepay-processor";
 pub const DEFAULT_PROCESSOR_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8081);
 /// `PROCESSOR_CONCURRENCY`
 pub const DEFAULT_PROCESSOR_CONCURRENCY: usize = 16;
+/// `PROCESSOR_BATCH_SIZE`
+pub const DEFAULT_PROCESSOR_BATCH_SIZE: usize = 64;
 /// `PROCESSOR_MAX_DELIVER`
 pub const DEFAULT_PROCESSOR_MAX_DELIVER: i64 = 8;
 /// `PROCESSOR_ACK_WAIT_SECS`: at least [`DEFAULT_CLASSIFY_TIMEOUT_MS`] plus the booking allowance.
@@ -75,6 +77,10 @@ pub struct ProcessorConfig {
     /// Messages processed at once by this replica.
     #[arg(long, env = "PROCESSOR_CONCURRENCY", default_value_t = DEFAULT_PROCESSOR_CONCURRENCY)]
     pub processor_concurrency: usize,
+    /// Events read in one query, and booked in one statement and commit, at most: the messages in
+    /// flight that are ready at the same moment (never more than PROCESSOR_CONCURRENCY).
+    #[arg(long, env = "PROCESSOR_BATCH_SIZE", default_value_t = DEFAULT_PROCESSOR_BATCH_SIZE)]
+    pub processor_batch_size: usize,
     /// Deliveries of one message before JetStream gives up (the row stays `failed`, replayable).
     #[arg(long, env = "PROCESSOR_MAX_DELIVER", default_value_t = DEFAULT_PROCESSOR_MAX_DELIVER)]
     pub processor_max_deliver: i64,
@@ -105,6 +111,7 @@ impl Default for ProcessorConfig {
         Self {
             processor_addr: DEFAULT_PROCESSOR_ADDR,
             processor_concurrency: DEFAULT_PROCESSOR_CONCURRENCY,
+            processor_batch_size: DEFAULT_PROCESSOR_BATCH_SIZE,
             processor_max_deliver: DEFAULT_PROCESSOR_MAX_DELIVER,
             processor_ack_wait_secs: DEFAULT_PROCESSOR_ACK_WAIT_SECS,
             processor_max_ack_pending: DEFAULT_PROCESSOR_MAX_ACK_PENDING,
@@ -124,6 +131,15 @@ impl ProcessorConfig {
             ack_wait,
             max_deliver: self.processor_max_deliver,
             max_ack_pending: self.processor_max_ack_pending,
+        }
+    }
+
+    /// Two batches read and two booked at once, each on a connection of its own.
+    fn batch_limits(&self) -> sepay_runtime::group_commit::Limits {
+        sepay_runtime::group_commit::Limits {
+            max_batch: self.processor_batch_size.max(1),
+            writers: 2,
+            queue: self.processor_concurrency.max(1),
         }
     }
 
@@ -201,7 +217,10 @@ async fn consume_with(
 ) -> anyhow::Result<()> {
     config.validate()?;
     let db_for_sweeper = db.clone();
+    let (loader, booker) = worker::start_batches(&db, config.batch_limits());
     let worker = Arc::new(worker::Worker {
+        loader,
+        booker,
         settings: settings::BookingSettings::start(db.clone()),
         db,
         classifier,

@@ -8,8 +8,9 @@ use sepay_core::striga::{self, BalanceCheck, StrigaEffect, StrigaEvent};
 use sepay_core::{
     DedupeKey, Delivery, EventStatus, FailureReason, NormalizedTransaction, PayloadObject, Provider, SEPAY_CURRENCY,
 };
+use sepay_runtime::group_commit::{GroupCommit, Limits, Stopped};
 use sepay_store::ledger::{self, Booked, Booking, CategoryChoice, FeeRow};
-use sepay_store::{PgPool, StoreError, events};
+use sepay_store::{PgPool, StoreError, StoreResult, events};
 use sepay_telemetry::metrics;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +20,10 @@ use tracing::Instrument;
 
 pub struct Worker {
     pub db: PgPool,
+    /// Reads the events of messages in flight together (one query per batch).
+    pub loader: Loader,
+    /// Books the events of messages in flight together (one statement and commit per batch).
+    pub booker: Booker,
     /// Wallet resolution, in memory until a change is announced.
     pub settings: Arc<crate::settings::BookingSettings>,
     pub classifier: Arc<dyn Classifier>,
@@ -33,6 +38,64 @@ enum Settle {
     Retry(Duration),
     /// A message that can never be processed (undecodable, or its row is gone).
     Term,
+}
+
+pub type Loader = GroupCommit<i64, StoreResult<Option<events::Event>>>;
+pub type Booker = GroupCommit<Booking, StoreResult<Booked>>;
+
+/// The group commits of a worker: events read, and booked, a batch at a time. A batch that fails
+/// is done again one by one, so an event Postgres refuses fails only itself.
+pub fn start_batches(db: &PgPool, limits: Limits) -> (Loader, Booker) {
+    let (loader, _) = GroupCommit::start(limits, {
+        let db = db.clone();
+        move |ids: Vec<i64>| {
+            let db = db.clone();
+            async move {
+                metrics::histogram!("sepay_processor_batch_size", "step" => "read").record(ids.len() as f64);
+                match events::get_many(&db, &ids).await {
+                    Ok(found) => {
+                        let mut found: std::collections::HashMap<i64, events::Event> =
+                            found.into_iter().map(|e| (e.id, e)).collect();
+                        ids.iter().map(|id| Ok(found.remove(id))).collect()
+                    }
+                    Err(err) if ids.len() == 1 => vec![Err(err)],
+                    Err(err) => {
+                        tracing::warn!(error = %err, events = ids.len(), "batch not read; reading one by one");
+                        let db = &db;
+                        futures::future::join_all(ids.iter().map(|&id| async move {
+                            match events::get(db, id).await {
+                                Err(StoreError::NotFound(_)) => Ok(None),
+                                found => found.map(Some),
+                            }
+                        }))
+                        .await
+                    }
+                }
+            }
+        }
+    });
+    let (booker, _) = GroupCommit::start(limits, {
+        let db = db.clone();
+        move |bookings: Vec<Booking>| {
+            let db = db.clone();
+            async move {
+                metrics::histogram!("sepay_processor_batch_size", "step" => "book").record(bookings.len() as f64);
+                match ledger::book_many(&db, &bookings).await {
+                    Ok(booked) => booked.into_iter().map(Ok).collect(),
+                    Err(err) if bookings.len() == 1 => vec![Err(err)],
+                    Err(err) => {
+                        tracing::warn!(error = %err, events = bookings.len(), "batch not booked; booking one by one");
+                        let mut outcomes = Vec::with_capacity(bookings.len());
+                        for booking in &bookings {
+                            outcomes.push(ledger::book(&db, booking).await);
+                        }
+                        outcomes
+                    }
+                }
+            }
+        }
+    });
+    (loader, booker)
 }
 
 pub async fn consume_loop(
@@ -171,6 +234,8 @@ impl Worker {
                 Settle::Ack
             }
             Err(Failure::Gone) => Settle::Term,
+            // the worker is stopping: another replica, or this one restarted, takes it
+            Err(Failure::Stopping) => Settle::Retry(processing_backoff(delivered)),
             Err(Failure::Event(reason, detail)) => {
                 tracing::Span::current().record("outcome", reason.as_str());
                 metrics::counter!("sepay_events_failed_total", "reason" => reason.as_str()).increment(1);
@@ -198,10 +263,11 @@ impl Worker {
     }
 
     async fn try_process(&self, envelope: &EventReceived) -> Result<&'static str, Failure> {
-        let mut event = match events::get(&self.db, envelope.event_id).await {
-            Ok(e) => e,
-            Err(StoreError::NotFound(_)) => return Err(Failure::Gone),
-            Err(err) => return Err(Failure::Store(err)),
+        let mut event = match self.loader.submit(envelope.event_id).await {
+            Ok(Ok(Some(event))) => event,
+            Ok(Ok(None)) => return Err(Failure::Gone),
+            Ok(Err(err)) => return Err(Failure::Store(err)),
+            Err(Stopped) => return Err(Failure::Stopping),
         };
         match EventStatus::parse(&event.status) {
             Some(status) if !status.is_open() => return Ok("already_processed"),
@@ -232,8 +298,8 @@ impl Worker {
             .map_err(|e| Failure::Event(e.reason(), e.to_string()))?;
         let wallet_id = self.resolve_wallet(event.ws_id, event.endpoint_id, &tx).await?;
         // a webhook without `id` and its reconciled copy share this: booked once between them
-        let identity = DedupeKey::identity(&payload);
-        let refs = (event.dedupe_key.as_str(), identity.as_ref().map(DedupeKey::as_str));
+        let identity = DedupeKey::identity(&payload).map(|key| key.as_str().to_owned());
+        let refs = (event.dedupe_key.clone(), identity);
         self.book(&event, wallet_id, &tx, "sepay", refs, None).await
     }
 
@@ -292,12 +358,12 @@ impl Worker {
         // a fee the balances show outside the debit is its own row, booked with the amount
         let fee_tx = striga.fee_transaction();
         let fee_ref = striga.fee_ref();
-        let fee = fee_tx.as_ref().map(|fee| FeeRow {
+        let fee = fee_tx.map(|fee| FeeRow {
             amount: fee.signed_amount,
-            description: &fee.description,
-            external_ref: &fee_ref,
+            description: fee.description,
+            external_ref: fee_ref,
         });
-        self.book(event, wallet_id, &tx, "striga", (&external_ref, None), fee)
+        self.book(event, wallet_id, &tx, "striga", (external_ref, None), fee)
             .await
     }
 
@@ -308,45 +374,46 @@ impl Worker {
         event: &events::Event,
         wallet_id: uuid::Uuid,
         tx: &NormalizedTransaction,
-        source: &str,
-        (external_ref, identity_key): (&str, Option<&str>),
-        fee: Option<FeeRow<'_>>,
+        source: &'static str,
+        (external_ref, identity_key): (String, Option<String>),
+        fee: Option<FeeRow>,
     ) -> Result<&'static str, Failure> {
         tx.check_date(chrono::Utc::now())
             .map_err(|e| Failure::Event(e.reason(), e.to_string()))?;
-        let (category, decided_by, confidence, tags) = self.classify(event.ws_id, event.id, tx).await;
+        let (category, classified_by, confidence, tags) = self.classify(event.ws_id, event.id, tx).await;
         // its point on the account's balance chain, whichever event books it: a missing
         // neighbour shows as a gap within seconds (SePay's; Striga reports no running balance)
-        let point = tx
-            .sepay_id
-            .zip(tx.accumulated)
-            .map(|(sepay_id, accumulated)| BalancePoint {
+        let balance_point = tx.sepay_id.zip(tx.accumulated).map(|(sepay_id, accumulated)| {
+            let point = BalancePoint {
                 sepay_id,
                 taken_at: tx.taken_at,
                 amount: tx.signed_amount,
                 accumulated,
-            });
-        let booked = ledger::book(
-            &self.db,
-            &Booking {
-                event_id: event.id,
-                ws_id: event.ws_id,
-                wallet_id,
-                amount: tx.signed_amount,
-                description: &tx.description,
-                taken_at: tx.taken_at,
-                source,
-                external_ref,
-                identity_key,
-                category: &category,
-                classified_by: &decided_by,
-                confidence,
-                tags: &tags,
-                fee,
-                balance_point: point.as_ref().map(|p| (tx.account_number.as_str(), p)),
-            },
-        )
-        .await?;
+            };
+            (tx.account_number.clone(), point)
+        });
+        let booking = Booking {
+            event_id: event.id,
+            ws_id: event.ws_id,
+            wallet_id,
+            amount: tx.signed_amount,
+            description: tx.description.clone(),
+            taken_at: tx.taken_at,
+            source,
+            external_ref,
+            identity_key,
+            category,
+            classified_by,
+            confidence,
+            tags,
+            fee,
+            balance_point,
+        };
+        let booked = self
+            .booker
+            .submit(booking)
+            .await
+            .map_err(|Stopped| Failure::Stopping)??;
         if let Booked::Created(_) = booked {
             // from the delivery (or reopen) that opened this attempt to the commit
             let latency = (chrono::Utc::now() - event.opened_at).to_std().unwrap_or_default();
@@ -455,6 +522,8 @@ enum Failure {
     Store(StoreError),
     /// The row does not exist.
     Gone,
+    /// The batch writers have stopped.
+    Stopping,
 }
 
 impl From<StoreError> for Failure {

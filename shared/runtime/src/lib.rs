@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod dev_dir;
+pub mod group_commit;
 pub mod http;
 
 pub use http::HttpLimits;

@@ -470,6 +470,16 @@ pub async fn get(pool: &PgPool, id: i64) -> StoreResult<Event> {
     .ok_or(StoreError::NotFound("event"))
 }
 
+/// The events of `ids` that exist, in one query (the processor reads a batch of messages' rows).
+pub async fn get_many(pool: &PgPool, ids: &[i64]) -> StoreResult<Vec<Event>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
+        "select {EVENT_COLUMNS} from sepay_webhook_events where id = any($1)"
+    )))
+    .bind(ids)
+    .fetch_all(pool)
+    .await?)
+}
+
 /// An event with the amount as sent, read as the events page reads it (an event's page).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventDetail {

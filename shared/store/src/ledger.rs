@@ -4,6 +4,7 @@ use crate::error::StoreResult;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sepay_core::EventStatus;
+use sepay_core::balance::BalancePoint;
 use sepay_core::lifecycle::{self, Trigger};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -20,35 +21,47 @@ pub enum CategoryChoice {
     },
 }
 
-pub struct Booking<'a> {
+/// One booking, owned so it can wait in a batch (`book_many`).
+#[derive(Debug, Clone)]
+pub struct Booking {
     pub event_id: i64,
     pub ws_id: Uuid,
     pub wallet_id: Uuid,
     pub amount: Decimal,
-    pub description: &'a str,
+    pub description: String,
     pub taken_at: DateTime<Utc>,
-    pub source: &'a str,
-    pub external_ref: &'a str,
+    pub source: &'static str,
+    pub external_ref: String,
     /// The bank transaction's identity across paths (`DedupeKey::identity`), when it has one.
-    pub identity_key: Option<&'a str>,
-    pub category: &'a CategoryChoice,
-    pub classified_by: &'a str,
+    pub identity_key: Option<String>,
+    pub category: CategoryChoice,
+    pub classified_by: String,
     pub confidence: Option<f32>,
-    pub tags: &'a [String],
+    pub tags: Vec<String>,
     /// A second row booked with this one, all or nothing: a fee the provider charged beside the
     /// amount (Striga, where its balances show it).
-    pub fee: Option<FeeRow<'a>>,
-    /// The transaction's point on its account's balance chain (`balances`), recorded in the same
-    /// statement whatever the outcome (a redelivery records it again, harmlessly).
-    pub balance_point: Option<(&'a str, &'a sepay_core::balance::BalancePoint)>,
+    pub fee: Option<FeeRow>,
+    /// The transaction's point on its account's balance chain (`balances`): the account and the
+    /// point, recorded in the same statement whatever the outcome (a redelivery records it again,
+    /// harmlessly).
+    pub balance_point: Option<(String, BalancePoint)>,
+}
+
+impl Booking {
+    fn category_parts(&self) -> (Option<Uuid>, Option<&str>, Option<bool>) {
+        match &self.category {
+            CategoryChoice::Existing(id) => (Some(*id), None, None),
+            CategoryChoice::Fallback { name, is_expense } => (None, Some(name.as_str()), Some(*is_expense)),
+        }
+    }
 }
 
 /// A fee row: negative, in the booking's wallet, at its time, under its own reference.
-#[derive(Debug, Clone, Copy)]
-pub struct FeeRow<'a> {
+#[derive(Debug, Clone)]
+pub struct FeeRow {
     pub amount: Decimal,
-    pub description: &'a str,
-    pub external_ref: &'a str,
+    pub description: String,
+    pub external_ref: String,
 }
 
 /// The category fee rows get (created as an expense category when the workspace has none).
@@ -67,11 +80,9 @@ pub enum Booked {
 /// Locks the event, inserts the transaction with its tags and marks the event processed: one
 /// statement, so one round trip and all or nothing. A concurrent booking of the same event waits
 /// on the row lock and then finds it processed.
-pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
-    let (existing, fallback) = match b.category {
-        CategoryChoice::Existing(id) => (Some(*id), None),
-        CategoryChoice::Fallback { name, is_expense } => (None, Some((name.as_str(), *is_expense))),
-    };
+pub async fn book(pool: &PgPool, b: &Booking) -> StoreResult<Booked> {
+    let (existing, fallback_name, fallback_is_expense) = b.category_parts();
+    let point = b.balance_point.as_ref();
     let (open, created): (bool, Option<Uuid>) = sqlx::query_as(
         "with event as (
            select id from sepay_webhook_events
@@ -98,6 +109,7 @@ pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
          tag as (
            insert into transaction_tags (ws_id, name)
            select distinct $2::uuid, name from unnest($14::text[]) as name where exists (select 1 from created)
+           order by 2
            on conflict (ws_id, name) do update set name = excluded.name
            returning id),
          tagged as (
@@ -116,34 +128,39 @@ pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
     .bind(b.ws_id)
     .bind(b.wallet_id)
     .bind(b.amount)
-    .bind(b.description)
+    .bind(&b.description)
     .bind(existing)
-    .bind(fallback.map(|(name, _)| name))
-    .bind(fallback.map(|(_, is_expense)| is_expense))
+    .bind(fallback_name)
+    .bind(fallback_is_expense)
     .bind(b.taken_at)
     .bind(b.source)
-    .bind(b.external_ref)
-    .bind(b.classified_by)
+    .bind(&b.external_ref)
+    .bind(&b.classified_by)
     .bind(b.confidence)
-    .bind(b.tags)
+    .bind(&b.tags)
     .bind(lifecycle::spellings(Trigger::Book.from()))
     .bind(Trigger::Book.to().as_str())
-    .bind(b.identity_key)
-    .bind(b.fee.map(|f| f.amount))
-    .bind(b.fee.map(|f| f.description))
-    .bind(b.fee.map(|f| f.external_ref))
+    .bind(&b.identity_key)
+    .bind(b.fee.as_ref().map(|f| f.amount))
+    .bind(b.fee.as_ref().map(|f| &f.description))
+    .bind(b.fee.as_ref().map(|f| &f.external_ref))
     .bind(FEE_CATEGORY)
-    .bind(b.balance_point.map(|(account, _)| account))
-    .bind(b.balance_point.map(|(_, p)| p.sepay_id))
-    .bind(b.balance_point.map(|(_, p)| p.taken_at))
-    .bind(b.balance_point.map(|(_, p)| p.amount))
-    .bind(b.balance_point.map(|(_, p)| p.accumulated))
+    .bind(point.map(|(account, _)| account))
+    .bind(point.map(|(_, p)| p.sepay_id))
+    .bind(point.map(|(_, p)| p.taken_at))
+    .bind(point.map(|(_, p)| p.amount))
+    .bind(point.map(|(_, p)| p.accumulated))
     .fetch_one(pool)
     .await?;
+    settle_outcome(pool, b, open, created).await
+}
+
+/// What a booking statement's `(the event was open, the row it created)` means; an open event
+/// that created nothing met a bank transaction booked by another event and is its duplicate.
+async fn settle_outcome(pool: &PgPool, b: &Booking, open: bool, created: Option<Uuid>) -> StoreResult<Booked> {
     match (open, created) {
         (false, _) => Ok(Booked::AlreadyProcessed),
         (true, Some(id)) => Ok(Booked::Created(id)),
-        // the bank transaction was booked by another event: this one is its duplicate
         (true, None) => {
             let duplicate_of: Option<Uuid> = sqlx::query_scalar(
                 "update sepay_webhook_events e
@@ -156,14 +173,207 @@ pub async fn book(pool: &PgPool, b: &Booking<'_>) -> StoreResult<Booked> {
             )
             .bind(b.event_id)
             .bind(b.ws_id)
-            .bind(b.external_ref)
+            .bind(&b.external_ref)
             .bind(b.wallet_id)
             .bind(Trigger::BookedElsewhere.to().as_str())
             .bind(lifecycle::spellings(Trigger::BookedElsewhere.from()))
-            .bind(b.identity_key)
+            .bind(&b.identity_key)
             .fetch_optional(pool)
             .await?;
             Ok(duplicate_of.map_or(Booked::AlreadyProcessed, Booked::DuplicateOf))
+        }
+    }
+}
+
+/// Books many events in one statement (one round trip, one commit), all or nothing, with the same
+/// outcomes as [`book`] one by one, in order. Bookings that cannot share the statement are booked
+/// after it with [`book`]: those with a fee row, and a second booking of a reference already in
+/// the batch (the same event redelivered, or two events of one bank transaction), which then
+/// sees the first one's row.
+pub async fn book_many(pool: &PgPool, bookings: &[Booking]) -> StoreResult<Vec<Booked>> {
+    let mut together: Vec<usize> = Vec::with_capacity(bookings.len());
+    let mut after: Vec<usize> = Vec::new();
+    let mut refs = std::collections::HashSet::new();
+    for (i, b) in bookings.iter().enumerate() {
+        if b.fee.is_none() && refs.insert((b.ws_id, b.external_ref.as_str())) {
+            together.push(i);
+        } else {
+            after.push(i);
+        }
+    }
+    let mut outcomes: Vec<Option<Booked>> = vec![None; bookings.len()];
+    if !together.is_empty() {
+        let batch: Vec<&Booking> = together.iter().map(|&i| &bookings[i]).collect();
+        let rows = book_together(pool, &batch).await?;
+        for (&i, (open, created)) in together.iter().zip(rows) {
+            outcomes[i] = Some(settle_outcome(pool, &bookings[i], open, created).await?);
+        }
+    }
+    for i in after {
+        outcomes[i] = Some(book(pool, &bookings[i]).await?);
+    }
+    Ok(outcomes.into_iter().flatten().collect())
+}
+
+/// [`book`]'s statement for many bookings (no fee rows, distinct references): per booking, in
+/// order, whether its event was open and the row it created. Events are locked in id order and
+/// tags upserted in name order, so concurrent batches meet in one order.
+async fn book_together(pool: &PgPool, bookings: &[&Booking]) -> StoreResult<Vec<(bool, Option<Uuid>)>> {
+    let n = bookings.len();
+    let mut cols = BatchColumns::with_capacity(n);
+    for b in bookings {
+        cols.push(b);
+    }
+    let rows: Vec<(i32, bool, Option<Uuid>)> = sqlx::query_as(
+        "with input as (
+           select * from unnest($1::int[], $2::bigint[], $3::uuid[], $4::uuid[], $5::numeric[], $6::text[],
+                                $7::uuid[], $8::text[], $9::bool[], $10::timestamptz[], $11::text[], $12::text[],
+                                $13::text[], $14::real[], $15::text[], $16::text[], $17::bigint[],
+                                $18::timestamptz[], $19::numeric[], $20::numeric[])
+             as i(ord, event_id, ws_id, wallet_id, amount, description, category_id, fallback_name,
+                  fallback_is_expense, taken_at, source, external_ref, classified_by, confidence,
+                  identity_key, point_account, point_sepay_id, point_taken_at, point_amount,
+                  point_accumulated)),
+         event as (
+           select id from sepay_webhook_events
+            where id = any($2) and status = any($23) order by id for update),
+         created as (
+           insert into wallet_transactions
+             (ws_id, wallet_id, amount, description, category_id, taken_at, source, external_ref,
+              classified_by, classification_confidence, identity_key)
+           select i.ws_id, i.wallet_id, i.amount, i.description,
+                  coalesce(i.category_id, ensure_fallback_category(i.ws_id, i.fallback_name, i.fallback_is_expense)),
+                  i.taken_at, i.source, i.external_ref, i.classified_by, i.confidence, i.identity_key
+             from input i where i.event_id in (select id from event)
+            order by i.ord
+           -- the same reference, or the same identity reached by another path: booked already
+           on conflict do nothing
+           returning id, ws_id, external_ref),
+         booked as (
+           select i.event_id, i.ws_id, i.wallet_id, c.id
+             from input i join created c on c.ws_id = i.ws_id and c.external_ref = i.external_ref),
+         point as (
+           insert into sepay_balance_points (ws_id, account_number, sepay_id, taken_at, amount, accumulated)
+           select ws_id, point_account, point_sepay_id, point_taken_at, point_amount, point_accumulated
+             from input where point_sepay_id is not null
+           on conflict (ws_id, account_number, sepay_id) do nothing),
+         tag_of as (
+           select t.event_id, t.name from unnest($21::bigint[], $22::text[]) as t(event_id, name)),
+         tag as (
+           insert into transaction_tags (ws_id, name)
+           select distinct b.ws_id, t.name from tag_of t join booked b on b.event_id = t.event_id
+            order by 1, 2
+           on conflict (ws_id, name) do update set name = excluded.name
+           returning id, ws_id, name),
+         tagged as (
+           insert into wallet_transaction_tags (transaction_id, tag_id)
+           select b.id, tag.id from tag_of t join booked b on b.event_id = t.event_id
+             join tag on tag.ws_id = b.ws_id and tag.name = t.name
+           on conflict do nothing),
+         marked as (
+           update sepay_webhook_events e
+              set status = $24, created_transaction_id = b.id, wallet_id = b.wallet_id,
+                  processed_at = now(), failure_reason = null, failure_detail = null
+             from booked b where e.id = b.event_id
+           returning e.id)
+         select i.ord, i.event_id in (select id from event), b.id
+           from input i left join booked b on b.event_id = i.event_id
+          order by i.ord",
+    )
+    .bind(cols.ord)
+    .bind(cols.event_id)
+    .bind(cols.ws_id)
+    .bind(cols.wallet_id)
+    .bind(cols.amount)
+    .bind(cols.description)
+    .bind(cols.category_id)
+    .bind(cols.fallback_name)
+    .bind(cols.fallback_is_expense)
+    .bind(cols.taken_at)
+    .bind(cols.source)
+    .bind(cols.external_ref)
+    .bind(cols.classified_by)
+    .bind(cols.confidence)
+    .bind(cols.identity_key)
+    .bind(cols.point_account)
+    .bind(cols.point_sepay_id)
+    .bind(cols.point_taken_at)
+    .bind(cols.point_amount)
+    .bind(cols.point_accumulated)
+    .bind(cols.tag_event)
+    .bind(cols.tag_name)
+    .bind(lifecycle::spellings(Trigger::Book.from()))
+    .bind(Trigger::Book.to().as_str())
+    .fetch_all(pool)
+    .await?;
+    if rows.len() != n {
+        let answer = format!("the batch booking answered {} rows for {n} bookings", rows.len());
+        return Err(crate::StoreError::Db(sqlx::Error::Protocol(answer)));
+    }
+    Ok(rows.into_iter().map(|(_, open, created)| (open, created)).collect())
+}
+
+/// [`book_together`]'s parameters, a column each.
+#[derive(Default)]
+struct BatchColumns<'a> {
+    ord: Vec<i32>,
+    event_id: Vec<i64>,
+    ws_id: Vec<Uuid>,
+    wallet_id: Vec<Uuid>,
+    amount: Vec<Decimal>,
+    description: Vec<&'a str>,
+    category_id: Vec<Option<Uuid>>,
+    fallback_name: Vec<Option<&'a str>>,
+    fallback_is_expense: Vec<Option<bool>>,
+    taken_at: Vec<DateTime<Utc>>,
+    source: Vec<&'a str>,
+    external_ref: Vec<&'a str>,
+    classified_by: Vec<&'a str>,
+    confidence: Vec<Option<f32>>,
+    identity_key: Vec<Option<&'a str>>,
+    point_account: Vec<Option<&'a str>>,
+    point_sepay_id: Vec<Option<i64>>,
+    point_taken_at: Vec<Option<DateTime<Utc>>>,
+    point_amount: Vec<Option<Decimal>>,
+    point_accumulated: Vec<Option<Decimal>>,
+    tag_event: Vec<i64>,
+    tag_name: Vec<&'a str>,
+}
+
+impl<'a> BatchColumns<'a> {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            ord: Vec::with_capacity(n),
+            ..Default::default()
+        }
+    }
+
+    fn push(&mut self, b: &'a Booking) {
+        let (category_id, fallback_name, fallback_is_expense) = b.category_parts();
+        let point = b.balance_point.as_ref();
+        self.ord.push(self.ord.len() as i32);
+        self.event_id.push(b.event_id);
+        self.ws_id.push(b.ws_id);
+        self.wallet_id.push(b.wallet_id);
+        self.amount.push(b.amount);
+        self.description.push(&b.description);
+        self.category_id.push(category_id);
+        self.fallback_name.push(fallback_name);
+        self.fallback_is_expense.push(fallback_is_expense);
+        self.taken_at.push(b.taken_at);
+        self.source.push(b.source);
+        self.external_ref.push(&b.external_ref);
+        self.classified_by.push(&b.classified_by);
+        self.confidence.push(b.confidence);
+        self.identity_key.push(b.identity_key.as_deref());
+        self.point_account.push(point.map(|(account, _)| account.as_str()));
+        self.point_sepay_id.push(point.map(|(_, p)| p.sepay_id));
+        self.point_taken_at.push(point.map(|(_, p)| p.taken_at));
+        self.point_amount.push(point.map(|(_, p)| p.amount));
+        self.point_accumulated.push(point.map(|(_, p)| p.accumulated));
+        for tag in &b.tags {
+            self.tag_event.push(b.event_id);
+            self.tag_name.push(tag);
         }
     }
 }

@@ -115,6 +115,147 @@ async fn links_are_unique_per_account_and_sub_account() {
     assert!(matches!(err, StoreError::Rejected { .. }), "{err:?}");
 }
 
+/// A booking of `event_id` under `external_ref`, in the fallback category, tagged a and b.
+fn sample_booking(seed: &Seeded, event_id: i64, external_ref: String) -> sepay_store::ledger::Booking {
+    sepay_store::ledger::Booking {
+        event_id,
+        ws_id: seed.ws_id,
+        wallet_id: seed.wallet_id,
+        amount: 1000.into(),
+        description: "x".into(),
+        taken_at: chrono::Utc::now(),
+        source: "sepay",
+        external_ref,
+        identity_key: None,
+        category: sepay_store::ledger::CategoryChoice::Fallback {
+            name: "Uncategorized Income".into(),
+            is_expense: false,
+        },
+        classified_by: "fallback".into(),
+        confidence: None,
+        tags: vec!["a".into(), "b".into()],
+        fee: None,
+        balance_point: None,
+    }
+}
+
+#[tokio::test]
+async fn a_batch_books_like_one_by_one_each_case_in_one_statement() {
+    use sepay_core::balance::BalancePoint;
+    use sepay_store::ledger::{Booked, CategoryChoice, FeeRow, book, book_many};
+    let db = TestDb::new().await;
+    let seed = Seeded::new(&db.pool).await;
+    let category = sepay_store::classification::category(&db.pool, seed.ws_id, "Salary", false)
+        .await
+        .unwrap();
+    let mut events = Vec::new();
+    for id in 1..=7 {
+        events.push(recorded_event(&db.pool, &seed, id).await);
+    }
+    let booking = |i: usize| sample_booking(&seed, events[i].0, events[i].1.clone());
+    // booked before the batch: a redelivery of it finds it processed
+    let Booked::Created(earlier) = book(&db.pool, &booking(0)).await.unwrap() else {
+        panic!("the first booking creates")
+    };
+    let new_plain = booking(1);
+    let new_categorized = sepay_store::ledger::Booking {
+        category: CategoryChoice::Existing(category),
+        tags: vec!["b".into(), "c".into()],
+        balance_point: Some((
+            sepay_testkit::ACCOUNT.into(),
+            BalancePoint {
+                sepay_id: 3,
+                taken_at: chrono::Utc::now(),
+                amount: 1000.into(),
+                accumulated: 5000.into(),
+            },
+        )),
+        ..booking(2)
+    };
+    // event 4 carries event 1's bank transaction under another reference (its identity)
+    let same_identity = sepay_store::ledger::Booking {
+        identity_key: Some("identity-1".into()),
+        ..booking(3)
+    };
+    let first_of_identity = sepay_store::ledger::Booking {
+        identity_key: Some("identity-1".into()),
+        ..booking(4)
+    };
+    // the same event twice in one batch (a redelivery while the first is in flight)
+    let twice = booking(5);
+    let with_fee = sepay_store::ledger::Booking {
+        fee: Some(FeeRow {
+            amount: (-10).into(),
+            description: "fee".into(),
+            external_ref: format!("{}:fee", events[6].1),
+        }),
+        ..booking(6)
+    };
+    let batch = vec![
+        booking(0),
+        new_plain,
+        new_categorized,
+        first_of_identity,
+        same_identity,
+        twice.clone(),
+        twice,
+        with_fee,
+    ];
+    let outcomes = book_many(&db.pool, &batch).await.unwrap();
+    assert_eq!(outcomes.len(), batch.len());
+    assert_eq!(outcomes[0], Booked::AlreadyProcessed, "{outcomes:?}");
+    for i in [1, 2, 3, 5, 7] {
+        assert!(matches!(outcomes[i], Booked::Created(_)), "booking {i}: {outcomes:?}");
+    }
+    let Booked::Created(identity_row) = outcomes[3] else {
+        unreachable!()
+    };
+    assert_eq!(outcomes[4], Booked::DuplicateOf(identity_row), "{outcomes:?}");
+    assert_eq!(
+        outcomes[6],
+        Booked::AlreadyProcessed,
+        "the second copy of an event: {outcomes:?}"
+    );
+    assert_ne!(outcomes[1], Booked::Created(earlier));
+    // six transactions and one fee row; each created row is its event's
+    assert_eq!(count(&db.pool, "wallet_transactions").await, 7);
+    let linked: Vec<(i64, String, Option<Uuid>)> = sqlx::query_as(
+        "select id, status, created_transaction_id from sepay_webhook_events where ws_id = $1 order by id",
+    )
+    .bind(seed.ws_id)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    for (event, status, created) in &linked {
+        let expected = match events.iter().position(|(id, _)| id == event) {
+            Some(4) => EventStatus::Processed,
+            Some(3) => EventStatus::Duplicate,
+            _ => EventStatus::Processed,
+        };
+        assert_eq!(EventStatus::parse(status), Some(expected), "event {event}");
+        assert!(created.is_some(), "event {event} points at its transaction");
+    }
+    let (category_of, tags): (Option<Uuid>, Vec<String>) = sqlx::query_as(
+        "select t.category_id, array(select g.name from wallet_transaction_tags wt
+                join transaction_tags g on g.id = wt.tag_id where wt.transaction_id = t.id order by g.name)
+           from wallet_transactions t where t.external_ref = $1",
+    )
+    .bind(&events[2].1)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!((category_of, tags), (Some(category), vec!["b".into(), "c".into()]));
+    assert_eq!(count(&db.pool, "transaction_tags").await, 3, "tags a, b, c once each");
+    assert_eq!(count(&db.pool, "sepay_balance_points").await, 1);
+    // the whole batch again, eight times at once: nothing more is written
+    let again = futures::future::join_all((0..8).map(|_| book_many(&db.pool, &batch))).await;
+    for outcomes in again {
+        let outcomes = outcomes.unwrap();
+        assert!(outcomes.iter().all(|o| *o == Booked::AlreadyProcessed), "{outcomes:?}");
+    }
+    assert_eq!(count(&db.pool, "wallet_transactions").await, 7);
+}
+
 /// An event recorded as the ingress does, for booking.
 async fn recorded_event(db: &sepay_store::PgPool, seed: &Seeded, id: i64) -> (i64, String) {
     use sepay_core::{DedupeKey, Delivery, EventSource, RetryPolicy};
@@ -141,41 +282,13 @@ async fn recorded_event(db: &sepay_store::PgPool, seed: &Seeded, id: i64) -> (i6
 
 #[tokio::test]
 async fn booking_is_one_statement_exactly_once_with_its_tags_or_a_duplicate() {
-    use sepay_store::ledger::{Booked, Booking, CategoryChoice, book};
+    use sepay_store::ledger::{Booked, book};
     let db = TestDb::new().await;
     let seed = Seeded::new(&db.pool).await;
     let (event_id, key) = recorded_event(&db.pool, &seed, 1).await;
-    let fallback = CategoryChoice::Fallback {
-        name: "Uncategorized Income".into(),
-        is_expense: false,
-    };
-    let tags = vec!["a".to_string(), "b".to_string()];
     let booking = |event_id: i64, external_ref: String| {
-        let (pool, fallback, tags) = (db.pool.clone(), fallback.clone(), tags.clone());
-        async move {
-            book(
-                &pool,
-                &Booking {
-                    event_id,
-                    ws_id: seed.ws_id,
-                    wallet_id: seed.wallet_id,
-                    amount: 1000.into(),
-                    description: "x",
-                    taken_at: chrono::Utc::now(),
-                    source: "sepay",
-                    external_ref: &external_ref,
-                    identity_key: None,
-                    category: &fallback,
-                    classified_by: "fallback",
-                    confidence: None,
-                    tags: &tags,
-                    fee: None,
-                    balance_point: None,
-                },
-            )
-            .await
-            .unwrap()
-        }
+        let (pool, booking) = (db.pool.clone(), sample_booking(&seed, event_id, external_ref));
+        async move { book(&pool, &booking).await.unwrap() }
     };
     // eight workers booking the same event at once: one creates, the others find it processed
     let outcomes = futures::future::join_all((0..8).map(|_| booking(event_id, key.clone()))).await;
