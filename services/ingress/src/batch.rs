@@ -2,8 +2,9 @@
 //! and one commit per batch (`events::insert_many`), instead of a transaction of four round trips
 //! each, by `sepay_runtime::group_commit` (at most [`BATCH_MAX`] a batch, [`WRITERS`] batches in
 //! flight). Each delivery is answered after its own row is committed (then published, as before).
-//! A repeat (its key already stored) goes through `record_delivery` and its repeat rules; a batch
-//! that fails is written again row by row, so a row Postgres refuses fails only its own delivery.
+//! The repeats of a batch (keys already stored) go through the repeat rules together
+//! (`events::record_repeats`); a batch that fails is written again row by row, so a row Postgres
+//! refuses fails only its own delivery.
 
 use crate::IngressError;
 use sepay_core::{DedupeKey, EventSource, Provider, RetryPolicy};
@@ -18,7 +19,7 @@ use uuid::Uuid;
 /// Deliveries per statement at most.
 const BATCH_MAX: usize = 256;
 /// Batches being committed at once (each holds one database connection).
-const WRITERS: usize = 4;
+const WRITERS: usize = 2;
 /// Deliveries waiting for a writer; past this, requests wait to queue (back-pressure).
 const QUEUE: usize = 4096;
 /// An endpoint's `last_used_at` is informational: noted at most this often.
@@ -100,17 +101,32 @@ async fn write(db: &PgPool, policy: &RetryPolicy, batch: Vec<Delivery>, touch: &
     let rows = events::insert_many(db, &events, touch).await;
     match rows {
         Ok(rows) => {
-            futures::future::join_all(events.iter().zip(rows).map(|(event, row)| async move {
-                match row {
+            // a repeat of a stored key: the repeat rules decide, for all of the batch's together
+            let repeats: Vec<&NewEvent<'_>> = events
+                .iter()
+                .zip(&rows)
+                .filter(|(_, row)| row.is_none())
+                .map(|(e, _)| e)
+                .collect();
+            let mut repeated = if repeats.is_empty() {
+                Vec::new()
+            } else {
+                events::record_repeats(db, &repeats, policy).await
+            }
+            .into_iter();
+            events
+                .iter()
+                .zip(rows)
+                .map(|(event, row)| match row {
                     Some(inserted) => Ok(match event.body {
                         EventBody::Json(_) => Recorded::New(inserted),
                         EventBody::Invalid(_) => Recorded::Invalid(inserted),
                     }),
-                    // a repeat of a stored key: the repeat rules decide
-                    None => events::record_delivery(db, event, policy).await,
-                }
-            }))
-            .await
+                    None => repeated
+                        .next()
+                        .unwrap_or(Err(sepay_store::StoreError::NotFound("event"))),
+                })
+                .collect()
         }
         Err(err) if events.len() == 1 => vec![Err(err)],
         Err(err) => {

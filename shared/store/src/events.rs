@@ -102,6 +102,34 @@ struct ExistingRow {
     is_raw: bool,
 }
 
+impl ExistingRow {
+    /// The repeat rules' decision for a delivery of this row's key (`None`: a stored body that is
+    /// not a JSON object, only counted).
+    fn decide(&self, eventless: bool, policy: &RetryPolicy) -> StoreResult<Option<RepeatDecision>> {
+        if self.is_raw {
+            return Ok(None);
+        }
+        let status = EventStatus::parse(&self.status).ok_or(StoreError::Rejected {
+            message: format!("unknown event status {}", self.status),
+        })?;
+        Ok(Some(policy.decide_repeat(&ExistingEvent {
+            status,
+            opened_age: secs(self.opened_age_secs),
+            since_last_delivery: secs(self.since_last_delivery_secs),
+            has_transaction: self.has_transaction,
+            eventless,
+        })))
+    }
+
+    fn event(&self) -> EventRef {
+        EventRef {
+            id: self.id,
+            ws_id: self.ws_id,
+            attempts: self.attempts,
+        }
+    }
+}
+
 /// Records a delivery exactly once per (workspace, dedupe key) and applies the repeat rules of
 /// `RetryPolicy` to a delivery that collides with an existing row, in one transaction.
 pub async fn record_delivery(pool: &PgPool, new: &NewEvent<'_>, policy: &RetryPolicy) -> StoreResult<Recorded> {
@@ -154,31 +182,14 @@ pub async fn record_delivery(pool: &PgPool, new: &NewEvent<'_>, policy: &RetryPo
                 extract(epoch from now() - last_received_at)::float8 as since_last_delivery_secs,
                 created_transaction_id is not null as has_transaction,
                 payload is null as is_raw
-           from sepay_webhook_events where ws_id = $1 and dedupe_key = $2 for update",
+           from sepay_webhook_events where ws_id = $1 and dedupe_key = $2 for no key update",
     )
     .bind(new.ws_id)
     .bind(new.dedupe_key.as_str())
     .fetch_one(&mut *tx)
     .await?;
-    let mut event = EventRef {
-        id: row.id,
-        ws_id: row.ws_id,
-        attempts: row.attempts,
-    };
-    let decision = if row.is_raw {
-        None
-    } else {
-        let status = EventStatus::parse(&row.status).ok_or(StoreError::Rejected {
-            message: format!("unknown event status {}", row.status),
-        })?;
-        Some(policy.decide_repeat(&ExistingEvent {
-            status,
-            opened_age: secs(row.opened_age_secs),
-            since_last_delivery: secs(row.since_last_delivery_secs),
-            has_transaction: row.has_transaction,
-            eventless: new.dedupe_key.is_eventless(),
-        }))
-    };
+    let mut event = row.event();
+    let decision = row.decide(new.dedupe_key.is_eventless(), policy)?;
     if decision == Some(RepeatDecision::Reopen) {
         let reopened = reopen(&mut *tx, &Reopen::Repeat(row.id)).await?;
         event.attempts = reopened.first().ok_or(StoreError::NotFound("event"))?.attempts;
@@ -256,6 +267,113 @@ pub async fn insert_many(pool: &PgPool, new: &[NewEvent<'_>], touch: &[Uuid]) ->
         .iter()
         .map(|event| by_key.remove(&(event.ws_id, event.dedupe_key.as_str())))
         .collect())
+}
+
+/// Repeats of stored keys (the rows `insert_many` did not insert), decided together: their rows
+/// are read in one query without a lock, and those the repeat rules only count (in flight, a
+/// duplicate, a body that is not an object) are counted in one statement, on condition that the
+/// row has not moved since it was read. The rest, a reopen or a row that moved, go through
+/// [`record_delivery`] one by one, which locks and decides again. One outcome per delivery, in
+/// order.
+pub async fn record_repeats(
+    pool: &PgPool,
+    repeats: &[&NewEvent<'_>],
+    policy: &RetryPolicy,
+) -> Vec<StoreResult<Recorded>> {
+    let mut outcomes: Vec<Option<StoreResult<Recorded>>> = repeats.iter().map(|_| None).collect();
+    if let Err(err) = count_repeats(pool, repeats, policy, &mut outcomes).await {
+        tracing::warn!(error = %err, repeats = repeats.len(), "repeats not counted together; one by one");
+    }
+    let mut results = Vec::with_capacity(repeats.len());
+    for (new, outcome) in repeats.iter().zip(outcomes) {
+        results.push(match outcome {
+            Some(outcome) => outcome,
+            None => record_delivery(pool, new, policy).await,
+        });
+    }
+    results
+}
+
+/// [`record_repeats`]'s shared path: fills the outcome of every repeat it counted.
+async fn count_repeats(
+    pool: &PgPool,
+    repeats: &[&NewEvent<'_>],
+    policy: &RetryPolicy,
+    outcomes: &mut [Option<StoreResult<Recorded>>],
+) -> StoreResult<()> {
+    let ws_ids: Vec<Uuid> = repeats.iter().map(|r| r.ws_id).collect();
+    let keys: Vec<&str> = repeats.iter().map(|r| r.dedupe_key.as_str()).collect();
+    let rows: Vec<(i64, ExistingRow)> = sqlx::query_as::<_, ExistingRowAt>(
+        "select i.ord, e.id, e.ws_id, e.attempts, e.status,
+                extract(epoch from now() - e.opened_at)::float8 as opened_age_secs,
+                extract(epoch from now() - e.last_received_at)::float8 as since_last_delivery_secs,
+                e.created_transaction_id is not null as has_transaction,
+                e.payload is null as is_raw
+           from unnest($1::uuid[], $2::text[]) with ordinality as i(ws_id, dedupe_key, ord)
+           join sepay_webhook_events e on e.ws_id = i.ws_id and e.dedupe_key = i.dedupe_key",
+    )
+    .bind(&ws_ids)
+    .bind(&keys)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|r| (r.ord, r.row))
+    .collect();
+    // (position, row, what it becomes) of each repeat the rules only count
+    let mut counted: Vec<(usize, EventRef, String, Recorded)> = Vec::new();
+    for (ord, row) in rows {
+        let Some(position) = usize::try_from(ord - 1).ok().filter(|p| *p < repeats.len()) else {
+            continue;
+        };
+        let event = row.event();
+        let recorded = match row.decide(repeats[position].dedupe_key.is_eventless(), policy)? {
+            None => Recorded::Invalid(event),
+            Some(RepeatDecision::InFlight) => Recorded::InFlight(event),
+            Some(RepeatDecision::Duplicate) => Recorded::Duplicate(event),
+            Some(RepeatDecision::Reopen) => continue,
+        };
+        counted.push((position, event, row.status, recorded));
+    }
+    if counted.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = counted.iter().map(|(_, e, _, _)| e.id).collect();
+    let statuses: Vec<&str> = counted.iter().map(|(_, _, status, _)| status.as_str()).collect();
+    let attempts: Vec<i32> = counted.iter().map(|(_, e, _, _)| e.attempts).collect();
+    // rows locked in id order, as everywhere else, so batches never deadlock
+    let counted_ids: std::collections::HashSet<i64> = sqlx::query_scalar::<_, i64>(
+        "with wanted as (
+           select id, status, attempts, count(*)::int as deliveries
+             from unnest($1::bigint[], $2::text[], $3::int[]) as w(id, status, attempts) group by 1, 2, 3),
+         unmoved as (
+           select e.id, w.deliveries from sepay_webhook_events e
+             join wanted w on e.id = w.id and e.status = w.status and e.attempts = w.attempts
+            order by e.id for no key update of e)
+         update sepay_webhook_events e
+            set delivery_count = delivery_count + unmoved.deliveries, last_received_at = now()
+           from unmoved where e.id = unmoved.id
+         returning e.id",
+    )
+    .bind(&ids)
+    .bind(&statuses)
+    .bind(&attempts)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .collect();
+    for (position, event, _, recorded) in counted {
+        if counted_ids.contains(&event.id) {
+            outcomes[position] = Some(Ok(recorded));
+        }
+    }
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct ExistingRowAt {
+    ord: i64,
+    #[sqlx(flatten)]
+    row: ExistingRow,
 }
 
 /// The batch as one array per column (`unnest`).
@@ -381,13 +499,17 @@ pub async fn mark_published(pool: &PgPool, event: &EventRef) -> StoreResult<()> 
 }
 
 /// Notes many publications in one statement (the ingress batches them: one commit per batch,
-/// not per delivery). A row reopened since (a new attempt) is left unpublished.
+/// not per delivery). A row reopened since (a new attempt) is left unpublished. Rows are locked
+/// in id order, the order the processor's batches lock them in, so the two never deadlock.
 pub async fn mark_published_many(pool: &PgPool, events: &[(i64, i32)]) -> StoreResult<u64> {
     let (ids, attempts): (Vec<i64>, Vec<i32>) = events.iter().copied().unzip();
     Ok(sqlx::query(
-        "update sepay_webhook_events e set published_at = now()
-           from unnest($1::bigint[], $2::int[]) as m(id, attempts)
-          where e.id = m.id and e.attempts = m.attempts and e.published_at is null",
+        "with marked as (
+           select e.id from sepay_webhook_events e
+             join unnest($1::bigint[], $2::int[]) as m(id, attempts) on e.id = m.id and e.attempts = m.attempts
+            where e.published_at is null
+            order by e.id for no key update of e)
+         update sepay_webhook_events e set published_at = now() from marked where e.id = marked.id",
     )
     .bind(&ids)
     .bind(&attempts)

@@ -77,8 +77,9 @@ pub enum Booked {
     DuplicateOf(Uuid),
 }
 
-/// Locks the event, inserts the transaction with its tags and marks the event processed: one
-/// statement, so one round trip and all or nothing. A concurrent booking of the same event waits
+/// Locks the event (never its key: the attempt log's foreign key checks pass), inserts the
+/// transaction with its tags and marks the event processed: one statement, so one round trip
+/// and all or nothing. A concurrent booking of the same event waits
 /// on the row lock and then finds it processed.
 pub async fn book(pool: &PgPool, b: &Booking) -> StoreResult<Booked> {
     let (existing, fallback_name, fallback_is_expense) = b.category_parts();
@@ -86,7 +87,7 @@ pub async fn book(pool: &PgPool, b: &Booking) -> StoreResult<Booked> {
     let (open, created): (bool, Option<Uuid>) = sqlx::query_as(
         "with event as (
            select id from sepay_webhook_events
-            where id = $1 and status = any($15) for update),
+            where id = $1 and status = any($15) for no key update),
          created as (
            insert into wallet_transactions
              (ws_id, wallet_id, amount, description, category_id, taken_at, source, external_ref,
@@ -216,8 +217,10 @@ pub async fn book_many(pool: &PgPool, bookings: &[Booking]) -> StoreResult<Vec<B
 }
 
 /// [`book`]'s statement for many bookings (no fee rows, distinct references): per booking, in
-/// order, whether its event was open and the row it created. Events are locked in id order and
-/// tags upserted in name order, so concurrent batches meet in one order.
+/// order, whether its event was open and the row it created. Events are locked in id order (as
+/// the ingress's publication marks lock them) and tags upserted in name order, so concurrent
+/// batches meet in one order; the lock leaves the key alone, so the attempt log's foreign key
+/// checks never wait on it.
 async fn book_together(pool: &PgPool, bookings: &[&Booking]) -> StoreResult<Vec<(bool, Option<Uuid>)>> {
     let n = bookings.len();
     let mut cols = BatchColumns::with_capacity(n);
@@ -236,7 +239,7 @@ async fn book_together(pool: &PgPool, bookings: &[&Booking]) -> StoreResult<Vec<
                   point_accumulated)),
          event as (
            select id from sepay_webhook_events
-            where id = any($2) and status = any($23) order by id for update),
+            where id = any($2) and status = any($23) order by id for no key update),
          created as (
            insert into wallet_transactions
              (ws_id, wallet_id, amount, description, category_id, taken_at, source, external_ref,

@@ -76,3 +76,75 @@ async fn a_batch_inserts_each_new_key_once_by_position() {
         .unwrap();
     assert!(used, "the endpoint's use noted in the same statement");
 }
+
+#[tokio::test]
+async fn a_batchs_repeats_are_decided_together_as_one_by_one() {
+    use sepay_core::{FailureReason, RetryPolicy};
+    use sepay_store::events::Recorded;
+    let db = TestDb::new().await;
+    let seed = Seeded::new(&db.pool).await;
+    let policy = RetryPolicy::default();
+    let bodies: Vec<Value> = (1..=3)
+        .map(|id| json!({"id": id, "transferAmount": 1000, "accountNumber": "0071000888888"}))
+        .collect();
+    let keys: Vec<DedupeKey> = bodies.iter().map(key_of).collect();
+    let raw_key = DedupeKey::for_raw_body(b"not json");
+    let mut stored = Vec::new();
+    for (key, body) in keys.iter().zip(&bodies) {
+        stored.push(
+            events::insert_many(&db.pool, &[new_event(&seed, key, EventBody::Json(body))], &[])
+                .await
+                .unwrap()[0]
+                .unwrap(),
+        );
+    }
+    let raw = events::insert_many(
+        &db.pool,
+        &[new_event(&seed, &raw_key, EventBody::Invalid("not json"))],
+        &[],
+    )
+    .await
+    .unwrap()[0]
+        .unwrap();
+    // 1 is booked, 2 is being processed, 3 failed
+    assert!(
+        events::mark_processed_without_booking(&db.pool, stored[0].id)
+            .await
+            .unwrap()
+    );
+    events::mark_failed(&db.pool, stored[2].id, FailureReason::WalletNotLinked, "no wallet")
+        .await
+        .unwrap();
+    let batch = [
+        new_event(&seed, &keys[0], EventBody::Json(&bodies[0])),
+        new_event(&seed, &keys[1], EventBody::Json(&bodies[1])),
+        new_event(&seed, &raw_key, EventBody::Invalid("not json")),
+        new_event(&seed, &keys[2], EventBody::Json(&bodies[2])),
+        new_event(&seed, &keys[1], EventBody::Json(&bodies[1])),
+    ];
+    let repeats: Vec<&NewEvent> = batch.iter().collect();
+    let outcomes: Vec<Recorded> = events::record_repeats(&db.pool, &repeats, &policy)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(outcomes[0], Recorded::Duplicate(stored[0]));
+    assert_eq!(outcomes[1], Recorded::InFlight(stored[1]));
+    assert_eq!(outcomes[2], Recorded::Invalid(raw));
+    // a failed event is reopened (locked, one by one): a new attempt
+    assert!(
+        matches!(outcomes[3], Recorded::Reopened(e) if e.id == stored[2].id && e.attempts == stored[2].attempts + 1),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[4], Recorded::InFlight(stored[1]));
+    let counts: Vec<(i64, i32)> = sqlx::query_as("select id, delivery_count from sepay_webhook_events order by id")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    let by_id: std::collections::HashMap<i64, i32> = counts.into_iter().collect();
+    assert_eq!(
+        [stored[0].id, stored[1].id, raw.id, stored[2].id].map(|id| by_id[&id]),
+        [2, 3, 2, 2],
+        "each delivery counted once, two repeats of one key both"
+    );
+}
