@@ -19,7 +19,7 @@ use uuid::Uuid;
 /// Deliveries per statement at most.
 const BATCH_MAX: usize = 256;
 /// Batches being committed at once (each holds one database connection).
-const WRITERS: usize = 2;
+const WRITERS: usize = 1;
 /// Deliveries waiting for a writer; past this, requests wait to queue (back-pressure).
 const QUEUE: usize = 4096;
 /// An endpoint's `last_used_at` is informational: noted at most this often.

@@ -214,7 +214,8 @@ impl Worker {
         .instrument(span.clone())
         .await;
         let result = match settle {
-            Settle::Ack => message.double_ack().await,
+            // not awaited by the server: a lost ack only redelivers a booked event, acked again
+            Settle::Ack => message.ack().await,
             Settle::Retry(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
             Settle::Term => message.ack_with(AckKind::Term).await,
         };
