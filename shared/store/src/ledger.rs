@@ -240,14 +240,22 @@ async fn book_together(pool: &PgPool, bookings: &[&Booking]) -> StoreResult<Vec<
          event as (
            select id from sepay_webhook_events
             where id = any($2) and status = any($23) order by id for no key update),
+         -- each fallback category looked up once a batch, not once a row
+         fallback as (
+           select ws_id, name, is_expense, ensure_fallback_category(ws_id, name, is_expense) as id
+             from (select distinct ws_id, fallback_name as name, fallback_is_expense as is_expense
+                     from input where category_id is null) as wanted),
          created as (
            insert into wallet_transactions
              (ws_id, wallet_id, amount, description, category_id, taken_at, source, external_ref,
               classified_by, classification_confidence, identity_key)
-           select i.ws_id, i.wallet_id, i.amount, i.description,
-                  coalesce(i.category_id, ensure_fallback_category(i.ws_id, i.fallback_name, i.fallback_is_expense)),
+           select i.ws_id, i.wallet_id, i.amount, i.description, coalesce(i.category_id, f.id),
                   i.taken_at, i.source, i.external_ref, i.classified_by, i.confidence, i.identity_key
-             from input i where i.event_id in (select id from event)
+             from input i
+             left join fallback f
+               on i.category_id is null and f.ws_id = i.ws_id and f.name = i.fallback_name
+              and f.is_expense = i.fallback_is_expense
+            where i.event_id in (select id from event)
             order by i.ord
            -- the same reference, or the same identity reached by another path: booked already
            on conflict do nothing
