@@ -41,7 +41,7 @@ pub async fn run(cli: &Cli, cmd: &ServeCmd) -> ExitCode {
             };
             sepay_runtime::run_service(
                 "sepay-ingress",
-                &cli.global.db,
+                &cli.global.db.for_hot_path(),
                 &cli.global.nats,
                 |db, bus, shutdown| sepay_ingress::run(config, db, bus, shutdown),
             )
@@ -54,7 +54,7 @@ pub async fn run(cli: &Cli, cmd: &ServeCmd) -> ExitCode {
             };
             sepay_runtime::run_service(
                 "sepay-processor",
-                &cli.global.db,
+                &cli.global.db.for_hot_path(),
                 &cli.global.nats,
                 |db, bus, shutdown| {
                     let classifier = sepay_processor::default_classifier(&config, &db);

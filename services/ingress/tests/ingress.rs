@@ -446,6 +446,7 @@ async fn postgres_unreachable_is_answered_503() {
         database_url: format!("postgres://postgres@127.0.0.1:{}/none", sepay_testkit::free_port()),
         db_max_connections: 2,
         db_acquire_timeout_ms: 500,
+        ..Default::default()
     };
     let ingress = Ingress::start(config.lazy_pool().unwrap(), bus).await;
     let path = "/api/v1/webhooks/sepay/spwh_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -565,6 +566,7 @@ async fn junk_is_refused_from_memory_even_while_postgres_is_away() {
         database_url: proxy.database_url(&db.config.database_url),
         db_max_connections: 4,
         db_acquire_timeout_ms: 500,
+        ..Default::default()
     };
     let ingress = Ingress::start(config.lazy_pool().unwrap(), bus).await;
     let loaded = eventually(Duration::from_secs(5), || async {

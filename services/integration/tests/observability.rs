@@ -227,6 +227,7 @@ async fn readiness_follows_postgres_and_nats_going_away_and_coming_back() {
         database_url: proxy.database_url(&db.config.database_url),
         db_max_connections: 4,
         db_acquire_timeout_ms: 1000,
+        ..Default::default()
     };
     let pool = sepay_store::connect(&config).await.unwrap();
     let mut server = PrivateNats::start();

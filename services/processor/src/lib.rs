@@ -1,8 +1,10 @@
 //! `sepay-processor`: a durable JetStream pull consumer that books each event exactly once.
 //!
 //! Per message: load the event, normalize, resolve the wallet, classify (bounded in time, outside
-//! any transaction), then in ONE transaction lock the event, insert the wallet transaction and
-//! mark the event processed; ack after the commit. Redeliveries of processed events are acked
+//! any transaction), then in ONE statement lock the event, insert the wallet transaction and
+//! mark the event processed; ack after the commit. The loads and the bookings of the messages in
+//! flight are batched (`sepay_runtime::group_commit`, at most `PROCESSOR_BATCH_SIZE`): one query
+//! reads them and one statement books them, one by one again if a batch fails. Redeliveries of processed events are acked
 //! without effect; failures mark the row `failed` with a reason and are retried with backoff.
 
 pub mod classify;

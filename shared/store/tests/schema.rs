@@ -371,3 +371,19 @@ async fn a_striga_endpoint_needs_a_signing_key_and_survives_a_sepay_disconnect()
     let left = sepay_store::endpoints::get(&db.pool, striga.endpoint.id).await.unwrap();
     assert_eq!((left.provider.as_str(), left.status.as_str()), ("striga", "active"));
 }
+
+#[tokio::test]
+async fn the_hot_path_pools_plan_once_and_the_others_per_execution() {
+    let db = TestDb::new().await;
+    for (config, expected) in [
+        (db.config.for_hot_path(), "force_generic_plan"),
+        (db.config.clone(), "auto"),
+    ] {
+        let pool = sepay_store::connect(&config).await.unwrap();
+        let mode: String = sqlx::query_scalar("show plan_cache_mode")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(mode, expected);
+    }
+}

@@ -63,6 +63,7 @@ impl TestDb {
             database_url: format!("{base}/{name}"),
             db_max_connections: 20,
             db_acquire_timeout_ms: 5000,
+            ..Default::default()
         };
         let pool = sepay_store::connect(&config).await.expect("test database");
         Self { pool, config }

@@ -362,6 +362,7 @@ async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Val
                 database_url: service_db_url.clone(),
                 db_max_connections: 4,
                 db_acquire_timeout_ms: 5000,
+                ..Default::default()
             })
             .await?;
             private_pg = Some(pg);
@@ -373,6 +374,7 @@ async fn scenario(ctx: &Ctx<'_>, index: usize, name: &str) -> anyhow::Result<Val
         database_url: service_db_url.clone(),
         db_max_connections: 16,
         db_acquire_timeout_ms: 1000,
+        ..Default::default()
     };
     let bus_prefix = format!("faults{}s{index}", ctx.stamp);
     let bus_config = |url: &str| sepay_bus::NatsConfig {
