@@ -661,6 +661,7 @@ async fn phases(
         args.concurrency,
     )
     .await?;
+    sepay_store::baseline::remove_event_rows(db, baseline_ws.ws_id).await?;
     rows.push((
         "plain insert: one event row per autocommit INSERT (no HTTP, no NATS)".into(),
         plain,

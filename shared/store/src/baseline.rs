@@ -36,6 +36,17 @@ pub async fn insert_event_row(
     Ok(())
 }
 
+/// Removes the baseline's rows once measured: they are no deliveries, and left `received` and
+/// unpublished they would be published by the relay of a later phase's ingress and booked on
+/// that phase's time.
+pub async fn remove_event_rows(pool: &PgPool, ws_id: Uuid) -> StoreResult<u64> {
+    Ok(sqlx::query("delete from sepay_webhook_events where ws_id = $1")
+        .bind(ws_id)
+        .execute(pool)
+        .await?
+        .rows_affected())
+}
+
 /// `synchronous_commit` as the server has it (the bench reports it: a figure with it off would
 /// not be durable).
 pub async fn synchronous_commit(pool: &PgPool) -> StoreResult<String> {
