@@ -9,6 +9,7 @@ mod cli;
 mod directory;
 mod error;
 mod guard;
+mod publisher;
 mod relay;
 mod routes;
 
@@ -210,7 +211,8 @@ pub struct AppState {
     guard: guard::SourceGuard,
     /// Opens the Striga endpoints' sealed signing keys.
     keyring: Keyring,
-    marks: background::PublishedMarks,
+    /// Publishes stored events after their answer.
+    publisher: publisher::Publisher,
     /// `None` when no log is kept (`DELIVERY_LOG_RETENTION_DAYS=0`).
     delivery_log: Option<background::DeliveryLog>,
     /// Writes deliveries in batches (group commit).
@@ -251,6 +253,7 @@ pub async fn serve(
         }
     };
     let (writer, batches) = batch::GroupCommit::start(db.clone(), config.retry_policy());
+    let (publisher, publications) = publisher::Publisher::start(bus.clone(), marks);
     let state = Arc::new(AppState {
         db: db.clone(),
         bus: bus.clone(),
@@ -258,7 +261,7 @@ pub async fn serve(
         directory: directory.clone(),
         guard: config.source_guard()?,
         keyring: config.keyring()?,
-        marks,
+        publisher,
         delivery_log,
         writer,
     });
@@ -284,9 +287,10 @@ pub async fn serve(
     if let Some(health) = health {
         health.await??;
     }
-    // the last batches written before their marks
+    // the last batches written and published before their marks
     drop(state);
     batches.await?;
+    publications.await?;
     marks_stop.cancel();
     marks_writer.await?;
     if let Some(log_writer) = log_writer {

@@ -15,7 +15,7 @@ use sepay_crypto::hmac::striga_signature_matches;
 use sepay_crypto::{WEBHOOK_TOKEN_PREFIX, sha256, verify_secret};
 use sepay_store::deliveries::DeliveryAttempt;
 use sepay_store::endpoints::{EndpointAuth, signing_key_aad};
-use sepay_store::events::{self, Recorded};
+use sepay_store::events::Recorded;
 use sepay_telemetry::metrics;
 use serde_json::json;
 use std::net::{IpAddr, SocketAddr};
@@ -235,8 +235,9 @@ impl AppState {
     }
 }
 
-/// Stores the delivery (dedupe and repeat rules are the providers' shared ones), publishes it
-/// when it opened processing, and answers.
+/// Stores the delivery (dedupe and repeat rules are the providers' shared ones), queues its
+/// publication when it opened processing, and answers: the committed row is durably left for the
+/// relay, so the answer does not wait for JetStream (`publisher`).
 async fn record(
     app: &AppState,
     endpoint: &EndpointAuth,
@@ -265,7 +266,7 @@ async fn record(
     let event = recorded.event();
     span.record("event_id", event.id);
     if recorded.needs_publish() {
-        publish(app, &event).await;
+        app.publisher.queue(event).await;
     }
     let (outcome, answer) = match recorded {
         Recorded::New(_) => ("new", json!({"success": true})),
@@ -336,17 +337,3 @@ async fn find_endpoint(
 
 /// How long an unknown token waits for an announcement in flight before it is refused.
 const NEW_ENDPOINT_GRACE: Duration = Duration::from_millis(50);
-
-/// Publishes after the commit. A failure is logged, not returned: the row is safe and the relay
-/// publishes it once NATS answers again.
-pub(crate) async fn publish(app: &AppState, event: &events::EventRef) {
-    if !app.bus.is_connected() {
-        metrics::counter!("sepay_events_publish_failed_total").increment(1);
-        tracing::warn!(event_id = event.id, "NATS disconnected; the relay will publish");
-        return;
-    }
-    match sepay_runtime::announce_event(&app.bus, event).await {
-        Ok(()) => app.marks.note(event),
-        Err(err) => tracing::warn!(event_id = event.id, error = %err, "publish failed; the relay will retry"),
-    }
-}
