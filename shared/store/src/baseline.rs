@@ -36,9 +36,9 @@ pub async fn insert_event_row(
     Ok(())
 }
 
-/// Removes the baseline's rows once measured: they are no deliveries, and left `received` and
-/// unpublished they would be published by the relay of a later phase's ingress and booked on
-/// that phase's time.
+/// Removes a measured phase's event rows (a workspace's): left `received`, the plain insert's
+/// unpublished rows would be published by a later phase's relay and booked on its time, and any
+/// phase's would be scanned by every relay pass after it.
 pub async fn remove_event_rows(pool: &PgPool, ws_id: Uuid) -> StoreResult<u64> {
     Ok(sqlx::query("delete from sepay_webhook_events where ws_id = $1")
         .bind(ws_id)
