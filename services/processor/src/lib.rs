@@ -55,7 +55,7 @@ pub const CONSUMER: &str = "sepay-processor";
 /// `PROCESSOR_ADDR`
 pub const DEFAULT_PROCESSOR_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8081);
 /// `PROCESSOR_CONCURRENCY`
-pub const DEFAULT_PROCESSOR_CONCURRENCY: usize = 16;
+pub const DEFAULT_PROCESSOR_CONCURRENCY: usize = 64;
 /// `PROCESSOR_BATCH_SIZE`
 pub const DEFAULT_PROCESSOR_BATCH_SIZE: usize = 64;
 /// `PROCESSOR_MAX_DELIVER`
