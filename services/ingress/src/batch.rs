@@ -1,10 +1,10 @@
 //! Group commit of deliveries: concurrent deliveries are written together, one multi-row statement
 //! and one commit per batch (`events::insert_many`), instead of a transaction of four round trips
 //! each, by `sepay_runtime::group_commit` (at most [`BATCH_MAX`] a batch, [`WRITERS`] batches in
-//! flight). Each delivery is answered after its own row is committed (then published, as before).
-//! The repeats of a batch (keys already stored) go through the repeat rules together
-//! (`events::record_repeats`); a batch that fails is written again row by row, so a row Postgres
-//! refuses fails only its own delivery.
+//! flight). Each delivery is answered after its own row is committed (its publication follows the
+//! answer: `publisher`). The repeats of a batch (keys already stored) go through the repeat rules
+//! together (`events::record_repeats`); a batch that fails is written again row by row, so a row
+//! Postgres refuses fails only its own delivery.
 
 use crate::IngressError;
 use sepay_core::{DedupeKey, EventSource, Provider, RetryPolicy};

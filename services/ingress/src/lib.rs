@@ -1,7 +1,8 @@
 //! `sepay-ingress`: authenticates the providers' webhook deliveries (SePay: URL token and API
-//! key; Striga: URL token and body signature), stores each raw event, publishes it to JetStream
-//! and answers. Nothing else happens on the request path (no wallet lookup, no
-//! classification, no SePay call), so answers are fast and an authenticated delivery is never lost.
+//! key; Striga: URL token and body signature), stores each raw event, answers once it is
+//! committed, then publishes it to JetStream (the relay publishes what that misses). Nothing else
+//! happens on the request path (no wallet lookup, no classification, no SePay call), so answers
+//! are fast and an authenticated delivery is never lost.
 
 mod background;
 mod batch;
