@@ -78,81 +78,11 @@ pub enum Booked {
 }
 
 /// Locks the event (never its key: the attempt log's foreign key checks pass), inserts the
-/// transaction with its tags and marks the event processed: one statement, so one round trip
-/// and all or nothing. A concurrent booking of the same event waits
-/// on the row lock and then finds it processed.
+/// transaction with its tags (and fee row) and marks the event processed: one statement, so one
+/// round trip and all or nothing (a batch of one of [`book_many`]'s statement). A concurrent
+/// booking of the same event waits on the row lock and then finds it processed.
 pub async fn book(pool: &PgPool, b: &Booking) -> StoreResult<Booked> {
-    let (existing, fallback_name, fallback_is_expense) = b.category_parts();
-    let point = b.balance_point.as_ref();
-    let (open, created): (bool, Option<Uuid>) = sqlx::query_as(
-        "with event as (
-           select id from sepay_webhook_events
-            where id = $1 and status = any($15) for no key update),
-         created as (
-           insert into wallet_transactions
-             (ws_id, wallet_id, amount, description, category_id, taken_at, source, external_ref,
-              classified_by, classification_confidence, identity_key)
-           select $2, $3, $4, $5, coalesce($6, ensure_fallback_category($2, $7, $8)), $9, $10, $11, $12, $13, $17
-            where exists (select 1 from event)
-           -- the same reference, or the same identity reached by another path: booked already
-           on conflict do nothing
-           returning id),
-         point as (
-           insert into sepay_balance_points (ws_id, account_number, sepay_id, taken_at, amount, accumulated)
-           select $2, $22, $23, $24, $25, $26 where $23::bigint is not null
-           on conflict (ws_id, account_number, sepay_id) do nothing),
-         fee as (
-           insert into wallet_transactions
-             (ws_id, wallet_id, amount, description, category_id, taken_at, source, external_ref, classified_by)
-           select $2, $3, $18, $19, ensure_fallback_category($2, $21, true), $9, $10, $20, 'fee'
-            where exists (select 1 from created) and $18 is not null
-           on conflict do nothing),
-         tag as (
-           insert into transaction_tags (ws_id, name)
-           select distinct $2::uuid, name from unnest($14::text[]) as name where exists (select 1 from created)
-           order by 2
-           on conflict (ws_id, name) do update set name = excluded.name
-           returning id),
-         tagged as (
-           insert into wallet_transaction_tags (transaction_id, tag_id)
-           select created.id, tag.id from created, tag
-           on conflict do nothing),
-         marked as (
-           update sepay_webhook_events
-              set status = $16, created_transaction_id = (select id from created), wallet_id = $3,
-                  processed_at = now(), failure_reason = null, failure_detail = null
-            where id = $1 and exists (select 1 from created)
-           returning id)
-         select exists (select 1 from event), (select id from created)",
-    )
-    .bind(b.event_id)
-    .bind(b.ws_id)
-    .bind(b.wallet_id)
-    .bind(b.amount)
-    .bind(&b.description)
-    .bind(existing)
-    .bind(fallback_name)
-    .bind(fallback_is_expense)
-    .bind(b.taken_at)
-    .bind(b.source)
-    .bind(&b.external_ref)
-    .bind(&b.classified_by)
-    .bind(b.confidence)
-    .bind(&b.tags)
-    .bind(lifecycle::spellings(Trigger::Book.from()))
-    .bind(Trigger::Book.to().as_str())
-    .bind(&b.identity_key)
-    .bind(b.fee.as_ref().map(|f| f.amount))
-    .bind(b.fee.as_ref().map(|f| &f.description))
-    .bind(b.fee.as_ref().map(|f| &f.external_ref))
-    .bind(FEE_CATEGORY)
-    .bind(point.map(|(account, _)| account))
-    .bind(point.map(|(_, p)| p.sepay_id))
-    .bind(point.map(|(_, p)| p.taken_at))
-    .bind(point.map(|(_, p)| p.amount))
-    .bind(point.map(|(_, p)| p.accumulated))
-    .fetch_one(pool)
-    .await?;
+    let (open, created) = book_together(pool, &[b]).await?[0];
     settle_outcome(pool, b, open, created).await
 }
 
@@ -187,16 +117,15 @@ async fn settle_outcome(pool: &PgPool, b: &Booking, open: bool, created: Option<
 }
 
 /// Books many events in one statement (one round trip, one commit), all or nothing, with the same
-/// outcomes as [`book`] one by one, in order. Bookings that cannot share the statement are booked
-/// after it with [`book`]: those with a fee row, and a second booking of a reference already in
-/// the batch (the same event redelivered, or two events of one bank transaction), which then
-/// sees the first one's row.
+/// outcomes as [`book`] one by one, in order. A second booking of a reference already in the batch
+/// (the same event redelivered, or two events of one bank transaction) cannot share the
+/// statement: it is booked after it with [`book`], and then sees the first one's row.
 pub async fn book_many(pool: &PgPool, bookings: &[Booking]) -> StoreResult<Vec<Booked>> {
     let mut together: Vec<usize> = Vec::with_capacity(bookings.len());
     let mut after: Vec<usize> = Vec::new();
     let mut refs = std::collections::HashSet::new();
     for (i, b) in bookings.iter().enumerate() {
-        if b.fee.is_none() && refs.insert((b.ws_id, b.external_ref.as_str())) {
+        if refs.insert((b.ws_id, b.external_ref.as_str())) {
             together.push(i);
         } else {
             after.push(i);
@@ -216,7 +145,7 @@ pub async fn book_many(pool: &PgPool, bookings: &[Booking]) -> StoreResult<Vec<B
     Ok(outcomes.into_iter().flatten().collect())
 }
 
-/// [`book`]'s statement for many bookings (no fee rows, distinct references): per booking, in
+/// The booking statement for bookings of distinct references: per booking, in
 /// order, whether its event was open and the row it created. Events are locked in id order (as
 /// the ingress's publication marks lock them) and tags upserted in name order, so concurrent
 /// batches meet in one order; the lock leaves the key alone, so the attempt log's foreign key
@@ -232,11 +161,12 @@ async fn book_together(pool: &PgPool, bookings: &[&Booking]) -> StoreResult<Vec<
            select * from unnest($1::int[], $2::bigint[], $3::uuid[], $4::uuid[], $5::numeric[], $6::text[],
                                 $7::uuid[], $8::text[], $9::bool[], $10::timestamptz[], $11::text[], $12::text[],
                                 $13::text[], $14::real[], $15::text[], $16::text[], $17::bigint[],
-                                $18::timestamptz[], $19::numeric[], $20::numeric[])
+                                $18::timestamptz[], $19::numeric[], $20::numeric[], $25::numeric[],
+                                $26::text[], $27::text[])
              as i(ord, event_id, ws_id, wallet_id, amount, description, category_id, fallback_name,
                   fallback_is_expense, taken_at, source, external_ref, classified_by, confidence,
                   identity_key, point_account, point_sepay_id, point_taken_at, point_amount,
-                  point_accumulated)),
+                  point_accumulated, fee_amount, fee_description, fee_ref)),
          event as (
            select id from sepay_webhook_events
             where id = any($2) and status = any($23) order by id for no key update),
@@ -244,7 +174,7 @@ async fn book_together(pool: &PgPool, bookings: &[&Booking]) -> StoreResult<Vec<
          fallback as (
            select ws_id, name, is_expense, ensure_fallback_category(ws_id, name, is_expense) as id
              from (select distinct ws_id, fallback_name as name, fallback_is_expense as is_expense
-                     from input where category_id is null) as wanted),
+                     from input where category_id is null and event_id in (select id from event)) as wanted),
          created as (
            insert into wallet_transactions
              (ws_id, wallet_id, amount, description, category_id, taken_at, source, external_ref,
@@ -263,6 +193,14 @@ async fn book_together(pool: &PgPool, bookings: &[&Booking]) -> StoreResult<Vec<
          booked as (
            select i.event_id, i.ws_id, i.wallet_id, c.id
              from input i join created c on c.ws_id = i.ws_id and c.external_ref = i.external_ref),
+         fee as (
+           insert into wallet_transactions
+             (ws_id, wallet_id, amount, description, category_id, taken_at, source, external_ref, classified_by)
+           select i.ws_id, i.wallet_id, i.fee_amount, i.fee_description,
+                  ensure_fallback_category(i.ws_id, $28, true), i.taken_at, i.source, i.fee_ref, 'fee'
+             from input i join booked b on b.event_id = i.event_id
+            where i.fee_amount is not null
+           on conflict do nothing),
          point as (
            insert into sepay_balance_points (ws_id, account_number, sepay_id, taken_at, amount, accumulated)
            select ws_id, point_account, point_sepay_id, point_taken_at, point_amount, point_accumulated
@@ -315,6 +253,10 @@ async fn book_together(pool: &PgPool, bookings: &[&Booking]) -> StoreResult<Vec<
     .bind(cols.tag_name)
     .bind(lifecycle::spellings(Trigger::Book.from()))
     .bind(Trigger::Book.to().as_str())
+    .bind(cols.fee_amount)
+    .bind(cols.fee_description)
+    .bind(cols.fee_ref)
+    .bind(FEE_CATEGORY)
     .fetch_all(pool)
     .await?;
     if rows.len() != n {
@@ -347,6 +289,9 @@ struct BatchColumns<'a> {
     point_taken_at: Vec<Option<DateTime<Utc>>>,
     point_amount: Vec<Option<Decimal>>,
     point_accumulated: Vec<Option<Decimal>>,
+    fee_amount: Vec<Option<Decimal>>,
+    fee_description: Vec<Option<&'a str>>,
+    fee_ref: Vec<Option<&'a str>>,
     tag_event: Vec<i64>,
     tag_name: Vec<&'a str>,
 }
@@ -382,6 +327,10 @@ impl<'a> BatchColumns<'a> {
         self.point_taken_at.push(point.map(|(_, p)| p.taken_at));
         self.point_amount.push(point.map(|(_, p)| p.amount));
         self.point_accumulated.push(point.map(|(_, p)| p.accumulated));
+        self.fee_amount.push(b.fee.as_ref().map(|f| f.amount));
+        self.fee_description
+            .push(b.fee.as_ref().map(|f| f.description.as_str()));
+        self.fee_ref.push(b.fee.as_ref().map(|f| f.external_ref.as_str()));
         for tag in &b.tags {
             self.tag_event.push(b.event_id);
             self.tag_name.push(tag);
