@@ -108,12 +108,7 @@ async fn write(db: &PgPool, policy: &RetryPolicy, batch: Vec<Delivery>, touch: &
                 .filter(|(_, row)| row.is_none())
                 .map(|(e, _)| e)
                 .collect();
-            let mut repeated = if repeats.is_empty() {
-                Vec::new()
-            } else {
-                events::record_repeats(db, &repeats, policy).await
-            }
-            .into_iter();
+            let mut repeated = events::record_repeats(db, &repeats, policy).await.into_iter();
             events
                 .iter()
                 .zip(rows)

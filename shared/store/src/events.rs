@@ -280,6 +280,9 @@ pub async fn record_repeats(
     repeats: &[&NewEvent<'_>],
     policy: &RetryPolicy,
 ) -> Vec<StoreResult<Recorded>> {
+    if repeats.is_empty() {
+        return Vec::new();
+    }
     let mut outcomes: Vec<Option<StoreResult<Recorded>>> = repeats.iter().map(|_| None).collect();
     if let Err(err) = count_repeats(pool, repeats, policy, &mut outcomes).await {
         tracing::warn!(error = %err, repeats = repeats.len(), "repeats not counted together; one by one");
