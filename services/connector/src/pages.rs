@@ -624,13 +624,13 @@ pub struct Overview<'a> {
     pub money_charts: &'a [(String, crate::chart::Chart)],
     /// Days with bookings, per currency.
     pub money: &'a [sepay_store::overview::BookingDay],
-    pub open_gaps: usize,
-    pub flagged_gaps: usize,
+    pub open_gaps: i64,
+    pub flagged_gaps: i64,
     pub live_webhooks: i64,
     /// When a provisioned webhook was last seen healthy at SePay.
     pub last_verified: Option<DateTime<Utc>>,
     /// Webhooks set right at SePay in the period (deleted, disabled or changed there).
-    pub repairs: usize,
+    pub repairs: i64,
     pub connection: &'static str,
 }
 

@@ -256,6 +256,17 @@ pub async fn gap_counts(pool: &PgPool) -> StoreResult<Vec<(String, i64)>> {
     )
 }
 
+/// A workspace's gaps that are not closed: how many are open, and how many flagged (the overview).
+pub async fn unclosed_gap_counts(pool: &PgPool, ws_id: Uuid) -> StoreResult<(i64, i64)> {
+    Ok(sqlx::query_as(
+        "select count(*) filter (where status = 'open'), count(*) filter (where status = 'flagged')
+           from sepay_balance_gaps where ws_id = $1",
+    )
+    .bind(ws_id)
+    .fetch_one(pool)
+    .await?)
+}
+
 /// A workspace's gaps: how many were opened, and how many of them are flagged.
 pub async fn gap_summary(pool: &PgPool, ws_id: Uuid) -> StoreResult<(i64, i64)> {
     Ok(sqlx::query_as(

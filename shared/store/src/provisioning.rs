@@ -380,6 +380,17 @@ pub async fn list_repairs(pool: &PgPool, ws_id: Uuid, limit: i64) -> StoreResult
     .await?)
 }
 
+/// How many of a workspace's webhooks were repaired since `since` (the overview).
+pub async fn repairs_since(pool: &PgPool, ws_id: Uuid, since: DateTime<Utc>) -> StoreResult<i64> {
+    Ok(
+        sqlx::query_scalar("select count(*) from sepay_webhook_repairs where ws_id = $1 and repaired_at >= $2")
+            .bind(ws_id)
+            .bind(since)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
 /// SePay webhooks of a workspace's revoked endpoints that no live endpoint uses any more: left
 /// posting to a dead URL until deleted at SePay.
 pub async fn orphaned_webhook_ids(pool: &PgPool, ws_id: Uuid) -> StoreResult<Vec<i64>> {

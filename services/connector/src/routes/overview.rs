@@ -99,16 +99,11 @@ pub(super) async fn page(State(state): State<AppRef>, admin: Admin) -> Result<Re
             (currency, chart::draw(&bars))
         })
         .collect::<Vec<_>>();
-    let gaps = balances::unclosed_gaps(db, ws_id).await?;
-    let flagged_gaps = gaps.iter().filter(|g| g.status == "flagged").count();
-    let live = endpoints::list(db, Some(ws_id)).await?;
-    let last_verified = live.iter().filter_map(|e| e.last_verified_at).max();
+    let (open_gaps, flagged_gaps) = balances::unclosed_gap_counts(db, ws_id).await?;
+    let endpoints = endpoints::list(db, Some(ws_id)).await?;
+    let last_verified = endpoints.iter().filter_map(|e| e.last_verified_at).max();
     let since = chrono::Utc::now() - chrono::Duration::days(DAYS as i64);
-    let repairs = provisioning::list_repairs(db, ws_id, 100)
-        .await?
-        .iter()
-        .filter(|r| r.repaired_at >= since)
-        .count();
+    let repairs = provisioning::repairs_since(db, ws_id, since).await?;
     let connection = pages::connection_state(connections::connection_view(db, ws_id).await?.as_ref());
     Ok(pages::render(&pages::Overview {
         ws_id,
@@ -118,7 +113,7 @@ pub(super) async fn page(State(state): State<AppRef>, admin: Admin) -> Result<Re
         activity,
         money_charts: &money_charts,
         money: &money,
-        open_gaps: gaps.len() - flagged_gaps,
+        open_gaps,
         flagged_gaps,
         live_webhooks: provisioning::live_endpoint_count(db, ws_id).await?,
         last_verified,
