@@ -1,6 +1,7 @@
 //! The relay: publishes what the request path could not. It re-drives rows whose publication
 //! failed or never happened, and `received` rows left unbooked past the stale TTL (a crashed
-//! worker, a lost message) — SePay's own retries would only be answered "in flight".
+//! worker, a lost message) — SePay's own retries would only be answered "in flight". It finds
+//! them on its work list, `sepay_open_events`, which it also prunes of events no longer open.
 
 use crate::IngressConfig;
 use sepay_bus::Bus;
@@ -35,6 +36,10 @@ pub async fn run(config: RelayConfig, db: PgPool, bus: Bus, shutdown: Cancellati
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
+        }
+        // the work list's closed rows, whether or not NATS is there
+        if let Err(err) = events::prune_open(&db).await {
+            tracing::warn!(error = %err, "relay could not prune its work list");
         }
         if !bus.is_connected() {
             if let Ok(backlog) = events::relay_backlog(&db).await {

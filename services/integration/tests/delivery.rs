@@ -102,6 +102,10 @@ async fn a_stale_received_event_is_re_driven_without_a_sepay_retry() {
     .execute(&db.pool)
     .await
     .unwrap();
+    sqlx::query("insert into sepay_open_events select id, attempts, opened_at from sepay_webhook_events")
+        .execute(&db.pool)
+        .await
+        .unwrap();
     let _system = System::start(&db, &nats).await;
     assert!(
         eventually(Duration::from_secs(10), || async {

@@ -27,6 +27,21 @@ macro_rules! account {
     };
 }
 
+/// Puts the `received` rows of the data-modifying CTE `$rows` on the relay's work list
+/// (`sepay_open_events`), as a CTE of the statement that opens them, so an open event always has
+/// its row there (`$received`: the parameter holding `received`). A reopen's row replaces the
+/// earlier attempt's, if the relay has not pruned it yet.
+macro_rules! open_rows {
+    ($rows:literal, $received:literal) => {
+        concat!(
+            "opened as (
+               insert into sepay_open_events (event_id, attempts, opened_at)
+               select id, attempts, opened_at from ", $rows, " where status = ", $received, "
+               on conflict (event_id) do update set attempts = excluded.attempts, opened_at = excluded.opened_at)"
+        )
+    };
+}
+
 /// What one event's publication carries: enough for the processor to find the row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
 pub struct EventRef {
@@ -146,15 +161,18 @@ pub async fn record_delivery(pool: &PgPool, new: &NewEvent<'_>, policy: &RetryPo
         .execute(&mut *tx)
         .await?;
     }
-    let inserted: Option<EventRef> = sqlx::query_as(
-        "insert into sepay_webhook_events
-           (ws_id, endpoint_id, source, sepay_transaction_id, dedupe_key, payload, raw_body, status,
-            failure_reason, failure_detail, provider)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9,
-                 case when $9::text is null then null else 'the body is not a JSON object' end, $10)
-         on conflict (ws_id, dedupe_key) do nothing
-         returning id, ws_id, attempts",
-    )
+    let inserted: Option<EventRef> = sqlx::query_as(concat!(
+        "with inserted as (
+           insert into sepay_webhook_events
+             (ws_id, endpoint_id, source, sepay_transaction_id, dedupe_key, payload, raw_body, status,
+              failure_reason, failure_detail, provider)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+                   case when $9::text is null then null else 'the body is not a JSON object' end, $10)
+           on conflict (ws_id, dedupe_key) do nothing
+           returning id, ws_id, attempts, status, opened_at), ",
+        open_rows!("inserted", "$11"),
+        " select id, ws_id, attempts from inserted"
+    ))
     .bind(new.ws_id)
     .bind(new.endpoint_id)
     .bind(new.source.as_str())
@@ -165,6 +183,7 @@ pub async fn record_delivery(pool: &PgPool, new: &NewEvent<'_>, policy: &RetryPo
     .bind(status.as_str())
     .bind(reason)
     .bind(new.provider.as_str())
+    .bind(EventStatus::Received.as_str())
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(event) = inserted {
@@ -221,23 +240,26 @@ pub async fn insert_many(pool: &PgPool, new: &[NewEvent<'_>], touch: &[Uuid]) ->
     for event in new {
         columns.push(event);
     }
-    let inserted: Vec<(i64, Uuid, i32, String)> = sqlx::query_as(
+    let inserted: Vec<(i64, Uuid, i32, String)> = sqlx::query_as(concat!(
         "with touched as (
            update sepay_webhook_endpoints set last_used_at = now()
-            where id = any($11) and (last_used_at is null or last_used_at < now() - interval '1 minute'))
-         insert into sepay_webhook_events
-           (ws_id, endpoint_id, source, sepay_transaction_id, dedupe_key, payload, raw_body, status,
-            failure_reason, failure_detail, provider)
-         select ws_id, endpoint_id, source, sepay_transaction_id, dedupe_key, payload, raw_body, status,
-                failure_reason, case when failure_reason is null then null else 'the body is not a JSON object' end,
-                provider
-           from unnest($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::text[], $6::jsonb[], $7::text[],
-                       $8::text[], $9::text[], $10::text[])
-             as i(ws_id, endpoint_id, source, sepay_transaction_id, dedupe_key, payload, raw_body, status,
-                  failure_reason, provider)
-         on conflict (ws_id, dedupe_key) do nothing
-         returning id, ws_id, attempts, dedupe_key",
-    )
+            where id = any($11) and (last_used_at is null or last_used_at < now() - interval '1 minute')),
+         inserted as (
+           insert into sepay_webhook_events
+             (ws_id, endpoint_id, source, sepay_transaction_id, dedupe_key, payload, raw_body, status,
+              failure_reason, failure_detail, provider)
+           select ws_id, endpoint_id, source, sepay_transaction_id, dedupe_key, payload, raw_body, status,
+                  failure_reason, case when failure_reason is null then null else 'the body is not a JSON object' end,
+                  provider
+             from unnest($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::text[], $6::jsonb[], $7::text[],
+                         $8::text[], $9::text[], $10::text[])
+               as i(ws_id, endpoint_id, source, sepay_transaction_id, dedupe_key, payload, raw_body, status,
+                    failure_reason, provider)
+           on conflict (ws_id, dedupe_key) do nothing
+           returning id, ws_id, attempts, dedupe_key, status, opened_at), ",
+        open_rows!("inserted", "$12"),
+        " select id, ws_id, attempts, dedupe_key from inserted"
+    ))
     .bind(columns.ws_id)
     .bind(columns.endpoint_id)
     .bind(columns.source)
@@ -249,6 +271,7 @@ pub async fn insert_many(pool: &PgPool, new: &[NewEvent<'_>], touch: &[Uuid]) ->
     .bind(columns.failure_reason)
     .bind(columns.provider)
     .bind(touch)
+    .bind(EventStatus::Received.as_str())
     .fetch_all(pool)
     .await?;
     let mut by_key: std::collections::HashMap<(Uuid, &str), EventRef> = inserted
@@ -434,11 +457,11 @@ async fn reopen<'c>(db: impl PgExecutor<'c>, which: &Reopen<'_>) -> StoreResult<
         // the lifecycle's `RetryPolicy::is_stale` in SQL; skip locked: a row being booked is left to it
         Reopen::Stale { .. } => (
             Trigger::Sweep,
-            "id in (select id from sepay_webhook_events
-                     where status = any($3) and created_transaction_id is null
-                       and opened_at < now() - make_interval(secs => $4)
-                     order by opened_at limit $5
-                     for update skip locked)",
+            "id in (select e.id from sepay_open_events o join sepay_webhook_events e on e.id = o.event_id
+                     where e.status = any($3) and e.created_transaction_id is null
+                       and o.opened_at < now() - make_interval(secs => $4)
+                     order by o.opened_at limit $5
+                     for update of e skip locked)",
         ),
         Reopen::Failed { .. } => (
             Trigger::Replay,
@@ -449,13 +472,16 @@ async fn reopen<'c>(db: impl PgExecutor<'c>, which: &Reopen<'_>) -> StoreResult<
     };
     let repeat = matches!(which, Reopen::Repeat(_));
     let query = sqlx::query_as(AssertSqlSafe(format!(
-        "update sepay_webhook_events
-            set status = $1, attempts = attempts + 1, opened_at = now(), published_at = null,
-                failure_reason = null, failure_detail = null,
-                delivery_count = delivery_count + case when $2 then 1 else 0 end,
-                last_received_at = case when $2 then now() else last_received_at end
-          where status = any($3) and {rows}
-          returning id, ws_id, attempts"
+        "with reopened as (
+           update sepay_webhook_events
+              set status = $1, attempts = attempts + 1, opened_at = now(), published_at = null,
+                  failure_reason = null, failure_detail = null,
+                  delivery_count = delivery_count + case when $2 then 1 else 0 end,
+                  last_received_at = case when $2 then now() else last_received_at end
+            where status = any($3) and {rows}
+            returning id, ws_id, attempts, status, opened_at), {}
+         select id, ws_id, attempts from reopened",
+        open_rows!("reopened", "$1")
     )))
     .bind(trigger.to().as_str())
     .bind(repeat)
@@ -476,13 +502,16 @@ pub async fn insert_missing(pool: &PgPool, new: &NewEvent<'_>) -> StoreResult<Op
             message: "only JSON payloads are reconciled".into(),
         });
     };
-    Ok(sqlx::query_as(
-        "insert into sepay_webhook_events
-           (ws_id, endpoint_id, source, sepay_transaction_id, dedupe_key, payload, provider, status)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)
-         on conflict (ws_id, dedupe_key) do nothing
-         returning id, ws_id, attempts",
-    )
+    Ok(sqlx::query_as(concat!(
+        "with inserted as (
+           insert into sepay_webhook_events
+             (ws_id, endpoint_id, source, sepay_transaction_id, dedupe_key, payload, provider, status)
+           values ($1, $2, $3, $4, $5, $6, $7, $8)
+           on conflict (ws_id, dedupe_key) do nothing
+           returning id, ws_id, attempts, status, opened_at), ",
+        open_rows!("inserted", "$8"),
+        " select id, ws_id, attempts from inserted"
+    ))
     .bind(new.ws_id)
     .bind(new.endpoint_id)
     .bind(new.source.as_str())
@@ -532,10 +561,11 @@ pub async fn reopen_stale(pool: &PgPool, stale_after: Duration, limit: i64) -> S
 /// than `min_age` so the ingress's own publish is not raced.
 pub async fn unpublished(pool: &PgPool, min_age: Duration, limit: i64) -> StoreResult<Vec<EventRef>> {
     Ok(sqlx::query_as(
-        "select id, ws_id, attempts from sepay_webhook_events
-          where status = $3 and published_at is null
-            and opened_at < now() - make_interval(secs => $1)
-          order by opened_at limit $2",
+        "select e.id, e.ws_id, e.attempts
+           from sepay_open_events o join sepay_webhook_events e on e.id = o.event_id
+          where e.status = $3 and e.published_at is null
+            and o.opened_at < now() - make_interval(secs => $1)
+          order by o.opened_at limit $2",
     )
     .bind(min_age.as_secs_f64())
     .bind(limit)
@@ -547,11 +577,32 @@ pub async fn unpublished(pool: &PgPool, min_age: Duration, limit: i64) -> StoreR
 /// Rows waiting for the relay: never published, or received and not yet booked.
 pub async fn relay_backlog(pool: &PgPool) -> StoreResult<i64> {
     Ok(
-        sqlx::query_scalar("select count(*) from sepay_webhook_events where status = $1 and published_at is null")
+        sqlx::query_scalar(
+            "select count(*) from sepay_open_events o join sepay_webhook_events e on e.id = o.event_id
+              where e.status = $1 and e.published_at is null",
+        )
             .bind(EventStatus::Received.as_str())
             .fetch_one(pool)
             .await?,
     )
+}
+
+/// Removes from the relay's work list the rows of events no longer open (booked, failed, a
+/// duplicate, or deleted): the booking does not, so that it stays one update of the event row.
+/// A row being reopened is skipped (locked) or kept (its attempt is newer than the event row
+/// this statement read). Returns how many rows it removed.
+pub async fn prune_open(pool: &PgPool) -> StoreResult<u64> {
+    Ok(sqlx::query(
+        "delete from sepay_open_events where event_id in (
+           select o.event_id from sepay_open_events o
+             left join sepay_webhook_events e on e.id = o.event_id
+            where e.id is null or (e.status <> $1 and e.attempts = o.attempts)
+            order by o.event_id for update of o skip locked)",
+    )
+    .bind(EventStatus::Received.as_str())
+    .execute(pool)
+    .await?
+    .rows_affected())
 }
 
 /// One event as the processor and the CLI see it.
