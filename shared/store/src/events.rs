@@ -531,20 +531,23 @@ pub async fn mark_published(pool: &PgPool, event: &EventRef) -> StoreResult<()> 
 }
 
 /// Notes many publications in one statement (the ingress batches them: one commit per batch,
-/// not per delivery). A row reopened since (a new attempt) is left unpublished. Rows are locked
-/// in id order, the order the processor's batches lock them in, so the two never deadlock.
+/// not per delivery). A row reopened since (a new attempt) is left unpublished. A row already
+/// closed is left alone: the processor's update noted its publication, and another version of
+/// the row would cost more than the mark is worth. Rows are locked in id order, the order the
+/// processor's batches lock them in, so the two never deadlock.
 pub async fn mark_published_many(pool: &PgPool, events: &[(i64, i32)]) -> StoreResult<u64> {
     let (ids, attempts): (Vec<i64>, Vec<i32>) = events.iter().copied().unzip();
     Ok(sqlx::query(
         "with marked as (
            select e.id from sepay_webhook_events e
              join unnest($1::bigint[], $2::int[]) as m(id, attempts) on e.id = m.id and e.attempts = m.attempts
-            where e.published_at is null
+            where e.published_at is null and e.status = $3
             order by e.id for no key update of e)
          update sepay_webhook_events e set published_at = now() from marked where e.id = marked.id",
     )
     .bind(&ids)
     .bind(&attempts)
+    .bind(EventStatus::Received.as_str())
     .execute(pool)
     .await?
     .rows_affected())
@@ -711,7 +714,8 @@ pub async fn list(pool: &PgPool, filter: &EventFilter) -> StoreResult<Vec<Event>
 /// Marks an open event failed; a row already booked is left alone.
 pub async fn mark_failed(pool: &PgPool, id: i64, reason: FailureReason, detail: &str) -> StoreResult<()> {
     sqlx::query(
-        "update sepay_webhook_events set status = $4, failure_reason = $2, failure_detail = $3
+        "update sepay_webhook_events
+            set status = $4, failure_reason = $2, failure_detail = $3, published_at = coalesce(published_at, now())
           where id = $1 and status = any($5)",
     )
     .bind(id)
@@ -729,7 +733,8 @@ pub async fn mark_failed(pool: &PgPool, id: i64, reason: FailureReason, detail: 
 pub async fn mark_processed_without_booking(pool: &PgPool, id: i64) -> StoreResult<bool> {
     let done = sqlx::query(
         "update sepay_webhook_events
-            set status = $2, processed_at = now(), failure_reason = null, failure_detail = null
+            set status = $2, processed_at = now(), failure_reason = null, failure_detail = null,
+                published_at = coalesce(published_at, now())
           where id = $1 and status = any($3)",
     )
     .bind(id)

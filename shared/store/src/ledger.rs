@@ -96,7 +96,7 @@ async fn settle_outcome(pool: &PgPool, b: &Booking, open: bool, created: Option<
             let duplicate_of: Option<Uuid> = sqlx::query_scalar(
                 "update sepay_webhook_events e
                     set status = $5, created_transaction_id = t.id, wallet_id = $4, processed_at = now(),
-                        failure_reason = null, failure_detail = null
+                        published_at = coalesce(e.published_at, now()), failure_reason = null, failure_detail = null
                    from wallet_transactions t
                   where e.id = $1 and e.status = any($6) and t.ws_id = $2
                     and (t.external_ref = $3 or t.identity_key = $7)
@@ -222,7 +222,9 @@ async fn book_together(pool: &PgPool, bookings: &[&Booking]) -> StoreResult<Vec<
          marked as (
            update sepay_webhook_events e
               set status = $24, created_transaction_id = b.id, wallet_id = b.wallet_id,
-                  processed_at = now(), failure_reason = null, failure_detail = null
+                  processed_at = now(), failure_reason = null, failure_detail = null,
+                  -- the processor had it, so it was published: the mark, if still to come, is skipped
+                  published_at = coalesce(e.published_at, now())
              from booked b where e.id = b.event_id
            returning e.id)
          select i.ord, i.event_id in (select id from event), b.id

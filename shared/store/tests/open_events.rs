@@ -1,7 +1,7 @@
 //! The relay's work list (`sepay_open_events`) against a real Postgres: every statement that
 //! opens an event puts it there, the relay's queries read it, and the prune removes exactly the
-//! rows of events no longer open. And the event row's own updates stay HOT: no index covers a
-//! column they change.
+//! rows of events no longer open. A closed row takes no publication mark. And the event row's own
+//! updates stay HOT: no index covers a column they change.
 
 use sepay_core::{DedupeKey, Delivery, EventSource, FailureReason, Provider, RetryPolicy};
 use sepay_store::events::{self, EventBody, EventRef, NewEvent, Recorded};
@@ -88,6 +88,16 @@ async fn the_work_list_holds_exactly_the_open_events() {
     assert!(events::mark_processed_without_booking(&db.pool, e1.id).await.unwrap());
     events::mark_failed(&db.pool, e2.id, FailureReason::WalletNotLinked, "no wallet").await.unwrap();
     assert_eq!(open_list(&db.pool).await.len(), 5, "the booking leaves the list to the relay");
+    // closing notes the publication (the processor had it); a mark arriving later adds no version
+    let published: Vec<bool> = sqlx::query_scalar(
+        "select published_at is not null from sepay_webhook_events where id = any($1) order by id",
+    )
+    .bind([e1.id, e2.id])
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(published, [true, true]);
+    assert_eq!(events::mark_published_many(&db.pool, &[(e1.id, 1)]).await.unwrap(), 0);
     assert_eq!(events::prune_open(&db.pool).await.unwrap(), 2);
     assert_eq!(open_list(&db.pool).await, vec![(e3.id, 1), (e4.id, 1), (e5.id, 1)]);
     assert_eq!(events::relay_backlog(&db.pool).await.unwrap(), 2);
