@@ -36,7 +36,11 @@ macro_rules! open_rows {
         concat!(
             "opened as (
                insert into sepay_open_events (event_id, attempts, opened_at)
-               select id, attempts, opened_at from ", $rows, " where status = ", $received, "
+               select id, attempts, opened_at from ",
+            $rows,
+            " where status = ",
+            $received,
+            "
                on conflict (event_id) do update set attempts = excluded.attempts, opened_at = excluded.opened_at)"
         )
     };
@@ -579,15 +583,13 @@ pub async fn unpublished(pool: &PgPool, min_age: Duration, limit: i64) -> StoreR
 
 /// Rows waiting for the relay: never published, or received and not yet booked.
 pub async fn relay_backlog(pool: &PgPool) -> StoreResult<i64> {
-    Ok(
-        sqlx::query_scalar(
-            "select count(*) from sepay_open_events o join sepay_webhook_events e on e.id = o.event_id
+    Ok(sqlx::query_scalar(
+        "select count(*) from sepay_open_events o join sepay_webhook_events e on e.id = o.event_id
               where e.status = $1 and e.published_at is null",
-        )
-            .bind(EventStatus::Received.as_str())
-            .fetch_one(pool)
-            .await?,
     )
+    .bind(EventStatus::Received.as_str())
+    .fetch_one(pool)
+    .await?)
 }
 
 /// Removes from the relay's work list the rows of events no longer open (booked, failed, a

@@ -55,11 +55,15 @@ async fn the_work_list_holds_exactly_the_open_events() {
 
     // opened by the group commit (not the body that is no object: it is stored failed), one
     // delivery alone, and reconciliation
-    let batch = [new(0, EventSource::Webhook), new(1, EventSource::Webhook), NewEvent {
-        dedupe_key: &raw_key,
-        body: EventBody::Invalid("not json"),
-        ..new(0, EventSource::Webhook)
-    }];
+    let batch = [
+        new(0, EventSource::Webhook),
+        new(1, EventSource::Webhook),
+        NewEvent {
+            dedupe_key: &raw_key,
+            body: EventBody::Invalid("not json"),
+            ..new(0, EventSource::Webhook)
+        },
+    ];
     let rows = events::insert_many(&db.pool, &batch, &[]).await.unwrap();
     let (e1, e2) = (rows[0].unwrap(), rows[1].unwrap());
     let Recorded::New(e3) = events::record_delivery(&db.pool, &new(2, EventSource::Webhook), &policy)
@@ -72,9 +76,15 @@ async fn the_work_list_holds_exactly_the_open_events() {
         .await
         .unwrap()
         .unwrap();
-    let e5 = events::insert_many(&db.pool, &[new(4, EventSource::Webhook)], &[]).await.unwrap()[0].unwrap();
+    let e5 = events::insert_many(&db.pool, &[new(4, EventSource::Webhook)], &[])
+        .await
+        .unwrap()[0]
+        .unwrap();
     let all = [e1, e2, e3, e4, e5];
-    assert_eq!(open_list(&db.pool).await, all.iter().map(|e| (e.id, 1)).collect::<Vec<_>>());
+    assert_eq!(
+        open_list(&db.pool).await,
+        all.iter().map(|e| (e.id, 1)).collect::<Vec<_>>()
+    );
     let unpublished = events::unpublished(&db.pool, Duration::ZERO, 100).await.unwrap();
     assert_eq!(ids(&unpublished), ids(&all));
     assert_eq!(events::relay_backlog(&db.pool).await.unwrap(), 5);
@@ -82,20 +92,30 @@ async fn the_work_list_holds_exactly_the_open_events() {
     // published: no longer the relay's to publish, still open
     events::mark_published(&db.pool, &e5).await.unwrap();
     assert_eq!(events::relay_backlog(&db.pool).await.unwrap(), 4);
-    assert!(!events::unpublished(&db.pool, Duration::ZERO, 100).await.unwrap().contains(&e5));
+    assert!(
+        !events::unpublished(&db.pool, Duration::ZERO, 100)
+            .await
+            .unwrap()
+            .contains(&e5)
+    );
 
     // closed: booked, failed; the prune removes those, and nothing else
     assert!(events::mark_processed_without_booking(&db.pool, e1.id).await.unwrap());
-    events::mark_failed(&db.pool, e2.id, FailureReason::WalletNotLinked, "no wallet").await.unwrap();
-    assert_eq!(open_list(&db.pool).await.len(), 5, "the booking leaves the list to the relay");
+    events::mark_failed(&db.pool, e2.id, FailureReason::WalletNotLinked, "no wallet")
+        .await
+        .unwrap();
+    assert_eq!(
+        open_list(&db.pool).await.len(),
+        5,
+        "the booking leaves the list to the relay"
+    );
     // closing notes the publication (the processor had it); a mark arriving later adds no version
-    let published: Vec<bool> = sqlx::query_scalar(
-        "select published_at is not null from sepay_webhook_events where id = any($1) order by id",
-    )
-    .bind([e1.id, e2.id])
-    .fetch_all(&db.pool)
-    .await
-    .unwrap();
+    let published: Vec<bool> =
+        sqlx::query_scalar("select published_at is not null from sepay_webhook_events where id = any($1) order by id")
+            .bind([e1.id, e2.id])
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
     assert_eq!(published, [true, true]);
     assert_eq!(events::mark_published_many(&db.pool, &[(e1.id, 1)]).await.unwrap(), 0);
     assert_eq!(events::prune_open(&db.pool).await.unwrap(), 2);
@@ -103,10 +123,16 @@ async fn the_work_list_holds_exactly_the_open_events() {
     assert_eq!(events::relay_backlog(&db.pool).await.unwrap(), 2);
 
     // a replay reopens the failed one: on the list again, with its new attempt
-    let reopened = events::reopen_failed(&db.pool, Some(seed.ws_id), &[e2.id]).await.unwrap();
+    let reopened = events::reopen_failed(&db.pool, Some(seed.ws_id), &[e2.id])
+        .await
+        .unwrap();
     assert_eq!(reopened.len(), 1);
     assert!(open_list(&db.pool).await.contains(&(e2.id, 2)));
-    assert_eq!(events::prune_open(&db.pool).await.unwrap(), 0, "a reopened event is open");
+    assert_eq!(
+        events::prune_open(&db.pool).await.unwrap(),
+        0,
+        "a reopened event is open"
+    );
 
     // a list row newer than the event row the prune reads (a reopen it races) is kept
     sqlx::query("update sepay_open_events set attempts = attempts + 1 where event_id = $1")
@@ -114,7 +140,9 @@ async fn the_work_list_holds_exactly_the_open_events() {
         .execute(&db.pool)
         .await
         .unwrap();
-    events::mark_failed(&db.pool, e3.id, FailureReason::WalletNotLinked, "no wallet").await.unwrap();
+    events::mark_failed(&db.pool, e3.id, FailureReason::WalletNotLinked, "no wallet")
+        .await
+        .unwrap();
     assert_eq!(events::prune_open(&db.pool).await.unwrap(), 0);
 
     // a published event left unbooked past the stale TTL is found on the list and reopened
@@ -128,9 +156,18 @@ async fn the_work_list_holds_exactly_the_open_events() {
         .execute(&db.pool)
         .await
         .unwrap();
-    assert_eq!(events::reopen_stale(&db.pool, policy.stale_after, 100).await.unwrap(), 1);
+    assert_eq!(
+        events::reopen_stale(&db.pool, policy.stale_after, 100).await.unwrap(),
+        1
+    );
     assert!(open_list(&db.pool).await.contains(&(e5.id, 2)));
-    assert!(events::unpublished(&db.pool, Duration::ZERO, 100).await.unwrap().iter().any(|e| e.id == e5.id));
+    assert!(
+        events::unpublished(&db.pool, Duration::ZERO, 100)
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.id == e5.id)
+    );
 
     // an event deleted (its workspace removed) leaves no row behind
     sqlx::query("delete from sepay_webhook_events where id = $1")
@@ -159,7 +196,11 @@ async fn no_index_covers_a_column_the_event_rows_updates_change() {
     .fetch_all(&db.pool)
     .await
     .unwrap();
-    assert_eq!(indexed, ["dedupe_key", "id", "ws_id"], "a new index here makes marks and bookings non-HOT");
+    assert_eq!(
+        indexed,
+        ["dedupe_key", "id", "ws_id"],
+        "a new index here makes marks and bookings non-HOT"
+    );
     let options: Vec<String> =
         sqlx::query_scalar("select unnest(reloptions) from pg_class where oid = 'sepay_webhook_events'::regclass")
             .fetch_all(&db.pool)
