@@ -19,8 +19,8 @@ pub mod workspaces;
 
 pub use error::{StoreError, StoreResult};
 pub use pool::{
-    DEFAULT_DATABASE_URL, DEFAULT_DB_ACQUIRE_TIMEOUT_MS, DEFAULT_DB_MAX_CONNECTIONS, DbConfig, connect, drop_database,
-    migrate,
+    DEFAULT_DATABASE_URL, DEFAULT_DB_ACQUIRE_TIMEOUT_MS, DEFAULT_DB_MAX_CONNECTIONS, DbConfig, MIGRATOR, connect,
+    drop_database, migrate,
 };
 pub use sqlx::PgPool;
 

@@ -5,6 +5,7 @@ use sqlx::{PgPool, Postgres};
 use std::str::FromStr;
 use std::time::Duration;
 
+/// The schema's migrations, in order (`migrate` runs them all; upgrade tests stop part way).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
 /// `DATABASE_URL`: the local server's `sepay` database.
