@@ -214,22 +214,7 @@ async fn no_index_covers_a_column_the_event_rows_updates_change() {
 #[tokio::test]
 async fn an_upgrade_puts_the_events_already_open_on_the_work_list() {
     const BEFORE_THE_WORK_LIST: i64 = 20261201000015;
-    let admin = sepay_testkit::admin_database_url();
-    let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    // named like the test databases, so a leftover is swept with them
-    let url = format!("{base}/sepay_test_{now}_{}", uuid::Uuid::new_v4().simple());
-    let admin_pool = PgPool::connect(&admin).await.unwrap();
-    let name = url.rsplit_once('/').unwrap().1;
-    sqlx::query(sqlx::AssertSqlSafe(format!("create database \"{name}\"")))
-        .execute(&admin_pool)
-        .await
-        .unwrap();
-    let db = PgPool::connect(&url).await.unwrap();
-    sepay_store::MIGRATOR.run_to(BEFORE_THE_WORK_LIST, &db).await.unwrap();
+    let db = TestDb::migrated_to(BEFORE_THE_WORK_LIST).await;
     let ids: Vec<i64> = sqlx::query_scalar(
         "with ws as (insert into workspaces (name) values ('upgraded') returning id)
          insert into sepay_webhook_events (ws_id, source, dedupe_key, payload, status)
@@ -237,11 +222,9 @@ async fn an_upgrade_puts_the_events_already_open_on_the_work_list() {
            from ws, (values ('a', 'received'), ('b', 'processed'), ('c', 'received'), ('d', 'failed')) as v(key, status)
          returning id",
     )
-    .fetch_all(&db)
+    .fetch_all(&db.pool)
     .await
     .unwrap();
-    sepay_store::migrate(&db).await.unwrap();
-    assert_eq!(open_list(&db).await, vec![(ids[0], 1), (ids[2], 1)]);
-    db.close().await;
-    sepay_store::drop_database(&url).await.unwrap();
+    sepay_store::migrate(&db.pool).await.unwrap();
+    assert_eq!(open_list(&db.pool).await, vec![(ids[0], 1), (ids[2], 1)]);
 }

@@ -32,6 +32,29 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new() -> Self {
+        let config = Self::fresh_config().await;
+        let pool = sepay_store::connect(&config).await.expect("test database");
+        Self { pool, config }
+    }
+
+    /// A database migrated only up to `version` (an upgrade test stores rows, then migrates the
+    /// rest with `sepay_store::migrate`).
+    pub async fn migrated_to(version: i64) -> Self {
+        use sqlx::migrate::MigrateDatabase;
+        let config = Self::fresh_config().await;
+        sqlx::Postgres::create_database(&config.database_url)
+            .await
+            .expect("test database");
+        let pool = config.lazy_pool().expect("test database");
+        sepay_store::MIGRATOR
+            .run_to(version, &pool)
+            .await
+            .expect("migrations up to the version");
+        Self { pool, config }
+    }
+
+    /// A new database's settings (not created yet), after dropping those of runs over an hour old.
+    async fn fresh_config() -> DbConfig {
         let admin = admin_database_url();
         let admin_pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(1)
@@ -59,14 +82,12 @@ impl TestDb {
             .rsplit_once('/')
             .map(|(b, _)| b.to_owned())
             .unwrap_or(admin.clone());
-        let config = DbConfig {
+        DbConfig {
             database_url: format!("{base}/{name}"),
             db_max_connections: 20,
             db_acquire_timeout_ms: 5000,
             ..Default::default()
-        };
-        let pool = sepay_store::connect(&config).await.expect("test database");
-        Self { pool, config }
+        }
     }
 }
 
