@@ -715,11 +715,11 @@ pub async fn list(pool: &PgPool, filter: &EventFilter) -> StoreResult<Vec<Event>
 
 /// Marks an open event failed; a row already booked is left alone.
 pub async fn mark_failed(pool: &PgPool, id: i64, reason: FailureReason, detail: &str) -> StoreResult<()> {
-    sqlx::query(
-        "update sepay_webhook_events
-            set status = $4, failure_reason = $2, failure_detail = $3, published_at = coalesce(published_at, now())
-          where id = $1 and status = any($5)",
-    )
+    sqlx::query(concat!(
+        "update sepay_webhook_events set status = $4, failure_reason = $2, failure_detail = $3, ",
+        note_published_on_close!(),
+        " where id = $1 and status = any($5)"
+    ))
     .bind(id)
     .bind(reason.as_str())
     .bind(detail)
@@ -733,12 +733,12 @@ pub async fn mark_failed(pool: &PgPool, id: i64, reason: FailureReason, detail: 
 /// Marks an event processed that books nothing (a Striga payout's settlement); false when it was
 /// not open (a redelivery).
 pub async fn mark_processed_without_booking(pool: &PgPool, id: i64) -> StoreResult<bool> {
-    let done = sqlx::query(
+    let done = sqlx::query(concat!(
         "update sepay_webhook_events
-            set status = $2, processed_at = now(), failure_reason = null, failure_detail = null,
-                published_at = coalesce(published_at, now())
-          where id = $1 and status = any($3)",
-    )
+                set status = $2, processed_at = now(), failure_reason = null, failure_detail = null, ",
+        note_published_on_close!(),
+        " where id = $1 and status = any($3)"
+    ))
     .bind(id)
     .bind(Trigger::Book.to().as_str())
     .bind(lifecycle::spellings(Trigger::Book.from()))

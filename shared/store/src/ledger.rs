@@ -93,15 +93,16 @@ async fn settle_outcome(pool: &PgPool, b: &Booking, open: bool, created: Option<
         (false, _) => Ok(Booked::AlreadyProcessed),
         (true, Some(id)) => Ok(Booked::Created(id)),
         (true, None) => {
-            let duplicate_of: Option<Uuid> = sqlx::query_scalar(
+            let duplicate_of: Option<Uuid> = sqlx::query_scalar(concat!(
                 "update sepay_webhook_events e
                     set status = $5, created_transaction_id = t.id, wallet_id = $4, processed_at = now(),
-                        published_at = coalesce(e.published_at, now()), failure_reason = null, failure_detail = null
-                   from wallet_transactions t
+                        failure_reason = null, failure_detail = null, ",
+                note_published_on_close!(),
+                " from wallet_transactions t
                   where e.id = $1 and e.status = any($6) and t.ws_id = $2
                     and (t.external_ref = $3 or t.identity_key = $7)
-                 returning t.id",
-            )
+                 returning t.id"
+            ))
             .bind(b.event_id)
             .bind(b.ws_id)
             .bind(&b.external_ref)
@@ -156,7 +157,7 @@ async fn book_together(pool: &PgPool, bookings: &[&Booking]) -> StoreResult<Vec<
     for b in bookings {
         cols.push(b);
     }
-    let rows: Vec<(i32, bool, Option<Uuid>)> = sqlx::query_as(
+    let rows: Vec<(i32, bool, Option<Uuid>)> = sqlx::query_as(concat!(
         "with input as (
            select * from unnest($1::int[], $2::bigint[], $3::uuid[], $4::uuid[], $5::numeric[], $6::text[],
                                 $7::uuid[], $8::text[], $9::bool[], $10::timestamptz[], $11::text[], $12::text[],
@@ -222,15 +223,15 @@ async fn book_together(pool: &PgPool, bookings: &[&Booking]) -> StoreResult<Vec<
          marked as (
            update sepay_webhook_events e
               set status = $24, created_transaction_id = b.id, wallet_id = b.wallet_id,
-                  processed_at = now(), failure_reason = null, failure_detail = null,
-                  -- the processor had it, so it was published: the mark, if still to come, is skipped
-                  published_at = coalesce(e.published_at, now())
+                  processed_at = now(), failure_reason = null, failure_detail = null, ",
+        note_published_on_close!(),
+        "
              from booked b where e.id = b.event_id
            returning e.id)
          select i.ord, i.event_id in (select id from event), b.id
            from input i left join booked b on b.event_id = i.event_id
-          order by i.ord",
-    )
+          order by i.ord"
+    ))
     .bind(cols.ord)
     .bind(cols.event_id)
     .bind(cols.ws_id)

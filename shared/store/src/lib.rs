@@ -1,6 +1,15 @@
 //! Postgres access: the only crate with SQL. Every function takes a pool (or a transaction) and
 //! returns typed rows; the decisions it applies come from `sepay-core`.
 
+/// What every statement that closes an event (booked, failed, a duplicate) sets besides its
+/// status: the event was published, since the processor had its message. A publication mark
+/// still to come then skips the row (`events::mark_published_many`), so it gets no extra version.
+macro_rules! note_published_on_close {
+    () => {
+        "published_at = coalesce(published_at, now())"
+    };
+}
+
 pub mod balances;
 pub mod baseline;
 pub mod classification;
