@@ -74,8 +74,16 @@ fn deliveries(args: &BenchArgs, seed: i64) -> Vec<Value> {
 /// caches fill. Both get the same.
 const WARM_UP: usize = 3000;
 
-fn warm_up_deliveries(args: &BenchArgs, seed: i64) -> Vec<Value> {
-    payloads(args, seed, 0.0, WARM_UP)
+/// Posts a server's [`WARM_UP`] deliveries (new ones, `seed` keeps them apart), untimed.
+async fn post_warm_up(
+    http: &reqwest::Client,
+    url: &str,
+    auth: &str,
+    args: &BenchArgs,
+    seed: i64,
+) -> anyhow::Result<()> {
+    post_all(http, url, auth, &payloads(args, seed, 0.0, WARM_UP), args.concurrency).await?;
+    Ok(())
 }
 
 /// Realistic deliveries: unique ids, `repeat_share` of repeats (0: every one new), some
@@ -687,14 +695,7 @@ async fn phases(
     let (express, express_rate, express_skipped) =
         match Express::start(&args.express_dir, &db_config.database_url, args.concurrency).await {
             Ok(server) => {
-                post_all(
-                    &http,
-                    &server.url,
-                    &server.auth,
-                    &warm_up_deliveries(args, 11),
-                    args.concurrency,
-                )
-                .await?;
+                post_warm_up(&http, &server.url, &server.auth, args, 11).await?;
                 let payloads = deliveries(args, 10);
                 let without_id = payloads.iter().filter(|p| p.get("id").is_none()).count();
                 let measured = post_all(&http, &server.url, &server.auth, &payloads, args.concurrency).await;
@@ -735,14 +736,7 @@ async fn phases(
     let flood_ws_id = flood_ws.as_ref().map(|w| w.ws_id);
     let ingress = services.ingress(&format!("bench{stamp}"), port).await?;
     warm_up(&http, &ingress, services.ingress_connections).await;
-    post_all(
-        &http,
-        &ws.url,
-        &ws.auth,
-        &warm_up_deliveries(args, 12),
-        args.concurrency,
-    )
-    .await?;
+    post_warm_up(&http, &ws.url, &ws.auth, args, 12).await?;
     let payloads = deliveries(args, 2);
     let (hist, took, failed) = post_all(&http, &ws.url, &ws.auth, &payloads, args.concurrency).await?;
     let rate = args.deliveries as f64 / took.as_secs_f64();
