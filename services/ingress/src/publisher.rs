@@ -5,11 +5,11 @@
 //! [`QUEUE`] publications are already waiting (back-pressure), so memory stays bounded.
 
 use crate::background::PublishedMarks;
+use futures::StreamExt;
 use sepay_bus::Bus;
 use sepay_store::events::EventRef;
 use sepay_telemetry::metrics;
-use std::sync::Arc;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tracing::Instrument;
 
 /// Publications waiting for a slot; past this, requests wait to queue theirs.
@@ -37,24 +37,15 @@ impl Publisher {
     }
 }
 
-async fn publish_queued(bus: Bus, marks: PublishedMarks, mut rx: mpsc::Receiver<(EventRef, tracing::Span)>) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    let mut in_flight = tokio::task::JoinSet::new();
-    while let Some((event, span)) = rx.recv().await {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            break;
-        };
-        let (bus, marks) = (bus.clone(), marks.clone());
-        in_flight.spawn(
-            async move {
-                publish(&bus, &marks, &event).await;
-                drop(slot);
-            }
-            .instrument(span),
-        );
-        while in_flight.try_join_next().is_some() {}
-    }
-    while in_flight.join_next().await.is_some() {}
+/// Publishes what is queued, [`IN_FLIGHT`] at once, until the queue is closed and drained.
+async fn publish_queued(bus: Bus, marks: PublishedMarks, rx: mpsc::Receiver<(EventRef, tracing::Span)>) {
+    let queued = futures::stream::unfold(rx, |mut rx| async { rx.recv().await.map(|item| (item, rx)) });
+    queued
+        .for_each_concurrent(IN_FLIGHT, |(event, span)| {
+            let (bus, marks) = (&bus, &marks);
+            async move { publish(bus, marks, &event).await }.instrument(span)
+        })
+        .await;
 }
 
 /// A failure is logged, not returned: the row is safe and the relay publishes it once NATS
