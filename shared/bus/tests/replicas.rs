@@ -15,10 +15,22 @@ async fn bus_with(config: &NatsConfig, replicas: usize) -> Bus {
     Bus::connect(&config).await.expect("tests need NATS with JetStream")
 }
 
-/// The stream's replica count as the server reports it now.
+/// The stream's replica count as the server reports it now. A cluster that has just formed may
+/// answer a created stream's info with "stream not found" for a moment (the node the client
+/// asks has not applied the creation yet): asked again for up to 10 s.
 async fn replicas_of(stream: sepay_bus::BusResult<async_nats::jetstream::stream::Stream>) -> usize {
     let mut stream = stream.expect("stream");
-    stream.info().await.expect("stream info").config.num_replicas
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match stream.info().await {
+            Ok(info) => return info.config.num_replicas,
+            Err(err) if Instant::now() < deadline => {
+                eprintln!("stream info not yet: {err}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(err) => panic!("stream info: {err:?}"),
+        }
+    }
 }
 
 #[tokio::test]
