@@ -43,10 +43,14 @@ pub struct DevMode {
 
 /// Telemetry, Postgres (created and migrated), NATS, signal handling, then `service`; a start-up
 /// failure is one line on stderr and exit code 1.
+///
+/// The service runs as a spawned task: `#[tokio::main]`'s own future is polled by the main thread,
+/// outside the worker pool, so a consumer loop left there would be woken across threads for every
+/// message and would use one core at most.
 pub async fn run_service<F, Fut>(name: &str, db: &DbConfig, nats: &NatsConfig, service: F) -> ExitCode
 where
     F: FnOnce(PgPool, Bus, CancellationToken) -> Fut,
-    Fut: Future<Output = anyhow::Result<()>>,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     let _telemetry = sepay_telemetry::init(
         name,
@@ -56,7 +60,9 @@ where
     let result = async {
         let db = sepay_store::connect(db).await?;
         let bus = Bus::connect(nats).await?;
-        service(db, bus, shutdown).await
+        tokio::spawn(service(db, bus, shutdown))
+            .await
+            .map_err(|e| anyhow::anyhow!("the service task ended abnormally: {e}"))?
     }
     .await;
     match result {
