@@ -5,7 +5,7 @@
 //! (before the first LISTEN, after a lost connection until it is back), and a read that raced an
 //! announcement is not kept (a generation count), so a change applies to the next event.
 
-use sepay_store::classification::RuleRow;
+use sepay_core::classify::Rule;
 use sepay_store::{PgPool, StoreResult};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,7 +45,8 @@ struct State {
     /// Bumped by every announcement: a read that started before one is not kept.
     generation: u64,
     wallets: HashMap<WalletKey, Option<(Uuid, String)>>,
-    rules: HashMap<Uuid, Arc<Vec<RuleRow>>>,
+    /// parsed once when read, not once per event
+    rules: HashMap<Uuid, Arc<Vec<Rule<Uuid>>>>,
 }
 
 pub struct BookingSettings {
@@ -107,8 +108,8 @@ impl BookingSettings {
         Ok(found)
     }
 
-    /// `classification::rules`, cached.
-    pub async fn rules(&self, ws_id: Uuid) -> StoreResult<Arc<Vec<RuleRow>>> {
+    /// `classification::rules`, compiled and cached.
+    pub async fn rules(&self, ws_id: Uuid) -> StoreResult<Arc<Vec<Rule<Uuid>>>> {
         let generation = {
             let state = self.state();
             if let Some(found) = state.rules.get(&ws_id) {
@@ -116,7 +117,9 @@ impl BookingSettings {
             }
             state.generation
         };
-        let found = Arc::new(sepay_store::classification::rules(&self.db, ws_id).await?);
+        let found = Arc::new(crate::classify::compile_rules(
+            &sepay_store::classification::rules(&self.db, ws_id).await?,
+        ));
         if self.listening.load(Ordering::Acquire) {
             let mut state = self.state();
             if state.generation == generation {
