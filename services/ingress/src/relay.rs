@@ -29,20 +29,29 @@ impl From<&IngressConfig> for RelayConfig {
     }
 }
 
+/// Work-list rows a prune pass reads at most: above the booking rate of the design's peak
+/// (1,160/s) at one pass a second, and about 50 ms of Postgres however long the list (a million
+/// open rows: 48 ms, against 1.17 s for a pass over the whole list).
+const PRUNE_WINDOW: i64 = 10_000;
+/// The backlog gauge counts no further (a capped count took 0.11 s at a million waiting).
+const BACKLOG_COUNTED_UP_TO: i64 = 100_000;
+
 pub async fn run(config: RelayConfig, db: PgPool, bus: Bus, shutdown: CancellationToken) {
     let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut prune_after = 0;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        // the work list's closed rows, whether or not NATS is there
-        if let Err(err) = events::prune_open(&db).await {
-            tracing::warn!(error = %err, "relay could not prune its work list");
+        // the work list's closed rows, whether or not NATS is there; a window a pass
+        match events::prune_open(&db, prune_after, PRUNE_WINDOW).await {
+            Ok(pruned) => prune_after = pruned.next_after,
+            Err(err) => tracing::warn!(error = %err, "relay could not prune its work list"),
         }
         if !bus.is_connected() {
-            if let Ok(backlog) = events::relay_backlog(&db).await {
+            if let Ok(backlog) = events::relay_backlog(&db, BACKLOG_COUNTED_UP_TO).await {
                 metrics::gauge!("sepay_relay_backlog").set(backlog as f64);
             }
             continue;
@@ -74,6 +83,6 @@ async fn pass(config: &RelayConfig, db: &PgPool, bus: &Bus) -> anyhow::Result<us
         metrics::counter!("sepay_relay_published_total").increment(1);
         published += 1;
     }
-    metrics::gauge!("sepay_relay_backlog").set(events::relay_backlog(db).await? as f64);
+    metrics::gauge!("sepay_relay_backlog").set(events::relay_backlog(db, BACKLOG_COUNTED_UP_TO).await? as f64);
     Ok(published)
 }

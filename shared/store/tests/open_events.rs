@@ -87,11 +87,16 @@ async fn the_work_list_holds_exactly_the_open_events() {
     );
     let unpublished = events::unpublished(&db.pool, Duration::ZERO, 100).await.unwrap();
     assert_eq!(ids(&unpublished), ids(&all));
-    assert_eq!(events::relay_backlog(&db.pool).await.unwrap(), 5);
+    assert_eq!(events::relay_backlog(&db.pool, 100).await.unwrap(), 5);
+    assert_eq!(
+        events::relay_backlog(&db.pool, 3).await.unwrap(),
+        3,
+        "counted up to its cap"
+    );
 
     // published: no longer the relay's to publish, still open
     events::mark_published(&db.pool, &e5).await.unwrap();
-    assert_eq!(events::relay_backlog(&db.pool).await.unwrap(), 4);
+    assert_eq!(events::relay_backlog(&db.pool, 100).await.unwrap(), 4);
     assert!(
         !events::unpublished(&db.pool, Duration::ZERO, 100)
             .await
@@ -118,9 +123,9 @@ async fn the_work_list_holds_exactly_the_open_events() {
             .unwrap();
     assert_eq!(published, [true, true]);
     assert_eq!(events::mark_published_many(&db.pool, &[(e1.id, 1)]).await.unwrap(), 0);
-    assert_eq!(events::prune_open(&db.pool).await.unwrap(), 2);
+    assert_eq!(events::prune_open(&db.pool, 0, 1000).await.unwrap().removed, 2);
     assert_eq!(open_list(&db.pool).await, vec![(e3.id, 1), (e4.id, 1), (e5.id, 1)]);
-    assert_eq!(events::relay_backlog(&db.pool).await.unwrap(), 2);
+    assert_eq!(events::relay_backlog(&db.pool, 100).await.unwrap(), 2);
 
     // a replay reopens the failed one: on the list again, with its new attempt
     let reopened = events::reopen_failed(&db.pool, Some(seed.ws_id), &[e2.id])
@@ -129,7 +134,7 @@ async fn the_work_list_holds_exactly_the_open_events() {
     assert_eq!(reopened.len(), 1);
     assert!(open_list(&db.pool).await.contains(&(e2.id, 2)));
     assert_eq!(
-        events::prune_open(&db.pool).await.unwrap(),
+        events::prune_open(&db.pool, 0, 1000).await.unwrap().removed,
         0,
         "a reopened event is open"
     );
@@ -143,7 +148,7 @@ async fn the_work_list_holds_exactly_the_open_events() {
     events::mark_failed(&db.pool, e3.id, FailureReason::WalletNotLinked, "no wallet")
         .await
         .unwrap();
-    assert_eq!(events::prune_open(&db.pool).await.unwrap(), 0);
+    assert_eq!(events::prune_open(&db.pool, 0, 1000).await.unwrap().removed, 0);
 
     // a published event left unbooked past the stale TTL is found on the list and reopened
     sqlx::query("update sepay_open_events set opened_at = now() - interval '10 minutes' where event_id = $1")
@@ -175,8 +180,83 @@ async fn the_work_list_holds_exactly_the_open_events() {
         .execute(&db.pool)
         .await
         .unwrap();
-    events::prune_open(&db.pool).await.unwrap();
+    events::prune_open(&db.pool, 0, 1000).await.unwrap();
     assert!(!open_list(&db.pool).await.iter().any(|(id, _)| *id == e4.id));
+}
+
+#[tokio::test]
+async fn the_prune_reads_a_window_of_the_list_a_pass_and_goes_round_it() {
+    let db = TestDb::new().await;
+    let seed = Seeded::new(&db.pool).await;
+    let bodies: Vec<Value> = (1..=5).map(body).collect();
+    let keys: Vec<DedupeKey> = bodies.iter().map(key_of).collect();
+    let batch: Vec<NewEvent> = (0..5)
+        .map(|i| NewEvent {
+            ws_id: seed.ws_id,
+            provider: Provider::Sepay,
+            endpoint_id: Some(seed.endpoint_id),
+            source: EventSource::Webhook,
+            sepay_transaction_id: None,
+            dedupe_key: &keys[i],
+            body: EventBody::Json(&bodies[i]),
+        })
+        .collect();
+    let mut rows: Vec<EventRef> = events::insert_many(&db.pool, &batch, &[])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
+    rows.sort_unstable_by_key(|e| e.id);
+    // all closed but the second, which stays open
+    for (i, event) in rows.iter().enumerate() {
+        if i != 1 {
+            assert!(
+                events::mark_processed_without_booking(&db.pool, event.id)
+                    .await
+                    .unwrap()
+            );
+        }
+    }
+    let id = |i: usize| rows[i].id;
+
+    // two rows a pass: the open one is read and kept; the last pass reads less than its window
+    // and sends the next one back to the beginning
+    let first = events::prune_open(&db.pool, 0, 2).await.unwrap();
+    assert_eq!(
+        first,
+        events::PrunePass {
+            removed: 1,
+            next_after: id(1)
+        }
+    );
+    let second = events::prune_open(&db.pool, first.next_after, 2).await.unwrap();
+    assert_eq!(
+        second,
+        events::PrunePass {
+            removed: 2,
+            next_after: id(3)
+        }
+    );
+    let third = events::prune_open(&db.pool, second.next_after, 2).await.unwrap();
+    assert_eq!(
+        third,
+        events::PrunePass {
+            removed: 1,
+            next_after: 0
+        }
+    );
+    assert_eq!(open_list(&db.pool).await, vec![(id(1), 1)]);
+    // round again: only the open row is left, and it stays
+    let again = events::prune_open(&db.pool, third.next_after, 2).await.unwrap();
+    assert_eq!(
+        again,
+        events::PrunePass {
+            removed: 0,
+            next_after: 0
+        }
+    );
+    assert_eq!(open_list(&db.pool).await, vec![(id(1), 1)]);
 }
 
 #[tokio::test]
