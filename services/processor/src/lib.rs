@@ -232,13 +232,16 @@ async fn consume_with(
     tracing::info!(concurrency = config.processor_concurrency, "sepay-processor consuming");
     tokio::spawn(worker::report_consumer(bus.clone(), shutdown.clone()));
     tokio::spawn(worker::sweep_reservations(db_for_sweeper, shutdown.clone()));
-    worker::consume_loop(
+    // a task of its own: the caller's future may be `#[tokio::main]`'s, polled by the main thread
+    // outside the worker pool, where every message's wake-up would cross threads
+    tokio::spawn(worker::consume_loop(
         worker,
         bus,
         config.consumer_settings(),
         config.processor_concurrency,
         consumer_ready,
         shutdown,
-    )
+    ))
     .await
+    .map_err(|e| anyhow::anyhow!("the consumer loop ended abnormally: {e}"))?
 }

@@ -44,13 +44,14 @@ pub struct DevMode {
 /// Telemetry, Postgres (created and migrated), NATS, signal handling, then `service`; a start-up
 /// failure is one line on stderr and exit code 1.
 ///
-/// The service runs as a spawned task: `#[tokio::main]`'s own future is polled by the main thread,
-/// outside the worker pool, so a consumer loop left there would be woken across threads for every
-/// message and would use one core at most.
+/// The service's own future runs here, which in a binary is `#[tokio::main]`'s: polled by the main
+/// thread, outside tokio's worker pool. That suits an accept loop (the connections it spawns from
+/// outside the pool are spread over the workers), not a loop doing the work itself: the
+/// processor runs its consumer loop as a task of its own.
 pub async fn run_service<F, Fut>(name: &str, db: &DbConfig, nats: &NatsConfig, service: F) -> ExitCode
 where
     F: FnOnce(PgPool, Bus, CancellationToken) -> Fut,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>>,
 {
     let _telemetry = sepay_telemetry::init(
         name,
@@ -60,9 +61,7 @@ where
     let result = async {
         let db = sepay_store::connect(db).await?;
         let bus = Bus::connect(nats).await?;
-        tokio::spawn(service(db, bus, shutdown))
-            .await
-            .map_err(|e| anyhow::anyhow!("the service task ended abnormally: {e}"))?
+        service(db, bus, shutdown).await
     }
     .await;
     match result {
