@@ -233,15 +233,16 @@ async fn consume_with(
     tokio::spawn(worker::report_consumer(bus.clone(), shutdown.clone()));
     tokio::spawn(worker::sweep_reservations(db_for_sweeper, shutdown.clone()));
     // a task of its own: the caller's future may be `#[tokio::main]`'s, polled by the main thread
-    // outside the worker pool, where every message's wake-up would cross threads
-    tokio::spawn(worker::consume_loop(
+    // outside the worker pool, where every message's wake-up would cross threads. Dropping the
+    // caller's future stops it, as when the loop ran inside it.
+    tokio_util::task::AbortOnDropHandle::new(tokio::spawn(worker::consume_loop(
         worker,
         bus,
         config.consumer_settings(),
         config.processor_concurrency,
         consumer_ready,
         shutdown,
-    ))
+    )))
     .await
     .map_err(|e| anyhow::anyhow!("the consumer loop ended abnormally: {e}"))?
 }

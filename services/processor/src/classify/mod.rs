@@ -14,7 +14,8 @@ pub use llm::{
     DEFAULT_LLM_CREDITS_PER_CALL, DEFAULT_LLM_MIN_CONFIDENCE, DEFAULT_LLM_MODEL, DEFAULT_LLM_TAGGER,
     DEFAULT_LLM_TIMEOUT_MS, LlmConfig, LlmEnricher, LlmTagger,
 };
-pub use rules::{Rules, compile as compile_rules};
+pub use rules::Rules;
+pub(crate) use rules::compile as compile_rules;
 
 use sepay_core::NormalizedTransaction;
 use uuid::Uuid;
