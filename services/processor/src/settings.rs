@@ -6,6 +6,7 @@
 //! announcement is not kept (a generation count), so a change applies to the next event.
 
 use sepay_core::classify::Rule;
+use sepay_store::classification::RuleRow;
 use sepay_store::{PgPool, StoreResult};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -117,9 +118,8 @@ impl BookingSettings {
             }
             state.generation
         };
-        let found = Arc::new(crate::classify::compile_rules(
-            &sepay_store::classification::rules(&self.db, ws_id).await?,
-        ));
+        let rows = sepay_store::classification::rules(&self.db, ws_id).await?;
+        let found: Arc<Vec<Rule<Uuid>>> = Arc::new(rows.iter().filter_map(RuleRow::rule).collect());
         if self.listening.load(Ordering::Acquire) {
             let mut state = self.state();
             if state.generation == generation {

@@ -21,12 +21,30 @@ pub struct RuleRow {
 }
 
 impl RuleRow {
+    /// The stored conditions, parsed.
+    fn parsed_conditions(&self) -> Result<Vec<sepay_core::classify::Condition>, serde_json::Error> {
+        serde_json::from_value(self.conditions.clone())
+    }
+
     /// The conditions as an admin writes them (`content contains grab`).
     pub fn condition_texts(&self) -> Vec<String> {
-        match serde_json::from_value::<Vec<sepay_core::classify::Condition>>(self.conditions.clone()) {
+        match self.parsed_conditions() {
             Ok(conditions) => conditions.iter().map(ToString::to_string).collect(),
             Err(_) => vec![self.conditions.to_string()],
         }
+    }
+
+    /// The row as the rule the processor applies; none when its conditions do not parse (the
+    /// admin page and `sepayctl` parse a rule before storing it, so only a row written by hand
+    /// can be one).
+    pub fn rule(&self) -> Option<sepay_core::classify::Rule<Uuid>> {
+        Some(sepay_core::classify::Rule {
+            match_all: self.match_all,
+            conditions: self.parsed_conditions().ok()?,
+            category: self.category_id,
+            tags: self.tags.clone(),
+            stop_processing: self.stop_processing,
+        })
     }
 }
 
@@ -338,4 +356,38 @@ pub async fn credit_ledger(pool: &PgPool, ws_id: Uuid) -> StoreResult<(i64, i64,
     .bind(ws_id)
     .fetch_one(pool)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn row(name: &str, conditions: serde_json::Value) -> RuleRow {
+        RuleRow {
+            id: Uuid::new_v4(),
+            position: 0,
+            name: name.into(),
+            match_all: true,
+            conditions,
+            category_id: Some(Uuid::new_v4()),
+            category_name: None,
+            tags: vec![name.into()],
+            stop_processing: false,
+        }
+    }
+
+    #[test]
+    fn rows_compile_in_order_and_a_row_that_does_not_parse_is_skipped() {
+        let rows = [
+            row("grab", json!([{"field": "content", "op": "contains", "value": "grab"}])),
+            row("by hand", json!({"not": "a list of conditions"})),
+            row("rent", json!([{"field": "content", "op": "contains", "value": "rent"}])),
+        ];
+        let rules: Vec<_> = rows.iter().filter_map(RuleRow::rule).collect();
+        let tags: Vec<&str> = rules.iter().map(|r| r.tags[0].as_str()).collect();
+        assert_eq!(tags, ["grab", "rent"]);
+        assert_eq!(rules[1].category, rows[2].category_id);
+        assert_eq!(rules[0].conditions.len(), 1);
+    }
 }

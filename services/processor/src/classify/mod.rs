@@ -15,7 +15,6 @@ pub use llm::{
     DEFAULT_LLM_TIMEOUT_MS, LlmConfig, LlmEnricher, LlmTagger,
 };
 pub use rules::Rules;
-pub(crate) use rules::compile as compile_rules;
 
 use sepay_core::NormalizedTransaction;
 use uuid::Uuid;
